@@ -1,0 +1,247 @@
+"""Pydantic models of catalog.yaml: models, their architecture fields, and accelerators."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+Task = Literal["chat", "completion", "fill-mask"]
+Dtype = Literal["float32", "bfloat16", "float16"]
+WeightFormat = Literal["safetensors", "pickle", "gguf"]
+ParamsSource = Literal["hub-safetensors", "model-card", "paper", "computed"]
+
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kKmMgGtT]?)(i?)[bB]?\s*$")
+_UNIT_POWER = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
+
+#: Largest size any field may state (1 PB): anything above is a typo, not a machine.
+MAX_BYTES = 10**15
+
+
+def parse_bytes(value: object) -> object:
+    """Turn '80GB', '79.2GiB' or 24_000_000_000 into int bytes; leave anything else for pydantic to reject."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        match = _SIZE.match(value)
+        if match:
+            number, prefix, binary = match.groups()
+            base = 1024 if binary else 1000
+            return round(float(number) * base ** _UNIT_POWER[prefix.lower()])
+    return value
+
+
+Bytes = Annotated[int, BeforeValidator(parse_bytes), Field(ge=0, le=MAX_BYTES)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class Strict(BaseModel):
+    """Base: unknown keys are errors and values are never silently coerced to another meaning."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class Architecture(Strict):
+    """The config.json fields that parameter count and memory depend on (names follow Llama's config)."""
+
+    num_layers: Annotated[int, Field(gt=0, le=1000)]
+    """Transformer blocks (num_hidden_layers / n_layer / n_layers)."""
+    hidden_size: Annotated[int, Field(gt=0, le=131072)]
+    """Model width (hidden_size / n_embd / d_model)."""
+    intermediate_size: Annotated[int, Field(gt=0, le=1048576)] | None = None
+    """Feed-forward width of a dense block (n_inner / ffn_hidden_size); None where the family derives it."""
+    num_attention_heads: Annotated[int, Field(gt=0, le=4096)]
+    """Query heads."""
+    num_key_value_heads: Annotated[int, Field(gt=0, le=4096)] | None = None
+    """Key/value heads: equal to num_attention_heads for multi-head, 1 for multi-query, fewer for GQA."""
+    head_dim: Annotated[int, Field(gt=0, le=4096)] | None = None
+    """Explicit per-head width where it is not hidden_size / num_attention_heads (Gemma: 256)."""
+    vocab_size: Annotated[int, Field(gt=0, le=10_000_000)]
+    """Rows of the token embedding."""
+    tie_word_embeddings: bool
+    """Whether the output layer shares the input embedding's weights."""
+    attention_bias: bool | None = None
+    """Bias on the q/k/v projections; None means the family's default."""
+    mlp_bias: bool | None = None
+    """Bias on the feed-forward projections; None means the family's default."""
+    sliding_window: Annotated[int, Field(gt=0)] | None = None
+    """Tokens a sliding-window attention layer keeps in its cache; None for full attention everywhere."""
+    global_attention_every: Annotated[int, Field(gt=0)] | None = None
+    """With a sliding window: every Nth layer (1-based) attends globally (Gemma 2: 2); None means all slide."""
+    # Mixture of experts
+    num_experts: Annotated[int, Field(gt=0, le=4096)] | None = None
+    """Routed experts per MoE layer."""
+    experts_per_token: Annotated[int, Field(gt=0)] | None = None
+    """Routed experts each token uses."""
+    moe_intermediate_size: Annotated[int, Field(gt=0)] | None = None
+    """Feed-forward width of one routed expert where it differs from intermediate_size."""
+    num_shared_experts: Annotated[int, Field(ge=0)] | None = None
+    """Always-on experts per MoE layer (DeepSeek)."""
+    first_dense_layers: Annotated[int, Field(ge=0)] | None = None
+    """Leading layers that use a dense feed-forward instead of experts (first_k_dense_replace)."""
+    # Multi-head latent attention (DeepSeek-V2/V3)
+    q_lora_rank: Annotated[int, Field(gt=0)] | None = None
+    """Rank of the low-rank query projection (MLA)."""
+    kv_lora_rank: Annotated[int, Field(gt=0)] | None = None
+    """Width of the compressed key/value latent that MLA caches."""
+    qk_nope_head_dim: Annotated[int, Field(gt=0)] | None = None
+    """Per-head query/key width without rotary position (MLA)."""
+    qk_rope_head_dim: Annotated[int, Field(gt=0)] | None = None
+    """Per-head query/key width that carries rotary position (MLA); cached once per token."""
+    v_head_dim: Annotated[int, Field(gt=0)] | None = None
+    """Per-head value width (MLA)."""
+    config_extras: dict[str, int | float | bool | str | None] = Field(default_factory=dict)
+    """Other config.json keys, verbatim, needed to rebuild the exact architecture in transformers."""
+
+    @property
+    def kv_heads(self) -> int:
+        """Key/value heads, defaulting to multi-head attention."""
+        return self.num_key_value_heads or self.num_attention_heads
+
+    @property
+    def head_width(self) -> int:
+        """Per-head width: the explicit head_dim, else hidden_size / num_attention_heads."""
+        return self.head_dim or self.hidden_size // self.num_attention_heads
+
+    @property
+    def is_moe(self) -> bool:
+        """Whether feed-forward blocks are routed experts."""
+        return bool(self.num_experts)
+
+    @property
+    def is_mla(self) -> bool:
+        """Whether attention is multi-head latent attention (caches a compressed latent)."""
+        return self.kv_lora_rank is not None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Architecture:
+        if self.head_dim is None and not self.is_mla and self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"num_attention_heads ({self.num_attention_heads}) does not divide hidden_size "
+                f"({self.hidden_size}); give head_dim explicitly if the model really uses uneven heads"
+            )
+        if self.num_attention_heads % self.kv_heads:
+            raise ValueError(
+                f"num_key_value_heads ({self.kv_heads}) does not divide num_attention_heads "
+                f"({self.num_attention_heads})"
+            )
+        if self.kv_heads > self.num_attention_heads:
+            raise ValueError("num_key_value_heads is larger than num_attention_heads")
+        if (self.num_experts is None) != (self.experts_per_token is None):
+            raise ValueError("num_experts and experts_per_token go together")
+        if self.num_experts and self.experts_per_token and self.experts_per_token > self.num_experts:
+            raise ValueError("experts_per_token is larger than num_experts")
+        mla = (self.kv_lora_rank, self.qk_nope_head_dim, self.qk_rope_head_dim, self.v_head_dim)
+        if any(v is not None for v in mla) and any(v is None for v in mla):
+            raise ValueError("MLA needs kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim and v_head_dim together")
+        if self.global_attention_every is not None and self.sliding_window is None:
+            raise ValueError("global_attention_every needs sliding_window")
+        if self.first_dense_layers is not None and self.first_dense_layers > self.num_layers:
+            raise ValueError("first_dense_layers is larger than num_layers")
+        return self
+
+
+class ModelCard(Strict):
+    """One open model: who publishes it, what it does, and what its memory depends on."""
+
+    id: Annotated[str, Field(min_length=3, pattern=r"^[\w.\-]+/[\w.\-]+$")]
+    """Hugging Face repo id, e.g. h2oai/h2o-danube-1.8b-chat."""
+    aliases: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    """Short names users type (danube-1.8b-chat)."""
+    family: Annotated[str, Field(min_length=1)]
+    """Model family for filtering (llama-3.1, qwen2.5, falcon …)."""
+    model_type: Annotated[str, Field(min_length=1)]
+    """transformers' model_type from config.json (llama, mistral, falcon, gpt2 …)."""
+    task: Task
+    """What a session does with it: chat (has a chat template), completion, or fill-mask."""
+    license: Annotated[str, Field(min_length=1)]
+    """Licence identifier (apache-2.0, llama3.1, gemma, mit …)."""
+    gated: bool = False
+    """Whether the Hub asks users to accept terms before downloading."""
+    native_dtype: Dtype
+    """dtype the weights are published in (config.json torch_dtype)."""
+    context_length: Annotated[int, Field(gt=0, le=10_000_000)]
+    """Longest context the model supports (max_position_embeddings or the documented window)."""
+    params: Annotated[int, Field(gt=0, le=10**13)]
+    """Published parameter count (the Hub's safetensors total where published), exact."""
+    params_source: ParamsSource = "hub-safetensors"
+    """Where `params` comes from; 'computed' means no total is published and the analytic count is used."""
+    stored_extra_params: Annotated[int, Field(ge=0)] = 0
+    """Values stored in the published files that the transformers model does not build as parameters."""
+    stored_extra_note: str | None = None
+    """Why the published total is larger (attention-mask buffers, a multi-token-prediction layer …)."""
+    remote_code: bool = False
+    """Whether loading needs trust_remote_code (transformers has no native class)."""
+    weight_format: WeightFormat = "safetensors"
+    """How the Hub repo stores weights; pickle-only repos need --allow-pickle."""
+    revision: str | None = None
+    """Pinned Hub revision (commit or tag), if any."""
+    architecture: Architecture
+    """The config.json fields memory depends on."""
+    unconfirmed: list[str] = Field(default_factory=list)
+    """Fields whose values could not be confirmed against a published config.json."""
+    source: str | None = None
+    """Where the values were read (config.json URL)."""
+    description: str | None = None
+    """One line for people browsing."""
+
+    @model_validator(mode="after")
+    def _stored_note(self) -> ModelCard:
+        if self.stored_extra_params and not self.stored_extra_note:
+            raise ValueError("stored_extra_params needs stored_extra_note saying what the extra values are")
+        return self
+
+
+class Accelerator(Strict):
+    """A GPU model and the figures the planner and speed estimates use."""
+
+    id: Annotated[str, Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9.\-]*$")]
+    """Short lowercase name used in hardware specs (a100-80gb, rtx-4090)."""
+    name: str
+    """Marketing name as NVML reports it (NVIDIA A100-SXM4-80GB)."""
+    aliases: list[str] = Field(default_factory=list)
+    """Other names accepted in specs and matched against NVML names."""
+    vendor: Literal["nvidia", "amd", "apple"] = "nvidia"
+    """Who makes it."""
+    memory_bytes: Bytes
+    """Memory quoted on the box (vendors quote GB = 10^9 bytes)."""
+    usable_memory_bytes: Bytes | None = None
+    """Memory the driver reports as total, when known (lower than the quoted figure)."""
+    bandwidth_bytes_per_s: Annotated[int, BeforeValidator(parse_bytes), Field(gt=0)]
+    """Peak memory bandwidth in bytes per second."""
+    bf16_tflops: Annotated[float, Field(gt=0)]
+    """Dense bf16/fp16 tensor throughput in TFLOP/s (no sparsity)."""
+    compute_capability: Annotated[str, Field(pattern=r"^\d+\.\d+$")]
+    """CUDA compute capability; bf16 needs 8.0 or newer."""
+    interconnect: Literal["nvlink", "pcie"] = "pcie"
+    """How GPUs of this kind are usually linked inside one machine."""
+    interconnect_bytes_per_s: Annotated[int, BeforeValidator(parse_bytes), Field(gt=0)] | None = None
+    """Per-GPU bandwidth of that link, when known."""
+    source: Annotated[str, Field(min_length=1)]
+    """Where the figures come from."""
+
+    @property
+    def total_bytes(self) -> int:
+        """Memory to plan with: the driver-reported total where known, else the quoted figure."""
+        return self.usable_memory_bytes or self.memory_bytes
+
+    @property
+    def supports_bf16(self) -> bool:
+        """bf16 kernels need compute capability 8.0 (Ampere) or newer."""
+        return int(self.compute_capability.split(".")[0]) >= 8
+
+
+class CatalogFile(Strict):
+    """The whole catalog.yaml (or a user overlay, where every section is optional)."""
+
+    schema_version: Literal[1] = 1
+    """Format version of this file."""
+    models: list[ModelCard] = Field(default_factory=list)
+    """Models, in display order."""
+    accelerators: list[Accelerator] = Field(default_factory=list)
+    """GPU kinds that hardware specs may name."""

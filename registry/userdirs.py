@@ -1,0 +1,29 @@
+"""Where Berth keeps user files: XDG config and data folders, or BERTH_HOME for both (read at call time)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def config_dir() -> Path:
+    """Folder of the user's catalog overlay and settings (~/.config/berth or $BERTH_HOME)."""
+    home = os.environ.get("BERTH_HOME")
+    if home:
+        return Path(home).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base).expanduser() / "berth"
+
+
+def data_dir() -> Path:
+    """Folder of the history and measurements store (~/.local/share/berth or $BERTH_HOME)."""
+    home = os.environ.get("BERTH_HOME")
+    if home:
+        return Path(home).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base).expanduser() / "berth"
+
+
+def overlay_path() -> Path:
+    """The user's catalog overlay file (it may not exist)."""
+    return config_dir() / "catalog.yaml"
