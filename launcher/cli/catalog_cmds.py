@@ -1,0 +1,170 @@
+"""`berth show MODEL` and `berth catalog validate|add`: one entry's needs, and checking catalog files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from launcher import display
+from launcher.cli.context import echo_json, get_catalog
+from launcher.cli.errors import EXIT_USAGE
+from registry.catalog import check_catalog_file, default_catalog_path
+from registry.memory import (
+    estimate_memory,
+    kv_bytes_per_token,
+    kv_cache_bytes,
+    precisions_for,
+)
+from registry.params import layout
+from registry.schema import ModelCard
+
+#: Context used for memory tables when the user does not give one (capped at the model's own maximum).
+DEFAULT_CONTEXT = 4096
+
+
+def default_context(card: ModelCard) -> int:
+    """The context length tables use by default."""
+    return min(DEFAULT_CONTEXT, card.context_length)
+
+
+def memory_rows(card: ModelCard, context: int) -> list[dict[str, Any]]:
+    """Memory needs per precision at a context length, on a GPU (weights, KV cache, activations, floor)."""
+    lay = layout(card)
+    rows = []
+    for precision in precisions_for(card):
+        est = estimate_memory(card, precision, context, lay=lay)
+        rows.append(
+            {
+                "precision": precision.label,
+                "dtype": precision.dtype,
+                "quantization": precision.quant,
+                "weights_bytes": est.weights,
+                "kv_cache_bytes": est.kv_cache,
+                "activations_bytes": est.activations,
+                "overhead_bytes": est.overhead,
+                "total_bytes": est.total,
+            }
+        )
+    return rows
+
+
+def card_summary(card: ModelCard) -> dict[str, Any]:
+    """The entry as JSON, with computed counts beside the published one."""
+    lay = layout(card)
+    data = card.model_dump(mode="json", exclude_none=True)
+    data["computed_params"] = lay.total
+    data["active_params"] = lay.active
+    return data
+
+
+@click.command("show")
+@click.argument("model")
+@click.option("--context", type=click.IntRange(min=1), default=None, help="Context length for the memory table.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def show_command(ctx: click.Context, model: str, context: int | None, as_json: bool) -> None:
+    """One catalog entry and its memory needs per dtype/quantization."""
+    card = get_catalog(ctx).get(model)
+    if context is not None and context > card.context_length:
+        raise click.BadParameter(
+            f"{card.id} supports at most {card.context_length:,} tokens of context", param_hint="--context"
+        )
+    ctx_len = context or default_context(card)
+    rows = memory_rows(card, ctx_len)
+    kv_1k = kv_cache_bytes(card, 1000, dtype="bfloat16")
+    if as_json:
+        echo_json(
+            {
+                "model": card_summary(card),
+                "context": ctx_len,
+                "memory": rows,
+                "kv_cache_per_1000_tokens_bytes": kv_1k,
+                "kv_cache_per_token_bytes": kv_bytes_per_token(card),
+            }
+        )
+        return
+    lay = layout(card)
+    arch = card.architecture
+    lines = [
+        f"{card.id}  ({', '.join(card.aliases) or 'no aliases'})",
+        f"  {card.description}" if card.description else None,
+        f"  family {card.family}, {card.model_type}, task {card.task}, licence {card.license}"
+        + (", gated" if card.gated else "")
+        + (", needs remote code" if card.remote_code else ""),
+        f"  parameters {display.params(card.params)} ({card.params:,}, {card.params_source});"
+        f" transformers builds {lay.total:,}"
+        + (f", {lay.active:,} active per token" if lay.active != lay.total else ""),
+        f"  native dtype {card.native_dtype}, context {card.context_length:,} tokens, weights {card.weight_format}",
+        f"  {arch.num_layers} layers, hidden {arch.hidden_size}, {arch.num_attention_heads} heads"
+        f" ({arch.kv_heads} key/value), head_dim {arch.head_width}, vocab {arch.vocab_size:,}"
+        + (f", {arch.num_experts} experts ({arch.experts_per_token} per token)" if arch.is_moe else "")
+        + (f", MLA latent {arch.kv_lora_rank}+{arch.qk_rope_head_dim}" if arch.is_mla else "")
+        + (f", sliding window {arch.sliding_window:,}" if arch.sliding_window else ""),
+        f"  KV cache: {display.gib(kv_1k, 2)} per 1,000 tokens (bf16)",
+        "",
+        f"Memory on one GPU at {ctx_len:,} tokens of context, batch 1:",
+    ]
+    click.echo("\n".join(line for line in lines if line is not None))
+    table_rows = [
+        [
+            r["precision"],
+            display.gib(r["weights_bytes"]),
+            display.gib(r["kv_cache_bytes"]),
+            display.gib(r["activations_bytes"]),
+            display.gib(r["overhead_bytes"]),
+            display.gib(r["total_bytes"]),
+        ]
+        for r in rows
+    ]
+    click.echo(
+        display.table(
+            ["precision", "weights", "KV cache", "activations", "overhead", "total"],
+            table_rows,
+            right=(1, 2, 3, 4, 5),
+        )
+    )
+    if card.unconfirmed:
+        click.echo(f"\nUnconfirmed fields: {', '.join(card.unconfirmed)}")
+
+
+@click.group("catalog")
+def catalog_group() -> None:
+    """Check catalog files and add models to your overlay."""
+
+
+@click.command("validate")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def validate_command(file: str | None, as_json: bool) -> None:
+    """Check a catalog or overlay file against the schema (default: the shipped catalog)."""
+    path = Path(file) if file else default_catalog_path()
+    problems = check_catalog_file(path)
+    if as_json:
+        echo_json(
+            {
+                "file": str(path),
+                "ok": not problems,
+                "problems": [
+                    {
+                        "message": p.message,
+                        "line": p.line,
+                        "field": p.field,
+                        "suggestion": p.suggestion,
+                        "text": str(p),
+                    }
+                    for p in problems
+                ],
+            }
+        )
+    else:
+        for problem in problems:
+            click.echo(str(problem), err=True)
+        if not problems:
+            click.echo(f"{path}: ok")
+    if problems:
+        raise SystemExit(EXIT_USAGE)
+
+
+catalog_group.add_command(validate_command)

@@ -1,0 +1,201 @@
+"""Memory a model needs, in int bytes: weights by dtype/quantization, KV cache, activations and runtime floor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from registry.params import Block, Layout, layout
+from registry.schema import Architecture, Dtype, ModelCard
+
+Quant = Literal["int8", "nf4", "fp4"]
+DeviceKind = Literal["cuda", "rocm", "mps", "cpu"]
+
+DTYPE_BYTES: dict[str, int] = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+#: LLM.int8 keeps one float32 scale (SCB) per output row of every quantized Linear.
+INT8_ROW_SCALE_BYTES = 4
+#: 4-bit (nf4/fp4) packs two weights per byte.
+FOUR_BIT_BYTES_PER_WEIGHT = 0.5
+#: bitsandbytes 4-bit block size: one absmax per 64 weights.
+FOUR_BIT_BLOCK = 64
+#: With double quantization (Berth's default) each absmax is one byte, plus a float32 per 256 absmax values.
+FOUR_BIT_NESTED_BLOCK = 256
+
+#: CUDA context, cuBLAS workspace and the framework's own tensors on a GPU before any weight (measured
+#: 0.4–0.6 GiB on H100/A100 by vLLM and others; see reference/accelerators.md).
+CUDA_RUNTIME_BYTES = 512 * 2**20
+#: ROCm's runtime floor is similar to CUDA's.
+ROCM_RUNTIME_BYTES = 512 * 2**20
+#: Metal keeps little per process beyond the weights.
+MPS_RUNTIME_BYTES = 256 * 2**20
+#: Resident memory of a Python process running transformers on the CPU before any weight: 249 MiB RSS right
+#: after importing torch 2.13 + transformers 5.24 on this project's CI machine, plus tokenizer, thread pools
+#: and oneDNN scratch during generation.
+CPU_RUNTIME_BYTES = 384 * 2**20
+#: Caching-allocator fragmentation and temporary copies while loading, as a share of weights + cache.
+ALLOCATOR_SLACK = 0.02
+
+RUNTIME_BYTES: dict[str, int] = {
+    "cuda": CUDA_RUNTIME_BYTES,
+    "rocm": ROCM_RUNTIME_BYTES,
+    "mps": MPS_RUNTIME_BYTES,
+    "cpu": CPU_RUNTIME_BYTES,
+}
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How weights are stored: a dtype, optionally with bitsandbytes quantization of the Linear layers."""
+
+    dtype: Dtype
+    """dtype of everything that is not quantized (and of compute)."""
+    quant: Quant | None = None
+    """bitsandbytes quantization of nn.Linear weights, if any."""
+
+    @property
+    def label(self) -> str:
+        """Short display name: bf16, fp32, int8, nf4."""
+        if self.quant:
+            return self.quant
+        return {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}[self.dtype]
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Memory for one model instance at a context length and batch, in bytes."""
+
+    weights: int
+    kv_cache: int
+    activations: int
+    overhead: int
+
+    @property
+    def total(self) -> int:
+        """Everything together."""
+        return self.weights + self.kv_cache + self.activations + self.overhead
+
+
+# --------------------------------------------------------------------------- weights
+
+
+def block_weight_bytes(block: Block, precision: Precision) -> int:
+    """Bytes one block's weights take in this precision."""
+    dense = DTYPE_BYTES[precision.dtype]
+    if precision.quant is None:
+        return block.total * dense
+    other = block.other * dense
+    if precision.quant == "int8":
+        return block.linear + block.linear_rows * INT8_ROW_SCALE_BYTES + other
+    packed = -(-block.linear // 2)
+    absmax = -(-block.linear // FOUR_BIT_BLOCK)
+    nested = -(-absmax // FOUR_BIT_NESTED_BLOCK) * 4
+    return packed + absmax + nested + other
+
+
+def weight_bytes(card: ModelCard, precision: Precision, lay: Layout | None = None) -> int:
+    """Bytes of all weights in this precision."""
+    lay = lay or layout(card)
+    return sum(block_weight_bytes(b, precision) for b in lay.blocks)
+
+
+def active_weight_bytes(card: ModelCard, precision: Precision, lay: Layout | None = None) -> int:
+    """Bytes read per generated token (MoE reads only the routed experts; estimate by the active share)."""
+    lay = lay or layout(card)
+    total = 0
+    for block in lay.blocks:
+        full = block_weight_bytes(block, precision)
+        total += full if block.total == 0 else full * block.active // block.total
+    return total
+
+
+# --------------------------------------------------------------------------- KV cache
+
+
+def _is_sliding(arch: Architecture, layer: int) -> bool:
+    if arch.sliding_window is None:
+        return False
+    every = arch.global_attention_every
+    return every is None or (layer + 1) % every != 0
+
+
+def kv_bytes_per_token_per_layer(arch: Architecture, dtype: Dtype) -> int:
+    """Bytes one token adds to one layer's cache (MLA caches its compressed latent, not per-head K/V)."""
+    width = DTYPE_BYTES[dtype]
+    if arch.is_mla:
+        assert arch.kv_lora_rank and arch.qk_rope_head_dim
+        return (arch.kv_lora_rank + arch.qk_rope_head_dim) * width
+    return 2 * arch.kv_heads * arch.head_width * width
+
+
+def kv_cache_bytes(card: ModelCard, tokens: int, batch: int = 1, dtype: Dtype = "bfloat16") -> int:
+    """Cache for `tokens` tokens per sequence: sliding-window layers keep at most the window."""
+    arch = card.architecture
+    per_layer = kv_bytes_per_token_per_layer(arch, dtype)
+    if card.task == "fill-mask":
+        return 0
+    cached = 0
+    for layer in range(arch.num_layers):
+        kept = min(tokens, arch.sliding_window) if _is_sliding(arch, layer) else tokens
+        cached += kept
+    return cached * per_layer * batch
+
+
+def kv_bytes_per_token(card: ModelCard, dtype: Dtype = "bfloat16") -> int:
+    """Bytes one more token of context costs across all layers, ignoring window caps (the worst case)."""
+    return kv_bytes_per_token_per_layer(card.architecture, dtype) * card.architecture.num_layers
+
+
+# --------------------------------------------------------------------------- activations
+
+
+def activation_bytes(card: ModelCard, context: int, batch: int = 1, dtype: Dtype = "bfloat16") -> int:
+    """Peak transient memory of one prefill over `context` tokens with SDPA attention (no T² score matrix).
+
+    Per layer the live tensors are the residual stream and its normed copy, q/k/v and the attention output
+    (about 4 × hidden), and the feed-forward's gate, up and activated tensors (3 × its width). Generation
+    computes logits for the last position only (float32).
+    """
+    arch = card.architecture
+    width = DTYPE_BYTES[dtype]
+    ffn = arch.intermediate_size or 4 * arch.hidden_size
+    if arch.is_moe and arch.moe_intermediate_size and arch.experts_per_token:
+        ffn = max(ffn if arch.first_dense_layers else 0, arch.moe_intermediate_size * arch.experts_per_token)
+    per_token = (4 * arch.hidden_size + 3 * ffn) * width
+    logits = batch * arch.vocab_size * 4
+    return batch * context * per_token + logits
+
+
+# --------------------------------------------------------------------------- together
+
+
+def runtime_bytes(device: DeviceKind) -> int:
+    """The floor a process pays on a device before any weight."""
+    return RUNTIME_BYTES[device]
+
+
+def estimate_memory(
+    card: ModelCard,
+    precision: Precision,
+    context: int,
+    batch: int = 1,
+    device: DeviceKind = "cuda",
+    lay: Layout | None = None,
+) -> MemoryEstimate:
+    """Memory to run the model on one device at this context and batch."""
+    weights = weight_bytes(card, precision, lay)
+    cache = kv_cache_bytes(card, context, batch, precision.dtype)
+    acts = activation_bytes(card, context, batch, precision.dtype)
+    overhead = runtime_bytes(device) + int((weights + cache) * ALLOCATOR_SLACK)
+    return MemoryEstimate(weights=weights, kv_cache=cache, activations=acts, overhead=overhead)
+
+
+def precisions_for(card: ModelCard) -> list[Precision]:
+    """The precisions worth showing for a card: fp32, bf16, fp16, int8, nf4 (bf16 compute)."""
+    return [
+        Precision("float32"),
+        Precision("bfloat16"),
+        Precision("float16"),
+        Precision("bfloat16", "int8"),
+        Precision("bfloat16", "nf4"),
+    ]
