@@ -19,7 +19,7 @@ class BerthGroup(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
             raise
-        except Exception as error:  # noqa: BLE001 - every error is either explained or re-raised
+        except Exception as error:
             if os.environ.get("BERTH_DEBUG") == "1":
                 raise
             found = explain(error)
@@ -30,7 +30,9 @@ class BerthGroup(click.Group):
             ctx.exit(code)
 
 
-@click.group(cls=BerthGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=BerthGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.option(
     "--catalog",
     "catalog_path",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from launcher import display
@@ -14,7 +16,9 @@ SORT_KEYS = ("name", "size")
 
 
 @click.command("list")
-@click.option("--context", type=click.IntRange(min=1), default=None, help="Context length (default 4096 or less).")
+@click.option(
+    "--context", type=click.IntRange(min=1), default=None, help="Context length (default 4096 or less)."
+)
 @click.option("--search", default=None, help="Only models whose id, alias or family contains TEXT.")
 @click.option("--sort", "sort_key", type=click.Choice(SORT_KEYS), default="size", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -36,7 +40,7 @@ def list_command(
         cards.sort(key=lambda c: c.id.lower())
     else:
         cards.sort(key=lambda c: c.params)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for card in cards:
         ctx_len = min(context, card.context_length) if context else default_context(card)
         lay = layout(card)
