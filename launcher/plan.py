@@ -95,6 +95,8 @@ class Placement:
     """Runtime floor, activation peak, streamed-layer buffer and allocator slack."""
     budget_bytes: int
     """Memory free on the device before loading."""
+    weights_budget_bytes: int = 0
+    """What the plan allowed this device's weights (from_pretrained's max_memory for the same split)."""
 
     @property
     def used_bytes(self) -> int:
@@ -135,7 +137,7 @@ class Plan:
         budgets: dict[int | str, int] = {}
         for p in self.placements:
             key: int | str = int(p.device.split(":")[1]) if p.device.startswith("cuda:") else p.device
-            budgets[key] = max(p.budget_bytes - p.kv_cache_bytes - p.overhead_bytes, p.weights_bytes)
+            budgets[key] = max(p.weights_budget_bytes, p.weights_bytes)
         return budgets
 
     @property
@@ -392,6 +394,7 @@ def _try(card: ModelCard, lay: Layout, host: HostSnapshot, rung: _Rung, context:
                 kv_cache_bytes=kv,
                 overhead_bytes=overhead,
                 budget_bytes=budget,
+                weights_budget_bytes=b.budget - (sum(s.kv for s in b.items) if charge[i] else 0),
             )
         )
         for s in b.items:
