@@ -33,7 +33,12 @@ def _runs(device_map: dict[str, int | str]) -> Iterator[str]:
         j = i + 1
         while j < len(items):
             nxt = _LAYER.match(items[j][0])
-            if nxt is None or nxt["prefix"] != prefix or int(nxt["index"]) != last + 1 or items[j][1] != device:
+            if (
+                nxt is None
+                or nxt["prefix"] != prefix
+                or int(nxt["index"]) != last + 1
+                or items[j][1] != device
+            ):
                 break
             last += 1
             j += 1

@@ -237,9 +237,18 @@ def _validated_models(
                 entries.append((item, overlay_path_, loc))
     cards: list[ModelCard] = []
     owners: dict[str, tuple[str, Path, tuple[Any, ...]]] = {}
+    ids: set[str] = set()
     for item, where, loc in entries:
         card = _validate_item(ModelCard, item, where, loc)
         assert isinstance(card, ModelCard)
+        if card.id.lower() in ids:
+            raise CatalogError(
+                f"duplicate id '{card.id}': each model appears once (override entries in your overlay instead)",
+                where,
+                _line_of(where, (*loc, "id")),
+                "id",
+            )
+        ids.add(card.id.lower())
         for key in _model_keys(card):
             k = key.lower()
             if k in owners and owners[k][0] != card.id:

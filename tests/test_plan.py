@@ -12,7 +12,9 @@ from registry.memory import Precision, weight_bytes
 GB = 10**9
 
 
-def cpu_host(ram_gb: float, disk_gb: float | None = None, features: frozenset[str] = frozenset()) -> HostSnapshot:
+def cpu_host(
+    ram_gb: float, disk_gb: float | None = None, features: frozenset[str] = frozenset()
+) -> HostSnapshot:
     ram = int(ram_gb * GB)
     return HostSnapshot(
         label=f"cpu,ram={ram_gb}GB",
@@ -41,8 +43,12 @@ def test_falcon_180b_sharded_on_8_a100_and_int8_on_4(catalog):
 def test_mistral_7b_bf16_on_4090_int8_on_12gb(catalog):
     card = catalog.get("mistralai/Mistral-7B-v0.1")
     on_4090 = plan_or_raise(card, named_host(catalog.accelerator("rtx-4090"), 1))
-    assert on_4090.strategy == "gpu" and on_4090.precision.dtype == "bfloat16" and on_4090.device_map == {"": 0}
-    twelve = [a for a in catalog.accelerators if 11 * GB <= a.memory_bytes <= 12 * GB and a.vendor == "nvidia"]
+    assert (
+        on_4090.strategy == "gpu" and on_4090.precision.dtype == "bfloat16" and on_4090.device_map == {"": 0}
+    )
+    twelve = [
+        a for a in catalog.accelerators if 11 * GB <= a.memory_bytes <= 12 * GB and a.vendor == "nvidia"
+    ]
     assert twelve, "the catalog needs a 12 GB card"
     on_12 = plan_or_raise(card, named_host(twelve[0], 1))
     assert on_12.precision.quant == "int8"
@@ -134,12 +140,16 @@ def test_longer_context_costs_kv_on_every_gpu(catalog):
     host = named_host(catalog.accelerator("h100-sxm"), 4)
     short = plan_or_raise(card, host, PlanRequest(context=4096))
     long = plan_or_raise(card, host, PlanRequest(context=65536))
-    assert sum(p.kv_cache_bytes for p in long.placements) == 16 * sum(p.kv_cache_bytes for p in short.placements)
+    assert sum(p.kv_cache_bytes for p in long.placements) == 16 * sum(
+        p.kv_cache_bytes for p in short.placements
+    )
     assert all(p.kv_cache_bytes > 0 for p in long.placements)
     assert long.speed.decode_tokens_per_s < short.speed.decode_tokens_per_s
 
 
-@pytest.mark.parametrize("model", ["openai-community/gpt2", "google-bert/bert-base-uncased", "tiiuae/falcon-7b"])
+@pytest.mark.parametrize(
+    "model", ["openai-community/gpt2", "google-bert/bert-base-uncased", "tiiuae/falcon-7b"]
+)
 def test_plans_are_consistent(catalog, model):
     card = catalog.get(model)
     for host in (cpu_host(16), named_host(catalog.accelerator("rtx-4090"), 2)):

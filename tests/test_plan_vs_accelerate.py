@@ -20,7 +20,11 @@ CARDS = [c for c in CATALOG.models]
 def _hosts() -> list[HostSnapshot]:
     acc = CATALOG.accelerator
     cpu32 = HostSnapshot(
-        label="cpu,ram=32GB", gpus=(), ram_total_bytes=32 * 10**9, ram_available_bytes=32 * 10**9, source="spec"
+        label="cpu,ram=32GB",
+        gpus=(),
+        ram_total_bytes=32 * 10**9,
+        ram_available_bytes=32 * 10**9,
+        source="spec",
     )
     return [
         named_host(acc("rtx-4090"), 1, 64 * 10**9),
@@ -38,7 +42,9 @@ def _accelerate_blocks(model, plan: Plan, block_names: list[str]) -> dict[str, i
     import torch
     from accelerate import infer_auto_device_map
 
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[plan.precision.dtype]
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
+        plan.precision.dtype
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         device_map = infer_auto_device_map(
