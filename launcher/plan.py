@@ -15,7 +15,7 @@ plan's device map can be handed to `from_pretrained` unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -77,6 +77,12 @@ class PlanRequest:
     """Offer offload plans slower than MIN_USABLE_TOKENS_PER_S."""
     prompt_tokens: int | None = None
     """Prompt length behind the time-to-first-token estimate."""
+    max_memory: Mapping[int | str, int] | None = None
+    """Memory this process may use per device (GPU index, 'cpu', 'disk'), in place of what the host reports
+    free when that is more: how a user caps a launch, and what the loader learns after running out of memory."""
+    exclude: tuple[tuple[Strategy, str], ...] = ()
+    """Rungs to skip, as (strategy, precision label) pairs: the loader's way down the ladder after one ran out
+    of memory on this machine."""
 
 
 @dataclass(frozen=True)
@@ -603,6 +609,7 @@ def make_plan(
     Raises PlanRequestError for requests that cannot be planned as asked (bad input, exit code 2).
     """
     request = request or PlanRequest()
+    host = cap_host(host, request.max_memory)
     context = resolve_context(card, request)
     batch = max(request.batch, 1)
     prompt_tokens = min(request.prompt_tokens or 512, context)
@@ -612,6 +619,11 @@ def make_plan(
     chosen: tuple[_Attempt, SpeedEstimate] | None = None
     attempts: list[_Attempt] = []
     for rung in _rungs(card, host, request):
+        if (rung.strategy, rung.precision.label) in request.exclude:
+            described = _describe(_Attempt(rung, None, 0, 0, {}))
+            if not any(r.startswith(described) for r in reasons):
+                reasons.append(f"{described}: ran out of memory when loaded on this machine → skipped")
+            continue
         attempt = _try(card, lay, host, rung, context, batch)
         attempts.append(attempt)
         if attempt.placements is None:
@@ -660,6 +672,22 @@ def make_plan(
         host_label=host.label,
         device_map=_compact_device_map(attempt),
     )
+
+
+def cap_host(host: HostSnapshot, max_memory: Mapping[int | str, int] | None) -> HostSnapshot:
+    """The host with each device's free memory lowered to the cap given for it (GPU index, 'cpu', 'disk')."""
+    if not max_memory:
+        return host
+    caps = {str(key): value for key, value in max_memory.items()}
+    gpus = tuple(
+        replace(g, free_bytes=min(g.usable_bytes, caps[str(g.index)])) if str(g.index) in caps else g
+        for g in host.gpus
+    )
+    ram = min(host.ram_available_bytes, caps["cpu"]) if "cpu" in caps else host.ram_available_bytes
+    disk = host.disk_free_bytes
+    if "disk" in caps:
+        disk = min(disk, caps["disk"]) if disk is not None else caps["disk"]
+    return replace(host, gpus=gpus, ram_available_bytes=ram, disk_free_bytes=disk)
 
 
 def _fit_line(attempt: _Attempt) -> str:
@@ -812,7 +840,15 @@ def smallest_fitting_hardware(
         ),
         key=lambda t: (t[0], t[1]),
     )
-    gpu_only = replace(request, context=context, allow_offload=False, device="gpu", quant=request.quant)
+    gpu_only = replace(
+        request,
+        context=context,
+        allow_offload=False,
+        device="gpu",
+        quant=request.quant,
+        max_memory=None,
+        exclude=(),
+    )
     for _, count, acc in options:
         host = named_host(acc, count)
         try:

@@ -1,0 +1,87 @@
+"""Errors of getting and loading weights, with structured fields the CLI turns into one-paragraph messages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class LoadError(RuntimeError):
+    """Base class of the errors `berth launch` raises on purpose while fetching, loading or running a model."""
+
+    def __init__(self, model_id: str, message: str, hint: str = "") -> None:
+        self.model_id = model_id
+        self.message = message
+        self.hint = hint
+        """The next thing to try, in words (may name a command or an option)."""
+        super().__init__(message)
+
+
+class UnsafeWeightsError(LoadError):
+    """The only weights are pickle files (.bin/.pt), which run code when loaded, and --allow-pickle was not given."""
+
+    def __init__(self, model_id: str, files: Sequence[str]) -> None:
+        self.files = list(files)
+        shown = ", ".join(self.files[:3]) + (f" and {len(self.files) - 3} more" if len(self.files) > 3 else "")
+        super().__init__(
+            model_id,
+            f"{model_id} publishes its weights only as pickle files ({shown}); unpickling can run arbitrary "
+            f"code, so Berth does not load them by default",
+            hint="if you trust the publisher, run again with --allow-pickle",
+        )
+
+
+class RemoteCodeRefusedError(LoadError):
+    """The model needs Python code from its repository (trust_remote_code) and --trust-remote-code was not given."""
+
+    def __init__(self, model_id: str) -> None:
+        super().__init__(
+            model_id,
+            f"{model_id} needs code from its own repository to load (trust_remote_code); Berth never runs "
+            f"that code unless asked for this launch",
+            hint="read the repository's .py files, then run again with --trust-remote-code",
+        )
+
+
+class GatedModelError(LoadError):
+    """The Hub gates the repository: the user must accept its terms and be logged in."""
+
+    def __init__(self, model_id: str, logged_in: bool) -> None:
+        self.logged_in = logged_in
+        page = f"https://huggingface.co/{model_id}"
+        if logged_in:
+            message = f"{model_id} is gated and your Hugging Face token has no access to it yet"
+            hint = f"accept the terms at {page} with the account of your token, then run again"
+        else:
+            message = f"{model_id} is gated on the Hugging Face Hub and you are not logged in"
+            hint = f"accept the terms at {page}, then log in with `hf auth login` (or set HF_TOKEN) and run again"
+        super().__init__(model_id, message, hint)
+
+
+class DownloadError(LoadError):
+    """The files could not be fetched: offline without a cached copy, repository or revision missing, network."""
+
+    def __init__(self, model_id: str, message: str, hint: str = "", offline: bool = False) -> None:
+        self.offline = offline
+        super().__init__(model_id, message, hint)
+
+
+class OutOfMemoryError(LoadError):
+    """Every rung of the ladder that was tried ran out of memory (or nothing else fits after one did)."""
+
+    def __init__(self, model_id: str, attempts: Sequence[str]) -> None:
+        self.attempts = list(attempts)
+        super().__init__(
+            model_id,
+            f"{model_id} ran out of memory while loading: " + "; ".join(self.attempts),
+            hint="free memory (close other programs or GPU jobs), try a shorter --context, or --quant nf4 on a GPU",
+        )
+
+
+class MemoryBudgetExceeded(MemoryError):
+    """Raised inside loading when the process passes a memory cap the user set (treated as out of memory)."""
+
+    def __init__(self, device: str, used_bytes: int, limit_bytes: int) -> None:
+        self.device = device
+        self.used_bytes = used_bytes
+        self.limit_bytes = limit_bytes
+        super().__init__(f"{device}: {used_bytes:,} bytes used, over the {limit_bytes:,}-byte cap")

@@ -1,0 +1,194 @@
+"""What a load and a generation really used: process RSS (peak included) on the CPU, torch's peak on each GPU.
+
+The RSS figures come from /proc/self/status (VmRSS, and VmHWM for the peak, which writing "5" to
+/proc/self/clear_refs resets, so each phase gets its own peak). Where /proc is missing the peak falls back to
+getrusage's lifetime maximum. GPU peaks come from torch's caching allocator (`max_memory_reserved`) and are read
+only when torch is already imported. Also here: the planner's estimate for the same devices at the tokens really
+used, so the two can be printed side by side.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from launcher.load_errors import MemoryBudgetExceeded
+from launcher.plan import GPU_HEADROOM_FRACTION, RAM_HEADROOM_BYTES, Plan
+from registry.memory import activation_bytes, estimate_memory
+from registry.schema import ModelCard
+
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def _status_bytes(key: str) -> int | None:
+    try:
+        text = _STATUS.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(key + ":"):
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                return int(parts[1]) * 1024
+    return None
+
+
+def rss_bytes() -> int | None:
+    """Resident memory of this process now."""
+    return _status_bytes("VmRSS")
+
+
+def peak_rss_bytes() -> int | None:
+    """Peak resident memory since the last reset (or since the process started)."""
+    peak = _status_bytes("VmHWM")
+    if peak is not None:
+        return peak
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss if sys.platform == "darwin" else maxrss * 1024
+
+
+def reset_peak_rss() -> bool:
+    """Start a new peak (Linux 4.0+); False where the peak cannot be reset."""
+    try:
+        _CLEAR_REFS.write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _torch_cuda() -> Any | None:
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    try:
+        return torch.cuda if torch.cuda.is_available() else None
+    except Exception:  # a broken driver is the same as no GPU here
+        return None
+
+
+def gpu_peaks() -> dict[int, int]:
+    """Peak bytes torch's allocator reserved on each GPU since the last reset."""
+    cuda = _torch_cuda()
+    if cuda is None:
+        return {}
+    return {i: int(cuda.max_memory_reserved(i)) for i in range(cuda.device_count())}
+
+
+def reset_gpu_peaks() -> None:
+    """Start new GPU peaks."""
+    cuda = _torch_cuda()
+    if cuda is not None:
+        for i in range(cuda.device_count()):
+            cuda.reset_peak_memory_stats(i)
+
+
+@dataclass(frozen=True)
+class PhasePeak:
+    """Peak memory of one phase (loading, or generating), per device, in bytes."""
+
+    devices: Mapping[str, int] = field(default_factory=dict)
+    """'cpu': peak process RSS; 'cuda:N': peak reserved by torch on GPU N."""
+
+    @property
+    def total(self) -> int:
+        """All devices together."""
+        return sum(self.devices.values())
+
+
+class MemoryMeter:
+    """Peaks per phase: call `phase()` to start one and `peak()` to read it. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.baseline_rss = rss_bytes() or 0
+        """Resident memory when the meter was made (before the model)."""
+        self._resettable = reset_peak_rss()
+        reset_gpu_peaks()
+
+    @property
+    def resettable(self) -> bool:
+        """Whether each phase has its own CPU peak (else peaks run from process start)."""
+        return self._resettable
+
+    def phase(self) -> None:
+        """Start a new phase: peaks from here on."""
+        with self._lock:
+            self._resettable = reset_peak_rss()
+            reset_gpu_peaks()
+
+    def peak(self) -> PhasePeak:
+        """The current phase's peaks so far."""
+        with self._lock:
+            devices: dict[str, int] = {}
+            cpu = peak_rss_bytes()
+            if cpu is not None:
+                devices["cpu"] = cpu
+            for index, value in gpu_peaks().items():
+                devices[f"cuda:{index}"] = value
+            return PhasePeak(devices)
+
+    def growth(self) -> int:
+        """Resident memory added since the meter was made."""
+        return max((rss_bytes() or 0) - self.baseline_rss, 0)
+
+
+class MemoryGuard:
+    """Enforces a cap on process RSS growth while loading (raises MemoryBudgetExceeded, handled as out of memory).
+
+    GPU caps are enforced by torch itself (`set_per_process_memory_fraction`, see load.py).
+    """
+
+    def __init__(self, meter: MemoryMeter, cpu_limit_bytes: int | None) -> None:
+        self.meter = meter
+        self.cpu_limit_bytes = cpu_limit_bytes
+
+    def check(self) -> None:
+        """Raise when the process has grown past its cap."""
+        if self.cpu_limit_bytes is None:
+            return
+        grown = self.meter.growth()
+        if grown > self.cpu_limit_bytes:
+            raise MemoryBudgetExceeded("cpu", grown, self.cpu_limit_bytes)
+
+
+# --------------------------------------------------------------------------- estimates to compare against
+
+
+def estimated_devices(card: ModelCard, plan: Plan, tokens: int, host_total: Mapping[str, int]) -> dict[str, int]:
+    """The plan's memory per device as a process would use it after `tokens` tokens of cache (no headroom).
+
+    The plan reserves its KV cache and activations for the full context and keeps headroom for other programs;
+    a measurement after a shorter conversation holds only `tokens` tokens, so both are scaled to that.
+    """
+    tokens = max(min(tokens, plan.context), 1)
+    dtype = plan.precision.dtype
+    planned_acts = activation_bytes(card, plan.context, plan.batch, dtype)
+    used_acts = activation_bytes(card, tokens, plan.batch, dtype)
+    cpu_only = not plan.uses_gpu
+    result: dict[str, int] = {}
+    for p in plan.placements:
+        if p.device == "disk":
+            continue
+        kv = p.kv_cache_bytes * tokens // plan.context
+        value = p.used_bytes - p.kv_cache_bytes + kv
+        if p.device == "cpu":
+            value -= RAM_HEADROOM_BYTES
+            if cpu_only:
+                value += used_acts - planned_acts
+        else:
+            value -= int(host_total.get(p.device, 0) * GPU_HEADROOM_FRACTION)
+            value += used_acts - planned_acts
+        result[p.device] = max(value, 0)
+    return result
+
+
+def estimated_total(card: ModelCard, plan: Plan, tokens: int) -> int:
+    """The registry's whole-process estimate at `tokens` tokens for a plan that runs on one device."""
+    device = "cpu" if not plan.uses_gpu else "cuda"
+    return estimate_memory(card, plan.precision, max(tokens, 1), plan.batch, device=device).total

@@ -1,0 +1,598 @@
+"""Chat, completion and fill-mask sessions: history, streaming, stop, and per-reply figures. No UI in here.
+
+A `Session` owns the conversation and the history store; a `Backend` turns one prompt into pieces of text.
+`Session.stream(text)` writes the user's message to the store first, then runs the backend in a worker thread
+and returns a `ReplyStream`: iterate it for text pieces as they are generated (Ctrl-C while iterating leaves it
+usable: call `stop()` and keep iterating), or give `send(text, on_piece=...)` a callback. `stop()` is safe from
+any thread. The reply (text, time to first token, tokens/s, finish reason) is written to the store when it ends.
+
+`TransformersBackend` runs a loaded model (chat template, plain continuation, or fill-mask); it imports torch and
+transformers only when used. `ScriptedBackend` is a deterministic fake for UI tests: pass it to `Session`
+(or to `open_session`'s `backend=`) in place of a model.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from launcher.store import Store
+
+if TYPE_CHECKING:
+    from launcher.load import LoadedModel
+
+Task = Literal["chat", "completion", "fill-mask"]
+Role = Literal["system", "user", "assistant"]
+FinishReason = Literal["stop", "length", "stopped", "error"]
+
+#: Candidates shown for a fill-mask prompt.
+FILL_MASK_TOP_K = 5
+
+
+class SessionError(Exception):
+    """Base class of errors a session raises on purpose."""
+
+
+class SessionBusyError(SessionError):
+    """A reply is still being generated; stop it or wait before sending the next message."""
+
+
+class SessionInputError(SessionError, ValueError):
+    """The message cannot be used for this kind of model (a fill-mask prompt without [MASK], an empty prompt)."""
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Sampling settings for each reply; temperature 0 means greedy decoding."""
+
+    max_new_tokens: int = 256
+    temperature: float = 0.7
+    top_p: float = 0.95
+    seed: int | None = None
+    """Seed set before each reply, for repeatable sampling."""
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message of the conversation."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What a backend generates from: the whole conversation for chat, the text alone otherwise."""
+
+    task: Task
+    messages: tuple[Turn, ...]
+    text: str
+    settings: GenerationSettings
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One generated token (or a flush) and the text it completed; text may be empty while a character is
+    still incomplete."""
+
+    text: str
+    tokens: int = 1
+    at: float = 0.0
+    """time.perf_counter() when it was produced."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A fill-mask candidate: the token, its probability, and the text with it filled in."""
+
+    token: str
+    score: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What a backend reports when it is done."""
+
+    prompt_tokens: int
+    finish_reason: FinishReason
+    candidates: tuple[Candidate, ...] = ()
+    dropped_turns: int = 0
+    """Oldest turns left out so the conversation fits the context."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One reply and how fast it came."""
+
+    text: str
+    prompt_tokens: int
+    new_tokens: int
+    time_to_first_token_s: float | None
+    """From the message being sent to the first generated token."""
+    tokens_per_s: float | None
+    """Decode speed: tokens after the first, over the time since the first."""
+    total_s: float
+    finish_reason: FinishReason
+    candidates: tuple[Candidate, ...] = ()
+    dropped_turns: int = 0
+    error: str | None = None
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the user stopped it."""
+        return self.finish_reason == "stopped"
+
+    def stats(self) -> dict[str, Any]:
+        """Figures kept with the message in the history store."""
+        data = asdict(self)
+        data.pop("text")
+        data["candidates"] = [asdict(c) for c in self.candidates]
+        data["stopped"] = self.stopped
+        return data
+
+
+Emit = Callable[[Piece], None]
+
+
+class Backend(Protocol):
+    """Produces a reply for a prompt: calls `emit` for each token and returns when done or when `stop` is set."""
+
+    task: Task
+
+    def check(self, text: str) -> None:
+        """Raise SessionInputError when `text` cannot be used (called before generation starts)."""
+
+    def run(self, prompt: Prompt, stop: threading.Event, emit: Emit) -> Finished:
+        """Generate; runs in the session's worker thread."""
+        ...
+
+
+_DONE = object()
+
+
+class ReplyStream:
+    """The pieces of one reply as they arrive. Iterate for text; `reply` is set once iteration ends."""
+
+    def __init__(self, started: float) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._done = threading.Event()
+        self.stop_event = threading.Event()
+        self.started = started
+        self.reply: Reply | None = None
+        """The finished reply (None until the stream is exhausted or `wait` returns)."""
+        self._error: BaseException | None = None
+
+    def __iter__(self) -> ReplyStream:
+        return self
+
+    def __next__(self) -> str:
+        while True:
+            item = self._queue.get()
+            if item is _DONE:
+                self._queue.put(_DONE)  # iterating again after the end stays at the end
+                if self._error is not None:
+                    error, self._error = self._error, None
+                    raise error
+                raise StopIteration
+            if item:
+                return str(item)
+
+    def stop(self) -> None:
+        """Ask generation to stop after the current token (thread-safe, idempotent)."""
+        self.stop_event.set()
+
+    def wait(self, timeout: float | None = None) -> Reply | None:
+        """Block until the reply is finished (consuming nothing); the reply, or None on timeout."""
+        self._done.wait(timeout)
+        return self.reply
+
+    @property
+    def done(self) -> bool:
+        """Whether generation has ended."""
+        return self._done.is_set()
+
+    # called from the worker thread
+    def _put(self, text: str) -> None:
+        self._queue.put(text)
+
+    def _finish(self, reply: Reply, error: BaseException | None) -> None:
+        self.reply = reply
+        self._error = error
+        self._done.set()
+        self._queue.put(_DONE)
+
+
+class Session:
+    """A conversation with one model: history, store, settings, and at most one reply at a time."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        model_id: str,
+        store: Store | None = None,
+        system: str | None = None,
+        settings: GenerationSettings | None = None,
+    ) -> None:
+        self.backend = backend
+        self.model_id = model_id
+        self.store = store
+        self.system = system if backend.task == "chat" else None
+        self.settings = settings or GenerationSettings()
+        self.history: list[Turn] = []
+        """Finished turns (user and assistant), oldest first; the system prompt is kept apart."""
+        self.chat_id: int | None = None
+        self._lock = threading.Lock()
+        self._active: ReplyStream | None = None
+
+    @property
+    def task(self) -> Task:
+        """chat, completion or fill-mask."""
+        return self.backend.task
+
+    @property
+    def busy(self) -> bool:
+        """Whether a reply is being generated."""
+        with self._lock:
+            return self._active is not None and not self._active.done
+
+    def reset(self, system: str | None = None) -> None:
+        """Start a new conversation (a new chat in the store at the next message)."""
+        with self._lock:
+            if self._active is not None and not self._active.done:
+                raise SessionBusyError("a reply is still being generated")
+            self.history.clear()
+            self.chat_id = None
+            if system is not None:
+                self.system = system if self.task == "chat" else None
+
+    def stop(self) -> None:
+        """Stop the reply being generated, if any (thread-safe)."""
+        with self._lock:
+            active = self._active
+        if active is not None:
+            active.stop()
+
+    def stream(self, text: str, settings: GenerationSettings | None = None) -> ReplyStream:
+        """Send a message: it is written to the store before anything else; then the reply streams."""
+        if not text.strip():
+            raise SessionInputError("the message is empty")
+        settings = settings or self.settings
+        started = time.perf_counter()
+        with self._lock:
+            if self._active is not None and not self._active.done:
+                raise SessionBusyError("a reply is still being generated; stop it first")
+            self._save("user", text)
+            self.backend.check(text)
+            messages = ([Turn("system", self.system)] if self.system else []) + self.history
+            prompt = Prompt(self.task, (*messages, Turn("user", text)), text, settings)
+            stream = ReplyStream(started)
+            self._active = stream
+        worker = threading.Thread(
+            target=self._work, args=(prompt, stream), name=f"berth-generate-{self.model_id}", daemon=True
+        )
+        worker.start()
+        return stream
+
+    def send(
+        self, text: str, on_piece: Callable[[str], None] | None = None, settings: GenerationSettings | None = None
+    ) -> Reply:
+        """Send a message and wait for the whole reply, passing each piece of text to `on_piece`."""
+        stream = self.stream(text, settings)
+        for piece in stream:
+            if on_piece is not None:
+                on_piece(piece)
+        assert stream.reply is not None
+        return stream.reply
+
+    def _save(self, role: Role, content: str, stats: dict[str, Any] | None = None) -> None:
+        if self.store is None:
+            return
+        if self.chat_id is None:
+            self.chat_id = self.store.new_chat(
+                self.model_id, self.task, self.system, asdict(self.settings)
+            )
+        self.store.add_message(self.chat_id, role, content, stats)
+
+    def _work(self, prompt: Prompt, stream: ReplyStream) -> None:
+        parts: list[str] = []
+        tokens = 0
+        first: float | None = None
+        last: float | None = None
+
+        def emit(piece: Piece) -> None:
+            nonlocal tokens, first, last
+            if piece.tokens:
+                tokens += piece.tokens
+                first = piece.at if first is None else first
+                last = piece.at
+            if piece.text:
+                parts.append(piece.text)
+                stream._put(piece.text)
+
+        error: BaseException | None = None
+        finished: Finished | None = None
+        try:
+            finished = self.backend.run(prompt, stream.stop_event, emit)
+        except BaseException as caught:  # handed to the consumer's thread, never lost in this one
+            error = caught
+        ended = time.perf_counter()
+        text = "".join(parts)
+        if finished is not None and finished.candidates and not text:
+            text = finished.candidates[0].text
+        ttft = (first - stream.started) if first is not None else None
+        rate = (tokens - 1) / (last - first) if first is not None and last is not None and last > first else None
+        reply = Reply(
+            text=text,
+            prompt_tokens=finished.prompt_tokens if finished else 0,
+            new_tokens=tokens,
+            time_to_first_token_s=ttft,
+            tokens_per_s=rate,
+            total_s=ended - stream.started,
+            finish_reason=finished.finish_reason if finished else "error",
+            candidates=finished.candidates if finished else (),
+            dropped_turns=finished.dropped_turns if finished else 0,
+            error=f"{type(error).__name__}: {error}" if error else None,
+        )
+        try:
+            with self._lock:
+                if text or error is None:
+                    self._save("assistant", text, reply.stats())
+                if error is None or text:
+                    self.history += [Turn("user", prompt.text), Turn("assistant", text)]
+                if self._active is stream:
+                    self._active = None
+        except BaseException as caught:  # a store failure reaches the consumer too
+            error = error or caught
+        stream._finish(reply, error)
+
+
+# --------------------------------------------------------------------------- a deterministic fake
+
+
+@dataclass
+class ScriptedBackend:
+    """A fake model for UI and session tests: replies with scripted pieces, one per `delay_s`, honouring stop."""
+
+    replies: Sequence[Sequence[str]] = (("Hello", ",", " world", "."),)
+    """Pieces of each reply in turn; the last is repeated when there are more messages than replies."""
+    task: Task = "chat"
+    delay_s: float = 0.0
+    fail_with: BaseException | None = None
+    """Raised instead of replying (to test error paths)."""
+    prompts: list[Prompt] = field(default_factory=list)
+    """Every prompt received, for assertions."""
+
+    def check(self, text: str) -> None:
+        """Fill-mask prompts need [MASK]."""
+        if self.task == "fill-mask" and "[MASK]" not in text:
+            raise SessionInputError("put [MASK] where the missing word goes")
+
+    def run(self, prompt: Prompt, stop: threading.Event, emit: Emit) -> Finished:
+        """Emit the next scripted reply piece by piece."""
+        self.prompts.append(prompt)
+        if self.fail_with is not None:
+            raise self.fail_with
+        pieces = self.replies[min(len(self.prompts) - 1, len(self.replies) - 1)]
+        if self.task == "fill-mask":
+            candidates = tuple(
+                Candidate(p.strip(), 1.0 / (i + 2), prompt.text.replace("[MASK]", p.strip(), 1))
+                for i, p in enumerate(pieces)
+            )
+            emit(Piece(candidates[0].text, 0, time.perf_counter()))
+            return Finished(len(prompt.text.split()), "stop", candidates)
+        produced = 0
+        for piece in pieces[: prompt.settings.max_new_tokens]:
+            if stop.is_set():
+                return Finished(len(prompt.text.split()), "stopped")
+            if self.delay_s:
+                stop.wait(self.delay_s)
+            emit(Piece(piece, 1, time.perf_counter()))
+            produced += 1
+        reason: FinishReason = "length" if produced >= prompt.settings.max_new_tokens else "stop"
+        return Finished(len(prompt.text.split()), "stopped" if stop.is_set() else reason)
+
+
+# --------------------------------------------------------------------------- transformers
+
+
+class _EventStop:
+    """A StoppingCriteria that ends generation once an event is set (checked after every token)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+class _TokenEmitter:
+    """A transformers streamer: decodes each new token and emits the text it completes (holding back a
+    half-finished character), with the time it was produced."""
+
+    def __init__(self, tokenizer: Any, emit: Emit) -> None:
+        self.tokenizer = tokenizer
+        self.emit = emit
+        self.prompt_seen = False
+        self.cache: list[int] = []
+        self.printed = 0
+
+    def put(self, value: Any) -> None:
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        now = time.perf_counter()
+        for token in value.reshape(-1).tolist():
+            self.cache.append(int(token))
+            text = self.tokenizer.decode(self.cache, skip_special_tokens=True)
+            if text.endswith("\ufffd"):
+                self.emit(Piece("", 1, now))
+                continue
+            self.emit(Piece(text[self.printed :], 1, now))
+            self.printed = len(text)
+            if text.endswith("\n"):
+                self.cache, self.printed = [], 0
+
+    def end(self) -> None:
+        if self.cache:
+            text = self.tokenizer.decode(self.cache, skip_special_tokens=True)
+            if len(text) > self.printed:
+                self.emit(Piece(text[self.printed :], 0, time.perf_counter()))
+        self.cache, self.printed = [], 0
+
+
+class TransformersBackend:
+    """Runs a transformers model: chat through the tokenizer's chat template, plain continuation, or fill-mask."""
+
+    def __init__(self, model: Any, tokenizer: Any, task: Task, context: int | None = None) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.task: Task = task
+        self.context = context
+        self.lock = threading.Lock()
+
+    @property
+    def input_device(self) -> Any:
+        """Where inputs go: the device of the first block on a GPU, else the CPU."""
+        import torch
+
+        device_map = getattr(self.model, "hf_device_map", None) or {}
+        for device in device_map.values():
+            if isinstance(device, int) or (isinstance(device, str) and device.startswith(("cuda", "mps"))):
+                return torch.device(f"cuda:{device}" if isinstance(device, int) else device)
+        return torch.device("cpu")
+
+    def check(self, text: str) -> None:
+        """Fill-mask needs the tokenizer's mask token (or [MASK])."""
+        if self.task == "fill-mask":
+            mask = self.tokenizer.mask_token or "[MASK]"
+            if mask not in text and "[MASK]" not in text:
+                raise SessionInputError(f"put {mask} where the missing word goes")
+
+    def run(self, prompt: Prompt, stop: threading.Event, emit: Emit) -> Finished:
+        """Generate (or fill the mask) for one prompt."""
+        with self.lock:
+            if self.task == "fill-mask":
+                return self._fill_mask(prompt, emit)
+            return self._generate(prompt, stop, emit)
+
+    def _encode(self, prompt: Prompt) -> tuple[dict[str, Any], int]:
+        settings = prompt.settings
+        if self.task != "chat":
+            return dict(self.tokenizer(prompt.text, return_tensors="pt")), 0
+        messages = list(prompt.messages)
+        dropped = 0
+        while True:
+            encoded = self._apply_template(messages)
+            length = int(encoded["input_ids"].shape[1])
+            fits = self.context is None or length + settings.max_new_tokens <= self.context
+            first_turn = 1 if messages and messages[0].role == "system" else 0
+            if fits or len(messages) - first_turn <= 1:
+                return dict(encoded), dropped
+            del messages[first_turn : first_turn + 2]  # the oldest user/assistant exchange
+            dropped += 2
+
+    def _apply_template(self, messages: list[Turn]) -> Any:
+        turns = [{"role": t.role, "content": t.content} for t in messages]
+        try:
+            return self.tokenizer.apply_chat_template(
+                turns, add_generation_prompt=True, return_dict=True, return_tensors="pt"
+            )
+        except Exception:
+            # Some templates (Gemma's) reject a system role: fold it into the first user message instead.
+            if len(turns) < 2 or turns[0]["role"] != "system":
+                raise
+            system, first = turns[0], turns[1]
+            merged = [{"role": first["role"], "content": f"{system['content']}\n\n{first['content']}"}, *turns[2:]]
+            return self.tokenizer.apply_chat_template(
+                merged, add_generation_prompt=True, return_dict=True, return_tensors="pt"
+            )
+
+    def _generate(self, prompt: Prompt, stop: threading.Event, emit: Emit) -> Finished:
+        import torch
+        from transformers import StoppingCriteriaList, set_seed
+
+        settings = prompt.settings
+        inputs, dropped = self._encode(prompt)
+        device = self.input_device
+        inputs = {k: v.to(device) for k, v in inputs.items()}
+        prompt_tokens = int(inputs["input_ids"].shape[1])
+        max_new = settings.max_new_tokens
+        if self.context is not None:
+            max_new = max(min(max_new, self.context - prompt_tokens), 1)
+        tokenizer = self.tokenizer
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": max_new,
+            "streamer": _TokenEmitter(tokenizer, emit),
+            "stopping_criteria": StoppingCriteriaList([_EventStop(stop)]),
+            "pad_token_id": pad,
+        }
+        if settings.temperature > 0:
+            kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p, top_k=None)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if settings.seed is not None:
+            set_seed(settings.seed)
+        with torch.inference_mode():
+            output = self.model.generate(**inputs, **kwargs)
+        produced = int(output.shape[1]) - prompt_tokens
+        reason: FinishReason = "stopped" if stop.is_set() else ("length" if produced >= max_new else "stop")
+        return Finished(prompt_tokens, reason, dropped_turns=dropped)
+
+    def _fill_mask(self, prompt: Prompt, emit: Emit) -> Finished:
+        import torch
+
+        tokenizer = self.tokenizer
+        mask = tokenizer.mask_token or "[MASK]"
+        text = prompt.text.replace("[MASK]", mask) if mask != "[MASK]" else prompt.text
+        inputs = {k: v.to(self.input_device) for k, v in tokenizer(text, return_tensors="pt").items()}
+        with torch.inference_mode():
+            logits = self.model(**inputs).logits
+        ids = inputs["input_ids"][0]
+        positions = (ids == tokenizer.mask_token_id).nonzero().flatten().tolist()
+        if not positions:
+            raise SessionInputError(f"put {mask} where the missing word goes")
+        filled = text
+        candidates: list[Candidate] = []
+        for n, position in enumerate(positions):
+            probs = torch.softmax(logits[0, position].float(), dim=-1)
+            top = torch.topk(probs, FILL_MASK_TOP_K)
+            words = [tokenizer.decode([int(i)]).strip() for i in top.indices]
+            if n == 0:
+                candidates = [
+                    Candidate(w, float(s), filled.replace(mask, w, 1))
+                    for w, s in zip(words, top.values.tolist(), strict=True)
+                ]
+            filled = filled.replace(mask, words[0], 1)
+        if len(positions) == 1:
+            filled = candidates[0].text
+        emit(Piece(filled, 0, time.perf_counter()))
+        return Finished(int(ids.shape[0]), "stop", tuple(candidates))
+
+
+def session_task(loaded: LoadedModel) -> Task:
+    """The session kind for a loaded model: its card's task, or completion for a chat card without a template."""
+    task: Task = loaded.card.task
+    if task == "chat" and not getattr(loaded.tokenizer, "chat_template", None):
+        return "completion"
+    return task
+
+
+def open_session(
+    loaded: LoadedModel,
+    store: Store | None = None,
+    system: str | None = None,
+    settings: GenerationSettings | None = None,
+    backend: Backend | None = None,
+) -> Session:
+    """The session for a loaded model (the factory the CLI and the TUI use; tests pass `backend`)."""
+    chosen = backend or TransformersBackend(loaded.model, loaded.tokenizer, session_task(loaded), loaded.context)
+    return Session(chosen, loaded.card.id, store=store, system=system, settings=settings)
+

@@ -1,0 +1,73 @@
+"""Where a launch takes its weights from: a catalog entry on the Hub, a local model folder, or a GGUF file.
+
+Light (no torch): `berth launch --dry-run` resolves the source and prints the plan without loading anything.
+A local folder or GGUF file that is not in the catalog gets a card built from its files by the importer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from registry.catalog import Catalog
+from registry.errors import ImportModelError, UnknownModelError
+from registry.importer import card_from_dir, card_from_gguf, weight_files
+from registry.schema import ModelCard
+
+SourceKind = Literal["hub", "dir", "gguf"]
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model card and where its weights come from."""
+
+    card: ModelCard
+    kind: SourceKind
+    path: Path | None = None
+    """The folder (dir) or file (gguf); None for the Hub until downloaded."""
+
+    @property
+    def label(self) -> str:
+        """How to name the source to people."""
+        if self.kind == "hub":
+            return f"{self.card.id} (Hugging Face Hub" + (f", revision {self.card.revision})" if self.card.revision else ")")
+        return str(self.path)
+
+    @property
+    def weight_format(self) -> str:
+        """safetensors, pickle or gguf, from the files where they are local, else from the card."""
+        if self.kind == "gguf":
+            return "gguf"
+        if self.kind == "dir" and self.path is not None:
+            return weight_files(self.path).format or self.card.weight_format
+        return self.card.weight_format
+
+
+def resolve_source(model: str | None, catalog: Catalog, gguf: str | None = None) -> ModelSource:
+    """A catalog id/alias, a local folder, or a GGUF file (MODEL may be omitted with --gguf).
+
+    With --gguf and a MODEL that names a catalog entry, the entry's card is used with the file's weights.
+    """
+    if gguf is not None:
+        path = Path(gguf).expanduser()
+        if not path.is_file():
+            raise ImportModelError(f"--gguf {gguf}: no such file")
+        card: ModelCard | None = None
+        if model:
+            try:
+                card = catalog.get(model)
+            except UnknownModelError:
+                card = None
+        return ModelSource(card or card_from_gguf(path), "gguf", path.resolve())
+    if not model:
+        raise ImportModelError("name a model (a catalog id or alias, a local folder) or give --gguf FILE")
+    try:
+        return ModelSource(catalog.get(model), "hub")
+    except UnknownModelError:
+        path = Path(model).expanduser()
+        if path.is_dir():
+            return ModelSource(card_from_dir(path), "dir", path.resolve())
+        if path.is_file() and path.suffix == ".gguf":
+            return ModelSource(card_from_gguf(path), "gguf", path.resolve())
+        raise

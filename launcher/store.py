@@ -1,0 +1,371 @@
+"""Berth's local SQLite store: chat history (every message written before generation starts) and the memory and
+speed measured on this machine, which `berth plan`/`list` can show beside their estimates.
+
+One file, `data_dir()/berth.db`, in WAL mode so a reader (`berth history`) never blocks a running chat. The
+store is thread-safe: one connection guarded by a lock, every write committed at once. Standard library only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from launcher.host import HostSnapshot
+from registry.userdirs import data_dir
+
+Role = Literal["system", "user", "assistant"]
+ExportFormat = Literal["md", "json"]
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS chats (
+    id INTEGER PRIMARY KEY,
+    model_id TEXT NOT NULL,
+    task TEXT NOT NULL,
+    title TEXT,
+    system TEXT,
+    settings TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    chat_id INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
+    role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+    content TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    stats TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS messages_by_chat ON messages(chat_id, id);
+CREATE TABLE IF NOT EXISTS measurements (
+    id INTEGER PRIMARY KEY,
+    model_id TEXT NOT NULL,
+    precision TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    context INTEGER NOT NULL,
+    tokens_used INTEGER NOT NULL,
+    machine_key TEXT NOT NULL,
+    host_label TEXT NOT NULL,
+    peak_bytes INTEGER NOT NULL,
+    estimated_bytes INTEGER NOT NULL,
+    devices TEXT NOT NULL DEFAULT '{}',
+    load_seconds REAL,
+    time_to_first_token_s REAL,
+    tokens_per_s REAL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS measurements_by_key ON measurements(model_id, precision, machine_key, id);
+"""
+
+
+def default_path() -> Path:
+    """Where the store lives: data_dir()/berth.db (BERTH_HOME or ~/.local/share/berth)."""
+    return data_dir() / "berth.db"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def machine_key(host: HostSnapshot) -> str:
+    """A stable name for this machine's hardware: CPU model, RAM size and GPU names (not free memory)."""
+    gpus = ",".join(f"{g.name}/{round(g.total_bytes / 2**30)}GiB" for g in host.gpus) or "no-gpu"
+    text = f"{host.cpu.model}|{round(host.ram_total_bytes / 2**30)}GiB|{gpus}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message of a chat."""
+
+    id: int
+    chat_id: int
+    role: Role
+    content: str
+    created_at: str
+    stats: Mapping[str, Any] = field(default_factory=dict)
+    """Reply figures: tokens, time to first token, tokens/s, whether it was stopped."""
+
+
+@dataclass(frozen=True)
+class Chat:
+    """A chat and, when read whole, its messages in order."""
+
+    id: int
+    model_id: str
+    task: str
+    title: str | None
+    system: str | None
+    settings: Mapping[str, Any]
+    created_at: str
+    updated_at: str
+    message_count: int = 0
+    messages: tuple[Message, ...] = ()
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What one launch really used on this machine, next to what the planner estimated."""
+
+    model_id: str
+    precision: str
+    """Precision label (fp32, bf16, int8, nf4)."""
+    strategy: str
+    context: int
+    """Context the plan was made for."""
+    tokens_used: int
+    """Tokens held in the cache when the peak was read (prompt + reply)."""
+    machine_key: str
+    host_label: str
+    peak_bytes: int
+    """Peak memory over all devices while loading and generating the first reply."""
+    estimated_bytes: int
+    """The planner's estimate for the same devices at `tokens_used` tokens."""
+    devices: Mapping[str, int] = field(default_factory=dict)
+    """Peak per device: 'cpu' (process RSS), 'cuda:0' (torch peak reserved) …"""
+    load_seconds: float | None = None
+    time_to_first_token_s: float | None = None
+    tokens_per_s: float | None = None
+    created_at: str = ""
+    id: int | None = None
+
+    @property
+    def error(self) -> float:
+        """Relative error of the estimate: (estimated - measured) / measured."""
+        return (self.estimated_bytes - self.peak_bytes) / self.peak_bytes if self.peak_bytes else 0.0
+
+
+class Store:
+    """The SQLite file with chats, messages and measurements; safe to share between threads."""
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path is not None else default_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10)
+        self._db.row_factory = sqlite3.Row
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        """Close the connection (later calls fail)."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # ------------------------------------------------------------------ chats
+
+    def new_chat(
+        self,
+        model_id: str,
+        task: str,
+        system: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+        title: str | None = None,
+    ) -> int:
+        """Start a chat; a system prompt is also stored as its first message. Returns the chat id."""
+        now = _now()
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO chats (model_id, task, title, system, settings, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (model_id, task, title, system, json.dumps(dict(settings or {})), now, now),
+            )
+            chat_id = int(cursor.lastrowid or 0)
+            if system:
+                db.execute(
+                    "INSERT INTO messages (chat_id, role, content, created_at) VALUES (?, 'system', ?, ?)",
+                    (chat_id, system, now),
+                )
+        return chat_id
+
+    def add_message(
+        self, chat_id: int, role: Role, content: str, stats: Mapping[str, Any] | None = None
+    ) -> int:
+        """Append a message, committed before this returns. The chat's title is its first user message."""
+        now = _now()
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO messages (chat_id, role, content, created_at, stats) VALUES (?, ?, ?, ?, ?)",
+                (chat_id, role, content, now, json.dumps(dict(stats or {}))),
+            )
+            db.execute(
+                "UPDATE chats SET updated_at = ?, title = COALESCE(title, CASE WHEN ? = 'user' THEN ? END) "
+                "WHERE id = ?",
+                (now, role, _title(content), chat_id),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def chats(self, limit: int = 50) -> list[Chat]:
+        """The most recently used chats first, without their messages."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT c.*, (SELECT COUNT(*) FROM messages m WHERE m.chat_id = c.id) AS n "
+                "FROM chats c ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [_chat(row, row["n"]) for row in rows]
+
+    def chat(self, chat_id: int) -> Chat | None:
+        """One chat with all its messages, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT * FROM chats WHERE id = ?", (chat_id,)).fetchone()
+            if row is None:
+                return None
+            rows = self._db.execute(
+                "SELECT * FROM messages WHERE chat_id = ? ORDER BY id", (chat_id,)
+            ).fetchall()
+        messages = tuple(
+            Message(r["id"], r["chat_id"], r["role"], r["content"], r["created_at"], json.loads(r["stats"]))
+            for r in rows
+        )
+        return _chat(row, len(messages), messages)
+
+    def export(self, chat_id: int, fmt: ExportFormat = "md") -> str:
+        """A chat as Markdown or JSON; KeyError when there is no such chat."""
+        chat = self.chat(chat_id)
+        if chat is None:
+            raise KeyError(chat_id)
+        if fmt == "json":
+            data = asdict(chat)
+            data["settings"] = dict(chat.settings)
+            data["messages"] = [{**asdict(m), "stats": dict(m.stats)} for m in chat.messages]
+            data.pop("message_count")
+            return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        lines = [f"# {chat.title or 'Chat'} ({chat.model_id})", "", f"Started {chat.created_at}, task {chat.task}."]
+        for message in chat.messages:
+            lines += ["", f"## {message.role}", "", message.content]
+            if message.stats.get("stopped"):
+                lines += ["", "*(stopped)*"]
+        return "\n".join(lines) + "\n"
+
+    # ------------------------------------------------------------------ measurements
+
+    def record_measurement(self, m: Measurement) -> int:
+        """Keep one launch's measured figures."""
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO measurements (model_id, precision, strategy, context, tokens_used, machine_key, "
+                "host_label, peak_bytes, estimated_bytes, devices, load_seconds, time_to_first_token_s, "
+                "tokens_per_s, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    m.model_id,
+                    m.precision,
+                    m.strategy,
+                    m.context,
+                    m.tokens_used,
+                    m.machine_key,
+                    m.host_label,
+                    m.peak_bytes,
+                    m.estimated_bytes,
+                    json.dumps(dict(m.devices)),
+                    m.load_seconds,
+                    m.time_to_first_token_s,
+                    m.tokens_per_s,
+                    m.created_at or _now(),
+                ),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def latest_measurement(
+        self, model_id: str, precision: str, machine: str, context: int | None = None
+    ) -> Measurement | None:
+        """The newest measurement of this model in this precision on this machine (at this context if given)."""
+        query = "SELECT * FROM measurements WHERE model_id = ? AND precision = ? AND machine_key = ?"
+        args: list[Any] = [model_id, precision, machine]
+        if context is not None:
+            query += " AND context = ?"
+            args.append(context)
+        with self._lock:
+            row = self._db.execute(query + " ORDER BY id DESC LIMIT 1", args).fetchone()
+        return _measurement(row) if row is not None else None
+
+    def measurements(self, model_id: str | None = None) -> list[Measurement]:
+        """Every measurement (of one model if given), newest first."""
+        with self._lock:
+            if model_id is None:
+                rows = self._db.execute("SELECT * FROM measurements ORDER BY id DESC").fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT * FROM measurements WHERE model_id = ? ORDER BY id DESC", (model_id,)
+                ).fetchall()
+        return [_measurement(r) for r in rows]
+
+
+def latest_measurement(
+    model_id: str, precision: str, machine: str, path: Path | str | None = None
+) -> Measurement | None:
+    """The newest measurement from the store file, or None when there is no store yet (never creates one)."""
+    db_path = Path(path) if path is not None else default_path()
+    if not db_path.is_file():
+        return None
+    with Store(db_path) as store:
+        return store.latest_measurement(model_id, precision, machine)
+
+
+def _title(content: str) -> str:
+    line = " ".join(content.split())
+    return line[:60] + ("…" if len(line) > 60 else "")
+
+
+def _chat(row: sqlite3.Row, count: int, messages: tuple[Message, ...] = ()) -> Chat:
+    return Chat(
+        id=row["id"],
+        model_id=row["model_id"],
+        task=row["task"],
+        title=row["title"],
+        system=row["system"],
+        settings=json.loads(row["settings"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        message_count=count,
+        messages=messages,
+    )
+
+
+def _measurement(row: sqlite3.Row) -> Measurement:
+    return Measurement(
+        model_id=row["model_id"],
+        precision=row["precision"],
+        strategy=row["strategy"],
+        context=row["context"],
+        tokens_used=row["tokens_used"],
+        machine_key=row["machine_key"],
+        host_label=row["host_label"],
+        peak_bytes=row["peak_bytes"],
+        estimated_bytes=row["estimated_bytes"],
+        devices=json.loads(row["devices"]),
+        load_seconds=row["load_seconds"],
+        time_to_first_token_s=row["time_to_first_token_s"],
+        tokens_per_s=row["tokens_per_s"],
+        created_at=row["created_at"],
+        id=row["id"],
+    )

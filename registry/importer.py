@@ -1,0 +1,340 @@
+"""Build a catalog entry from files on disk: a model folder (config.json + safetensors headers) or a GGUF file.
+
+No torch: parameter counts come from the safetensors headers' tensor shapes (the JSON at the start of each file)
+or from the GGUF tensor table, and architecture fields from config.json through `hf_config`'s mapping. The
+`gguf` package is imported only when a GGUF file is read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from collections import Counter
+from dataclasses import dataclass
+from math import prod
+from pathlib import Path
+from typing import Any
+
+from registry.errors import ImportModelError, UnsupportedArchitectureError
+from registry.hf_config import architecture_fields, context_length_of
+from registry.params import FAMILIES, layout, supported_model_types
+from registry.schema import Dtype, ModelCard, ParamsSource, Task, WeightFormat
+
+#: Largest safetensors header Berth reads (the format itself caps it at 100 MB).
+MAX_HEADER_BYTES = 100 * 2**20
+#: Files that hold pickled weights: loading them runs Python's unpickler, which can execute code.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+_SAFETENSORS_DTYPES: dict[str, Dtype] = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
+_CONFIG_DTYPES: dict[str, Dtype] = {
+    "float32": "float32",
+    "bfloat16": "bfloat16",
+    "float16": "float16",
+    "fp32": "float32",
+    "bf16": "bfloat16",
+    "fp16": "float16",
+}
+#: config.json keys params.py reads from `config_extras`, per family.
+_EXTRA_KEYS: dict[str, tuple[str, ...]] = {
+    "falcon": ("multi_query", "parallel_attn", "new_decoder_architecture", "bias", "num_ln_in_parallel_attn"),
+    "mpt": ("expansion_ratio",),
+    "bert": ("type_vocab_size",),
+    "gpt2": ("n_positions",),
+}
+#: GGUF `general.architecture` -> transformers model_type, for the families Berth can size.
+GGUF_ARCHITECTURES: dict[str, str] = {
+    "llama": "llama",
+    "mistral": "mistral",
+    "qwen2": "qwen2",
+    "qwen3": "qwen3",
+    "phi3": "phi3",
+    "gemma2": "gemma2",
+    "gemma3": "gemma3_text",
+    "starcoder2": "starcoder2",
+    "stablelm": "stablelm",
+    "gpt2": "gpt2",
+}
+#: GGUF general.file_type values whose tensors are plain floats (others are quantized blocks).
+_GGUF_FILE_TYPES: dict[int, Dtype] = {0: "float32", 1: "float16", 32: "bfloat16"}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor of a safetensors file, from its header."""
+
+    dtype: str
+    shape: tuple[int, ...]
+
+    @property
+    def numel(self) -> int:
+        """Number of values."""
+        return prod(self.shape)
+
+
+@dataclass(frozen=True)
+class WeightFiles:
+    """The weight files a model folder holds, by kind."""
+
+    safetensors: tuple[Path, ...]
+    pickle: tuple[Path, ...]
+
+    @property
+    def format(self) -> WeightFormat | None:
+        """safetensors when there are any, else pickle when there are any, else None."""
+        if self.safetensors:
+            return "safetensors"
+        if self.pickle:
+            return "pickle"
+        return None
+
+
+def read_safetensors_header(path: Path | str) -> dict[str, TensorInfo]:
+    """Tensor names, dtypes and shapes from a safetensors file's header (8-byte length, then JSON)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            raw_length = handle.read(8)
+            if len(raw_length) != 8:
+                raise ImportModelError(f"{path} is not a safetensors file (too short)")
+            (length,) = struct.unpack("<Q", raw_length)
+            if length > MAX_HEADER_BYTES:
+                raise ImportModelError(f"{path} is not a safetensors file (header of {length:,} bytes)")
+            header = json.loads(handle.read(length))
+    except OSError as error:
+        raise ImportModelError(f"cannot read {path}: {error}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ImportModelError(f"{path} is not a safetensors file (the header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise ImportModelError(f"{path} is not a safetensors file (the header is not a mapping)")
+    tensors: dict[str, TensorInfo] = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            tensors[name] = TensorInfo(str(info["dtype"]), tuple(int(n) for n in info["shape"]))
+        except (KeyError, TypeError, ValueError):
+            raise ImportModelError(f"{path}: tensor {name!r} has no dtype/shape in the header") from None
+    return tensors
+
+
+def weight_files(folder: Path | str) -> WeightFiles:
+    """The safetensors and pickle weight files at the top of a model folder."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    safetensors = tuple(p for p in files if p.suffix == ".safetensors" and not _is_side_file(p.name))
+    pickle = tuple(p for p in files if p.suffix in PICKLE_SUFFIXES and not _is_side_file(p.name))
+    return WeightFiles(safetensors, pickle)
+
+
+def _is_side_file(name: str) -> bool:
+    """Weights that are not the model's own (adapters, optimizer state, training arguments)."""
+    return name.startswith(("adapter_", "optimizer", "training_args", "scheduler", "rng_state"))
+
+
+def has_chat_template(folder: Path | str) -> bool:
+    """Whether the tokenizer files define a chat template (tokenizer_config.json or a chat_template file)."""
+    folder = Path(folder)
+    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
+        return True
+    config = _read_json(folder / "tokenizer_config.json", required=False)
+    return bool(config and config.get("chat_template"))
+
+
+def local_model_id(name: str) -> str:
+    """A catalog-style id for a model that is not on the Hub: local/<name>, with unusable characters replaced."""
+    slug = re.sub(r"[^\w.\-]+", "-", name).strip("-.") or "model"
+    return f"local/{slug}"
+
+
+def card_from_dir(folder: Path | str, model_id: str | None = None) -> ModelCard:
+    """A catalog entry for a local model folder (config.json plus safetensors or pickle weights)."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise ImportModelError(f"{folder} is not a folder")
+    config = _read_json(folder / "config.json", required=True)
+    assert config is not None
+    model_type = config.get("model_type")
+    if not isinstance(model_type, str):
+        raise ImportModelError(f"{folder / 'config.json'} has no model_type")
+    if model_type not in FAMILIES:
+        raise UnsupportedArchitectureError(model_type, supported_model_types())
+    if config.get("quantization_config"):
+        method = config["quantization_config"].get("quant_method", "unknown")
+        raise ImportModelError(
+            f"{folder} holds a pre-quantized checkpoint ({method}); Berth plans from unquantized weights"
+        )
+    files = weight_files(folder)
+    if files.format is None:
+        raise ImportModelError(f"{folder} has no weight files (*.safetensors or pytorch_model*.bin)")
+    tensors: dict[str, TensorInfo] = {}
+    for path in files.safetensors:
+        tensors.update(read_safetensors_header(path))
+
+    fields = architecture_fields(model_type, config)
+    if "tie_word_embeddings" not in fields:
+        fields["tie_word_embeddings"] = not tensors or not any(n.endswith("lm_head.weight") for n in tensors)
+    extras = {k: config[k] for k in _EXTRA_KEYS.get(model_type, ()) if k in config}
+    if extras:
+        fields["config_extras"] = extras
+    context = context_length_of(model_type, config)
+    if context is None:
+        raise ImportModelError(f"{folder / 'config.json'} gives no context length")
+    architectures = config.get("architectures") or []
+    task: Task
+    if any("MaskedLM" in str(a) for a in architectures) or model_type == "bert":
+        task = "fill-mask"
+    elif has_chat_template(folder):
+        task = "chat"
+    else:
+        task = "completion"
+    dtype = _config_dtype(config) or _majority_dtype(tensors) or "float32"
+    base: dict[str, Any] = {
+        "id": model_id or local_model_id(folder.name),
+        "family": model_type,
+        "model_type": model_type,
+        "task": task,
+        "license": str(config.get("license") or "unknown"),
+        "native_dtype": dtype,
+        "context_length": context,
+        "params": 1,
+        "params_source": "computed",
+        "weight_format": files.format,
+        "remote_code": False,
+        "source": str(folder),
+        "description": f"imported from {folder}",
+    }
+    stored = sum(t.numel for t in tensors.values()) or None
+    return _with_counts(_card(base, fields, folder), stored, "hub-safetensors")
+
+
+def card_from_gguf(path: Path | str, model_id: str | None = None) -> ModelCard:
+    """A catalog entry for a GGUF file, from its metadata and tensor table (weights load dequantized)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ImportModelError(f"{path} is not a file")
+    try:
+        import gguf
+    except ImportError:
+        raise ImportModelError("reading GGUF files needs the gguf package: pip install gguf") from None
+    try:
+        reader = gguf.GGUFReader(str(path))
+    except Exception as error:  # the gguf package raises ValueError, struct and OS errors alike
+        raise ImportModelError(f"{path} is not a readable GGUF file ({error})") from None
+    meta = {name: _gguf_value(field) for name, field in reader.fields.items()}
+    arch = meta.get("general.architecture")
+    if not isinstance(arch, str):
+        raise ImportModelError(f"{path} has no general.architecture")
+    model_type = GGUF_ARCHITECTURES.get(arch)
+    if model_type is None:
+        raise ImportModelError(
+            f"{path} is a '{arch}' GGUF; Berth can size GGUF files of {', '.join(sorted(GGUF_ARCHITECTURES))}"
+        )
+    names = {t.name for t in reader.tensors}
+    vocab = meta.get(f"{arch}.vocab_size")
+    if vocab is None:
+        tokens_field = reader.fields.get("tokenizer.ggml.tokens")
+        vocab = len(tokens_field.data) if tokens_field is not None else None
+    fields: dict[str, Any] = {
+        "num_layers": meta.get(f"{arch}.block_count"),
+        "hidden_size": meta.get(f"{arch}.embedding_length"),
+        "intermediate_size": meta.get(f"{arch}.feed_forward_length"),
+        "num_attention_heads": meta.get(f"{arch}.attention.head_count"),
+        "num_key_value_heads": meta.get(f"{arch}.attention.head_count_kv"),
+        "vocab_size": vocab,
+        "tie_word_embeddings": "output.weight" not in names,
+        "sliding_window": meta.get(f"{arch}.attention.sliding_window"),
+    }
+    key_length = meta.get(f"{arch}.attention.key_length")
+    hidden, heads = fields["hidden_size"], fields["num_attention_heads"]
+    if isinstance(key_length, int) and isinstance(hidden, int) and isinstance(heads, int) and heads:
+        if key_length * heads != hidden or model_type in ("qwen3", "gemma2", "gemma3_text"):
+            fields["head_dim"] = key_length
+    if model_type == "gpt2":
+        for key in ("num_key_value_heads", "sliding_window"):
+            fields.pop(key)
+    fields = {k: v for k, v in fields.items() if v is not None}
+    context = meta.get(f"{arch}.context_length")
+    if not isinstance(context, int):
+        raise ImportModelError(f"{path} gives no {arch}.context_length")
+    file_type = meta.get("general.file_type")
+    base: dict[str, Any] = {
+        "id": model_id or local_model_id(path.stem),
+        "family": str(meta.get("general.basename") or model_type),
+        "model_type": model_type,
+        "task": "chat" if meta.get("tokenizer.chat_template") else "completion",
+        "license": str(meta.get("general.license") or "unknown"),
+        # transformers dequantizes GGUF blocks to float32 unless told otherwise
+        "native_dtype": _GGUF_FILE_TYPES.get(file_type, "float32") if isinstance(file_type, int) else "float32",
+        "context_length": context,
+        "params": 1,
+        "params_source": "computed",
+        "weight_format": "gguf",
+        "source": str(path),
+        "description": f"imported from {path.name}",
+    }
+    return _with_counts(_card(base, fields, path), sum(int(t.n_elements) for t in reader.tensors), "computed")
+
+
+def _card(base: dict[str, Any], fields: dict[str, Any], where: Path) -> ModelCard:
+    try:
+        return ModelCard.model_validate({**base, "architecture": fields})
+    except ValueError as error:
+        first = str(error).splitlines()
+        detail = "; ".join(line.strip() for line in first[1:3]) or str(error)
+        raise ImportModelError(f"{where}: cannot describe this model ({detail})") from None
+
+
+def _with_counts(card: ModelCard, stored: int | None, source: ParamsSource) -> ModelCard:
+    """Fill in the parameter count: the files' total where known, with what transformers does not build."""
+    built = layout(card).total
+    if stored is None:
+        return card.model_copy(update={"params": built, "params_source": "computed"})
+    extra = max(stored - built, 0)
+    update: dict[str, Any] = {"params": built + extra, "params_source": source if extra else "computed"}
+    if extra:
+        update["stored_extra_params"] = extra
+        update["stored_extra_note"] = "values in the files that transformers does not build as parameters"
+    return card.model_copy(update=update)
+
+
+def _read_json(path: Path, required: bool) -> dict[str, Any] | None:
+    if not path.is_file():
+        if required:
+            raise ImportModelError(f"{path} not found: a model folder needs config.json")
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ImportModelError(f"cannot read {path}: {error}") from None
+    if not isinstance(data, dict):
+        raise ImportModelError(f"{path} is not a JSON object")
+    return data
+
+
+def _config_dtype(config: dict[str, Any]) -> Dtype | None:
+    value = config.get("dtype") or config.get("torch_dtype")
+    return _CONFIG_DTYPES.get(str(value).removeprefix("torch.")) if value else None
+
+
+def _majority_dtype(tensors: dict[str, TensorInfo]) -> Dtype | None:
+    counts: Counter[str] = Counter()
+    for info in tensors.values():
+        counts[info.dtype] += info.numel
+    for dtype, _ in counts.most_common():
+        if dtype in _SAFETENSORS_DTYPES:
+            return _SAFETENSORS_DTYPES[dtype]
+    return None
+
+
+def _gguf_value(field: Any) -> Any:
+    """A GGUF metadata value as a Python scalar or string (arrays are left out: tokens, merges …)."""
+    try:
+        if len(field.types) != 1:
+            return None
+        value = field.contents()
+    except Exception:  # an unexpected layout in one field should not stop the import
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    return value if isinstance(value, (int, float, str, bool)) else None
