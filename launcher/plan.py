@@ -597,10 +597,12 @@ def make_plan(
     host: HostSnapshot,
     request: PlanRequest | None = None,
     accelerators: Sequence[Accelerator] = (),
+    explain: bool = True,
 ) -> Plan | DoesNotFitError:
     """The best plan for this model on this host, or a DoesNotFitError value saying what would fit.
 
-    Raises PlanRequestError for requests that cannot be planned as asked (bad input, exit code 2).
+    `explain=False` skips the search for ways out when nothing fits (shorter context, named hardware),
+    which `berth list` does not show. Raises PlanRequestError for requests that cannot be planned as asked.
     """
     request = request or PlanRequest()
     context = resolve_context(card, request)
@@ -643,6 +645,8 @@ def make_plan(
             )
             reasons.append(f"fastest of the offload options (also fits: {others})")
     if chosen is None:
+        if not explain:
+            return _bare_does_not_fit(card, attempts)
         return _does_not_fit(card, host, request, context, attempts, accelerators)
     attempt, speed = chosen
     assert attempt.placements is not None
@@ -712,6 +716,13 @@ def _warnings(card: ModelCard, host: HostSnapshot, attempt: _Attempt) -> list[st
 # --------------------------------------------------------------------------- when nothing fits
 
 
+def _bare_does_not_fit(card: ModelCard, attempts: Sequence[_Attempt]) -> DoesNotFitError:
+    smallest = min(attempts, key=lambda a: a.needed - a.available, default=None)
+    required = smallest.needed if smallest else 0
+    available = smallest.available if smallest else 0
+    return DoesNotFitError(card.id, required, max(available, 0))
+
+
 def _does_not_fit(
     card: ModelCard,
     host: HostSnapshot,
@@ -720,9 +731,7 @@ def _does_not_fit(
     attempts: Sequence[_Attempt],
     accelerators: Sequence[Accelerator],
 ) -> DoesNotFitError:
-    smallest = min(attempts, key=lambda a: a.needed - a.available, default=None)
-    required = smallest.needed if smallest else 0
-    available = smallest.available if smallest else 0
+    bare = _bare_does_not_fit(card, attempts)
     suggestions: list[str] = []
     if context > 512:
         shorter = _largest_fitting_context(card, host, request, context)
@@ -746,12 +755,12 @@ def _does_not_fit(
         for a in attempts
         if a.rung.strategy in ("gpu", "quantized", "cpu") and len(a.rung.gpus) <= 1
     )
-    return DoesNotFitError(card.id, required, max(available, 0), suggestions, detail)
+    return DoesNotFitError(card.id, bare.required_bytes, bare.available_bytes, suggestions, detail)
 
 
 def _fits(card: ModelCard, host: HostSnapshot, request: PlanRequest) -> bool:
     try:
-        return isinstance(make_plan(card, host, request), Plan)
+        return isinstance(make_plan(card, host, request, explain=False), Plan)
     except PlanRequestError:
         return False
 
@@ -816,7 +825,7 @@ def smallest_fitting_hardware(
     for _, count, acc in options:
         host = named_host(acc, count)
         try:
-            plan = make_plan(card, host, gpu_only)
+            plan = make_plan(card, host, gpu_only, explain=False)
         except PlanRequestError:
             continue
         if isinstance(plan, Plan):

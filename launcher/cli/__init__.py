@@ -64,8 +64,10 @@ def main() -> None:
 
 from launcher.cli.catalog_cmds import catalog_group, show_command  # noqa: E402
 from launcher.cli.list_cmd import list_command  # noqa: E402
+from launcher.cli.plan_cmd import plan_command  # noqa: E402
 
 cli.add_command(list_command)
+cli.add_command(plan_command)
 cli.add_command(show_command)
 cli.add_command(catalog_group)
 
