@@ -58,7 +58,9 @@ def main() -> None:
             seconds = time_command([*berth, "--catalog", str(path), "list", "--json"], env)
             per_model = seconds / size * 1e3
             growth = f", x{seconds / previous:.1f} for x10 models" if previous else ""
-            print(f"berth list --json, {size:>6} models: median {seconds:.2f} s ({per_model:.2f} ms/model{growth})")
+            print(
+                f"berth list --json, {size:>6} models: median {seconds:.2f} s ({per_model:.2f} ms/model{growth})"
+            )
             previous = seconds
 
 

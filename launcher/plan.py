@@ -560,7 +560,8 @@ def _rungs(card: ModelCard, host: HostSnapshot, request: PlanRequest) -> list[_R
         for dtype in _cpu_dtypes(card, host, request):
             rungs.append(_Rung("cpu", Precision(dtype), (), True, False))
         if request.allow_offload and request.allow_disk:
-            rungs.append(_Rung("disk", Precision(_cpu_dtypes(card, host, request)[0]), (), True, True))
+            # Disk offload is bound by reads: try both dtypes, the fastest that fits wins.
+            rungs += [_Rung("disk", Precision(d), (), True, True) for d in _cpu_dtypes(card, host, request)]
     return rungs
 
 

@@ -9,7 +9,7 @@ import click
 
 from launcher import display
 from launcher.cli.context import echo_json, get_catalog
-from launcher.cli.plan_cmd import plan_options, build_request, resolve_host_for
+from launcher.cli.plan_cmd import build_request, plan_options, resolve_host_for
 from launcher.host import HostSnapshot
 from launcher.plan import Plan, PlanRequest, make_plan
 from launcher.plan_errors import DoesNotFitError, PlanRequestError
@@ -105,7 +105,9 @@ def host_line(host: HostSnapshot) -> str:
     """The machine in one line: GPUs free/total, RAM, disk."""
     parts = [f"{host.label}:"]
     for gpu in host.gpus:
-        parts.append(f"GPU {gpu.index} {gpu.name} {display.gib(gpu.usable_bytes)}/{display.gib(gpu.total_bytes)} free")
+        parts.append(
+            f"GPU {gpu.index} {gpu.name} {display.gib(gpu.usable_bytes)}/{display.gib(gpu.total_bytes)} free"
+        )
     if not host.gpus:
         parts.append("no GPU")
     parts.append(f"RAM {display.gib(host.ram_available_bytes)}/{display.gib(host.ram_total_bytes)} free")
@@ -117,7 +119,9 @@ def host_line(host: HostSnapshot) -> str:
 @click.command("list")
 @plan_options
 @click.option("--fits", "fits_only", is_flag=True, help="Only models that fit.")
-@click.option("--search", default=None, metavar="TEXT", help="Only models whose id, alias, family or task has TEXT.")
+@click.option(
+    "--search", default=None, metavar="TEXT", help="Only models whose id, alias, family or task has TEXT."
+)
 @click.option("--sort", "sort_key", type=click.Choice(SORT_KEYS), default="fit", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
@@ -181,4 +185,6 @@ def list_command(
         )
     )
     fitting = sum(1 for r in rows if r.fits)
-    click.echo(f"\n{fitting} of {len(rows)} models fit. Details: berth plan MODEL. Speeds are estimates (±30%).")
+    click.echo(
+        f"\n{fitting} of {len(rows)} models fit. Details: berth plan MODEL. Speeds are estimates (±30%)."
+    )

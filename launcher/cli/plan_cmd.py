@@ -45,9 +45,14 @@ def plan_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The options every planning command shares."""
     options = [
         click.option("--context", type=click.IntRange(min=1), default=None, help="Context length in tokens."),
-        click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Sequences at once."),
         click.option(
-            "--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None, help="Force a dtype."
+            "--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Sequences at once."
+        ),
+        click.option(
+            "--dtype",
+            type=click.Choice(["float32", "bfloat16", "float16"]),
+            default=None,
+            help="Force a dtype.",
         ),
         click.option(
             "--quant",
@@ -84,7 +89,9 @@ def build_request(
         except ValueError:
             raise click.BadParameter("give GPU indexes like 0 or 0,1", param_hint="--gpus") from None
     if cpu_only and (quant in ("int8", "nf4") or gpu_ids):
-        raise PlanRequestError("--cpu contradicts --quant/--gpus", hint="bitsandbytes and GPU choices need a GPU")
+        raise PlanRequestError(
+            "--cpu contradicts --quant/--gpus", hint="bitsandbytes and GPU choices need a GPU"
+        )
     return PlanRequest(
         context=context,
         batch=batch,
@@ -112,7 +119,9 @@ def resolve_host_for(ctx: click.Context, hardware: str | None) -> HostSnapshot:
 @click.command("plan")
 @click.argument("model")
 @plan_options
-@click.option("--emit", type=click.Choice(["python"]), default=None, help="Print the code that loads it as planned.")
+@click.option(
+    "--emit", type=click.Choice(["python"]), default=None, help="Print the code that loads it as planned."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def plan_command(
