@@ -43,7 +43,7 @@ def host_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def plan_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The options every planning command shares."""
-    options = [
+    options: list[Callable[[Any], Any]] = [
         click.option("--context", type=click.IntRange(min=1), default=None, help="Context length in tokens."),
         click.option(
             "--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Sequences at once."
