@@ -57,5 +57,5 @@ class HardwareSpecError(LauncherError, ValueError):
         hint = f" Did you mean {', '.join(self.suggestions)}?" if self.suggestions else ""
         return (
             f"cannot use hardware spec {where}'{self.spec}': {self.problem}.{hint}"
-            f" Valid specs look like {', '.join(SPEC_EXAMPLES)}."
+            f" Valid specs look like {', '.join(repr(e) for e in SPEC_EXAMPLES)}."
         )

@@ -244,16 +244,14 @@ def parse_spec_yaml(text: str, catalog: Catalog) -> list[NodeSpec]:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise _Problem(f"not valid YAML{where}") from None
+    if not isinstance(raw, dict):
+        raise _Problem(
+            "the file must be a mapping with nodes: (a list of machines, each with gpus/ram/disk/cores)"
+        )
     try:
         spec = HardwareFile.model_validate(raw)
     except ValidationError as error:
-        first = error.errors(include_url=False)[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "the file"
-        message = first["msg"].removeprefix("Value error, ")
-        cause = first.get("ctx", {}).get("error")
-        if isinstance(cause, _Problem):
-            message = cause.problem
-        raise _Problem(f"{loc}: {message}") from None
+        raise _yaml_problem(error) from None
     nodes = []
     for number, node in enumerate(spec.nodes):
         try:
@@ -262,6 +260,24 @@ def parse_spec_yaml(text: str, catalog: Catalog) -> list[NodeSpec]:
             raise _Problem(f"nodes.{number}: {problem.problem}", problem.suggestions) from None
         nodes.append(NodeSpec(gpus, node.ram, node.disk, node.cores))
     return nodes
+
+
+def _yaml_problem(error: ValidationError) -> _Problem:
+    first = error.errors(include_url=False)[0]
+    path = first["loc"]
+    loc = ".".join(str(p) for p in path) or "the file"
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, _Problem):
+        return _Problem(f"{loc}: {cause.problem}")
+    if first["type"] == "extra_forbidden":
+        owners: dict[int, type[BaseModel]] = {1: HardwareFile, 3: NodeFile, 5: GpuGroupFile}
+        owner = owners.get(len(path), NodeFile)
+        keys = list(owner.model_fields)
+        close = difflib.get_close_matches(str(path[-1]), keys, n=1, cutoff=0.5)
+        return _Problem(f"{loc}: unknown key (keys here: {', '.join(keys)})", close)
+    if len(path) == 4 and path[2] == "gpus" and first["type"] == "model_type":
+        return _Problem(f"{loc}: write each GPU kind as a mapping, like {{kind: h100, count: 8}}")
+    return _Problem(f"{loc}: {first['msg']}")
 
 
 def _is_path(text: str) -> bool:

@@ -46,20 +46,26 @@ class NvmlQuery:
         """`module.func(*args)`, or `default` (with a warning unless quiet) when the call fails in any way."""
         self.last_error = None
         fn = getattr(self.module, func, None)
-        if not callable(fn):
-            self.last_error = AttributeError(func)
-            if not quiet:
-                self.warnings.append(f"{what or func}: unknown (this nvidia-ml-py has no {func})")
-            return default
         try:
+            if not callable(fn):
+                raise AttributeError(f"this nvidia-ml-py has no {func}")
             return fn(*args)
         except Exception as error:  # the library boundary: NVMLError, ctypes and OS errors alike
             self.last_error = error
             if not quiet:
-                self.warnings.append(
-                    f"{what or func}: unknown (NVML {func} failed: {describe_nvml_error(error)})"
-                )
+                self.warn(func, what)
             return default
+
+    def warn(self, func: str, what: str = "") -> None:
+        """Record the latest call's failure as a warning: '<what>: unknown (<why>)'."""
+        self.warnings.append(f"{what or func}: unknown ({self.reason(func)})")
+
+    def reason(self, func: str) -> str:
+        """Why the latest call of `func` failed, in words."""
+        error = self.last_error
+        if isinstance(error, AttributeError):
+            return str(error)
+        return f"NVML {func} failed: {describe_nvml_error(error)}" if error else "no error"
 
     @property
     def gpu_lost(self) -> bool:
@@ -132,51 +138,57 @@ def _read_gpus(nvml: NvmlQuery, catalog: Catalog, environ: Mapping[str, str]) ->
         cuda_index = len(gpus)
         handle = handles[nvml_index]
         if handle is None:
-            handle = nvml.query("nvmlDeviceGetHandleByIndex", nvml_index, what=f"GPU {cuda_index} (left out)")
-            if handle is None:
-                continue
-        gpu = _read_gpu(nvml, handle, cuda_index, catalog)
-        if gpu is not None:
-            gpus.append(gpu)
-            kept.append(handle)
+            handle = nvml.query("nvmlDeviceGetHandleByIndex", nvml_index, quiet=True)
+        if handle is None:
+            why = nvml.reason("nvmlDeviceGetHandleByIndex")
+            nvml.warnings.append(f"GPU {cuda_index} is left out: it cannot be opened ({why})")
+            continue
+        try:
+            gpu = _read_gpu(nvml, handle, cuda_index, catalog)
+        except _GpuLost:
+            nvml.warnings.append(
+                f"GPU {cuda_index} is lost (fell off the bus) and is left out; reset it or reboot"
+            )
+            continue
+        gpus.append(gpu)
+        kept.append(handle)
     return _with_nvlink_peers(nvml, gpus, kept)
 
 
-def _read_gpu(nvml: NvmlQuery, handle: Any, index: int, catalog: Catalog) -> GpuInfo | None:
+class _GpuLost(Exception):
+    """A GPU stopped answering in the middle of being read (internal)."""
+
+
+def _read_gpu(nvml: NvmlQuery, handle: Any, index: int, catalog: Catalog) -> GpuInfo:
     label = f"GPU {index}"
-    name = _text(nvml.query("nvmlDeviceGetName", handle, what=f"{label} name"))
-    if nvml.gpu_lost:
-        _warn_lost(nvml, label)
-        return None
+
+    def read(func: str, what: str) -> Any:
+        value = nvml.query(func, handle, quiet=True)
+        if nvml.gpu_lost:
+            raise _GpuLost(label)
+        if nvml.last_error is not None:
+            nvml.warn(func, f"{label} {what}")
+        return value
+
+    name = _text(read("nvmlDeviceGetName", "name"))
+    memory = read("nvmlDeviceGetMemoryInfo", "free memory")
+    capability = read("nvmlDeviceGetCudaComputeCapability", "compute capability")
     acc = catalog.match_gpu_name(name) if name else None
-    memory = nvml.query("nvmlDeviceGetMemoryInfo", handle, what=f"{label} free memory")
-    if nvml.gpu_lost:
-        _warn_lost(nvml, label)
-        return None
-    capability = nvml.query("nvmlDeviceGetCudaComputeCapability", handle, what=f"{label} compute capability")
     total = _int(getattr(memory, "total", None))
     if total is None:
         total = acc.total_bytes if acc else 0
-        nvml.warnings.append(
-            f"{label}: total memory taken from the catalog ({acc.id})"
-            if acc
-            else f"{label}: total memory unknown"
-        )
+        where = f"taken from the catalog ({acc.id})" if acc else "unknown"
+        nvml.warnings.append(f"{label}: total memory {where}")
     return GpuInfo(
         index=index,
         name=name or (acc.name if acc else label),
         total_bytes=total,
         free_bytes=_int(getattr(memory, "free", None)),
         used_bytes=_int(getattr(memory, "used", None)),
-        compute_capability=_capability(capability)
-        or (_capability_text(acc.compute_capability) if acc else None),
+        compute_capability=_capability(capability) or _catalog_capability(acc),
         vendor="nvidia",
         **_catalog_figures(acc),
     )
-
-
-def _warn_lost(nvml: NvmlQuery, label: str) -> None:
-    nvml.warnings.append(f"{label} is lost (fell off the bus) and is left out; reset it or reboot")
 
 
 def _catalog_figures(acc: Accelerator | None) -> dict[str, Any]:
@@ -485,8 +497,10 @@ def _capability(value: Any) -> tuple[int, int] | None:
     return None
 
 
-def _capability_text(text: str) -> tuple[int, int] | None:
-    major, _, minor = text.partition(".")
+def _catalog_capability(acc: Accelerator | None) -> tuple[int, int] | None:
+    if acc is None:
+        return None
+    major, _, minor = acc.compute_capability.partition(".")
     return (int(major), int(minor)) if major.isdigit() and minor.isdigit() else None
 
 
