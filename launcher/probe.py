@@ -134,8 +134,7 @@ def _read_gpus(nvml: NvmlQuery, catalog: Catalog, environ: Mapping[str, str]) ->
         nvml.warnings.append(warning)
     gpus: list[GpuInfo] = []
     kept: list[Any] = []
-    for nvml_index in order:
-        cuda_index = len(gpus)
+    for cuda_index, nvml_index in enumerate(order):  # a GPU left out keeps its index free, as in CUDA
         handle = handles[nvml_index]
         if handle is None:
             handle = nvml.query("nvmlDeviceGetHandleByIndex", nvml_index, quiet=True)
@@ -214,8 +213,8 @@ def _with_nvlink_peers(nvml: NvmlQuery, gpus: list[GpuInfo], handles: list[Any])
         status = nvml.query("nvmlDeviceGetP2PStatus", handles[a], handles[b], nvlink_index, quiet=True)
         return status is not None and status == ok
 
-    peers = nvlink_peers(bus_ids, remotes, p2p)
-    return tuple(_replace_peers(g, p) for g, p in zip(gpus, peers, strict=True))
+    peers = nvlink_peers(bus_ids, remotes, p2p)  # positions in `gpus`, turned into GPU indexes below
+    return tuple(_replace_peers(g, tuple(gpus[j].index for j in p)) for g, p in zip(gpus, peers, strict=True))
 
 
 def _replace_peers(gpu: GpuInfo, peers: tuple[int, ...]) -> GpuInfo:

@@ -37,6 +37,7 @@ from launcher.probe import (
     probe_nvidia_gpus,
     probe_torch_gpus,
 )
+from launcher.sysinfo import cgroup_memory, parse_cpuinfo, visible_gpus
 from registry.catalog import Catalog
 
 FAILURES = {
@@ -175,8 +176,11 @@ def test_unknown_gpu_kind_has_no_catalog_figures(hw_catalog: Catalog):
 
 def test_lost_gpu_is_left_out_with_one_warning(hw_catalog: Catalog):
     lost = h100(1, fail={"nvmlDeviceGetMemoryInfo": FakeNVMLError(GPU_IS_LOST)})
-    host = probe_fake(hw_catalog, FakeNvml([h100(0), lost, h100(2)]))
-    assert [g.index for g in host.gpus] == [0, 1]
+    host = probe_fake(
+        hw_catalog, FakeNvml([h100(0, nvlinks=["0:3:00.0"]), lost, h100(2, nvlinks=["0:1:00.0"])])
+    )
+    assert [g.index for g in host.gpus] == [0, 2]  # indexes stay those of CUDA and nvidia-smi
+    assert [g.nvlink_peers for g in host.gpus] == [(2,), (0,)]
     assert sum("lost" in w for w in host.warnings) == 1
     assert any("GPU 1 is lost" in w for w in host.warnings)
 
@@ -201,8 +205,8 @@ def test_failed_capability_reading_falls_back_on_the_catalog(hw_catalog: Catalog
 def test_gpu_that_cannot_be_opened_is_left_out(hw_catalog: Catalog):
     bad = h100(0, fail={"nvmlDeviceGetHandleByIndex": FakeNVMLError(UNKNOWN)})
     host = probe_fake(hw_catalog, FakeNvml([bad, h100(1)]))
-    assert len(host.gpus) == 1 and host.gpus[0].index == 0
-    assert any("left out" in w for w in host.warnings)
+    assert [g.index for g in host.gpus] == [1]
+    assert any("GPU 0 is left out" in w for w in host.warnings)
 
 
 def test_device_count_failure(hw_catalog: Catalog):
@@ -416,3 +420,79 @@ def test_unwritable_cache_is_a_probe_error(tmp_path: Path):
     with pytest.raises(ProbeError) as info:
         save_bandwidth("CPU A", 1, blocker / "bw.json")
     assert info.value.reading == "cpu_bandwidth"
+
+
+# --------------------------------------------------------------------------- pure parsers of system text
+
+X86 = """processor\t: 0
+vendor_id\t: GenuineIntel
+model\t\t: 143
+model name\t: Intel(R) Xeon(R) Platinum 8480+
+flags\t\t: fpu sse4_2 avx avx2 fma f16c avx512f avx512bw avx512_bf16 amx_bf16 amx_tile AMX_INT8 ht
+
+processor\t: 1
+model name\t: ignored
+flags\t\t: ignored
+"""
+
+ARM = """processor\t: 0
+BogoMIPS\t: 243.75
+Features\t: fp asimd evtstrm aes sve sve2 bf16 i8mm
+CPU implementer\t: 0x41
+
+processor\t: 1
+Features\t: fp asimd
+
+Hardware\t: Neoverse-V2 board
+"""
+
+
+def test_parse_cpuinfo_x86():
+    model, flags = parse_cpuinfo(X86)
+    assert model == "Intel(R) Xeon(R) Platinum 8480+"
+    assert flags == {
+        "sse4_2",
+        "avx",
+        "avx2",
+        "fma",
+        "f16c",
+        "avx512f",
+        "avx512bw",
+        "avx512_bf16",
+        "amx_bf16",
+    } | {
+        "amx_tile",
+        "amx_int8",
+    }
+
+
+def test_parse_cpuinfo_arm_and_nothing():
+    model, flags = parse_cpuinfo(ARM)
+    assert model == "Neoverse-V2 board"
+    assert flags == {"asimd", "sve", "sve2", "bf16", "i8mm"}
+    assert parse_cpuinfo("") == (None, frozenset())
+    assert parse_cpuinfo("model\t: 85\n")[0] is None  # a bare number is no model name
+
+
+def test_cgroup_memory():
+    assert cgroup_memory("max\n", "123", "") == (None, None)
+    assert cgroup_memory(None, None, None) == (None, None)
+    assert cgroup_memory(str(2**63 - 4096), "1", "") == (None, None)  # cgroup v1 "unlimited"
+    stat = "anon 100\ninactive_file 3000\nactive_file 50\n"
+    assert cgroup_memory("8000\n", "5000\n", stat) == (8000, 6000)
+    assert cgroup_memory("8000", None, None) == (8000, None)
+    assert cgroup_memory("8000", "9000", "") == (8000, 0)
+
+
+def test_visible_gpus():
+    uuids = ["GPU-aaa1", "GPU-bbb2", "GPU-aaa3"]
+    assert visible_gpus(None, uuids) == ([0, 1, 2], None)
+    assert visible_gpus("", uuids) == ([], None)
+    assert visible_gpus("2, 0", uuids) == ([2, 0], None)
+    assert visible_gpus("GPU-bbb", uuids) == ([1], None)
+    chosen, warning = visible_gpus("GPU-aaa", uuids)  # ambiguous prefix
+    assert chosen == [] and warning
+    chosen, warning = visible_gpus("1,-1,0", uuids)  # CUDA stops at an invalid entry
+    assert chosen == [1] and warning and "'-1'" in warning
+    chosen, warning = visible_gpus("0,0", uuids)
+    assert chosen == [0] and warning
