@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hardware_fakes import (
@@ -56,7 +57,7 @@ def hw_catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
     return hardware_catalog(tmp_path_factory.mktemp("catalog"))
 
 
-def probe_fake(catalog: Catalog, nvml: object, environ: dict[str, str] | None = None, **kwargs: object):
+def probe_fake(catalog: Catalog, nvml: object, environ: dict[str, str] | None = None, **kwargs: Any):
     return probe_host(catalog, nvml=nvml, torch=None, environ=environ or {}, **kwargs)
 
 
