@@ -121,8 +121,7 @@ class LoadedModel:
     ) -> Measurement:
         """What this launch used since `meter.phase()` was last called, beside the estimate at `tokens_used`."""
         peak = self.meter.peak()
-        totals = {f"cuda:{g.index}": g.total_bytes for g in self.host.gpus}
-        estimated = estimated_devices(self.card, self.plan, tokens_used, totals)
+        estimated = estimated_devices(self.card, self.plan, tokens_used)
         measured = {k: v for k, v in peak.devices.items() if k in estimated}
         devices = dict(measured)
         devices.update({f"{k}.load_peak": v for k, v in self.load_peak.devices.items()})

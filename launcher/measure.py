@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from launcher.load_errors import MemoryBudgetExceeded
-from launcher.plan import GPU_HEADROOM_FRACTION, RAM_HEADROOM_BYTES, Plan
+from launcher.plan import Plan
 from registry.memory import activation_bytes, estimate_memory
 from registry.schema import ModelCard
 
@@ -160,11 +160,11 @@ class MemoryGuard:
 # --------------------------------------------------------------------------- estimates to compare against
 
 
-def estimated_devices(card: ModelCard, plan: Plan, tokens: int, host_total: Mapping[str, int]) -> dict[str, int]:
-    """The plan's memory per device as a process would use it after `tokens` tokens of cache (no headroom).
+def estimated_devices(card: ModelCard, plan: Plan, tokens: int) -> dict[str, int]:
+    """The plan's memory per device as a process would use it after `tokens` tokens of cache.
 
-    The plan reserves its KV cache and activations for the full context and keeps headroom for other programs;
-    a measurement after a shorter conversation holds only `tokens` tokens, so both are scaled to that.
+    The plan reserves its KV cache and activations for the full context; a measurement after a shorter
+    conversation holds only `tokens` tokens, so both are scaled to that. Disk is not memory and is left out.
     """
     tokens = max(min(tokens, plan.context), 1)
     dtype = plan.precision.dtype
@@ -177,12 +177,7 @@ def estimated_devices(card: ModelCard, plan: Plan, tokens: int, host_total: Mapp
             continue
         kv = p.kv_cache_bytes * tokens // plan.context
         value = p.used_bytes - p.kv_cache_bytes + kv
-        if p.device == "cpu":
-            value -= RAM_HEADROOM_BYTES
-            if cpu_only:
-                value += used_acts - planned_acts
-        else:
-            value -= int(host_total.get(p.device, 0) * GPU_HEADROOM_FRACTION)
+        if p.device != "cpu" or cpu_only:
             value += used_acts - planned_acts
         result[p.device] = max(value, 0)
     return result

@@ -167,7 +167,7 @@ class Plan:
         elif gpus:
             parts.append(f"GPUs {gpus[0]}–{gpus[-1]}" if len(gpus) > 2 else f"GPUs {', '.join(gpus)}")
         parts += [p.label for p in self.placements if not p.device.startswith("cuda:")]
-        return f"{self.strategy} · {self.precision.label} · {' + '.join(parts)}"
+        return f"{self.precision.label} on {' + '.join(parts)}"
 
 
 # --------------------------------------------------------------------------- sizing
@@ -258,10 +258,13 @@ def _fill(sized: Sequence[_Sized], bins: Sequence[_Bin], charge_kv: Sequence[boo
     return True
 
 
-def _gpu_reserve(card: ModelCard, gpu: GpuInfo, context: int, batch: int, dtype: Dtype) -> int:
-    """Memory a GPU that runs layers needs besides weights and KV: runtime floor, activations, headroom."""
-    headroom = int(gpu.total_bytes * GPU_HEADROOM_FRACTION)
-    return runtime_bytes("cuda") + activation_bytes(card, context, batch, dtype) + headroom
+def _gpu_reserve(
+    card: ModelCard, gpu: GpuInfo, context: int, batch: int, dtype: Dtype, headroom: bool = True
+) -> int:
+    """Memory a GPU that runs layers needs besides weights and KV: runtime floor, activations (and the
+    headroom Berth leaves free, which is kept out of the budget but is not 'used')."""
+    kept_free = int(gpu.total_bytes * GPU_HEADROOM_FRACTION) if headroom else 0
+    return runtime_bytes("cuda") + activation_bytes(card, context, batch, dtype) + kept_free
 
 
 def _balanced_budgets(total: int, capacities: Sequence[int], largest: int) -> list[int]:
@@ -377,13 +380,14 @@ def _try(card: ModelCard, lay: Layout, host: HostSnapshot, rung: _Rung, context:
         layers = [s.layer for s in b.items if s.layer is not None]
         if b.device.startswith("cuda:"):
             gpu = rung.gpus[i]
-            overhead = _gpu_reserve(card, gpu, context, batch, precision.dtype) + slack(weights + kv)
+            overhead = _gpu_reserve(card, gpu, context, batch, precision.dtype, headroom=False)
+            overhead += slack(weights + kv)
             if i == 0 and offloading:
                 overhead += main_reserve
             label, budget = _gpu_label(gpu), gpu.usable_bytes
             key: int | str = gpu.index
         elif b.device == "cpu":
-            overhead = ram_floor + slack(weights + kv)
+            overhead = runtime_bytes("cpu") + slack(weights + kv)
             if not rung.gpus:
                 overhead += activation_bytes(card, context, batch, precision.dtype)
                 overhead += main_reserve if rung.disk else 0
@@ -566,7 +570,8 @@ def _rungs(card: ModelCard, host: HostSnapshot, request: PlanRequest) -> list[_R
         for dtype in _cpu_dtypes(card, host, request):
             rungs.append(_Rung("cpu", Precision(dtype), (), True, False))
         if request.allow_offload and request.allow_disk:
-            rungs.append(_Rung("disk", Precision(_cpu_dtypes(card, host, request)[0]), (), True, True))
+            # Disk offload is bound by reads: try both dtypes, the fastest that fits wins.
+            rungs += [_Rung("disk", Precision(d), (), True, True) for d in _cpu_dtypes(card, host, request)]
     return rungs
 
 
@@ -603,10 +608,12 @@ def make_plan(
     host: HostSnapshot,
     request: PlanRequest | None = None,
     accelerators: Sequence[Accelerator] = (),
+    explain: bool = True,
 ) -> Plan | DoesNotFitError:
     """The best plan for this model on this host, or a DoesNotFitError value saying what would fit.
 
-    Raises PlanRequestError for requests that cannot be planned as asked (bad input, exit code 2).
+    `explain=False` skips the search for ways out when nothing fits (shorter context, named hardware),
+    which `berth list` does not show. Raises PlanRequestError for requests that cannot be planned as asked.
     """
     request = request or PlanRequest()
     host = cap_host(host, request.max_memory)
@@ -616,6 +623,7 @@ def make_plan(
     lay = layout(card)
     reasons: list[str] = []
     fitting_offload: list[tuple[_Attempt, SpeedEstimate]] = []
+    too_slow: list[tuple[_Attempt, SpeedEstimate]] = []
     chosen: tuple[_Attempt, SpeedEstimate] | None = None
     attempts: list[_Attempt] = []
     for rung in _rungs(card, host, request):
@@ -633,6 +641,8 @@ def make_plan(
                     f"{gib(max(attempt.available, 0))} usable after runtime and activations → no"
                 )
             continue
+        if _duplicate(attempt):
+            continue
         speed = _speed(card, lay, host, attempt, context, batch, prompt_tokens)
         if rung.strategy in _OFFLOAD_STRATEGIES:
             if speed.decode_tokens_per_s < MIN_USABLE_TOKENS_PER_S and not request.allow_slow:
@@ -640,6 +650,7 @@ def make_plan(
                     f"{_describe(attempt)}: fits, but about {speed.decode_tokens_per_s:.3f} tokens/s is too slow "
                     f"to offer (--allow-slow to accept)"
                 )
+                too_slow.append((attempt, speed))
                 continue
             fitting_offload.append((attempt, speed))
             continue
@@ -653,9 +664,11 @@ def make_plan(
                 for a, s in fitting_offload
                 if a is not chosen[0]
             )
-            reasons.append(f"fastest of the offload options (also fits: {others})")
+            reasons.append(f"fastest option that fits (also fits: {others})")
     if chosen is None:
-        return _does_not_fit(card, host, request, context, attempts, accelerators)
+        if not explain:
+            return _bare_does_not_fit(card, attempts)
+        return _does_not_fit(card, host, request, context, attempts, accelerators, too_slow)
     attempt, speed = chosen
     assert attempt.placements is not None
     reasons.append(f"→ {_describe(attempt)}: {_fit_line(attempt)}")
@@ -688,6 +701,17 @@ def cap_host(host: HostSnapshot, max_memory: Mapping[int | str, int] | None) -> 
     if "disk" in caps:
         disk = min(disk, caps["disk"]) if disk is not None else caps["disk"]
     return replace(host, gpus=gpus, ram_available_bytes=ram, disk_free_bytes=disk)
+
+
+def _duplicate(attempt: _Attempt) -> bool:
+    """An offload rung that ended up offloading nothing repeats an earlier rung."""
+    assert attempt.placements is not None
+    devices = {p.device for p in attempt.placements if p.blocks}
+    if attempt.rung.strategy == "disk":
+        return "disk" not in devices
+    if attempt.rung.strategy == "offload":
+        return "cpu" not in devices
+    return False
 
 
 def _fit_line(attempt: _Attempt) -> str:
@@ -740,6 +764,15 @@ def _warnings(card: ModelCard, host: HostSnapshot, attempt: _Attempt) -> list[st
 # --------------------------------------------------------------------------- when nothing fits
 
 
+def _bare_does_not_fit(card: ModelCard, attempts: Sequence[_Attempt]) -> DoesNotFitError:
+    """Needed against usable for the rung that came closest without disk (disk space is not memory)."""
+    memory_rungs = [a for a in attempts if not a.rung.disk] or list(attempts)
+    smallest = min(memory_rungs, key=lambda a: a.needed - a.available, default=None)
+    required = smallest.needed if smallest else 0
+    available = smallest.available if smallest else 0
+    return DoesNotFitError(card.id, required, max(available, 0))
+
+
 def _does_not_fit(
     card: ModelCard,
     host: HostSnapshot,
@@ -747,10 +780,9 @@ def _does_not_fit(
     context: int,
     attempts: Sequence[_Attempt],
     accelerators: Sequence[Accelerator],
+    too_slow: Sequence[tuple[_Attempt, SpeedEstimate]] = (),
 ) -> DoesNotFitError:
-    smallest = min(attempts, key=lambda a: a.needed - a.available, default=None)
-    required = smallest.needed if smallest else 0
-    available = smallest.available if smallest else 0
+    bare = _bare_does_not_fit(card, attempts)
     suggestions: list[str] = []
     if context > 512:
         shorter = _largest_fitting_context(card, host, request, context)
@@ -762,9 +794,19 @@ def _does_not_fit(
         suggestions.append("allow CPU/disk offload (drop --no-offload)")
     if request.dtype == "float32":
         suggestions.append("drop --dtype float32: bf16 halves the weights")
+    for attempt, speed in too_slow[:1]:
+        suggestions.append(
+            f"{_describe(attempt)} fits but runs at about {speed.decode_tokens_per_s:.2g} tokens/s "
+            f"(accept that with --allow-slow)"
+        )
     named = smallest_fitting_hardware(card, replace(request, gpus=None, device="auto"), accelerators, context)
     if named:
-        suggestions.append(f"it fits on {named} (see `berth plan {card.id} --hardware {named}`)")
+        spec, how = named
+        suggestions.append(f"it fits on {spec} ({how}; see `berth plan {card.id} --hardware {spec}`)")
+        if how.split(" on ")[0] in ("int8", "nf4") and request.quant is None:
+            native = smallest_fitting_hardware(card, replace(request, quant="none"), accelerators, context)
+            if native:
+                suggestions.append(f"without quantization it fits on {native[0]} ({native[1]})")
     elif accelerators:
         suggestions.append(
             "no single machine of up to 8 catalog GPUs holds it: plan several machines with `berth fleet plan`"
@@ -774,12 +816,12 @@ def _does_not_fit(
         for a in attempts
         if a.rung.strategy in ("gpu", "quantized", "cpu") and len(a.rung.gpus) <= 1
     )
-    return DoesNotFitError(card.id, required, max(available, 0), suggestions, detail)
+    return DoesNotFitError(card.id, bare.required_bytes, bare.available_bytes, suggestions, detail)
 
 
 def _fits(card: ModelCard, host: HostSnapshot, request: PlanRequest) -> bool:
     try:
-        return isinstance(make_plan(card, host, request), Plan)
+        return isinstance(make_plan(card, host, request, explain=False), Plan)
     except PlanRequestError:
         return False
 
@@ -829,8 +871,9 @@ def named_host(acc: Accelerator, count: int, ram_bytes: int | None = None) -> Ho
 
 def smallest_fitting_hardware(
     card: ModelCard, request: PlanRequest, accelerators: Sequence[Accelerator], context: int
-) -> str | None:
-    """The named hardware with the least GPU memory on which the model runs entirely on GPUs."""
+) -> tuple[str, str] | None:
+    """The named hardware with the least GPU memory on which the model runs entirely on GPUs, and how
+    (spec, 'nf4 on 2 GPUs …')."""
     options = sorted(
         (
             (acc.total_bytes * n, n, acc)
@@ -852,11 +895,11 @@ def smallest_fitting_hardware(
     for _, count, acc in options:
         host = named_host(acc, count)
         try:
-            plan = make_plan(card, host, gpu_only)
+            plan = make_plan(card, host, gpu_only, explain=False)
         except PlanRequestError:
             continue
         if isinstance(plan, Plan):
-            return host.label
+            return host.label, plan.summary
     return None
 
 

@@ -46,11 +46,9 @@ def test_mistral_7b_bf16_on_4090_int8_on_12gb(catalog):
     assert (
         on_4090.strategy == "gpu" and on_4090.precision.dtype == "bfloat16" and on_4090.device_map == {"": 0}
     )
-    twelve = [
-        a for a in catalog.accelerators if 11 * GB <= a.memory_bytes <= 12 * GB and a.vendor == "nvidia"
-    ]
-    assert twelve, "the catalog needs a 12 GB card"
-    on_12 = plan_or_raise(card, named_host(twelve[0], 1))
+    twelve = catalog.accelerator("rtx-3060")
+    assert twelve.memory_bytes == 12 * 2**30
+    on_12 = plan_or_raise(card, named_host(twelve, 1))
     assert on_12.precision.quant == "int8"
     assert any(r.startswith("bf16 on GPU 0") and "→ no" in r for r in on_12.reasons)
 

@@ -10,6 +10,7 @@ import pytest
 from launcher.host import HostSnapshot
 from launcher.plan import Plan, make_plan, named_host
 from registry.catalog import load_catalog
+from registry.memory import block_weight_bytes
 from registry.params import layout
 from registry.verify import build_meta_model
 
@@ -38,18 +39,16 @@ def _hosts() -> list[HostSnapshot]:
 HOSTS = _hosts()
 
 
-def _accelerate_blocks(model, plan: Plan, block_names: list[str]) -> dict[str, int | str]:
+def _accelerate_blocks(model, budgets, dtype_name: str, block_names: list[str]) -> dict[str, int | str]:
     import torch
     from accelerate import infer_auto_device_map
 
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
-        plan.precision.dtype
-    ]
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype_name]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         device_map = infer_auto_device_map(
             model,
-            max_memory=dict(plan.max_memory),
+            max_memory=budgets,
             no_split_module_classes=list(model._no_split_modules),
             dtype=dtype,
             clean_result=False,
@@ -66,7 +65,8 @@ def _accelerate_blocks(model, plan: Plan, block_names: list[str]) -> dict[str, i
 @pytest.mark.parametrize("card", CARDS, ids=[c.id for c in CARDS])
 def test_layer_split_matches_accelerate(card):
     model = None
-    names = [b.name for b in layout(card).blocks]
+    lay = layout(card)
+    names = [b.name for b in lay.blocks]
     compared = 0
     for host in HOSTS:
         plan = make_plan(card, host)
@@ -74,7 +74,13 @@ def test_layer_split_matches_accelerate(card):
             continue  # accelerate sizes 16/32-bit weights only; quantized plans are checked by their own tests
         ours = {name: plan.device_map.get(name, plan.device_map.get("")) for name in names}
         model = model or build_meta_model(card)
-        theirs = _accelerate_blocks(model, plan, names)
+        budgets = dict(plan.max_memory)
+        if not plan.offloaded:
+            # accelerate always keeps room for its largest layer on the main device, to swap offloaded layers
+            # in; Berth keeps it only when it offloads (it passes its own device map, so that rule never runs).
+            main = 0 if plan.uses_gpu else "cpu"
+            budgets[main] += max(block_weight_bytes(b, plan.precision) for b in lay.blocks)
+        theirs = _accelerate_blocks(model, budgets, plan.precision.dtype, names)
         ours_count = Counter(ours.values())
         theirs_count = Counter(theirs.values())
         for device in set(ours_count) | set(theirs_count):
