@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from launcher.load_errors import DownloadError, GatedModelError, UnsafeWeightsError
+from launcher.probe import hf_cache_dir
 from registry.schema import ModelCard
 
 #: Model configuration files transformers reads.
@@ -112,7 +113,9 @@ def select_files(
         }
     pickle = {n for n in names if _PICKLE.match(n)}
     all_weights = {
-        f.path for f in files if f.path.endswith((".safetensors", ".gguf", ".h5", ".msgpack", *_PICKLE_SUFFIXES))
+        f.path
+        for f in files
+        if f.path.endswith((".safetensors", ".gguf", ".h5", ".msgpack", *_PICKLE_SUFFIXES))
     }
     if safetensors:
         weights = safetensors | ({_SAFETENSORS_INDEX} & names)
@@ -189,6 +192,7 @@ def fetch(
             card.id,
             revision=card.revision,
             allow_patterns=patterns,
+            cache_dir=hub_cache(),
             local_files_only=plan.offline,
             tqdm_class=tqdm_class if tqdm_class is not None else download_bar_class(),
         )
@@ -206,14 +210,14 @@ def fetch(
     return path, plan.selection
 
 
+def hub_cache() -> Path:
+    """The user's Hugging Face cache, resolved from the environment now (as the probe reports it)."""
+    return hf_cache_dir(os.environ)
+
+
 def cached_snapshot(card: ModelCard) -> Path | None:
     """The cached snapshot folder for the card's revision (default branch when unpinned), if any."""
-    from huggingface_hub import constants
-
-    cache = Path(os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE)
-    if "HF_HUB_CACHE" not in os.environ and os.environ.get("HF_HOME"):
-        cache = Path(os.environ["HF_HOME"]) / "hub"
-    repo = cache / f"models--{card.id.replace('/', '--')}"
+    repo = hub_cache() / f"models--{card.id.replace('/', '--')}"
     revision = card.revision or "main"
     commit = revision
     ref = repo / "refs" / revision
@@ -301,7 +305,7 @@ def download_bar_class() -> Any:
     if _BAR_CLASS is None:
         from huggingface_hub.utils import tqdm as hub_tqdm
 
-        class DownloadBar(hub_tqdm):  # type: ignore[misc, valid-type]
+        class DownloadBar(hub_tqdm):
             """Bytes downloaded of the total, speed, and time left; on stderr like every Berth progress line."""
 
             def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -205,7 +205,7 @@ def _plain_linear_for(card: ModelCard, quantized: bool) -> Iterator[None]:
     from transformers.models.falcon import modeling_falcon
 
     original = modeling_falcon.FalconLinear
-    modeling_falcon.FalconLinear = torch.nn.Linear  # type: ignore[misc]
+    modeling_falcon.FalconLinear = torch.nn.Linear  # type: ignore[misc, assignment]
     try:
         yield
     finally:
@@ -225,9 +225,9 @@ def _device_name(device: Any) -> str:
 def _lookup(device_map: Mapping[str, Any], name: str) -> str | None:
     best: tuple[int, Any] | None = None
     for key, device in device_map.items():
-        if key == "" or name == key or name.startswith(key + "."):
-            if best is None or len(key) > best[0]:
-                best = (len(key), device)
+        covers = key == "" or name == key or name.startswith(key + ".")
+        if covers and (best is None or len(key) > best[0]):
+            best = (len(key), device)
     return _device_name(best[1]) if best is not None else None
 
 
@@ -384,7 +384,10 @@ def check_safety(source: ModelSource, options: LoadOptions) -> None:
 
 
 def fetch_files(
-    source: ModelSource, options: LoadOptions, environ: Mapping[str, str] | None = None, tqdm_class: Any = None
+    source: ModelSource,
+    options: LoadOptions,
+    environ: Mapping[str, str] | None = None,
+    tqdm_class: Any = None,
 ) -> Path:
     """The folder transformers loads from: downloaded into the Hub cache, or the local folder as given."""
     if source.kind == "hub":
@@ -445,8 +448,10 @@ def load_model(
             if not attempts:
                 raise
             raise OutOfMemoryError(
-                card.id, [_attempt_line(a) for a in attempts] + [f"nothing else fits ({error.detail or error})"]
+                card.id,
+                [_attempt_line(a) for a in attempts] + [f"nothing else fits ({error.detail or error})"],
             ) from None
+        _check_devices(card, plan)
         say(f"Loading {card.id}: {plan.summary}")
         meter.phase()
         began = time.perf_counter()
@@ -503,6 +508,22 @@ def load_model(
     for fn in cleanup:
         fn()
     raise OutOfMemoryError(card.id, [_attempt_line(a) for a in attempts])
+
+
+def _check_devices(card: ModelCard, plan: Plan) -> None:
+    """A plan for GPUs this process cannot see (named hardware, a CPU-only torch) cannot be loaded here."""
+    wanted = [int(p.device.split(":")[1]) for p in plan.placements if p.device.startswith("cuda:")]
+    if not wanted:
+        return
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    missing = [i for i in wanted if i >= visible]
+    if missing:
+        raise LoadError(
+            card.id,
+            f"the plan puts layers on GPU {', '.join(map(str, missing))}, but torch here sees "
+            + (f"{visible} CUDA GPU(s)" if visible else "no CUDA GPU (a CPU-only torch, or no driver)"),
+            hint="drop --hardware to plan for this machine, or install a CUDA build of torch",
+        )
 
 
 def _where(plan: Plan) -> str:

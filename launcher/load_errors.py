@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from launcher.errors import LauncherError
 
-class LoadError(RuntimeError):
+
+class LoadError(LauncherError, RuntimeError):
     """Base class of the errors `berth launch` raises on purpose while fetching, loading or running a model."""
 
     def __init__(self, model_id: str, message: str, hint: str = "") -> None:
@@ -21,7 +23,9 @@ class UnsafeWeightsError(LoadError):
 
     def __init__(self, model_id: str, files: Sequence[str]) -> None:
         self.files = list(files)
-        shown = ", ".join(self.files[:3]) + (f" and {len(self.files) - 3} more" if len(self.files) > 3 else "")
+        shown = ", ".join(self.files[:3]) + (
+            f" and {len(self.files) - 3} more" if len(self.files) > 3 else ""
+        )
         super().__init__(
             model_id,
             f"{model_id} publishes its weights only as pickle files ({shown}); unpickling can run arbitrary "

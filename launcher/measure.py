@@ -19,7 +19,7 @@ from typing import Any
 
 from launcher.load_errors import MemoryBudgetExceeded
 from launcher.plan import Plan
-from registry.memory import activation_bytes, estimate_memory
+from registry.memory import DeviceKind, activation_bytes, estimate_memory
 from registry.schema import ModelCard
 
 _STATUS = Path("/proc/self/status")
@@ -185,5 +185,5 @@ def estimated_devices(card: ModelCard, plan: Plan, tokens: int) -> dict[str, int
 
 def estimated_total(card: ModelCard, plan: Plan, tokens: int) -> int:
     """The registry's whole-process estimate at `tokens` tokens for a plan that runs on one device."""
-    device = "cpu" if not plan.uses_gpu else "cuda"
+    device: DeviceKind = "cpu" if not plan.uses_gpu else "cuda"
     return estimate_memory(card, plan.precision, max(tokens, 1), plan.batch, device=device).total

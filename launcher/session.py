@@ -279,7 +279,10 @@ class Session:
         return stream
 
     def send(
-        self, text: str, on_piece: Callable[[str], None] | None = None, settings: GenerationSettings | None = None
+        self,
+        text: str,
+        on_piece: Callable[[str], None] | None = None,
+        settings: GenerationSettings | None = None,
     ) -> Reply:
         """Send a message and wait for the whole reply, passing each piece of text to `on_piece`."""
         stream = self.stream(text, settings)
@@ -293,9 +296,7 @@ class Session:
         if self.store is None:
             return
         if self.chat_id is None:
-            self.chat_id = self.store.new_chat(
-                self.model_id, self.task, self.system, asdict(self.settings)
-            )
+            self.chat_id = self.store.new_chat(self.model_id, self.task, self.system, asdict(self.settings))
         self.store.add_message(self.chat_id, role, content, stats)
 
     def _work(self, prompt: Prompt, stream: ReplyStream) -> None:
@@ -325,7 +326,9 @@ class Session:
         if finished is not None and finished.candidates and not text:
             text = finished.candidates[0].text
         ttft = (first - stream.started) if first is not None else None
-        rate = (tokens - 1) / (last - first) if first is not None and last is not None and last > first else None
+        rate = (
+            (tokens - 1) / (last - first) if first is not None and last is not None and last > first else None
+        )
         reply = Reply(
             text=text,
             prompt_tokens=finished.prompt_tokens if finished else 0,
@@ -409,7 +412,9 @@ class _EventStop:
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         import torch
 
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+        return torch.full(
+            (input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device
+        )
 
 
 class _TokenEmitter:
@@ -509,7 +514,10 @@ class TransformersBackend:
             if len(turns) < 2 or turns[0]["role"] != "system":
                 raise
             system, first = turns[0], turns[1]
-            merged = [{"role": first["role"], "content": f"{system['content']}\n\n{first['content']}"}, *turns[2:]]
+            merged = [
+                {"role": first["role"], "content": f"{system['content']}\n\n{first['content']}"},
+                *turns[2:],
+            ]
             return self.tokenizer.apply_chat_template(
                 merged, add_generation_prompt=True, return_dict=True, return_tensors="pt"
             )
@@ -593,6 +601,7 @@ def open_session(
     backend: Backend | None = None,
 ) -> Session:
     """The session for a loaded model (the factory the CLI and the TUI use; tests pass `backend`)."""
-    chosen = backend or TransformersBackend(loaded.model, loaded.tokenizer, session_task(loaded), loaded.context)
+    chosen = backend or TransformersBackend(
+        loaded.model, loaded.tokenizer, session_task(loaded), loaded.context
+    )
     return Session(chosen, loaded.card.id, store=store, system=system, settings=settings)
-

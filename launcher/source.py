@@ -31,7 +31,9 @@ class ModelSource:
     def label(self) -> str:
         """How to name the source to people."""
         if self.kind == "hub":
-            return f"{self.card.id} (Hugging Face Hub" + (f", revision {self.card.revision})" if self.card.revision else ")")
+            return f"{self.card.id} (Hugging Face Hub" + (
+                f", revision {self.card.revision})" if self.card.revision else ")"
+            )
         return str(self.path)
 
     @property

@@ -260,7 +260,11 @@ class Store:
             data["messages"] = [{**asdict(m), "stats": dict(m.stats)} for m in chat.messages]
             data.pop("message_count")
             return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-        lines = [f"# {chat.title or 'Chat'} ({chat.model_id})", "", f"Started {chat.created_at}, task {chat.task}."]
+        lines = [
+            f"# {chat.title or 'Chat'} ({chat.model_id})",
+            "",
+            f"Started {chat.created_at}, task {chat.task}.",
+        ]
         for message in chat.messages:
             lines += ["", f"## {message.role}", "", message.content]
             if message.stats.get("stopped"):

@@ -247,9 +247,9 @@ def card_from_gguf(path: Path | str, model_id: str | None = None) -> ModelCard:
     }
     key_length = meta.get(f"{arch}.attention.key_length")
     hidden, heads = fields["hidden_size"], fields["num_attention_heads"]
-    if isinstance(key_length, int) and isinstance(hidden, int) and isinstance(heads, int) and heads:
-        if key_length * heads != hidden or model_type in ("qwen3", "gemma2", "gemma3_text"):
-            fields["head_dim"] = key_length
+    numbers = isinstance(key_length, int) and isinstance(hidden, int) and isinstance(heads, int) and heads
+    if numbers and (key_length * heads != hidden or model_type in ("qwen3", "gemma2", "gemma3_text")):
+        fields["head_dim"] = key_length
     if model_type == "gpt2":
         for key in ("num_key_value_heads", "sliding_window"):
             fields.pop(key)
@@ -265,7 +265,9 @@ def card_from_gguf(path: Path | str, model_id: str | None = None) -> ModelCard:
         "task": "chat" if meta.get("tokenizer.chat_template") else "completion",
         "license": str(meta.get("general.license") or "unknown"),
         # transformers dequantizes GGUF blocks to float32 unless told otherwise
-        "native_dtype": _GGUF_FILE_TYPES.get(file_type, "float32") if isinstance(file_type, int) else "float32",
+        "native_dtype": _GGUF_FILE_TYPES.get(file_type, "float32")
+        if isinstance(file_type, int)
+        else "float32",
         "context_length": context,
         "params": 1,
         "params_source": "computed",

@@ -63,6 +63,8 @@ def main() -> None:
 
 
 from launcher.cli.catalog_cmds import catalog_group, show_command  # noqa: E402
+from launcher.cli.history_cmd import history_group  # noqa: E402
+from launcher.cli.launch_cmd import launch_command  # noqa: E402
 from launcher.cli.list_cmd import list_command  # noqa: E402
 from launcher.cli.plan_cmd import plan_command  # noqa: E402
 from launcher.cli.probe_cmd import explain_launcher_error, probe_command  # noqa: E402
@@ -72,6 +74,8 @@ cli.add_command(plan_command)
 cli.add_command(show_command)
 cli.add_command(catalog_group)
 cli.add_command(probe_command)
+cli.add_command(launch_command)
+cli.add_command(history_group)
 register(explain_launcher_error)
 
 __all__ = ["EXIT_USAGE", "cli", "main"]

@@ -1,0 +1,406 @@
+"""`berth launch MODEL`: plan, fetch, load as planned, measure, and chat (or answer one --prompt).
+
+stdout carries only what the model writes (and, in the line chat, nothing else either); the plan, progress,
+notes and figures go to stderr, so `berth launch MODEL --no-tui --prompt "..." | tool` composes. torch and
+transformers are imported only after the plan is made and only when something is to be loaded (not for
+--dry-run).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from launcher import display
+from launcher.cli.context import get_catalog
+from launcher.cli.errors import EXIT_FAILURE, EXIT_USAGE, register
+from launcher.cli.plan_cmd import build_request, plan_options, resolve_host_for
+from launcher.hwspec import parse_size
+from launcher.load_errors import (
+    GatedModelError,
+    LoadError,
+    RemoteCodeRefusedError,
+    UnsafeWeightsError,
+)
+from launcher.plan import Plan, make_plan
+from launcher.plan_errors import DoesNotFitError
+from launcher.plan_report import render_does_not_fit, render_plan
+from launcher.source import ModelSource, resolve_source
+from launcher.store import Measurement, Store
+
+if TYPE_CHECKING:
+    from launcher.load import LoadedModel
+    from launcher.session import Reply, Session
+
+
+def _explain_load_error(error: BaseException) -> tuple[str, int] | None:
+    from launcher.session import SessionError
+
+    if isinstance(error, LoadError):
+        hint = f" Next: {error.hint}." if error.hint else ""
+        usage = isinstance(error, (UnsafeWeightsError, RemoteCodeRefusedError))
+        code = EXIT_USAGE if usage else EXIT_FAILURE
+        if isinstance(error, GatedModelError):
+            code = EXIT_FAILURE
+        return f"{error.message}.{hint}", code
+    if isinstance(error, SessionError):
+        return f"{error}.", EXIT_USAGE
+    return None
+
+
+register(_explain_load_error)
+
+
+def parse_max_memory(text: str | None) -> dict[int | str, int] | None:
+    """'cpu=8GiB,0=20GB,disk=100GB' as {'cpu': …, 0: …, 'disk': …} (bytes)."""
+    if not text:
+        return None
+    caps: dict[int | str, int] = {}
+    for item in text.split(","):
+        device, sep, size = item.partition("=")
+        device = device.strip().lower()
+        if not sep or not device or not (device.isdigit() or device in ("cpu", "disk")):
+            raise click.BadParameter(
+                f"'{item}': give DEVICE=SIZE with DEVICE a GPU index, cpu or disk (cpu=8GiB,0=20GB)",
+                param_hint="--max-memory",
+            )
+        try:
+            value = parse_size(size.strip(), "--max-memory")
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--max-memory") from None
+        caps[int(device) if device.isdigit() else device] = value
+    return caps
+
+
+def _err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.command("launch")
+@click.argument("model", required=False)
+@plan_options
+@click.option("--gguf", default=None, metavar="FILE", help="Load weights from a local GGUF file.")
+@click.option(
+    "--max-memory",
+    default=None,
+    metavar="DEV=SIZE,…",
+    help="Cap memory per device (cpu=8GiB,0=20GB): planned within it and enforced while loading.",
+)
+@click.option("--no-tui", is_flag=True, help="Plain terminal output (the chat screen is coming).")
+@click.option(
+    "--prompt", default=None, metavar="TEXT|-", help="Answer one prompt ('-' reads stdin) and exit."
+)
+@click.option("--system", default=None, metavar="TEXT", help="System prompt for chat models.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.7, show_default=True)
+@click.option(
+    "--top-p", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=0.95, show_default=True
+)
+@click.option("--seed", type=int, default=None, help="Seed for repeatable sampling.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and the download list; load nothing.")
+@click.option(
+    "--trust-remote-code", is_flag=True, help="Allow code from the model's repository, this launch."
+)
+@click.option(
+    "--allow-pickle", is_flag=True, help="Accept pickle (.bin) weights when there is no safetensors."
+)
+@click.pass_context
+def launch_command(
+    ctx: click.Context,
+    model: str | None,
+    context: int | None,
+    batch: int,
+    dtype: str | None,
+    quant: str | None,
+    gpus: str | None,
+    cpu_only: bool,
+    no_offload: bool,
+    allow_slow: bool,
+    hardware: str | None,
+    gguf: str | None,
+    max_memory: str | None,
+    no_tui: bool,
+    prompt: str | None,
+    system: str | None,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    seed: int | None,
+    dry_run: bool,
+    trust_remote_code: bool,
+    allow_pickle: bool,
+) -> None:
+    """Run MODEL here as planned: download, load, measure, then chat (or answer --prompt and exit).
+
+    MODEL is a catalog id or alias, a local model folder, or a .gguf file (or give --gguf FILE).
+    """
+    from dataclasses import replace
+
+    if batch != 1:
+        raise click.BadParameter("a session generates one sequence at a time", param_hint="--batch")
+    catalog = get_catalog(ctx)
+    source = resolve_source(model, catalog, gguf)
+    caps = parse_max_memory(max_memory)
+    request = replace(
+        build_request(context, 1, dtype, quant, gpus, cpu_only, no_offload, allow_slow),
+        max_memory=caps,
+        allow_disk=source.kind != "gguf",
+    )
+    host = resolve_host_for(ctx, hardware)
+    planned = make_plan(source.card, host, request, catalog.accelerators)
+    if isinstance(planned, DoesNotFitError):
+        click.echo(render_does_not_fit(planned, host.label), err=not dry_run)
+        ctx.exit(EXIT_FAILURE)
+    assert isinstance(planned, Plan)
+    if dry_run:
+        _dry_run(source, planned, trust_remote_code, allow_pickle)
+        return
+    text = prompt
+    if prompt == "-":
+        text = sys.stdin.read().rstrip("\r\n")  # the newline a shell or echo adds is not part of it
+    _err(render_plan(planned))
+    _err("")
+
+    from launcher.load import LoadOptions, load_model
+    from launcher.session import GenerationSettings, open_session
+
+    options = LoadOptions(
+        trust_remote_code=trust_remote_code,
+        allow_pickle=allow_pickle,
+        memory_limits=caps,
+    )
+    loaded = load_model(source, host, request, options, catalog.accelerators, notify=_err)
+    try:
+        _report_load(loaded, planned)
+        store = Store()
+        settings = GenerationSettings(max_new_tokens, temperature, top_p, seed)
+        session = open_session(loaded, store, system, settings)
+        if session.task != loaded.card.task:
+            _err(f"Note: the tokenizer has no chat template, so this is plain {session.task}.")
+        if text is not None:
+            reply = _answer(session, text, loaded, store)
+            if reply.error:
+                ctx.exit(EXIT_FAILURE)
+        else:
+            _line_chat(session, loaded, store)
+    finally:
+        loaded.close()
+
+
+# --------------------------------------------------------------------------- dry run
+
+
+def _dry_run(source: ModelSource, plan: Plan, trust_remote_code: bool, allow_pickle: bool) -> None:
+    from launcher.load_errors import LoadError as _LoadError
+
+    click.echo(render_plan(plan))
+    click.echo("")
+    click.echo(f"Weights: {source.label}")
+    refusal: str | None = None
+    if source.card.remote_code and not trust_remote_code:
+        refusal = RemoteCodeRefusedError(source.card.id).message
+    if source.kind == "hub":
+        from launcher.download import plan_download
+
+        try:
+            fetch_plan = plan_download(source.card, allow_pickle, trust_remote_code)
+        except _LoadError as error:
+            click.echo(
+                f"  download list unavailable: {error.message}" + (f" ({error.hint})" if error.hint else "")
+            )
+        else:
+            rows = [
+                [
+                    f.path,
+                    display.gib(f.size) if f.size is not None else "?",
+                    "cached" if f.path in fetch_plan.cached else "",
+                ]
+                for f in fetch_plan.selection.files
+            ]
+            click.echo(display.table(["file", "size", ""], rows, right=(1,)))
+            click.echo(
+                f"  {display.gib(fetch_plan.bytes_to_download)} to download into the Hugging Face cache"
+                + (" (offline: cache only)" if fetch_plan.offline else "")
+            )
+            if fetch_plan.selection.skipped:
+                click.echo(f"  left out: {', '.join(fetch_plan.selection.skipped)}")
+    elif source.kind == "dir" and source.path is not None:
+        from registry.importer import weight_files
+
+        files = weight_files(source.path)
+        local = files.safetensors or files.pickle
+        size = sum(p.stat().st_size for p in local)
+        click.echo(f"  {len(local)} local {files.format} file(s), {display.gib(size)}; nothing to download")
+        if files.format == "pickle" and not allow_pickle:
+            refusal = UnsafeWeightsError(source.card.id, [p.name for p in files.pickle]).message
+    elif source.path is not None:
+        click.echo(f"  local GGUF file, {display.gib(Path(source.path).stat().st_size)}; nothing to download")
+    if refusal:
+        click.echo(f"Would refuse: {refusal}")
+    click.echo("Dry run: nothing was loaded.")
+
+
+# --------------------------------------------------------------------------- after loading
+
+
+def _report_load(loaded: LoadedModel, first: Plan) -> None:
+    plan = loaded.plan
+    failed = [a for a in loaded.attempts if a.error]
+    if failed:
+        _err(f"Loaded with a lower rung after {len(failed)} out-of-memory attempt(s): {plan.summary}")
+    cpu_peak = loaded.load_peak.devices.get("cpu")
+    _err(
+        f"Loaded {loaded.card.id} in {display.seconds(loaded.load_seconds)} ({plan.summary})"
+        + (f"; process peak while loading {display.gib(cpu_peak, 2)}" if cpu_peak else "")
+    )
+    if not loaded.device_map_differences:
+        _err("Device map: as planned.")
+
+
+def _stream_reply(session: Session, text: str, out: Any) -> Reply:
+    stream = session.stream(text)
+    try:
+        for piece in stream:
+            out.write(piece)
+            out.flush()
+    except KeyboardInterrupt:
+        stream.stop()
+        for piece in stream:
+            out.write(piece)
+            out.flush()
+        _err("\n[stopped]")
+    reply = stream.wait()
+    assert reply is not None
+    return reply
+
+
+def _reply_stats(reply: Reply) -> str:
+    if reply.candidates:
+        return ""
+    parts = [f"{reply.new_tokens} tokens"]
+    if reply.time_to_first_token_s is not None:
+        parts.append(f"{display.seconds(reply.time_to_first_token_s)} to first token")
+    if reply.tokens_per_s is not None:
+        parts.append(f"{display.rate(reply.tokens_per_s)} tokens/s")
+    if reply.dropped_turns:
+        parts.append(f"{reply.dropped_turns} oldest messages left out to fit the context")
+    if reply.stopped:
+        parts.append("stopped")
+    return "[" + ", ".join(parts) + "]"
+
+
+def _candidates(reply: Reply) -> str:
+    rows = [[c.token, f"{c.score:.3f}", c.text] for c in reply.candidates]
+    return display.table(["candidate", "score", "filled in"], rows, right=(1,))
+
+
+def _answer(session: Session, text: str, loaded: LoadedModel, store: Store) -> Reply:
+    loaded.meter.phase()
+    reply = _stream_reply(session, text, sys.stdout)
+    if reply.candidates:
+        sys.stdout.write("\n")
+        _err(_candidates(reply))
+    elif not reply.text.endswith("\n"):
+        sys.stdout.write("\n")
+    sys.stdout.flush()
+    if reply.error:
+        _err(f"Generation failed: {reply.error}")
+        return reply
+    _err(_reply_stats(reply))
+    _measure(loaded, reply, store)
+    return reply
+
+
+def _measure(loaded: LoadedModel, reply: Reply, store: Store) -> None:
+    tokens = reply.prompt_tokens + reply.new_tokens
+    measurement = loaded.measurement(tokens, reply.time_to_first_token_s, reply.tokens_per_s)
+    store.record_measurement(measurement)
+    _err(compare_line(measurement, loaded.plan))
+
+
+def compare_line(m: Measurement, plan: Plan) -> str:
+    """Estimate vs measured for one launch, in two lines."""
+    error = f"{m.error:+.1%}" if m.peak_bytes else "n/a"
+    devices = ", ".join(
+        f"{k} {display.gib(v, 2)}" for k, v in m.devices.items() if not k.endswith(".load_peak")
+    )
+    load_peak = sum(v for k, v in m.devices.items() if k.endswith(".load_peak"))
+    lines = [
+        f"Memory at {m.tokens_used} tokens: estimated {display.gib(m.estimated_bytes, 2)}, measured "
+        f"{display.gib(m.peak_bytes, 2)} ({devices}); estimate off by {error}"
+        + (f"; loading peaked at {display.gib(load_peak, 2)}" if load_peak else ""),
+    ]
+    if m.tokens_per_s is not None:
+        lines.append(
+            f"Speed: {display.rate(m.tokens_per_s)} tokens/s measured, "
+            f"{display.rate(plan.speed.decode_tokens_per_s)} estimated"
+        )
+    return "\n".join(lines)
+
+
+_HELP = "Commands: /exit (or Ctrl-D), /reset (new chat), /system TEXT, /help. Ctrl-C stops a reply."
+
+
+def _line_chat(session: Session, loaded: LoadedModel, store: Store) -> None:
+    measured = False
+    _err(f"Chatting with {loaded.card.id} ({session.task}). {_HELP}")
+    if session.task == "fill-mask":
+        _err("Type a sentence with [MASK] where a word is missing.")
+    while True:
+        try:
+            _err_prompt()
+            line = sys.stdin.readline()
+        except KeyboardInterrupt:
+            _err("")
+            continue
+        if not line:
+            _err("")
+            return
+        text = line.rstrip("\n")
+        if not text.strip():
+            continue
+        if text.strip() in ("/exit", "/quit"):
+            return
+        if text.strip() == "/help":
+            _err(_HELP)
+            continue
+        if text.strip() == "/reset":
+            session.reset()
+            _err("New chat.")
+            continue
+        if text.startswith("/system"):
+            session.reset(system=text[len("/system") :].strip() or None)
+            _err("New chat with that system prompt.")
+            continue
+        from launcher.session import SessionInputError
+
+        if not measured:
+            loaded.meter.phase()
+        try:
+            reply = _stream_reply(session, text, sys.stdout)
+        except SessionInputError as error:
+            _err(str(error))
+            continue
+        if reply.candidates:
+            sys.stdout.write("\n")
+            click.echo(_candidates(reply))
+        elif not reply.text.endswith("\n"):
+            sys.stdout.write("\n")
+        sys.stdout.flush()
+        if reply.error:
+            _err(f"Generation failed: {reply.error}")
+            continue
+        stats = _reply_stats(reply)
+        if stats:
+            _err(stats)
+        if not measured:
+            _measure(loaded, reply, store)
+            measured = True
+
+
+def _err_prompt() -> None:
+    sys.stderr.write("> ")
+    sys.stderr.flush()

@@ -1,0 +1,110 @@
+"""The SQLite store: chats and messages (written at once, WAL), exports, measurements per machine."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+
+from conftest import cpu_host
+
+from launcher.host import GpuInfo
+from launcher.store import Measurement, Store, default_path, latest_measurement, machine_key
+
+
+def test_chats_messages_and_exports(berth_home):
+    store = Store()
+    assert store.path == default_path() == berth_home / "berth.db"
+    chat = store.new_chat("org/model", "chat", system="Be brief.", settings={"temperature": 0.5})
+    store.add_message(chat, "user", "What is the capital of France?\nPlease answer.")
+    store.add_message(chat, "assistant", "Paris.", {"new_tokens": 3, "stopped": False})
+    other = store.new_chat("org/other", "completion")
+    store.add_message(other, "user", "Once upon a time")
+    store.add_message(other, "assistant", " there was", {"stopped": True})
+
+    listed = store.chats()
+    assert [c.id for c in listed] == [other, chat]
+    assert listed[1].title == "What is the capital of France? Please answer." and listed[1].message_count == 3
+    whole = store.chat(chat)
+    assert whole is not None
+    assert [m.role for m in whole.messages] == ["system", "user", "assistant"]
+    assert whole.messages[2].stats["new_tokens"] == 3 and whole.settings == {"temperature": 0.5}
+    markdown = store.export(chat, "md")
+    assert "## user" in markdown and "Paris." in markdown and "Be brief." in markdown
+    assert "*(stopped)*" in store.export(other, "md")
+    data = json.loads(store.export(chat, "json"))
+    assert data["model_id"] == "org/model" and [m["content"] for m in data["messages"]][-1] == "Paris."
+    assert store.chat(9999) is None
+    store.close()
+
+
+def test_wal_and_durability(tmp_path):
+    path = tmp_path / "b.db"
+    store = Store(path)
+    chat = store.new_chat("m", "chat")
+    store.add_message(chat, "user", "kept")
+    # Another connection sees the message at once: it is committed before add_message returns.
+    other = sqlite3.connect(path)
+    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert other.execute("SELECT content FROM messages").fetchall() == [("kept",)]
+    other.close()
+
+
+def test_threads_share_one_store(tmp_path):
+    store = Store(tmp_path / "b.db")
+    chat = store.new_chat("m", "chat")
+
+    def write(n: int) -> None:
+        for i in range(25):
+            store.add_message(chat, "user", f"{n}-{i}")
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    whole = store.chat(chat)
+    assert whole is not None and len(whole.messages) == 100
+
+
+def _measurement(**changes):
+    fields = {
+        "model_id": "org/model",
+        "precision": "bf16",
+        "strategy": "cpu",
+        "context": 4096,
+        "tokens_used": 40,
+        "machine_key": "abc",
+        "host_label": "this machine",
+        "peak_bytes": 700 * 2**20,
+        "estimated_bytes": 690 * 2**20,
+        "devices": {"cpu": 700 * 2**20},
+        "tokens_per_s": 40.0,
+    }
+    fields.update(changes)
+    return Measurement(**fields)
+
+
+def test_measurements_by_model_precision_machine(tmp_path):
+    path = tmp_path / "b.db"
+    assert latest_measurement("org/model", "bf16", "abc", path) is None
+    assert not path.exists()  # looking does not create a store
+    with Store(path) as store:
+        store.record_measurement(_measurement(tokens_per_s=30.0))
+        store.record_measurement(_measurement(tokens_per_s=41.0))
+        store.record_measurement(_measurement(precision="fp32"))
+        store.record_measurement(_measurement(machine_key="other"))
+        latest = store.latest_measurement("org/model", "bf16", "abc")
+        assert latest is not None and latest.tokens_per_s == 41.0 and latest.devices == {"cpu": 700 * 2**20}
+        assert store.latest_measurement("org/model", "bf16", "abc", context=1) is None
+        assert len(store.measurements("org/model")) == 4
+    found = latest_measurement("org/model", "bf16", "abc", path)
+    assert found is not None and abs(found.error - (-10 / 700)) < 1e-9
+
+
+def test_machine_key_ignores_free_memory():
+    a = cpu_host(ram_bytes=16 * 10**9)
+    b = cpu_host(ram_bytes=16 * 10**9).__class__(**{**a.__dict__, "ram_available_bytes": 1})
+    assert machine_key(a) == machine_key(b)
+    gpu = GpuInfo(0, "NVIDIA H100 80GB HBM3", total_bytes=80 * 10**9, free_bytes=1)
+    assert machine_key(a) != machine_key(a.__class__(**{**a.__dict__, "gpus": (gpu,)}))
