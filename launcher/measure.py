@@ -168,9 +168,10 @@ def estimated_devices(card: ModelCard, plan: Plan, tokens: int) -> dict[str, int
     """
     tokens = max(min(tokens, plan.context), 1)
     dtype = plan.precision.dtype
-    planned_acts = activation_bytes(card, plan.context, plan.batch, dtype)
-    used_acts = activation_bytes(card, tokens, plan.batch, dtype)
     cpu_only = not plan.uses_gpu
+    kind: DeviceKind = "cpu" if cpu_only else "cuda"
+    planned_acts = activation_bytes(card, plan.context, plan.batch, dtype, kind)
+    used_acts = activation_bytes(card, tokens, plan.batch, dtype, kind)
     result: dict[str, int] = {}
     for p in plan.placements:
         if p.device == "disk":

@@ -325,7 +325,7 @@ def _try(card: ModelCard, lay: Layout, host: HostSnapshot, rung: _Rung, context:
     ram_floor = runtime_bytes("cpu") + RAM_HEADROOM_BYTES
     ram_cap = host.ram_available_bytes - ram_floor
     if not rung.gpus:
-        ram_cap -= activation_bytes(card, context, batch, precision.dtype)
+        ram_cap -= activation_bytes(card, context, batch, precision.dtype, "cpu")
     disk_cap = (host.disk_free_bytes or 0) - DISK_HEADROOM_BYTES
 
     offloading = (rung.cpu and bool(rung.gpus)) or rung.disk
@@ -389,7 +389,7 @@ def _try(card: ModelCard, lay: Layout, host: HostSnapshot, rung: _Rung, context:
         elif b.device == "cpu":
             overhead = runtime_bytes("cpu") + slack(weights + kv)
             if not rung.gpus:
-                overhead += activation_bytes(card, context, batch, precision.dtype)
+                overhead += activation_bytes(card, context, batch, precision.dtype, "cpu")
                 overhead += main_reserve if rung.disk else 0
             label, budget, key = "CPU RAM", host.ram_available_bytes, "cpu"
         else:

@@ -1,10 +1,11 @@
 """Chat, completion and fill-mask sessions: history, streaming, stop, and per-reply figures. No UI in here.
 
 A `Session` owns the conversation and the history store; a `Backend` turns one prompt into pieces of text.
-`Session.stream(text)` writes the user's message to the store first, then runs the backend in a worker thread
-and returns a `ReplyStream`: iterate it for text pieces as they are generated (Ctrl-C while iterating leaves it
-usable: call `stop()` and keep iterating), or give `send(text, on_piece=...)` a callback. `stop()` is safe from
-any thread. The reply (text, time to first token, tokens/s, finish reason) is written to the store when it ends.
+Every message the user sends is written to the store before generation starts. `send(text, on_piece=...)`
+generates in the calling thread (what the command line does; Ctrl-C stops the reply, not the program);
+`stream(text)` generates in a new thread and returns a `ReplyStream` to iterate (what a UI does; a
+KeyboardInterrupt while iterating leaves it usable: call `stop()` and keep iterating). `stop()` is safe from any
+thread. The reply (text, time to first token, tokens/s, finish reason) is written to the store when it ends.
 
 `TransformersBackend` runs a loaded model (chat template, plain continuation, or fill-mask); it imports torch and
 transformers only when used. `ScriptedBackend` is a deterministic fake for UI tests: pass it to `Session`
@@ -258,24 +259,19 @@ class Session:
             active.stop()
 
     def stream(self, text: str, settings: GenerationSettings | None = None) -> ReplyStream:
-        """Send a message: it is written to the store before anything else; then the reply streams."""
-        if not text.strip():
-            raise SessionInputError("the message is empty")
-        settings = settings or self.settings
-        started = time.perf_counter()
-        with self._lock:
-            if self._active is not None and not self._active.done:
-                raise SessionBusyError("a reply is still being generated; stop it first")
-            self._save("user", text)
-            self.backend.check(text)
-            messages = ([Turn("system", self.system)] if self.system else []) + self.history
-            prompt = Prompt(self.task, (*messages, Turn("user", text)), text, settings)
-            stream = ReplyStream(started)
-            self._active = stream
-        worker = threading.Thread(
-            target=self._work, args=(prompt, stream), name=f"berth-generate-{self.model_id}", daemon=True
-        )
-        worker.start()
+        """Send a message: it is written to the store first; the reply is generated in a new thread and streams.
+
+        For a UI. Generation runs in a thread of its own, so load the model in a thread that has finished (or
+        the same kind of short-lived thread): a live thread that ran torch code keeps an OpenMP team, and two
+        teams on few cores slow every matrix product. `send` generates in the calling thread instead.
+        """
+        prompt, stream = self._begin(text, settings)
+
+        def work() -> None:
+            reply, error = self._run(prompt, stream, stream._put)
+            stream._finish(reply, error)
+
+        threading.Thread(target=work, name=f"berth-generate-{self.model_id}", daemon=True).start()
         return stream
 
     def send(
@@ -284,13 +280,32 @@ class Session:
         on_piece: Callable[[str], None] | None = None,
         settings: GenerationSettings | None = None,
     ) -> Reply:
-        """Send a message and wait for the whole reply, passing each piece of text to `on_piece`."""
-        stream = self.stream(text, settings)
-        for piece in stream:
-            if on_piece is not None:
-                on_piece(piece)
-        assert stream.reply is not None
-        return stream.reply
+        """Send a message and generate the reply in this thread, passing each piece of text to `on_piece`.
+
+        Ctrl-C (KeyboardInterrupt) during generation stops the reply, which is kept as stopped; `stop()` from
+        another thread does the same. Errors from the model are raised once the reply has been recorded.
+        """
+        prompt, stream = self._begin(text, settings)
+        reply, error = self._run(prompt, stream, on_piece or (lambda _text: None))
+        stream._finish(reply, None)
+        if error is not None:
+            raise error
+        return reply
+
+    def _begin(self, text: str, settings: GenerationSettings | None) -> tuple[Prompt, ReplyStream]:
+        if not text.strip():
+            raise SessionInputError("the message is empty")
+        started = time.perf_counter()
+        with self._lock:
+            if self._active is not None and not self._active.done:
+                raise SessionBusyError("a reply is still being generated; stop it first")
+            self._save("user", text)
+            self.backend.check(text)
+            messages = ([Turn("system", self.system)] if self.system else []) + self.history
+            prompt = Prompt(self.task, (*messages, Turn("user", text)), text, settings or self.settings)
+            stream = ReplyStream(started)
+            self._active = stream
+        return prompt, stream
 
     def _save(self, role: Role, content: str, stats: dict[str, Any] | None = None) -> None:
         if self.store is None:
@@ -299,7 +314,10 @@ class Session:
             self.chat_id = self.store.new_chat(self.model_id, self.task, self.system, asdict(self.settings))
         self.store.add_message(self.chat_id, role, content, stats)
 
-    def _work(self, prompt: Prompt, stream: ReplyStream) -> None:
+    def _run(
+        self, prompt: Prompt, stream: ReplyStream, deliver: Callable[[str], None]
+    ) -> tuple[Reply, BaseException | None]:
+        """Run the backend, collect figures, record the reply; returns it with the error that ended it, if any."""
         parts: list[str] = []
         tokens = 0
         first: float | None = None
@@ -313,13 +331,16 @@ class Session:
                 last = piece.at
             if piece.text:
                 parts.append(piece.text)
-                stream._put(piece.text)
+                deliver(piece.text)
 
         error: BaseException | None = None
         finished: Finished | None = None
         try:
             finished = self.backend.run(prompt, stream.stop_event, emit)
-        except BaseException as caught:  # handed to the consumer's thread, never lost in this one
+        except KeyboardInterrupt:
+            stream.stop_event.set()
+            finished = Finished(0, "stopped")
+        except BaseException as caught:  # handed to whoever waits for the reply, never lost here
             error = caught
         ended = time.perf_counter()
         text = "".join(parts)
@@ -349,9 +370,9 @@ class Session:
                     self.history += [Turn("user", prompt.text), Turn("assistant", text)]
                 if self._active is stream:
                     self._active = None
-        except BaseException as caught:  # a store failure reaches the consumer too
+        except BaseException as caught:  # a store failure reaches the caller too
             error = error or caught
-        stream._finish(reply, error)
+        return reply, error
 
 
 # --------------------------------------------------------------------------- a deterministic fake
@@ -548,8 +569,14 @@ class TransformersBackend:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if settings.seed is not None:
             set_seed(settings.seed)
-        with torch.inference_mode():
-            output = self.model.generate(**inputs, **kwargs)
+        try:
+            with torch.inference_mode():
+                output = self.model.generate(**inputs, **kwargs)
+        except (
+            KeyboardInterrupt
+        ):  # Ctrl-C while generating in the main thread: the reply stops, not the program
+            stop.set()
+            return Finished(prompt_tokens, "stopped", dropped_turns=dropped)
         produced = int(output.shape[1]) - prompt_tokens
         reason: FinishReason = "stopped" if stop.is_set() else ("length" if produced >= max_new else "stop")
         return Finished(prompt_tokens, reason, dropped_turns=dropped)

@@ -150,7 +150,9 @@ def test_longer_context_costs_kv_on_every_gpu(catalog):
 )
 def test_plans_are_consistent(catalog, model):
     card = catalog.get(model)
-    for host in (cpu_host(16), named_host(catalog.accelerator("rtx-4090"), 2)):
+    # 24 GB: Falcon-7B in bf16 (13.8 GB of weights) plus a CPU prefill's activations at 2048 tokens no longer
+    # fits in 16 GB once the CPU activation factor (registry.memory.CPU_ACTIVATION_FACTOR) is counted.
+    for host in (cpu_host(24), named_host(catalog.accelerator("rtx-4090"), 2)):
         plan = make_plan(card, host)
         assert isinstance(plan, Plan)
         assert plan.required_bytes == sum(p.used_bytes for p in plan.placements)

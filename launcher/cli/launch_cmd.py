@@ -261,20 +261,29 @@ def _report_load(loaded: LoadedModel, first: Plan) -> None:
 
 
 def _stream_reply(session: Session, text: str, out: Any) -> Reply:
-    stream = session.stream(text)
+    """Generate in this (the main) thread, writing each piece as it comes; Ctrl-C stops the reply only."""
+
+    def write(piece: str) -> None:
+        out.write(piece)
+        out.flush()
+
+    from launcher.session import SessionError
+
     try:
-        for piece in stream:
-            out.write(piece)
-            out.flush()
-    except KeyboardInterrupt:
-        stream.stop()
-        for piece in stream:
-            out.write(piece)
-            out.flush()
+        reply = session.send(text, on_piece=write)
+    except SessionError:
+        raise
+    except Exception as error:  # the model failed mid-reply: say so, keep the program (and the history)
+        return _failed(error)
+    if reply.stopped:
         _err("\n[stopped]")
-    reply = stream.wait()
-    assert reply is not None
     return reply
+
+
+def _failed(error: BaseException) -> Reply:
+    from launcher.session import Reply
+
+    return Reply("", 0, 0, None, None, 0.0, "error", error=f"{type(error).__name__}: {error}")
 
 
 def _reply_stats(reply: Reply) -> str:

