@@ -34,7 +34,7 @@ from launcher.load_errors import (
     RemoteCodeRefusedError,
     UnsafeWeightsError,
 )
-from launcher.measure import MemoryGuard, MemoryMeter, PhasePeak, estimated_devices
+from launcher.measure import MemoryGuard, MemoryMeter, PhasePeak, estimated_devices, nvml_used_bytes
 from launcher.plan import RAM_HEADROOM_BYTES, Plan, PlanRequest, plan_or_raise
 from launcher.plan_errors import DoesNotFitError
 from launcher.source import ModelSource
@@ -125,6 +125,8 @@ class LoadedModel:
         measured = {k: v for k, v in peak.devices.items() if k in estimated}
         devices = dict(measured)
         devices.update({f"{k}.load_peak": v for k, v in self.load_peak.devices.items()})
+        if self.plan.uses_gpu:
+            devices.update({f"cuda:{i}.nvml_used": v for i, v in nvml_used_bytes().items()})
         return Measurement(
             model_id=self.card.id,
             precision=self.plan.precision.label,

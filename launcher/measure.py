@@ -2,13 +2,15 @@
 
 The RSS figures come from /proc/self/status (VmRSS, and VmHWM for the peak, which writing "5" to
 /proc/self/clear_refs resets, so each phase gets its own peak). Where /proc is missing the peak falls back to
-getrusage's lifetime maximum. GPU peaks come from torch's caching allocator (`max_memory_reserved`) and are read
-only when torch is already imported. Also here: the planner's estimate for the same devices at the tokens really
-used, so the two can be printed side by side.
+getrusage's lifetime maximum. GPU peaks come from torch's caching allocator (`max_memory_reserved`, read only
+when torch is already imported); NVML's reading of each GPU's used memory (which also holds the CUDA context)
+comes through the probe's guarded NVML gateway. Also here: the planner's estimate for the same devices at the
+tokens really used, so the two can be printed side by side.
 """
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import threading
@@ -19,7 +21,7 @@ from typing import Any
 
 from launcher.load_errors import MemoryBudgetExceeded
 from launcher.plan import Plan
-from registry.memory import DeviceKind, activation_bytes, estimate_memory
+from registry.memory import DeviceKind, activation_bytes, estimate_memory, runtime_bytes
 from registry.schema import ModelCard
 
 _STATUS = Path("/proc/self/status")
@@ -78,6 +80,21 @@ def gpu_peaks() -> dict[int, int]:
     if cuda is None:
         return {}
     return {i: int(cuda.max_memory_reserved(i)) for i in range(cuda.device_count())}
+
+
+def nvml_used_bytes(nvml: Any = None, environ: Mapping[str, str] | None = None) -> dict[int, int]:
+    """Used memory of each GPU as NVML reports it, by CUDA index (through the probe's guarded gateway).
+
+    `nvml` is the NVML module (default: pynvml when installed); failures become an empty reading.
+    """
+    from launcher.probe import load_nvml, probe_nvidia_gpus
+    from registry.catalog import Catalog
+
+    module = nvml if nvml is not None else load_nvml()
+    if module is None:
+        return {}
+    gpus = probe_nvidia_gpus(module, Catalog((), ()), os.environ if environ is None else environ, [])
+    return {g.index: g.used_bytes for g in gpus if g.used_bytes is not None}
 
 
 def reset_gpu_peaks() -> None:
@@ -165,6 +182,7 @@ def estimated_devices(card: ModelCard, plan: Plan, tokens: int) -> dict[str, int
 
     The plan reserves its KV cache and activations for the full context; a measurement after a shorter
     conversation holds only `tokens` tokens, so both are scaled to that. Disk is not memory and is left out.
+    GPU figures leave out the CUDA context, as torch's allocator peak (what is measured there) does.
     """
     tokens = max(min(tokens, plan.context), 1)
     dtype = plan.precision.dtype
@@ -180,6 +198,10 @@ def estimated_devices(card: ModelCard, plan: Plan, tokens: int) -> dict[str, int
         value = p.used_bytes - p.kv_cache_bytes + kv
         if p.device != "cpu" or cpu_only:
             value += used_acts - planned_acts
+        if p.device.startswith("cuda:"):
+            value -= runtime_bytes(
+                "cuda"
+            )  # the CUDA context: in NVML's reading, not in torch's allocator peak
         result[p.device] = max(value, 0)
     return result
 

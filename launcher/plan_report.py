@@ -7,6 +7,7 @@ from typing import Any
 from launcher import display
 from launcher.plan import Plan
 from launcher.plan_errors import DoesNotFitError
+from launcher.store import Measurement
 
 #: Verdict words for each strategy, as `berth list` shows them.
 FIT_LABELS = {
@@ -145,3 +146,36 @@ def render_does_not_fit(error: DoesNotFitError, host_label: str) -> str:
         lines.append("Ways out:")
         lines += [f"  - {s}" for s in error.suggestions]
     return "\n".join(lines)
+
+
+def measured_to_dict(m: Measurement | None) -> dict[str, Any] | None:
+    """A launch's measured figures on this machine, bytes as ints (None when never launched here)."""
+    if m is None:
+        return None
+    return {
+        "precision": m.precision,
+        "strategy": m.strategy,
+        "context": m.context,
+        "tokens_used": m.tokens_used,
+        "peak_bytes": m.peak_bytes,
+        "estimated_bytes": m.estimated_bytes,
+        "devices": dict(m.devices),
+        "load_seconds": m.load_seconds,
+        "time_to_first_token_s": m.time_to_first_token_s,
+        "tokens_per_s": m.tokens_per_s,
+        "measured_at": m.created_at,
+    }
+
+
+def render_measured(m: Measurement) -> str:
+    """One line: what the last launch in this precision really used here, beside its estimate."""
+    speed = f", {display.rate(m.tokens_per_s)} tokens/s" if m.tokens_per_s is not None else ""
+    first = (
+        f", {display.seconds(m.time_to_first_token_s)} to first token"
+        if m.time_to_first_token_s is not None
+        else ""
+    )
+    return (
+        f"  measured on this machine ({m.created_at[:10]}, {m.precision}): {display.gib(m.peak_bytes, 2)} at "
+        f"{m.tokens_used:,} tokens (estimated {display.gib(m.estimated_bytes, 2)}){speed}{first}"
+    )

@@ -335,6 +335,20 @@ def latest_measurement(
         return store.latest_measurement(model_id, precision, machine)
 
 
+def latest_measurements(machine: str, path: Path | str | None = None) -> dict[tuple[str, str], Measurement]:
+    """The newest measurement of each (model, precision) on this machine; {} when there is no store yet."""
+    db_path = Path(path) if path is not None else default_path()
+    if not db_path.is_file():
+        return {}
+    with Store(db_path) as store, store._lock:
+        rows = store._db.execute(
+            "SELECT * FROM measurements WHERE id IN (SELECT MAX(id) FROM measurements WHERE machine_key = ? "
+            "GROUP BY model_id, precision)",
+            (machine,),
+        ).fetchall()
+    return {(r["model_id"], r["precision"]): _measurement(r) for r in rows}
+
+
 def _title(content: str) -> str:
     line = " ".join(content.split())
     return line[:60] + ("…" if len(line) > 60 else "")

@@ -155,3 +155,36 @@ def test_max_memory_parsing():
     assert parse_max_memory(None) is None
     with pytest.raises(Exception, match="DEVICE=SIZE"):
         parse_max_memory("gpu0=1GB")
+
+
+def test_plan_and_list_show_what_was_measured_here(run, catalog):
+    from launcher.probe import probe_host
+    from launcher.store import Measurement, Store, machine_key
+
+    planned = json.loads(run("plan", "gpt2", "--json").stdout)
+    assert planned["measured"] is None
+    label = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}[planned["dtype"]]
+    with Store() as store:
+        store.record_measurement(
+            Measurement(
+                model_id="openai-community/gpt2",
+                precision=label,
+                strategy=planned["strategy"],
+                context=planned["context"],
+                tokens_used=40,
+                machine_key=machine_key(probe_host(catalog)),
+                host_label="this machine",
+                peak_bytes=700 * 2**20,
+                estimated_bytes=690 * 2**20,
+                devices={"cpu": 700 * 2**20},
+                tokens_per_s=123.0,
+            )
+        )
+    measured = json.loads(run("plan", "gpt2", "--json").stdout)["measured"]
+    assert measured["tokens_per_s"] == 123.0 and measured["peak_bytes"] == 700 * 2**20
+    assert "measured on this machine" in run("plan", "gpt2").stdout
+    assert json.loads(run("plan", "gpt2", "--json", "--hardware", CPU_SPEC).stdout)["measured"] is None
+    rows = {r["id"]: r for r in json.loads(run("list", "--json").stdout)["models"]}
+    assert rows["openai-community/gpt2"]["measured_tokens_per_s"] == 123.0
+    table = run("list").stdout
+    assert "123*" in table and "measured here" in table

@@ -333,9 +333,7 @@ def _measure(loaded: LoadedModel, reply: Reply, store: Store) -> None:
 def compare_line(m: Measurement, plan: Plan) -> str:
     """Estimate vs measured for one launch, in two lines."""
     error = f"{m.error:+.1%}" if m.peak_bytes else "n/a"
-    devices = ", ".join(
-        f"{k} {display.gib(v, 2)}" for k, v in m.devices.items() if not k.endswith(".load_peak")
-    )
+    devices = ", ".join(f"{k} {display.gib(v, 2)}" for k, v in m.devices.items() if "." not in k)
     load_peak = sum(v for k, v in m.devices.items() if k.endswith(".load_peak"))
     lines = [
         f"Memory at {m.tokens_used} tokens: estimated {display.gib(m.estimated_bytes, 2)}, measured "

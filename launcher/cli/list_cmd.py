@@ -14,6 +14,7 @@ from launcher.host import HostSnapshot
 from launcher.plan import Plan, PlanRequest, make_plan
 from launcher.plan_errors import DoesNotFitError, PlanRequestError
 from launcher.plan_report import verdict
+from launcher.store import latest_measurements, machine_key
 from registry.catalog import Catalog
 from registry.schema import ModelCard
 
@@ -150,12 +151,19 @@ def list_command(
     rows = sort_rows(plan_all(catalog, host, request), sort_key)
     if fits_only:
         rows = [r for r in rows if r.fits]
+    measured = latest_measurements(machine_key(host)) if host.source == "probe" else {}
+
+    def measured_rate(row: Row) -> float | None:
+        plan = row.result if isinstance(row.result, Plan) else None
+        found = measured.get((row.card.id, plan.precision.label)) if plan else None
+        return found.tokens_per_s if found else None
+
     if as_json:
         echo_json(
             {
                 "host": host.label,
                 "host_warnings": list(host.warnings),
-                "models": [r.as_dict() for r in rows],
+                "models": [r.as_dict() | {"measured_tokens_per_s": measured_rate(r)} for r in rows],
             }
         )
         return
@@ -174,7 +182,9 @@ def list_command(
                 verdict(r.result),
                 plan.precision.label if plan else "-",
                 display.gib(r.needed_bytes),
-                display.rate(r.tokens_per_s),
+                f"{display.rate(measured_rate(r))}*"
+                if measured_rate(r) is not None
+                else display.rate(r.tokens_per_s),
             ]
         )
     click.echo(
@@ -185,6 +195,7 @@ def list_command(
         )
     )
     fitting = sum(1 for r in rows if r.fits)
+    note = " (* measured here by berth launch)" if any(measured_rate(r) is not None for r in rows) else ""
     click.echo(
-        f"\n{fitting} of {len(rows)} models fit. Details: berth plan MODEL. Speeds are estimates (±30%)."
+        f"\n{fitting} of {len(rows)} models fit. Details: berth plan MODEL. Speeds are estimates (±30%){note}."
     )

@@ -13,7 +13,15 @@ from launcher.cli.errors import EXIT_FAILURE, EXIT_USAGE, register
 from launcher.host import HostSnapshot
 from launcher.plan import PlanRequest, make_plan
 from launcher.plan_errors import DoesNotFitError, PlanRequestError
-from launcher.plan_report import does_not_fit_to_dict, plan_to_dict, render_does_not_fit, render_plan
+from launcher.plan_report import (
+    does_not_fit_to_dict,
+    measured_to_dict,
+    plan_to_dict,
+    render_does_not_fit,
+    render_measured,
+    render_plan,
+)
+from launcher.store import Measurement, latest_measurement, machine_key
 
 
 def _explain_plan_error(error: BaseException) -> tuple[str, int] | None:
@@ -156,7 +164,17 @@ def plan_command(
 
         click.echo(python_snippet(card, result), nl=False)
         return
+    measured = measured_here(card.id, result.precision.label, host)
     if as_json:
-        echo_json(plan_to_dict(result))
+        echo_json(plan_to_dict(result) | {"measured": measured_to_dict(measured)})
         return
     click.echo(render_plan(result))
+    if measured is not None:
+        click.echo("\n" + render_measured(measured))
+
+
+def measured_here(model_id: str, precision: str, host: HostSnapshot) -> Measurement | None:
+    """The newest launch measurement of this model and precision on this machine (none for named hardware)."""
+    if host.source != "probe":
+        return None
+    return latest_measurement(model_id, precision, machine_key(host))
