@@ -61,10 +61,12 @@ def main() -> None:
 
 
 from launcher.cli.catalog_cmds import catalog_group, show_command  # noqa: E402
+from launcher.cli.fleet_cmd import fleet_group  # noqa: E402
 from launcher.cli.list_cmd import list_command  # noqa: E402
 
 cli.add_command(list_command)
 cli.add_command(show_command)
 cli.add_command(catalog_group)
+cli.add_command(fleet_group)
 
 __all__ = ["EXIT_USAGE", "cli", "main"]
