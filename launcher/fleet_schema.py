@@ -59,7 +59,8 @@ class EngineSpec(Strict):
     block_size: Literal[8, 16, 32, 64, 128] = 16
     """Tokens per KV-cache block (vLLM's default on CUDA is 16)."""
     max_num_seqs: Annotated[int, Field(gt=0, le=65536)] | None = None
-    """Most sequences one replica runs at once; default: as many as memory and the speed target allow."""
+    """Most sequences one replica runs at once (the planned batch may be lower: memory, speed target);
+    default: vLLM's OpenAI-server default for the GPU (1,024 on 70 GiB or more, 256 below)."""
     max_num_batched_tokens: Annotated[int, Field(ge=64, le=1_048_576)] | None = None
     """Tokens per engine step; default: vLLM's OpenAI-server default for the GPU (8,192 on 70 GiB or more,
     2,048 below)."""

@@ -35,11 +35,13 @@ ACTIVATION_PROFILE_TOKENS = 8192
 #: 0.55–0.6 GiB once ranks talk to each other (measured with vLLM on H100).
 NON_TORCH_BYTES_SINGLE = int(0.15 * GIB)
 NON_TORCH_BYTES_DISTRIBUTED = int(0.6 * GIB)
-#: vLLM's default tokens per step for the OpenAI server: 8,192 on GPUs of 70 GiB or more (not A100),
-#: 2,048 on smaller ones. Berth writes the value it assumed into every exported config.
+#: vLLM's defaults for the OpenAI server: 8,192 tokens per step and 1,024 sequences on GPUs of 70 GiB or
+#: more (not A100), 2,048 and 256 on smaller ones. Berth writes the values it assumed into every export.
 LARGE_GPU_BYTES = 70 * GIB
 DEFAULT_BATCHED_TOKENS_LARGE = 8192
 DEFAULT_BATCHED_TOKENS_SMALL = 2048
+DEFAULT_MAX_NUM_SEQS_LARGE = 1024
+DEFAULT_MAX_NUM_SEQS_SMALL = 256
 #: NVLink bandwidth per GPU and direction when the catalog gives none (A100 NVLink3: 300 GB/s).
 DEFAULT_NVLINK_BYTES_PER_S = 300 * 10**9
 #: Network between nodes when fleet.yaml gives none (100 Gb/s Ethernet).
@@ -57,11 +59,19 @@ def quant_bytes_per_linear_weight(quant: FleetQuant | None, dtype: Dtype) -> flo
     return float(DTYPE_BYTES[dtype])
 
 
+def _large_gpu(group: NodeGroup) -> bool:
+    acc = group.accelerator
+    return acc.total_bytes >= LARGE_GPU_BYTES and "a100" not in f"{acc.id} {acc.name}".lower()
+
+
 def default_batched_tokens(group: NodeGroup) -> int:
     """vLLM's default max_num_batched_tokens for the OpenAI server on this GPU."""
-    acc = group.accelerator
-    big = acc.total_bytes >= LARGE_GPU_BYTES and "a100" not in f"{acc.id} {acc.name}".lower()
-    return DEFAULT_BATCHED_TOKENS_LARGE if big else DEFAULT_BATCHED_TOKENS_SMALL
+    return DEFAULT_BATCHED_TOKENS_LARGE if _large_gpu(group) else DEFAULT_BATCHED_TOKENS_SMALL
+
+
+def default_max_num_seqs(group: NodeGroup) -> int:
+    """vLLM's default max_num_seqs for the OpenAI server on this GPU."""
+    return DEFAULT_MAX_NUM_SEQS_LARGE if _large_gpu(group) else DEFAULT_MAX_NUM_SEQS_SMALL
 
 
 def activation_peak_bytes(batched_tokens: int) -> int:
@@ -414,7 +424,7 @@ def size_replica(
         raise DoesNotFit(
             f"{shape.label}: the KV cache ({gib(room)} per GPU) holds no {load.context:,}-token sequence"
         )
-    cap = min(sequences, engine.max_num_seqs or sequences, batched)
+    cap = min(sequences, engine.max_num_seqs or default_max_num_seqs(group), batched)
     single = decode_rate(weights, stages, shape, group, 1)
     target = load.tokens_per_s_per_user
     if target is not None and single < target:

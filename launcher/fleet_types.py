@@ -48,7 +48,7 @@ class EngineSettings:
     block_size: int = 16
     """Tokens per KV-cache block (vLLM's paged attention)."""
     max_num_seqs: int | None = None
-    """Upper bound on sequences a replica runs at once; None: no bound beyond memory and speed."""
+    """Upper bound on sequences a replica runs at once; None: vLLM's default for the GPU size."""
     max_num_batched_tokens: int | None = None
     """Tokens per engine step (prefill chunk); None: vLLM's default for the GPU size."""
 

@@ -190,3 +190,21 @@ def test_smaller_gpus_profile_fewer_batched_tokens():
     est = size_replica(weights, Shape(1, 2), l4, Load(context=4096), ENGINE).estimate
     assert est.max_num_batched_tokens == 2048
     assert est.activation_bytes_per_rank == ACTIVATION_PEAK_BYTES // 4
+
+
+def test_batch_is_capped_by_vllms_default_max_num_seqs():
+    weights = model_weights(card("falcon-7b"), "bfloat16", None)  # one KV head: a tiny cache per token
+    l40s = group("l40s", 4, nvlink=False)
+    est = size_replica(weights, Shape(1, 1), l40s, Load(context=2048), ENGINE).estimate
+    # 0.9 × 48 GB − 13.84 GB weights − 1.25 GiB activations (2,048 tokens) − 0.15 GiB = 27.85 GB of cache;
+    # a 2,048-token sequence takes 2,048 × 32 layers × 2 × 64 × 2 bytes = 16.8 MB: 1,660 of them.
+    assert est.max_concurrent_sequences == (
+        int(48e9 * 0.9) - 2 * 6_921_720_704 - 5 * GIB // 4 - int(0.15 * GIB)
+    ) // (2048 * 32 * 2 * 64 * 2)
+    assert est.max_concurrent_sequences == 1660
+    assert est.batch == 256  # vLLM's default on GPUs under 70 GiB
+    wide = EngineSettings(max_num_seqs=5000)
+    assert size_replica(weights, Shape(1, 1), l40s, Load(context=2048), wide).estimate.batch == 1660
+    # Each running sequence needs a token of the step's budget: max_num_batched_tokens caps the batch too.
+    narrow = EngineSettings(max_num_seqs=5000, max_num_batched_tokens=1024)
+    assert size_replica(weights, Shape(1, 1), l40s, Load(context=2048), narrow).estimate.batch == 1024
