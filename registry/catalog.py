@@ -115,7 +115,7 @@ def _norm_gpu(name: str) -> str:
 
 def load_catalog(
     path: Path | str | None = None,
-    overlay: Path | str | None | bool = True,
+    overlay: Path | str | bool | None = True,
 ) -> Catalog:
     """Load the catalog, merged with the user overlay (True: the default overlay if present; False: none)."""
     base_path = Path(path) if path is not None else default_catalog_path()
@@ -223,7 +223,9 @@ def _validated_models(
     raw: dict[str, Any], path: Path, overlay: dict[str, Any] | None, overlay_path_: Path | None
 ) -> list[ModelCard]:
     base_items = _section(raw, "models", path)
-    entries: list[tuple[Any, Path, tuple[Any, ...]]] = [(item, path, ("models", i)) for i, item in enumerate(base_items)]
+    entries: list[tuple[Any, Path, tuple[Any, ...]]] = [
+        (item, path, ("models", i)) for i, item in enumerate(base_items)
+    ]
     if overlay is not None and overlay_path_ is not None:
         by_id = {item.get("id"): n for n, (item, _, _) in enumerate(entries) if isinstance(item, dict)}
         for i, item in enumerate(_section(overlay, "models", overlay_path_)):
@@ -235,9 +237,18 @@ def _validated_models(
                 entries.append((item, overlay_path_, loc))
     cards: list[ModelCard] = []
     owners: dict[str, tuple[str, Path, tuple[Any, ...]]] = {}
+    ids: set[str] = set()
     for item, where, loc in entries:
         card = _validate_item(ModelCard, item, where, loc)
         assert isinstance(card, ModelCard)
+        if card.id.lower() in ids:
+            raise CatalogError(
+                f"duplicate id '{card.id}': each model appears once (override entries in your overlay instead)",
+                where,
+                _line_of(where, (*loc, "id")),
+                "id",
+            )
+        ids.add(card.id.lower())
         for key in _model_keys(card):
             k = key.lower()
             if k in owners and owners[k][0] != card.id:

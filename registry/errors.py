@@ -69,7 +69,9 @@ class UnsupportedArchitectureError(RegistryError, ValueError):
     def __init__(self, model_type: str, supported: Sequence[str]) -> None:
         self.model_type = model_type
         self.supported = list(supported)
-        super().__init__(f"model_type '{model_type}' is not supported; supported: {', '.join(self.supported)}")
+        super().__init__(
+            f"model_type '{model_type}' is not supported; supported: {', '.join(self.supported)}"
+        )
 
 
 class ImportModelError(RegistryError, ValueError):

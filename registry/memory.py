@@ -134,10 +134,10 @@ def kv_cache_bytes(card: ModelCard, tokens: int, batch: int = 1, dtype: Dtype = 
     per_layer = kv_bytes_per_token_per_layer(arch, dtype)
     if card.task == "fill-mask":
         return 0
+    window = arch.sliding_window
     cached = 0
     for layer in range(arch.num_layers):
-        kept = min(tokens, arch.sliding_window) if _is_sliding(arch, layer) else tokens
-        cached += kept
+        cached += min(tokens, window) if window is not None and _is_sliding(arch, layer) else tokens
     return cached * per_layer * batch
 
 

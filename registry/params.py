@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from registry.errors import UnsupportedArchitectureError
 from registry.schema import Architecture, ModelCard
@@ -113,23 +113,32 @@ class _Family:
     learned_positions: str | None = None  # module name of a learned position embedding
 
 
-_LLAMA_LIKE = dict(root="model", embed="embed_tokens", layers="layers", final_norm="norm")
+def _llama_like(no_split: str, **differences: Any) -> _Family:
+    """A family laid out as Llama: model.embed_tokens, model.layers.N, model.norm, lm_head."""
+    return _Family(
+        root="model",
+        embed="embed_tokens",
+        layers="layers",
+        final_norm="norm",
+        no_split=no_split,
+        **differences,
+    )
+
 
 FAMILIES: dict[str, _Family] = {
-    "llama": _Family(**_LLAMA_LIKE, no_split="LlamaDecoderLayer"),
-    "mistral": _Family(**_LLAMA_LIKE, no_split="MistralDecoderLayer"),
-    "granite": _Family(**_LLAMA_LIKE, no_split="GraniteDecoderLayer"),
-    "phi3": _Family(**_LLAMA_LIKE, no_split="Phi3DecoderLayer"),
-    "qwen2": _Family(**_LLAMA_LIKE, no_split="Qwen2DecoderLayer", attention_bias=True, output_bias=False),
-    "qwen3": _Family(**_LLAMA_LIKE, no_split="Qwen3DecoderLayer", qk_norm="head"),
-    "gemma": _Family(**_LLAMA_LIKE, no_split="GemmaDecoderLayer"),
-    "gemma2": _Family(**_LLAMA_LIKE, no_split="Gemma2DecoderLayer", norms_per_layer=4),
-    "gemma3_text": _Family(**_LLAMA_LIKE, no_split="Gemma3DecoderLayer", norms_per_layer=4, qk_norm="head"),
-    "olmo2": _Family(**_LLAMA_LIKE, no_split="Olmo2DecoderLayer", qk_norm="full"),
-    "stablelm": _Family(**_LLAMA_LIKE, no_split="StableLmDecoderLayer", norm="layer"),
-    "starcoder2": _Family(
-        **_LLAMA_LIKE,
-        no_split="Starcoder2DecoderLayer",
+    "llama": _llama_like("LlamaDecoderLayer"),
+    "mistral": _llama_like("MistralDecoderLayer"),
+    "granite": _llama_like("GraniteDecoderLayer"),
+    "phi3": _llama_like("Phi3DecoderLayer"),
+    "qwen2": _llama_like("Qwen2DecoderLayer", attention_bias=True, output_bias=False),
+    "qwen3": _llama_like("Qwen3DecoderLayer", qk_norm="head"),
+    "gemma": _llama_like("GemmaDecoderLayer"),
+    "gemma2": _llama_like("Gemma2DecoderLayer", norms_per_layer=4),
+    "gemma3_text": _llama_like("Gemma3DecoderLayer", norms_per_layer=4, qk_norm="head"),
+    "olmo2": _llama_like("Olmo2DecoderLayer", qk_norm="full"),
+    "stablelm": _llama_like("StableLmDecoderLayer", norm="layer"),
+    "starcoder2": _llama_like(
+        "Starcoder2DecoderLayer",
         norm="layer",
         gated_mlp=False,
         attention_bias=True,
@@ -148,9 +157,9 @@ FAMILIES: dict[str, _Family] = {
         mlp_bias=True,
         head_bias=True,
     ),
-    "mixtral": _Family(**_LLAMA_LIKE, no_split="MixtralDecoderLayer"),
-    "qwen3_moe": _Family(**_LLAMA_LIKE, no_split="Qwen3MoeDecoderLayer", qk_norm="head"),
-    "deepseek_v3": _Family(**_LLAMA_LIKE, no_split="DeepseekV3DecoderLayer"),
+    "mixtral": _llama_like("MixtralDecoderLayer"),
+    "qwen3_moe": _llama_like("Qwen3MoeDecoderLayer", qk_norm="head"),
+    "deepseek_v3": _llama_like("DeepseekV3DecoderLayer"),
     "gpt2": _Family(
         root="transformer",
         embed="wte",
@@ -277,7 +286,11 @@ def _mla(arch: Architecture) -> _Part:
     h, heads = arch.hidden_size, arch.num_attention_heads
     qk_head = arch.qk_nope_head_dim + arch.qk_rope_head_dim
     if arch.q_lora_rank:
-        q = _linear(h, arch.q_lora_rank) + _Part(other=arch.q_lora_rank) + _linear(arch.q_lora_rank, heads * qk_head)
+        q = (
+            _linear(h, arch.q_lora_rank)
+            + _Part(other=arch.q_lora_rank)
+            + _linear(arch.q_lora_rank, heads * qk_head)
+        )
     else:
         q = _linear(h, heads * qk_head)
     kv = _sum(
@@ -384,9 +397,14 @@ def layout(card: ModelCard) -> Layout:
     if fam.learned_positions:
         positions = int(_extra(arch, "n_positions", card.context_length))  # type: ignore[call-overload]
         blocks.append(_block(f"{root}.{fam.learned_positions}", "embedding", _Part(other=positions * h)))
+    # Layers differ only where MoE models keep their first layers dense: size each kind once.
+    first_dense = arch.first_dense_layers or 0
+    kinds = {
+        dense: _layer(arch, model_type, fam, 0 if dense else first_dense)
+        for dense in {i < first_dense for i in range(arch.num_layers)}
+    }
     blocks += [
-        _block(f"{root}.{fam.layers}.{i}", "layer", _layer(arch, model_type, fam, i))
-        for i in range(arch.num_layers)
+        _block(f"{root}.{fam.layers}.{i}", "layer", kinds[i < first_dense]) for i in range(arch.num_layers)
     ]
     if fam.final_norm:
         blocks.append(_block(f"{root}.{fam.final_norm}", "norm", _norm(h, fam.norm)))

@@ -138,7 +138,9 @@ class Architecture(Strict):
             raise ValueError("experts_per_token is larger than num_experts")
         mla = (self.kv_lora_rank, self.qk_nope_head_dim, self.qk_rope_head_dim, self.v_head_dim)
         if any(v is not None for v in mla) and any(v is None for v in mla):
-            raise ValueError("MLA needs kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim and v_head_dim together")
+            raise ValueError(
+                "MLA needs kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim and v_head_dim together"
+            )
         if self.global_attention_every is not None and self.sliding_window is None:
             raise ValueError("global_attention_every needs sliding_window")
         if self.first_dense_layers is not None and self.first_dense_layers > self.num_layers:

@@ -63,14 +63,19 @@ def test_deepseek_v3_mla_latent_cache(catalog):
 
 
 def test_quantization_shrinks_linear_weights_only():
-    block = Block("model.layers.0", "layer", linear=1_000_000, linear_rows=1000, other=10_000, active=1_010_000)
+    block = Block(
+        "model.layers.0", "layer", linear=1_000_000, linear_rows=1000, other=10_000, active=1_010_000
+    )
     assert block_weight_bytes(block, BF16) == 2_020_000
     assert block_weight_bytes(block, Precision("float32")) == 4_040_000
     # int8: one byte per weight, a float32 scale per output row, the rest stays 16-bit.
     assert block_weight_bytes(block, Precision("bfloat16", "int8")) == 1_000_000 + 4000 + 20_000
     # nf4 with double quantization: half a byte per weight, 1 byte absmax per 64, fp32 per 256 absmax.
     absmax = -(-1_000_000 // 64)
-    assert block_weight_bytes(block, Precision("bfloat16", "nf4")) == 500_000 + absmax + (-(-absmax // 256)) * 4 + 20_000
+    assert (
+        block_weight_bytes(block, Precision("bfloat16", "nf4"))
+        == 500_000 + absmax + (-(-absmax // 256)) * 4 + 20_000
+    )
 
 
 def test_moe_experts_stay_16_bit_under_bitsandbytes(catalog):

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from launcher.cli.errors import EXIT_USAGE, explain
+from launcher.cli.errors import EXIT_USAGE, explain, register
 
 
 class BerthGroup(click.Group):
@@ -19,7 +19,7 @@ class BerthGroup(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
             raise
-        except Exception as error:  # noqa: BLE001 - every error is either explained or re-raised
+        except Exception as error:
             if os.environ.get("BERTH_DEBUG") == "1":
                 raise
             found = explain(error)
@@ -30,7 +30,9 @@ class BerthGroup(click.Group):
             ctx.exit(code)
 
 
-@click.group(cls=BerthGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=BerthGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.option(
     "--catalog",
     "catalog_path",
@@ -63,10 +65,15 @@ def main() -> None:
 from launcher.cli.catalog_cmds import catalog_group, show_command  # noqa: E402
 from launcher.cli.fleet_cmd import fleet_group  # noqa: E402
 from launcher.cli.list_cmd import list_command  # noqa: E402
+from launcher.cli.plan_cmd import plan_command  # noqa: E402
+from launcher.cli.probe_cmd import explain_launcher_error, probe_command  # noqa: E402
 
 cli.add_command(list_command)
+cli.add_command(plan_command)
 cli.add_command(show_command)
 cli.add_command(catalog_group)
+cli.add_command(probe_command)
 cli.add_command(fleet_group)
+register(explain_launcher_error)
 
 __all__ = ["EXIT_USAGE", "cli", "main"]

@@ -61,7 +61,9 @@ def card_summary(card: ModelCard) -> dict[str, Any]:
 
 @click.command("show")
 @click.argument("model")
-@click.option("--context", type=click.IntRange(min=1), default=None, help="Context length for the memory table.")
+@click.option(
+    "--context", type=click.IntRange(min=1), default=None, help="Context length for the memory table."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def show_command(ctx: click.Context, model: str, context: int | None, as_json: bool) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from registry.errors import (
     CatalogError,
     ImportModelError,
@@ -56,9 +58,9 @@ def explain(error: BaseException) -> tuple[str, int] | None:
     return None
 
 
-_EXTRA_HANDLERS: list = []
+_EXTRA_HANDLERS: list[Callable[[BaseException], tuple[str, int] | None]] = []
 
 
-def register(handler) -> None:  # type: ignore[no-untyped-def]
+def register(handler: Callable[[BaseException], tuple[str, int] | None]) -> None:
     """Add a handler for errors of a later stage (probe, plan, load) without importing them here."""
     _EXTRA_HANDLERS.append(handler)

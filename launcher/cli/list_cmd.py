@@ -1,77 +1,190 @@
-"""`berth list`: every catalog model with its size and memory needs (a fit verdict once the planner lands)."""
+"""`berth list`: every catalog model with a fit verdict for this machine (or named hardware) and its speed."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 import click
 
 from launcher import display
-from launcher.cli.catalog_cmds import default_context
 from launcher.cli.context import echo_json, get_catalog
-from registry.memory import Precision, estimate_memory, kv_cache_bytes
-from registry.params import layout
+from launcher.cli.plan_cmd import build_request, plan_options, resolve_host_for
+from launcher.host import HostSnapshot
+from launcher.plan import Plan, PlanRequest, make_plan
+from launcher.plan_errors import DoesNotFitError, PlanRequestError
+from launcher.plan_report import verdict
+from registry.catalog import Catalog
+from registry.schema import ModelCard
 
-SORT_KEYS = ("name", "size")
+SORT_KEYS = ("fit", "size", "speed", "name")
+
+#: Verdicts from best to worst, for --sort fit.
+FIT_ORDER = ("fits on GPU", "sharded", "quantized", "offloaded", "CPU", "disk offload", "does not fit")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One model's verdict on one host."""
+
+    card: ModelCard
+    result: Plan | DoesNotFitError
+
+    @property
+    def fits(self) -> bool:
+        return isinstance(self.result, Plan)
+
+    @property
+    def needed_bytes(self) -> int:
+        return self.result.required_bytes
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        return self.result.speed.decode_tokens_per_s if isinstance(self.result, Plan) else None
+
+    def as_dict(self) -> dict[str, Any]:
+        plan = self.result if isinstance(self.result, Plan) else None
+        return {
+            "id": self.card.id,
+            "aliases": list(self.card.aliases),
+            "family": self.card.family,
+            "task": self.card.task,
+            "license": self.card.license,
+            "gated": self.card.gated,
+            "params": self.card.params,
+            "fits": self.fits,
+            "verdict": verdict(self.result),
+            "strategy": plan.strategy if plan else None,
+            "dtype": plan.precision.dtype if plan else None,
+            "quantization": plan.precision.quant if plan else None,
+            "context": plan.context if plan else None,
+            "needed_bytes": self.needed_bytes,
+            "available_bytes": None if plan else self.result.available_bytes,  # type: ignore[union-attr]
+            "decode_tokens_per_s": round(plan.speed.decode_tokens_per_s, 3) if plan else None,
+            "speed_basis": plan.speed.basis if plan else None,
+        }
+
+
+def plan_all(catalog: Catalog, host: HostSnapshot, request: PlanRequest) -> list[Row]:
+    """A verdict for every catalog model (contexts above a model's maximum are capped to it)."""
+    rows = []
+    for card in catalog.models:
+        context = min(request.context, card.context_length) if request.context else None
+        try:
+            result = make_plan(card, host, _with_context(request, context), explain=False)
+        except PlanRequestError:
+            continue
+        rows.append(Row(card, result))
+    return rows
+
+
+def _with_context(request: PlanRequest, context: int | None) -> PlanRequest:
+    from dataclasses import replace
+
+    return replace(request, context=context)
+
+
+def sort_rows(rows: list[Row], key: str) -> list[Row]:
+    """Order rows by fit (best first, then fastest), size, speed (fastest first) or name."""
+    if key == "name":
+        return sorted(rows, key=lambda r: r.card.id.lower())
+    if key == "size":
+        return sorted(rows, key=lambda r: r.card.params)
+    if key == "speed":
+        return sorted(rows, key=lambda r: -(r.tokens_per_s or -1.0))
+    return sorted(rows, key=lambda r: (FIT_ORDER.index(verdict(r.result)), -(r.tokens_per_s or 0.0)))
+
+
+def matches(card: ModelCard, text: str) -> bool:
+    """Whether a search text appears in the id, an alias, the family or the task."""
+    needle = text.lower()
+    return any(needle in field.lower() for field in (card.id, card.family, card.task, *card.aliases))
+
+
+def host_line(host: HostSnapshot) -> str:
+    """The machine in one line: GPUs free/total, RAM, disk."""
+    parts = [f"{host.label}:"]
+    for gpu in host.gpus:
+        parts.append(
+            f"GPU {gpu.index} {gpu.name} {display.gib(gpu.usable_bytes)}/{display.gib(gpu.total_bytes)} free"
+        )
+    if not host.gpus:
+        parts.append("no GPU")
+    parts.append(f"RAM {display.gib(host.ram_available_bytes)}/{display.gib(host.ram_total_bytes)} free")
+    if host.disk_free_bytes is not None:
+        parts.append(f"disk {display.gib(host.disk_free_bytes)} free")
+    return "  ".join(parts)
 
 
 @click.command("list")
-@click.option("--context", type=click.IntRange(min=1), default=None, help="Context length (default 4096 or less).")
-@click.option("--search", default=None, help="Only models whose id, alias or family contains TEXT.")
-@click.option("--sort", "sort_key", type=click.Choice(SORT_KEYS), default="size", show_default=True)
+@plan_options
+@click.option("--fits", "fits_only", is_flag=True, help="Only models that fit.")
+@click.option(
+    "--search", default=None, metavar="TEXT", help="Only models whose id, alias, family or task has TEXT."
+)
+@click.option("--sort", "sort_key", type=click.Choice(SORT_KEYS), default="fit", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def list_command(
-    ctx: click.Context, context: int | None, search: str | None, sort_key: str, as_json: bool
+    ctx: click.Context,
+    context: int | None = None,
+    batch: int = 1,
+    dtype: str | None = None,
+    quant: str | None = None,
+    gpus: str | None = None,
+    cpu_only: bool = False,
+    no_offload: bool = False,
+    allow_slow: bool = False,
+    hardware: str | None = None,
+    fits_only: bool = False,
+    search: str | None = None,
+    sort_key: str = "fit",
+    as_json: bool = False,
 ) -> None:
-    """Every catalog model with its size and memory needs."""
+    """Every catalog model: does it fit here, how (GPU, sharded, quantized, offloaded, CPU), and how fast."""
     catalog = get_catalog(ctx)
-    cards = list(catalog.models)
+    request = build_request(context, batch, dtype, quant, gpus, cpu_only, no_offload, allow_slow)
+    host = resolve_host_for(ctx, hardware)
     if search:
-        needle = search.lower()
-        cards = [
-            c
-            for c in cards
-            if needle in c.id.lower() or needle in c.family.lower() or any(needle in a for a in c.aliases)
-        ]
-    if sort_key == "name":
-        cards.sort(key=lambda c: c.id.lower())
-    else:
-        cards.sort(key=lambda c: c.params)
-    rows = []
-    for card in cards:
-        ctx_len = min(context, card.context_length) if context else default_context(card)
-        lay = layout(card)
-        bf16 = estimate_memory(card, Precision("bfloat16"), ctx_len, lay=lay)
-        nf4 = estimate_memory(card, Precision("bfloat16", "nf4"), ctx_len, lay=lay)
-        rows.append(
+        catalog = Catalog(tuple(c for c in catalog.models if matches(c, search)), catalog.accelerators)
+    rows = sort_rows(plan_all(catalog, host, request), sort_key)
+    if fits_only:
+        rows = [r for r in rows if r.fits]
+    if as_json:
+        echo_json(
             {
-                "id": card.id,
-                "family": card.family,
-                "task": card.task,
-                "params": card.params,
-                "context": ctx_len,
-                "bf16_total_bytes": bf16.total,
-                "nf4_total_bytes": nf4.total,
-                "kv_cache_per_1000_tokens_bytes": kv_cache_bytes(card, 1000),
+                "host": host.label,
+                "host_warnings": list(host.warnings),
+                "models": [r.as_dict() for r in rows],
             }
         )
-    if as_json:
-        echo_json({"models": rows})
         return
+    click.echo(host_line(host))
+    for warning in host.warnings:
+        click.echo(f"  ! {warning}")
+    click.echo()
+    table_rows = []
+    for r in rows:
+        plan = r.result if isinstance(r.result, Plan) else None
+        table_rows.append(
+            [
+                r.card.id,
+                r.card.task,
+                display.params(r.card.params),
+                verdict(r.result),
+                plan.precision.label if plan else "-",
+                display.gib(r.needed_bytes),
+                display.rate(r.tokens_per_s),
+            ]
+        )
     click.echo(
         display.table(
-            ["model", "task", "params", "context", "bf16 needs", "nf4 needs", "KV/1k tok"],
-            [
-                [
-                    r["id"],
-                    r["task"],
-                    display.params(r["params"]),
-                    f"{r['context']:,}",
-                    display.gib(r["bf16_total_bytes"]),
-                    display.gib(r["nf4_total_bytes"]),
-                    display.gib(r["kv_cache_per_1000_tokens_bytes"]),
-                ]
-                for r in rows
-            ],
-            right=(2, 3, 4, 5, 6),
+            ["model", "task", "params", "fit", "precision", "needs", "tok/s"],
+            table_rows,
+            right=(2, 5, 6),
         )
+    )
+    fitting = sum(1 for r in rows if r.fits)
+    click.echo(
+        f"\n{fitting} of {len(rows)} models fit. Details: berth plan MODEL. Speeds are estimates (±30%)."
     )

@@ -1,0 +1,38 @@
+"""Errors of the planner: a model that does not fit, or a request that contradicts itself or the host."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class PlanError(Exception):
+    """Base class of the planner's errors."""
+
+
+class DoesNotFitError(PlanError):
+    """Nothing on the ladder fits: how much is needed, how much is free, and the nearest ways out."""
+
+    def __init__(
+        self,
+        model_id: str,
+        required_bytes: int,
+        available_bytes: int,
+        suggestions: Sequence[str] = (),
+        detail: str = "",
+    ) -> None:
+        self.model_id = model_id
+        self.required_bytes = required_bytes
+        self.available_bytes = available_bytes
+        self.suggestions = list(suggestions)
+        self.detail = detail
+        super().__init__(f"{model_id} does not fit: needs {required_bytes} bytes, {available_bytes} free")
+
+
+class PlanRequestError(PlanError, ValueError):
+    """A request that cannot be planned as asked: context above the model's maximum, a quantization this host
+    cannot run, an unknown GPU index, options that contradict each other."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(message)
