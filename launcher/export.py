@@ -76,8 +76,9 @@ def engine_kwargs(model: ModelPlan, plan: FleetPlan) -> dict[str, Any]:
         "gpu_memory_utilization": plan.engine.gpu_memory_utilization,
         "max_num_seqs": replica.batch,
         "max_num_batched_tokens": replica.max_num_batched_tokens,
-        "block_size": plan.engine.block_size,
     }
+    if plan.engine.block_size_set:
+        kwargs["block_size"] = plan.engine.block_size
     if replica.quantization == "fp8":
         kwargs["quantization"] = "fp8"
     elif replica.quantization == "nf4":

@@ -91,14 +91,14 @@ class _Weights:
         return self._cache[key]
 
 
-def _dtype_for(workload: Workload, group: NodeGroup) -> Dtype | str:
-    """The dtype to run in on this group, or why the group cannot."""
+def _dtype_for(workload: Workload, group: NodeGroup) -> tuple[Dtype | None, str]:
+    """The dtype to run in on this group, or None and why the group cannot."""
     acc = group.accelerator
     if workload.dtype is None:
-        return "bfloat16" if acc.supports_bf16 else "float16"
+        return ("bfloat16" if acc.supports_bf16 else "float16"), ""
     if workload.dtype == "bfloat16" and not acc.supports_bf16:
-        return f"{acc.id} has no bf16 (compute capability {acc.compute_capability}); use dtype float16"
-    return workload.dtype
+        return None, f"{acc.id} has no bf16 (compute capability {acc.compute_capability}); use dtype float16"
+    return workload.dtype, ""
 
 
 def _load(workload: Workload, context: int | None = None) -> Load:
@@ -223,14 +223,14 @@ def _candidates(
         where = f"{group.name} ({group.accelerator.id})"
         if workload.accelerators and group.accelerator.id not in workload.accelerators:
             continue
-        dtype = _dtype_for(workload, group)
-        if dtype not in ("bfloat16", "float16", "float32"):
-            reasons.append(f"{where}: {dtype}")
+        dtype, why = _dtype_for(workload, group)
+        if dtype is None:
+            reasons.append(f"{where}: {why}")
             continue
         if quant == "fp8" and capability(group) < FP8_MIN_CAPABILITY:
             reasons.append(f"{where}: fp8 needs compute capability 7.5 or newer")
             continue
-        weights = cache.get(workload, dtype, quant)  # type: ignore[arg-type]
+        weights = cache.get(workload, dtype, quant)
         result = choose_shape(workload, group, request.engine, weights, context, request.network_bytes_per_s)
         if isinstance(result, str):
             reasons.append(f"{where}: {result}")

@@ -270,7 +270,8 @@ def build_request(spec: FleetFile, catalog: Catalog, lines: _Lines, path: Path |
         raise FleetFileError(path, problems)
     engine = EngineSettings(
         gpu_memory_utilization=spec.engine.gpu_memory_utilization,
-        block_size=spec.engine.block_size,
+        block_size=spec.engine.block_size or 16,
+        block_size_set=spec.engine.block_size is not None,
         max_num_seqs=spec.engine.max_num_seqs,
         max_num_batched_tokens=spec.engine.max_num_batched_tokens,
     )

@@ -56,8 +56,9 @@ class EngineSpec(Strict):
 
     gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.9
     """Share of each GPU's total memory vLLM may take (its default is 0.9)."""
-    block_size: Literal[8, 16, 32, 64, 128] = 16
-    """Tokens per KV-cache block (vLLM's default on CUDA is 16)."""
+    block_size: Literal[8, 16, 32, 64, 128] | None = None
+    """Tokens per KV-cache block; default: vLLM's choice (16 on CUDA; some attention backends, such as
+    FlashMLA, force 64), which the plan assumes to be 16 and the exports leave to vLLM."""
     max_num_seqs: Annotated[int, Field(gt=0, le=65536)] | None = None
     """Most sequences one replica runs at once (the planned batch may be lower: memory, speed target);
     default: vLLM's OpenAI-server default for the GPU (1,024 on 70 GiB or more, 256 below)."""

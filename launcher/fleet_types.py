@@ -47,6 +47,8 @@ class EngineSettings:
     """Share of each GPU's total memory vLLM may use (weights, activations, KV cache)."""
     block_size: int = 16
     """Tokens per KV-cache block (vLLM's paged attention)."""
+    block_size_set: bool = False
+    """Whether fleet.yaml chose the block size (then the exports write it; otherwise vLLM picks)."""
     max_num_seqs: int | None = None
     """Upper bound on sequences a replica runs at once; None: vLLM's default for the GPU size."""
     max_num_batched_tokens: int | None = None

@@ -133,3 +133,12 @@ def test_short_plan_refuses_a_full_export():
     partial = yaml.safe_load(export_text(short, "ray-serve", allow_partial=True))
     (cfg,) = partial["applications"][0]["args"]["llm_configs"]
     assert cfg["deployment_config"]["num_replicas"] == short.models[0].replicas_placed == 2
+
+
+def test_block_size_is_vllms_unless_the_fleet_sets_it(plan):
+    for config in serve_config(plan)["applications"][0]["args"]["llm_configs"]:
+        assert "block_size" not in config["engine_kwargs"]  # FlashMLA (DeepSeek) wants 64: let vLLM choose
+    chosen = plan_from(FLEET + "engine:\n  block_size: 32\n")
+    for config in serve_config(chosen)["applications"][0]["args"]["llm_configs"]:
+        assert config["engine_kwargs"]["block_size"] == 32
+    assert "--block-size 32" in vllm_script(chosen)

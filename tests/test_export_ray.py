@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -113,6 +114,16 @@ def test_rayservice_serve_config_validates_too(plan):
         LLMConfig.model_validate(config)
 
 
+def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
+    """Poll: Ray's view of available resources follows the raylets' periodic reports."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def replica_bundles(config: dict[str, Any]) -> tuple[list[dict[str, float]], str]:
     """The placement group Ray Serve LLM asks for per replica: VLLMEngineConfig.placement_bundles expands
     bundle_per_worker to TP × PP bundles with a small share of the accelerator_type resource, and
@@ -186,7 +197,9 @@ def test_every_replica_is_placeable_on_the_planned_nodes(plan, ray_cluster):
             f"{ready.count(False)} of {len(ready)} replica placement groups could not be placed"
         )
         free_planned = sum(n.free_gpus for n in plan.nodes if n.stages)
-        assert ray.available_resources().get("GPU", 0) == free_planned
+        assert wait_until(lambda: ray.available_resources().get("GPU", 0) == free_planned), (
+            f"{ray.available_resources().get('GPU', 0)} GPUs free, the plan leaves {free_planned}"
+        )
         # The export really needs what it asks for: one more 8-GPU replica has no room left.
         extra = placement_group([{"GPU": 1.0}] * 8, strategy="STRICT_PACK")
         assert not extra.wait(timeout_seconds=2)

@@ -144,7 +144,7 @@ def test_example_fleet_plans_with_the_shipped_catalog():
     )
     assert result.exit_code in (0, 1), result.output
     data = json.loads(result.stdout)
-    assert {m["name"] for m in data["models"]} == {"mixtral", "gemma", "deepseek"}
+    assert {m["name"] for m in data["models"]} == {"mixtral", "llama-70b", "gemma", "deepseek"}
 
 
 def test_fleet_commands_never_import_torch_or_ray(fleet_file, tmp_path):
