@@ -1,7 +1,7 @@
 """Read fleet.yaml, check it against the schema and the catalog, and build the planner's FleetRequest.
 
-Every problem is reported with file, line, field and, where one is close, a suggestion; all problems of a
-file come back at once.
+Every problem is reported with file, line, field and, where one is close, a suggestion: first every schema
+problem of the file at once, then (once the schema holds) every problem with the catalog and the load.
 """
 
 from __future__ import annotations
