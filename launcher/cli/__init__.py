@@ -63,6 +63,7 @@ def main() -> None:
 
 
 from launcher.cli.catalog_cmds import catalog_group, show_command  # noqa: E402
+from launcher.cli.fleet_cmd import fleet_group  # noqa: E402
 from launcher.cli.history_cmd import history_group  # noqa: E402
 from launcher.cli.launch_cmd import launch_command  # noqa: E402
 from launcher.cli.list_cmd import list_command  # noqa: E402
@@ -74,6 +75,7 @@ cli.add_command(plan_command)
 cli.add_command(show_command)
 cli.add_command(catalog_group)
 cli.add_command(probe_command)
+cli.add_command(fleet_group)
 cli.add_command(launch_command)
 cli.add_command(history_group)
 register(explain_launcher_error)
