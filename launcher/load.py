@@ -443,73 +443,76 @@ def load_model(
     guard = MemoryGuard(meter, cpu_limit)
     attempts: list[LoadAttempt] = []
     start = time.perf_counter()
-    for _ in range(max(options.max_attempts, 1)):
-        try:
-            plan = plan_or_raise(card, host, request, accelerators)
-        except DoesNotFitError as error:
-            if not attempts:
-                raise
-            raise OutOfMemoryError(
-                card.id,
-                [_attempt_line(a) for a in attempts] + [f"nothing else fits ({error.detail or error})"],
-            ) from None
-        _check_devices(card, plan)
-        say(f"Loading {card.id}: {plan.summary}")
-        meter.phase()
-        began = time.perf_counter()
-        try:
-            model = _load_once(card, plan, source, folder, options, offload_dir, guard)
-        except Exception as error:
-            if not is_out_of_memory(error):
-                raise
-            peak = meter.peak()
-            model = None
-            _free_memory()
-            device = _failed_device(error, plan)
-            attempts.append(LoadAttempt(plan, _describe_oom(error, device), time.perf_counter() - began))
-            cap = _learned_cap(device, peak)
-            key: int | str = int(device) if device.isdigit() else device
-            caps = dict(request.max_memory or {})
-            caps[key] = min(caps.get(key, cap), cap)
-            request = replace(
-                request,
-                exclude=(*request.exclude, (plan.strategy, plan.precision.label)),
-                max_memory=caps,
+    try:
+        for _ in range(max(options.max_attempts, 1)):
+            try:
+                plan = plan_or_raise(card, host, request, accelerators)
+            except DoesNotFitError as error:
+                if not attempts:
+                    raise
+                raise OutOfMemoryError(
+                    card.id,
+                    [_attempt_line(a) for a in attempts] + [f"nothing else fits ({error.detail or error})"],
+                ) from None
+            _check_devices(card, plan)
+            say(f"Loading {card.id}: {plan.summary}")
+            meter.phase()
+            began = time.perf_counter()
+            try:
+                model = _load_once(card, plan, source, folder, options, offload_dir, guard)
+            except Exception as error:
+                if not is_out_of_memory(error):
+                    raise
+                peak = meter.peak()
+                model = None
+                _free_memory()
+                device = _failed_device(error, plan)
+                attempts.append(LoadAttempt(plan, _describe_oom(error, device), time.perf_counter() - began))
+                cap = _learned_cap(device, peak)
+                key: int | str = int(device) if device.isdigit() else device
+                caps = dict(request.max_memory or {})
+                caps[key] = min(caps.get(key, cap), cap)
+                request = replace(
+                    request,
+                    exclude=(*request.exclude, (plan.strategy, plan.precision.label)),
+                    max_memory=caps,
+                )
+                say(
+                    f"{plan.precision.label} on {_where(plan)} ran out of memory ({attempts[-1].error}); "
+                    f"freed it and stepping down the ladder, counting on {display.gib(cap)} there"
+                )
+                continue
+            load_peak = meter.peak()
+            attempts.append(LoadAttempt(plan, None, time.perf_counter() - began))
+            tokenizer = _load_tokenizer(source, folder, options)
+            differences = tuple(compare_device_maps(plan.device_map, actual_device_map(model)))
+            for line in differences:
+                say(f"device map differs from the plan: {line}")
+            if "disk" not in set(plan.device_map.values()) and cleanup:
+                cleanup.pop()()
+                offload_dir = None
+            loaded = LoadedModel(
+                source=source,
+                card=card,
+                plan=plan,
+                host=host,
+                model=model,
+                tokenizer=tokenizer,
+                attempts=tuple(attempts),
+                device_map_differences=differences,
+                load_seconds=time.perf_counter() - start,
+                load_peak=load_peak,
+                meter=meter,
+                files=folder,
+                offload_dir=offload_dir,
             )
-            say(
-                f"{plan.precision.label} on {_where(plan)} ran out of memory ({attempts[-1].error}); "
-                f"freed it and stepping down the ladder, counting on {display.gib(cap)} there"
-            )
-            continue
-        load_peak = meter.peak()
-        attempts.append(LoadAttempt(plan, None, time.perf_counter() - began))
-        tokenizer = _load_tokenizer(source, folder, options)
-        differences = tuple(compare_device_maps(plan.device_map, actual_device_map(model)))
-        for line in differences:
-            say(f"device map differs from the plan: {line}")
-        if "disk" not in set(plan.device_map.values()) and cleanup:
-            cleanup.pop()()
-            offload_dir = None
-        loaded = LoadedModel(
-            source=source,
-            card=card,
-            plan=plan,
-            host=host,
-            model=model,
-            tokenizer=tokenizer,
-            attempts=tuple(attempts),
-            device_map_differences=differences,
-            load_seconds=time.perf_counter() - start,
-            load_peak=load_peak,
-            meter=meter,
-            files=folder,
-            offload_dir=offload_dir,
-        )
-        loaded._cleanup.extend(cleanup)
-        return loaded
-    for fn in cleanup:
-        fn()
-    raise OutOfMemoryError(card.id, [_attempt_line(a) for a in attempts])
+            loaded._cleanup.extend(cleanup)
+            return loaded
+        raise OutOfMemoryError(card.id, [_attempt_line(a) for a in attempts])
+    except BaseException:
+        for fn in cleanup:  # nothing loaded: remove the offload folder made for it
+            fn()
+        raise
 
 
 def _check_devices(card: ModelCard, plan: Plan) -> None:

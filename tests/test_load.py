@@ -118,11 +118,12 @@ def test_remote_code_is_refused_unless_asked_for_this_launch(tiny_models):
     loaded.close()
 
 
-def test_a_gpu_plan_is_not_loaded_on_a_machine_without_one(tiny_models, catalog):
+def test_a_gpu_plan_is_not_loaded_on_a_machine_without_one(tiny_models, catalog, berth_home):
     source = _source(tiny_models("gpt2"))
     host = named_host(catalog.accelerator("rtx-4090"), 1)
     with pytest.raises(LoadError, match="no CUDA GPU"):
         load_model(source, host, PlanRequest(context=32))
+    assert list((berth_home / "offload").iterdir()) == []  # the offload folder made for it is gone
 
 
 def test_kwargs_follow_the_plan_like_the_emitted_snippet(catalog, tiny_models):
