@@ -148,3 +148,20 @@ def test_rates_come_from_token_times():
     reply = session.send("x")
     assert reply.tokens_per_s == pytest.approx(4 / 2.0)
     assert reply.prompt_tokens == 7 and reply.new_tokens == 5
+
+
+def test_ctrl_c_during_send_stops_the_reply_not_the_program(tmp_path):
+    store = Store(tmp_path / "b.db")
+
+    class Interrupted(ScriptedBackend):
+        def run(self, prompt, stop, emit):
+            emit(Piece("Once ", 1, 1.0))
+            emit(Piece("upon", 1, 1.1))
+            raise KeyboardInterrupt  # what SIGINT raises in the main thread mid-generation
+
+    session = Session(Interrupted(), "m", store=store)
+    got: list[str] = []
+    reply = session.send("tell me a story", on_piece=got.append)
+    assert reply.stopped and reply.text == "Once upon" and got == ["Once ", "upon"]
+    assert store.chat(session.chat_id).messages[-1].stats["stopped"] is True
+    assert not session.busy
