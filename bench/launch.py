@@ -275,7 +275,15 @@ def main() -> None:
     if args.measure_one:
         print(json.dumps(measure_one(args.model_dir, args.measure_one[0], int(args.measure_one[1]))))
         return
-    folder = args.model_dir or convert(smollm2_gguf(), Path(tempfile.mkdtemp(prefix="smollm2-")))
+    if args.model_dir is not None:
+        run(args, args.model_dir)
+        return
+    with tempfile.TemporaryDirectory(prefix="smollm2-") as tmp:
+        run(args, convert(smollm2_gguf(), Path(tmp)))
+
+
+def run(args: argparse.Namespace, folder: Path) -> None:
+    """Both parts of the benchmark on one SmolLM2 folder, printed."""
     report: dict[str, Any] = {}
     if not args.skip_speed:
         s = speed(folder, args.rounds, args.tokens)
