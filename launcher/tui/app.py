@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import ClassVar
 
 from textual.app import App, SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from launcher.emit import python_snippet
@@ -39,9 +40,9 @@ class BerthApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "Berth"
     SUB_TITLE = "which open LLMs fit this machine"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (150, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (150, "-wide")]  # noqa: RUF012 (Textual declares it so)
     COMMANDS = App.COMMANDS | {ModelCommands}
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f1", "help", "Help", tooltip="Every key, screen by screen."),
         Binding("question_mark", "help", "Help", show=False),
     ]
@@ -55,12 +56,14 @@ class BerthApp(App[None]):
         session_factory: SessionFactory | None,
         store: ChatStore | None,
         hardware_resolver: HardwareResolver | None,
+        this_machine: HostSnapshot | None = None,
         context: int | None = None,
         on_ready: Callable[[BerthApp], None] | None = None,
     ) -> None:
         super().__init__()
         self.catalog = catalog
-        self.this_machine = host
+        self.this_machine = this_machine
+        """This computer's snapshot (None until probed when the app started on named hardware)."""
         self.host = host
         self.planner = planner
         self.session_factory = session_factory
@@ -143,10 +146,12 @@ class BerthApp(App[None]):
 
     def resolve_hardware(self, spec: str) -> HostSnapshot:
         """A HostSnapshot for a spec; '' is this machine. Raises the resolver's error for a bad spec."""
-        if not spec.strip() or spec.strip().lower() in ("this machine", "this", "here"):
-            return self.this_machine
         if self.hardware_resolver is None:
-            raise PlanRequestError("named hardware needs launcher.hwspec, which is not installed")
+            raise PlanRequestError("no hardware resolver was given to the app")
+        if not spec.strip() or spec.strip().lower() in ("this machine", "this", "here"):
+            if self.this_machine is None:
+                self.this_machine = self.hardware_resolver("")
+            return self.this_machine
         return self.hardware_resolver(spec.strip())
 
     # ------------------------------------------------------------------ launching and sessions
@@ -164,7 +169,7 @@ class BerthApp(App[None]):
         if isinstance(result, DoesNotFitError):
             self.notify(f"{card.id} does not fit on {self.host.label}.", severity="warning")
             return
-        if self.host is not self.this_machine:
+        if self.this_machine is None or self.host is not self.this_machine:
             self.notify(
                 f"The plan is for {self.host.label}; launching runs on this machine. "
                 "Switch hardware back to 'this machine' (h) to launch.",
@@ -270,7 +275,9 @@ class BerthApp(App[None]):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """The palette: the main actions of the current screen, then Textual's own."""
-        commands: Sequence[tuple[str, str, Callable[[], object]]] = getattr(screen, "palette_commands", list)()
+        commands: Sequence[tuple[str, str, Callable[[], object]]] = getattr(
+            screen, "palette_commands", list
+        )()
         for title, help_text, callback in commands:
             yield SystemCommand(title, help_text, callback)
         yield SystemCommand("Help: every key", "Keys of every screen", self.action_help)
@@ -287,10 +294,15 @@ def build_app(
     session_factory: SessionFactory | None = None,
     store: ChatStore | None = None,
     hardware_resolver: HardwareResolver | None = None,
+    host_is_this_machine: bool = True,
     context: int | None = None,
     on_ready: Callable[[BerthApp], None] | None = None,
 ) -> BerthApp:
-    """The app, wired to what it needs: a catalog, a host snapshot, a planner, a session factory, a store."""
+    """The app, wired to what it needs: a catalog, a host snapshot, a planner, a session factory, a store.
+
+    `host` is what the table is planned for at start. Launching is allowed only while planning for the
+    computer the app runs on: with `host_is_this_machine=False` (the app started on named hardware) that
+    computer is probed through the hardware resolver (spec '') when the person switches to it."""
     return BerthApp(
         catalog,
         host,
@@ -298,6 +310,7 @@ def build_app(
         session_factory=session_factory,
         store=store,
         hardware_resolver=hardware_resolver,
+        this_machine=host if host_is_this_machine else None,
         context=context,
         on_ready=on_ready,
     )

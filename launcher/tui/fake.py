@@ -111,7 +111,9 @@ class FakeSession:
         self.calls.append(("fill_mask", text))
         words = ["Paris", "London", "Berlin", "Rome", "Madrid"][:top_k]
         scores = [0.62, 0.14, 0.09, 0.05, 0.03]
-        return [MaskGuess(w, s, text.replace(self.mask_token, w, 1)) for w, s in zip(words, scores, strict=False)]
+        return [
+            MaskGuess(w, s, text.replace(self.mask_token, w, 1)) for w, s in zip(words, scores, strict=False)
+        ]
 
     @property
     def mask_token(self) -> str:
@@ -205,7 +207,9 @@ class MemoryChatStore:
 
     def list_chats(self) -> list[ChatSummary]:
         """Newest first."""
-        rows = [ChatSummary(k, r.model_id, r.title, r.created, len(r.messages)) for k, r in self.chats.items()]
+        rows = [
+            ChatSummary(k, r.model_id, r.title, r.created, len(r.messages)) for k, r in self.chats.items()
+        ]
         return sorted(rows, key=lambda s: (s.created, s.id), reverse=True)
 
     def load_chat(self, chat_id: str) -> ChatRecord:

@@ -115,7 +115,10 @@ def sort_by(rows: Sequence[Row], column: str, reverse: bool, measured: SpeedLook
     elif column == "precision":
         ordered = sorted(
             rows,
-            key=lambda r: (r.result.precision.label if isinstance(r.result, Plan) else "~", r.card.id.lower()),
+            key=lambda r: (
+                r.result.precision.label if isinstance(r.result, Plan) else "~",
+                r.card.id.lower(),
+            ),
         )
     else:
         raise KeyError(column)
@@ -126,7 +129,9 @@ def cells(row: Row, measured: SpeedLookup) -> dict[str, str]:
     """Plain texts of a row's cells by column key (the fit cell is the badge text)."""
     plan = row.result if isinstance(row.result, Plan) else None
     speed, was_measured = speed_of(row, measured)
-    speed_text = "-" if speed is None else (display.rate(speed) if was_measured else f"~{display.rate(speed)}")
+    speed_text = (
+        "-" if speed is None else (display.rate(speed) if was_measured else f"~{display.rate(speed)}")
+    )
     return {
         "fit": badge(row.result)[0],
         "model": row.card.id,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from functools import partial
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
@@ -31,7 +32,7 @@ PANEL_DELAY_S = 0.12
 class BrowseScreen(Screen[None]):
     """The model table, its filters, and (on wide terminals) the plan of the highlighted model beside it."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "focus_search", "Search"),
         Binding("f", "toggle_fits", "Fits only"),
         Binding("h", "hardware", "Hardware"),
@@ -315,7 +316,7 @@ class BrowseScreen(Screen[None]):
         """Task filter: any → chat → completion → fill-mask → any."""
         select = self.query_one("#task", Select)
         tasks = choices(c.task for c in self.berth.catalog.models)
-        current = None if select.value is ANY else select.value
+        current = None if select.value is ANY else str(select.value)
         order: list[str | None] = [None, *tasks]
         following = order[(order.index(current) + 1) % len(order)]
         if following is None:
@@ -386,10 +387,19 @@ class BrowseScreen(Screen[None]):
         row = self.highlighted()
         if row is not None:
             card = row.card
-            commands.append((f"Open plan of {card.id}", "Reasons, memory per device, alternatives",
-                             lambda: self.berth.open_plan(card)))
+            commands.append(
+                (
+                    f"Open plan of {card.id}",
+                    "Reasons, memory per device, alternatives",
+                    lambda: self.berth.open_plan(card),
+                )
+            )
         for column in COLUMNS:
             commands.append(
-                (f"Sort by {column.label}", f"Order the table by {column.key}", lambda c=column.key: self.sort_on(c))
+                (
+                    f"Sort by {column.label}",
+                    f"Order the table by {column.key}",
+                    partial(self.sort_on, column.key),
+                )
             )
         return commands

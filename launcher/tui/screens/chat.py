@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.message import Message as TextualMessage
 from textual.screen import Screen
@@ -38,7 +38,7 @@ MEMORY_EVERY_S = 2.0
 class ChatScreen(Screen[None]):
     """A conversation with a loaded chat model (or a saved one, read-only, when `launched` is None)."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "stop", "Stop reply"),
         Binding("ctrl+r", "regenerate", "Regenerate"),
         Binding("ctrl+l", "clear", "Clear"),
@@ -197,7 +197,9 @@ class ChatScreen(Screen[None]):
         try:
             stats = self._call_session(messages, on_piece)
         except Exception as error:  # a failed reply is shown in the chat, not raised
-            self.post_message(self.Done("".join(pieces), None, turn, error=str(error) or type(error).__name__))
+            self.post_message(
+                self.Done("".join(pieces), None, turn, error=str(error) or type(error).__name__)
+            )
             return
         self.post_message(self.Done("".join(pieces), stats, turn))
 
@@ -246,7 +248,7 @@ class ChatScreen(Screen[None]):
             title=chat_title(self.messages),
             id=self.record_id,
             created=self.created,
-            host_label=self.berth.this_machine.label,
+            host_label=self.berth.host.label,
         )
 
     # ------------------------------------------------------------------ actions

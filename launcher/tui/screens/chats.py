@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 class ChatsScreen(ModalScreen[str | None]):
     """A table of saved chats; Enter returns the chosen chat's id."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Close"),
         Binding("m", "export('md')", "Export Markdown"),
         Binding("j", "export('json')", "Export JSON"),
@@ -50,7 +50,9 @@ class ChatsScreen(ModalScreen[str | None]):
         table.clear()
         self.chats = self.store.list_chats()
         for chat in self.chats:
-            table.add_row(chat.created[:16].replace("T", " "), chat.model_id, chat.title, str(chat.message_count))
+            table.add_row(
+                chat.created[:16].replace("T", " "), chat.model_id, chat.title, str(chat.message_count)
+            )
         self.query_one("#chats-empty", Label).update("" if self.chats else "No saved chats yet.")
 
     def _selected(self) -> ChatSummary | None:

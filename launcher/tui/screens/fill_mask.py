@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
@@ -36,7 +36,7 @@ def guess_bar(score: float, cells: int = BAR_CELLS) -> Text:
 class FillMaskScreen(Screen[None]):
     """An input for a sentence with one mask, and a table of guesses."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+b", "browse", "Browse"),
         Binding("escape", "focus_input", "Edit", show=False),
     ]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 class HardwareScreen(ModalScreen[str | None]):
     """Returns a spec ('' for this machine), or None when dismissed."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def compose(self) -> ComposeResult:
         app = cast("BerthApp", self.app)
@@ -29,7 +29,7 @@ class HardwareScreen(ModalScreen[str | None]):
         with Vertical(id="hardware", classes="dialog"):
             yield Label("Plan for which hardware?", classes="plan-heading")
             yield Input(
-                placeholder='type a spec: 2xA100-80GB,ram=512GB · rtx-4090 · cpu,ram=32GB — Enter',
+                placeholder="type a spec: 2xA100-80GB,ram=512GB · rtx-4090 · cpu,ram=32GB — Enter",
                 id="spec",
             )
             yield OptionList(*[Option(p.label, id=p.spec or "-this-") for p in presets], id="presets")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import ClassVar
 
 from rich.table import Table
 from rich.text import Text
@@ -75,7 +76,7 @@ def key_rows(bindings: Iterable[BindingType], key_display: Callable[[Binding], s
 class HelpScreen(ModalScreen[None]):
     """Lists every key, screen by screen. Any of esc, q or f1 closes it."""
 
-    BINDINGS = [Binding("escape,q,f1,question_mark", "dismiss", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,f1,question_mark", "dismiss", "Close")]
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help", classes="dialog"):
@@ -88,7 +89,9 @@ class HelpScreen(ModalScreen[None]):
 
     @staticmethod
     def _table(title: str, rows: list[tuple[str, str]]) -> Table:
-        table = Table(title=title, title_justify="left", title_style="bold", show_header=False, box=None, expand=True)
+        table = Table(
+            title=title, title_justify="left", title_style="bold", show_header=False, box=None, expand=True
+        )
         table.add_column("key", style="bold cyan", ratio=1, no_wrap=False)
         table.add_column("does", ratio=2)
         for key, what in rows:

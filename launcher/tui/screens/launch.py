@@ -5,13 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.markup import escape
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
@@ -59,7 +59,7 @@ def memory_rows(plan: Plan, measured: dict[str, int]) -> list[tuple[str, str, st
 class LaunchScreen(Screen[None]):
     """Runs the session factory in a thread; Esc cancels and returns to Browse."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel / back"),
         Binding("enter", "start", "Start", show=False),
     ]
@@ -139,7 +139,7 @@ class LaunchScreen(Screen[None]):
         factory = self.berth.session_factory
         assert factory is not None
         try:
-            launched = factory(self.card, self.plan, lambda e: self.post_message(self.Progress(e)), self.cancel)
+            launched = factory(self.card, self.plan, self._report, self.cancel)
         except LaunchCancelledError:
             return
         except Exception as error:  # shown to the person; the loader's errors say what to do
@@ -148,6 +148,10 @@ class LaunchScreen(Screen[None]):
             return
         if self.cancel.is_set() or not self.post_message(self.Finished(launched)):
             launched.session.close()
+
+    def _report(self, event: LaunchEvent) -> None:
+        """Called by the loader thread for each event (post_message is thread-safe)."""
+        self.post_message(self.Progress(event))
 
     # ------------------------------------------------------------------ events from the loader
 

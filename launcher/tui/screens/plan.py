@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 class PlanScreen(Screen[None]):
     """One model's plan on the chosen machine; enter on an alternative re-plans with that precision."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("l", "launch", "Launch"),
         Binding("c", "copy_snippet", "Copy code"),
@@ -83,6 +83,10 @@ class PlanScreen(Screen[None]):
         """Main actions of this screen for the command palette."""
         return [
             ("Launch this model", "Download, load and chat", self.action_launch),
-            ("Copy the Python snippet", "transformers code that loads it as planned", self.action_copy_snippet),
+            (
+                "Copy the Python snippet",
+                "transformers code that loads it as planned",
+                self.action_copy_snippet,
+            ),
             ("Back to Browse", "The model table", self.app.pop_screen),
         ]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import Markdown, Static
 
@@ -16,7 +18,7 @@ SPEAKERS: dict[Role, str] = {"user": "You", "assistant": "Assistant", "system": 
 class ChatMessage(Vertical, can_focus=True):
     """A message bubble. `text` always holds the whole message, even while the Markdown catches up."""
 
-    BINDINGS = [Binding("c,y", "copy", "Copy message")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("c,y", "copy", "Copy message")]
 
     def __init__(self, role: Role, text: str = "", stats: ReplyStats | None = None, model: str = "") -> None:
         super().__init__(classes=f"message -{role}")

@@ -69,7 +69,9 @@ class PlanView(VerticalScroll):
         yield Static("Warnings", classes="plan-heading", id="plan-warnings-heading")
         yield Static(id="plan-warnings")
         yield Static("Alternatives (enter re-plans with that precision)", classes="plan-heading")
-        table: DataTable[str | Text] = DataTable(id="plan-alternatives", cursor_type="row", zebra_stripes=True)
+        table: DataTable[str | Text] = DataTable(
+            id="plan-alternatives", cursor_type="row", zebra_stripes=True
+        )
         yield table
         yield Static("Load it yourself (c copies)", classes="plan-heading", id="plan-snippet-heading")
         yield Static(id="plan-snippet")

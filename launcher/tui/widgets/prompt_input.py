@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual import events
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import TextArea
 
@@ -11,7 +13,7 @@ from textual.widgets import TextArea
 class PromptInput(TextArea):
     """A multi-line prompt with history. Posts Submitted with the text on Enter (ignores blank text)."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+j,shift+enter", "newline", "New line", show=False),
     ]
 
@@ -46,7 +48,11 @@ class PromptInput(TextArea):
             event.prevent_default()
             self.recall(-1)
             return
-        if event.key == "down" and self._index is not None and self.cursor_location[0] == self.document.line_count - 1:
+        if (
+            event.key == "down"
+            and self._index is not None
+            and self.cursor_location[0] == self.document.line_count - 1
+        ):
             event.stop()
             event.prevent_default()
             self.recall(+1)
