@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 
@@ -13,8 +14,13 @@ _TORCH_DTYPE = {"float32": "torch.float32", "bfloat16": "torch.bfloat16", "float
 _LAYER = re.compile(r"^(?P<prefix>.+\.)(?P<index>\d+)$")
 
 
+def _q(text: str) -> str:
+    """A Python string literal in double quotes."""
+    return json.dumps(text)
+
+
 def _device_literal(device: int | str) -> str:
-    return str(device) if isinstance(device, int) else repr(device)
+    return str(device) if isinstance(device, int) else _q(device)
 
 
 def _runs(device_map: dict[str, int | str]) -> Iterator[str]:
@@ -25,7 +31,7 @@ def _runs(device_map: dict[str, int | str]) -> Iterator[str]:
         name, device = items[i]
         match = _LAYER.match(name)
         if match is None:
-            yield f"    {name!r}: {_device_literal(device)},"
+            yield f"    {_q(name)}: {_device_literal(device)},"
             i += 1
             continue
         prefix, first = match["prefix"], int(match["index"])
@@ -43,7 +49,7 @@ def _runs(device_map: dict[str, int | str]) -> Iterator[str]:
             last += 1
             j += 1
         if last == first:
-            yield f"    {name!r}: {_device_literal(device)},"
+            yield f"    {_q(name)}: {_device_literal(device)},"
         else:
             yield f'    **{{f"{prefix}{{i}}": {_device_literal(device)} for i in range({first}, {last + 1})}},'
         i = j
@@ -76,12 +82,12 @@ def python_snippet(card: ModelCard, plan: Plan, source: str | None = None) -> st
             "modeling_falcon.FalconLinear = nn.Linear",
         ]
     lines.append("")
-    args = [f"    {repo!r},", f"    dtype={_TORCH_DTYPE[precision.dtype]},"]
+    args = [f"    {_q(repo)},", f"    dtype={_TORCH_DTYPE[precision.dtype]},"]
     device_map = plan.device_map
     if list(device_map) == [""]:
         only = device_map[""]
         target = f"cuda:{only}" if isinstance(only, int) else only
-        args.append(f"    device_map={target!r},")
+        args.append(f"    device_map={_q(target)},")
     else:
         lines.append("device_map = {")
         lines += list(_runs(device_map))
@@ -105,13 +111,13 @@ def python_snippet(card: ModelCard, plan: Plan, source: str | None = None) -> st
     if card.remote_code:
         args.append("    trust_remote_code=True,  # read the repository's code first")
     if card.revision:
-        args.append(f"    revision={card.revision!r},")
+        args.append(f"    revision={_q(card.revision)},")
     lines.append(f"model = {auto}.from_pretrained(")
     lines += args
     lines.append(")")
     lines.append(
-        f"tokenizer = AutoTokenizer.from_pretrained({repo!r}"
-        + (f", revision={card.revision!r}" if card.revision else "")
+        f"tokenizer = AutoTokenizer.from_pretrained({_q(repo)}"
+        + (f", revision={_q(card.revision)}" if card.revision else "")
         + ")"
     )
     return "\n".join(lines) + "\n"

@@ -22,6 +22,7 @@ class GpuInfo:
     """One GPU: memory in bytes, capability, and the catalog's figures for its kind."""
 
     index: int
+    """CUDA device index on a probed machine; a spec's indexes count on over its nodes (8-15 on node 1)."""
     name: str
     total_bytes: int
     free_bytes: int | None
@@ -81,6 +82,7 @@ class HostSnapshot:
     """'this machine' or the spec text."""
     gpus: tuple[GpuInfo, ...]
     ram_total_bytes: int
+    """RAM of one machine (of the smallest node, for a multi-node spec: offload stays on its own node)."""
     ram_available_bytes: int
     cpu: CpuInfo = field(default_factory=CpuInfo)
     swap_free_bytes: int = 0

@@ -161,7 +161,7 @@ class Plan:
         elif gpus:
             parts.append(f"GPUs {gpus[0]}–{gpus[-1]}" if len(gpus) > 2 else f"GPUs {', '.join(gpus)}")
         parts += [p.label for p in self.placements if not p.device.startswith("cuda:")]
-        return f"{self.strategy} · {self.precision.label} · {' + '.join(parts)}"
+        return f"{self.precision.label} on {' + '.join(parts)}"
 
 
 # --------------------------------------------------------------------------- sizing
@@ -252,10 +252,13 @@ def _fill(sized: Sequence[_Sized], bins: Sequence[_Bin], charge_kv: Sequence[boo
     return True
 
 
-def _gpu_reserve(card: ModelCard, gpu: GpuInfo, context: int, batch: int, dtype: Dtype) -> int:
-    """Memory a GPU that runs layers needs besides weights and KV: runtime floor, activations, headroom."""
-    headroom = int(gpu.total_bytes * GPU_HEADROOM_FRACTION)
-    return runtime_bytes("cuda") + activation_bytes(card, context, batch, dtype) + headroom
+def _gpu_reserve(
+    card: ModelCard, gpu: GpuInfo, context: int, batch: int, dtype: Dtype, headroom: bool = True
+) -> int:
+    """Memory a GPU that runs layers needs besides weights and KV: runtime floor, activations (and the
+    headroom Berth leaves free, which is kept out of the budget but is not 'used')."""
+    kept_free = int(gpu.total_bytes * GPU_HEADROOM_FRACTION) if headroom else 0
+    return runtime_bytes("cuda") + activation_bytes(card, context, batch, dtype) + kept_free
 
 
 def _balanced_budgets(total: int, capacities: Sequence[int], largest: int) -> list[int]:
@@ -371,13 +374,14 @@ def _try(card: ModelCard, lay: Layout, host: HostSnapshot, rung: _Rung, context:
         layers = [s.layer for s in b.items if s.layer is not None]
         if b.device.startswith("cuda:"):
             gpu = rung.gpus[i]
-            overhead = _gpu_reserve(card, gpu, context, batch, precision.dtype) + slack(weights + kv)
+            overhead = _gpu_reserve(card, gpu, context, batch, precision.dtype, headroom=False)
+            overhead += slack(weights + kv)
             if i == 0 and offloading:
                 overhead += main_reserve
             label, budget = _gpu_label(gpu), gpu.usable_bytes
             key: int | str = gpu.index
         elif b.device == "cpu":
-            overhead = ram_floor + slack(weights + kv)
+            overhead = runtime_bytes("cpu") + slack(weights + kv)
             if not rung.gpus:
                 overhead += activation_bytes(card, context, batch, precision.dtype)
                 overhead += main_reserve if rung.disk else 0
@@ -612,6 +616,7 @@ def make_plan(
     lay = layout(card)
     reasons: list[str] = []
     fitting_offload: list[tuple[_Attempt, SpeedEstimate]] = []
+    too_slow: list[tuple[_Attempt, SpeedEstimate]] = []
     chosen: tuple[_Attempt, SpeedEstimate] | None = None
     attempts: list[_Attempt] = []
     for rung in _rungs(card, host, request):
@@ -624,6 +629,8 @@ def make_plan(
                     f"{gib(max(attempt.available, 0))} usable after runtime and activations → no"
                 )
             continue
+        if _duplicate(attempt):
+            continue
         speed = _speed(card, lay, host, attempt, context, batch, prompt_tokens)
         if rung.strategy in _OFFLOAD_STRATEGIES:
             if speed.decode_tokens_per_s < MIN_USABLE_TOKENS_PER_S and not request.allow_slow:
@@ -631,6 +638,7 @@ def make_plan(
                     f"{_describe(attempt)}: fits, but about {speed.decode_tokens_per_s:.3f} tokens/s is too slow "
                     f"to offer (--allow-slow to accept)"
                 )
+                too_slow.append((attempt, speed))
                 continue
             fitting_offload.append((attempt, speed))
             continue
@@ -644,11 +652,11 @@ def make_plan(
                 for a, s in fitting_offload
                 if a is not chosen[0]
             )
-            reasons.append(f"fastest of the offload options (also fits: {others})")
+            reasons.append(f"fastest option that fits (also fits: {others})")
     if chosen is None:
         if not explain:
             return _bare_does_not_fit(card, attempts)
-        return _does_not_fit(card, host, request, context, attempts, accelerators)
+        return _does_not_fit(card, host, request, context, attempts, accelerators, too_slow)
     attempt, speed = chosen
     assert attempt.placements is not None
     reasons.append(f"→ {_describe(attempt)}: {_fit_line(attempt)}")
@@ -665,6 +673,17 @@ def make_plan(
         host_label=host.label,
         device_map=_compact_device_map(attempt),
     )
+
+
+def _duplicate(attempt: _Attempt) -> bool:
+    """An offload rung that ended up offloading nothing repeats an earlier rung."""
+    assert attempt.placements is not None
+    devices = {p.device for p in attempt.placements if p.blocks}
+    if attempt.rung.strategy == "disk":
+        return "disk" not in devices
+    if attempt.rung.strategy == "offload":
+        return "cpu" not in devices
+    return False
 
 
 def _fit_line(attempt: _Attempt) -> str:
@@ -718,7 +737,9 @@ def _warnings(card: ModelCard, host: HostSnapshot, attempt: _Attempt) -> list[st
 
 
 def _bare_does_not_fit(card: ModelCard, attempts: Sequence[_Attempt]) -> DoesNotFitError:
-    smallest = min(attempts, key=lambda a: a.needed - a.available, default=None)
+    """Needed against usable for the rung that came closest without disk (disk space is not memory)."""
+    memory_rungs = [a for a in attempts if not a.rung.disk] or list(attempts)
+    smallest = min(memory_rungs, key=lambda a: a.needed - a.available, default=None)
     required = smallest.needed if smallest else 0
     available = smallest.available if smallest else 0
     return DoesNotFitError(card.id, required, max(available, 0))
@@ -731,6 +752,7 @@ def _does_not_fit(
     context: int,
     attempts: Sequence[_Attempt],
     accelerators: Sequence[Accelerator],
+    too_slow: Sequence[tuple[_Attempt, SpeedEstimate]] = (),
 ) -> DoesNotFitError:
     bare = _bare_does_not_fit(card, attempts)
     suggestions: list[str] = []
@@ -744,9 +766,19 @@ def _does_not_fit(
         suggestions.append("allow CPU/disk offload (drop --no-offload)")
     if request.dtype == "float32":
         suggestions.append("drop --dtype float32: bf16 halves the weights")
+    for attempt, speed in too_slow[:1]:
+        suggestions.append(
+            f"{_describe(attempt)} fits but runs at about {speed.decode_tokens_per_s:.2g} tokens/s "
+            f"(accept that with --allow-slow)"
+        )
     named = smallest_fitting_hardware(card, replace(request, gpus=None, device="auto"), accelerators, context)
     if named:
-        suggestions.append(f"it fits on {named} (see `berth plan {card.id} --hardware {named}`)")
+        spec, how = named
+        suggestions.append(f"it fits on {spec} ({how}; see `berth plan {card.id} --hardware {spec}`)")
+        if how.split(" on ")[0] in ("int8", "nf4") and request.quant is None:
+            native = smallest_fitting_hardware(card, replace(request, quant="none"), accelerators, context)
+            if native:
+                suggestions.append(f"without quantization it fits on {native[0]} ({native[1]})")
     elif accelerators:
         suggestions.append(
             "no single machine of up to 8 catalog GPUs holds it: plan several machines with `berth fleet plan`"
@@ -811,8 +843,9 @@ def named_host(acc: Accelerator, count: int, ram_bytes: int | None = None) -> Ho
 
 def smallest_fitting_hardware(
     card: ModelCard, request: PlanRequest, accelerators: Sequence[Accelerator], context: int
-) -> str | None:
-    """The named hardware with the least GPU memory on which the model runs entirely on GPUs."""
+) -> tuple[str, str] | None:
+    """The named hardware with the least GPU memory on which the model runs entirely on GPUs, and how
+    (spec, 'nf4 on 2 GPUs …')."""
     options = sorted(
         (
             (acc.total_bytes * n, n, acc)
@@ -830,7 +863,7 @@ def smallest_fitting_hardware(
         except PlanRequestError:
             continue
         if isinstance(plan, Plan):
-            return host.label
+            return host.label, plan.summary
     return None
 
 

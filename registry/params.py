@@ -397,9 +397,14 @@ def layout(card: ModelCard) -> Layout:
     if fam.learned_positions:
         positions = int(_extra(arch, "n_positions", card.context_length))  # type: ignore[call-overload]
         blocks.append(_block(f"{root}.{fam.learned_positions}", "embedding", _Part(other=positions * h)))
+    # Layers differ only where MoE models keep their first layers dense: size each kind once.
+    first_dense = arch.first_dense_layers or 0
+    kinds = {
+        dense: _layer(arch, model_type, fam, 0 if dense else first_dense)
+        for dense in {i < first_dense for i in range(arch.num_layers)}
+    }
     blocks += [
-        _block(f"{root}.{fam.layers}.{i}", "layer", _layer(arch, model_type, fam, i))
-        for i in range(arch.num_layers)
+        _block(f"{root}.{fam.layers}.{i}", "layer", kinds[i < first_dense]) for i in range(arch.num_layers)
     ]
     if fam.final_norm:
         blocks.append(_block(f"{root}.{fam.final_norm}", "norm", _norm(h, fam.norm)))

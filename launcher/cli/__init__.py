@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from launcher.cli.errors import EXIT_USAGE, explain
+from launcher.cli.errors import EXIT_USAGE, explain, register
 
 
 class BerthGroup(click.Group):
@@ -70,12 +70,15 @@ def main() -> None:
 from launcher.cli.catalog_cmds import catalog_group, show_command  # noqa: E402
 from launcher.cli.list_cmd import list_command  # noqa: E402
 from launcher.cli.plan_cmd import plan_command  # noqa: E402
+from launcher.cli.probe_cmd import explain_launcher_error, probe_command  # noqa: E402
 from launcher.cli.tui_cmd import tui_command  # noqa: E402
 
 cli.add_command(list_command)
 cli.add_command(plan_command)
 cli.add_command(show_command)
 cli.add_command(catalog_group)
+cli.add_command(probe_command)
 cli.add_command(tui_command)
+register(explain_launcher_error)
 
 __all__ = ["EXIT_USAGE", "cli", "main"]

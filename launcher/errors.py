@@ -1,0 +1,61 @@
+"""Errors of the launcher, with structured fields the CLI turns into one-paragraph messages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+#: Specs shown whenever one cannot be read, so the message always holds something to copy.
+SPEC_EXAMPLES = (
+    "2xA100-80GB,ram=512GB",
+    "rtx-4090,ram=64GB,disk=1TB",
+    "cpu,ram=32GB,cores=8",
+    "8xH100+8xH100",
+    "path/to/hardware.yaml",
+)
+
+
+class LauncherError(Exception):
+    """Base class of every error the launcher raises on purpose."""
+
+
+class ProbeError(LauncherError, RuntimeError):
+    """This machine could not be described (RAM unreadable, a requested measurement failed)."""
+
+    def __init__(self, message: str, reading: str | None = None) -> None:
+        self.message = message
+        self.reading = reading
+        """What was being read: 'ram', 'cpu_bandwidth' …"""
+        super().__init__(message)
+
+
+class HardwareSpecError(LauncherError, ValueError):
+    """A hardware spec that cannot be parsed, names an unknown GPU, or describes an impossible machine."""
+
+    def __init__(
+        self,
+        spec: str,
+        problem: str,
+        suggestions: Sequence[str] = (),
+        origin: str | None = None,
+    ) -> None:
+        self.spec = spec
+        self.problem = problem
+        """What is wrong, in words (without the examples)."""
+        self.suggestions = list(suggestions)
+        """Close accelerator names or corrected specs, best first."""
+        self.origin = origin
+        """Where the spec came from when not the command line ('BERTH_HARDWARE')."""
+        self.examples = SPEC_EXAMPLES
+        super().__init__(self.__str__())
+
+    def with_origin(self, origin: str) -> HardwareSpecError:
+        """The same error, saying where the spec came from."""
+        return HardwareSpecError(self.spec, self.problem, self.suggestions, origin)
+
+    def __str__(self) -> str:
+        where = f"{self.origin}=" if self.origin else ""
+        hint = f" Did you mean {', '.join(self.suggestions)}?" if self.suggestions else ""
+        return (
+            f"cannot use hardware spec {where}'{self.spec}': {self.problem}.{hint}"
+            f" Valid specs look like {', '.join(repr(e) for e in SPEC_EXAMPLES)}."
+        )
