@@ -70,12 +70,14 @@ class FakeSession:
     """Replies to give, in order, before falling back to canned_reply."""
     calls: list[tuple[str, object]] = field(default_factory=list)
     """What was asked, for assertions: ('chat', messages) / ('complete', prompt) / ('fill_mask', text)."""
+    clock: Callable[[], float] = time.perf_counter
+    """Where reply timings come from (a counter makes the stats repeatable)."""
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     closed: bool = False
 
     def _stream(self, text: str, on_piece: PieceCallback, sampling: Sampling) -> ReplyStats:
         self._stop.clear()
-        start = time.perf_counter()
+        start = self.clock()
         first: float | None = None
         sent = 0
         for piece in pieces(text)[: max(sampling.max_new_tokens, 1)]:
@@ -84,12 +86,12 @@ class FakeSession:
             on_piece(piece)
             sent += 1
             if first is None:
-                first = time.perf_counter() - start
+                first = self.clock() - start
             if self.piece_delay_s:
                 self._stop.wait(self.piece_delay_s)
         return ReplyStats(
             tokens=sent,
-            seconds=time.perf_counter() - start,
+            seconds=self.clock() - start,
             time_to_first_token_s=first,
             stopped=self._stop.is_set(),
         )
@@ -147,6 +149,7 @@ class FakeSessionFactory:
     fail: Exception | None = None
     fallback: str | None = None
     measured_ratio: float = 0.97
+    clock: Callable[[], float] = time.perf_counter
     sessions: list[FakeSession] = field(default_factory=list)
     files: tuple[tuple[str, int], ...] = (("config.json", 700), ("model.safetensors", 64 * 2**20))
 
@@ -182,9 +185,25 @@ class FakeSessionFactory:
             on_event(LoadProgress(i, shards, "checkpoint shards"))
             step()
         measured = {p.label: int(p.used_bytes * self.measured_ratio) for p in plan.placements}
-        session = FakeSession(card.id, card.task, piece_delay_s=self.piece_delay_s, memory=dict(measured))
+        session = FakeSession(
+            card.id, card.task, piece_delay_s=self.piece_delay_s, memory=dict(measured), clock=self.clock
+        )
         self.sessions.append(session)
         return Launched(session, plan, measured, fallbacks, load_seconds=1.5)
+
+
+class TickClock:
+    """A clock that advances `step` seconds each time it is read (repeatable reply stats)."""
+
+    def __init__(self, step: float = 0.05) -> None:
+        self.step = step
+        self.now = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            self.now += self.step
+            return self.now
 
 
 class MemoryChatStore:

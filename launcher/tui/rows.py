@@ -51,6 +51,22 @@ COLUMNS: tuple[Column, ...] = (
     Column("precision", "dtype"),
     Column("speed", "tok/s", right=True),
 )
+#: Below this many columns of terminal the table drops the task column, the organisation part of model
+#: ids and the free figure (the header shows what is free), so that it fits 80 columns.
+NARROW_BELOW = 110
+COLUMNS_NARROW: tuple[Column, ...] = (
+    Column("fit", "fit"),
+    Column("model", "model"),
+    Column("params", "params", right=True),
+    Column("memory", "needs", right=True),
+    Column("precision", "dtype"),
+    Column("speed", "tok/s", right=True),
+)
+
+
+def columns_for(width: int) -> tuple[Column, ...]:
+    """The columns that fit a terminal `width` cells wide."""
+    return COLUMNS_NARROW if width < NARROW_BELOW else COLUMNS
 
 
 @dataclass(frozen=True)
@@ -125,19 +141,21 @@ def sort_by(rows: Sequence[Row], column: str, reverse: bool, measured: SpeedLook
     return ordered[::-1] if reverse else ordered
 
 
-def cells(row: Row, measured: SpeedLookup) -> dict[str, str]:
-    """Plain texts of a row's cells by column key (the fit cell is the badge text)."""
+def cells(row: Row, measured: SpeedLookup, narrow: bool = False) -> dict[str, str]:
+    """Plain texts of a row's cells by column key (the fit cell is the badge text); `narrow` drops the
+    organisation from the model id and the free figure from the memory cell."""
     plan = row.result if isinstance(row.result, Plan) else None
     speed, was_measured = speed_of(row, measured)
     speed_text = (
         "-" if speed is None else (display.rate(speed) if was_measured else f"~{display.rate(speed)}")
     )
+    memory = display.gib(row.needed_bytes)
     return {
         "fit": badge(row.result)[0],
-        "model": row.card.id,
+        "model": row.card.id.split("/", 1)[-1] if narrow else row.card.id,
         "task": row.card.task,
         "params": display.params(row.card.params),
-        "memory": f"{display.gib(row.needed_bytes)} / {display.gib(free_bytes(row.result))}",
+        "memory": memory if narrow else f"{memory} / {display.gib(free_bytes(row.result))}",
         "precision": plan.precision.label if plan else "-",
         "speed": speed_text,
     }

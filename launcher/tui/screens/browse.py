@@ -13,18 +13,18 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Checkbox, DataTable, Footer, Header, Input, Select
+from textual.widgets import Checkbox, DataTable, Footer, Header, Input, Select, Static
 from textual.worker import get_current_worker
 
 from launcher.cli.list_cmd import Row, plan_all
-from launcher.tui.rows import COLUMNS, BrowseFilter, badge, cells, choices, sort_by
+from launcher.tui.rows import COLUMNS, BrowseFilter, Column, badge, cells, choices, columns_for, sort_by
 from launcher.tui.widgets.host_header import HostHeader
 from launcher.tui.widgets.plan_view import PlanDetails, PlanView
 
 if TYPE_CHECKING:
     from launcher.tui.app import BerthApp
 
-ANY = Select.BLANK
+ANY = Select.NULL
 #: Seconds the highlight must rest on a row before the side panel re-plans it.
 PANEL_DELAY_S = 0.12
 
@@ -57,6 +57,7 @@ class BrowseScreen(Screen[None]):
         self._generation = 0
         self._panel_timer: Timer | None = None
         self._panel_model: str | None = None
+        self.columns: tuple[Column, ...] = ()
 
     @property
     def berth(self) -> BerthApp:
@@ -67,6 +68,7 @@ class BrowseScreen(Screen[None]):
         catalog = self.berth.catalog
         yield Header()
         yield HostHeader(id="host")
+        yield Static(id="status")
         with Horizontal(id="filters"):
             yield Input(placeholder="/ search id, alias, family, task", id="search", compact=True)
             yield Select(
@@ -105,8 +107,7 @@ class BrowseScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#models", DataTable)
-        for column in COLUMNS:
-            table.add_column(column.label, key=column.key)
+        self._set_columns()
         table.focus()
         self._update_status(planning=True)
         self.replan()
@@ -139,19 +140,33 @@ class BrowseScreen(Screen[None]):
     def _measured(self) -> Callable[[str], float | None]:
         return self.berth.measured_speed
 
+    def _set_columns(self) -> bool:
+        """Use the column set that fits the terminal; True when it changed (the table was emptied)."""
+        columns = columns_for(self.app.size.width)
+        if columns == self.columns:
+            return False
+        self.columns = columns
+        table = self.query_one("#models", DataTable)
+        table.clear(columns=True)
+        for column in columns:
+            table.add_column(column.label, key=column.key)
+        return True
+
     def refill(self) -> None:
         """Filter, sort and show the rows, keeping the highlighted model where it is still shown."""
         table = self.query_one("#models", DataTable)
         current = self.highlighted_id()
+        self._set_columns()
+        narrow = self.columns != COLUMNS
         measured = self._measured()
         kept = [r for r in self.rows if self.filter.keep(r)]
         self.shown = sort_by(kept, self.sort_column, self.sort_reverse, measured)
         table.clear()
         for row in self.shown:
-            texts = cells(row, measured)
+            texts = cells(row, measured, narrow)
             label, colour = badge(row.result)
             values: list[str | Text] = []
-            for column in COLUMNS:
+            for column in self.columns:
                 if column.key == "fit":
                     values.append(Text(f" {label} ".ljust(11), style=f"bold black on {colour}"))
                 elif column.right:
@@ -180,17 +195,18 @@ class BrowseScreen(Screen[None]):
         app = self.berth
         fitting = sum(1 for r in self.rows if r.fits)
         arrow = "↑" if self.sort_reverse else "↓"
-        context = f"context {app.request.context:,}" if app.request.context else "context 4,096 (default)"
+        context = f"context {app.request.context:,}" if app.request.context else "context 4,096"
         if planning and not self.rows:
             status = f"planning {len(app.catalog.models)} models…"
         else:
             status = (
-                f"{fitting} of {len(self.rows)} fit · showing {len(self.shown)} · {context}, capped per model"
-                f" · sorted by {self.sort_column} {arrow} · tok/s: ~ estimated, plain measured"
+                f"{fitting}/{len(self.rows)} fit · {len(self.shown)} shown · {context} (capped per model)"
+                f" · sort: {self.sort_column} {arrow} · ~ = estimated tok/s"
             )
             if planning:
                 status = "re-planning… · " + status
-        self.query_one("#host", HostHeader).show(app.host, status)
+        self.query_one("#host", HostHeader).show(app.host)
+        self.query_one("#status", Static).update(status)
         self.sub_title = app.host.label
 
     # ------------------------------------------------------------------ side panel
@@ -229,6 +245,8 @@ class BrowseScreen(Screen[None]):
             self.query_one("#side-plan", PlanView).show(details)
 
     def on_resize(self) -> None:
+        if self.rows and columns_for(self.app.size.width) != self.columns:
+            self.refill()
         self._schedule_panel()
 
     @on(PlanView.AlternativeChosen)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rich.markup import escape
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
@@ -160,7 +159,8 @@ class PlanView(VerticalScroll):
         for alt in self._alternatives:
             name = Text(alt.label + (" ✓" if alt.label == current else ""))
             if alt.result is None:
-                table.add_row(name, Text("n/a", style="dim"), Text(escape(alt.problem), style="dim"), "-")
+                problem = alt.problem.split(":", 1)[0]
+                table.add_row(name, Text(" n/a", style="dim"), Text(problem, style="dim"), "-")
                 continue
             result = alt.result
             speed = result.speed.decode_tokens_per_s if isinstance(result, Plan) else None
