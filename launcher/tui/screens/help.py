@@ -79,13 +79,16 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,f1,question_mark", "dismiss", "Close")]
 
     def compose(self) -> ComposeResult:
+        self.sections: dict[str, list[tuple[str, str]]] = {}
+        """What is shown: (keys, what they do) by section title."""
+        for title, bindings in _sections():
+            self.sections[title] = key_rows(bindings, self.app.get_key_display) + EXTRA_KEYS.get(title, [])
+        for title in ("Tables", "Chat prompt"):
+            self.sections[title] = EXTRA_KEYS[title]
         with VerticalScroll(id="help", classes="dialog"):
             yield Static(Text("Keys", style="bold"), classes="plan-heading")
-            for title, bindings in _sections():
-                rows = key_rows(bindings, self.app.get_key_display) + EXTRA_KEYS.get(title, [])
+            for title, rows in self.sections.items():
                 yield Static(self._table(title, rows), classes="help-section")
-            for title in ("Tables", "Chat prompt"):
-                yield Static(self._table(title, EXTRA_KEYS[title]), classes="help-section")
 
     @staticmethod
     def _table(title: str, rows: list[tuple[str, str]]) -> Table:
