@@ -49,19 +49,20 @@ def run_tui(
     explicit = hardware is not None or bool(os.environ.get("BERTH_HARDWARE", "").strip())
 
     from launcher.tui.app import build_app
-    from launcher.tui.wiring import default_session_factory, default_store
+    from launcher.tui.wiring import default_wiring
 
     def on_ready(app: BerthApp) -> None:
         if ready_file:
             Path(ready_file).write_text(f"{time.perf_counter() - started:.4f}\n", encoding="utf-8")
             app.exit()
 
+    wiring = default_wiring(catalog, demo)
     app = build_app(
         catalog,
         host,
         host_is_this_machine=not explicit,
-        session_factory=default_session_factory(demo),
-        store=default_store(),
+        session_factory=wiring.session_factory,
+        store=wiring.store,
         hardware_resolver=hardware_resolver(catalog),
         context=context,
         on_ready=on_ready,

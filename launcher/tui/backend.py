@@ -63,10 +63,14 @@ class ReplyStats:
     seconds: float
     time_to_first_token_s: float | None = None
     stopped: bool = False
+    decode_tokens_per_s: float | None = None
+    """Decode speed as the session measured it (token times); else derived from the figures above."""
 
     @property
     def tokens_per_s(self) -> float | None:
-        """Decode speed over the reply (None for an empty or instant reply)."""
+        """Decode speed: tokens after the first over the time since the first (None for an empty reply)."""
+        if self.decode_tokens_per_s is not None:
+            return self.decode_tokens_per_s
         if self.tokens <= 0 or self.seconds <= 0:
             return None
         decode = self.seconds - (self.time_to_first_token_s or 0.0)
@@ -190,14 +194,20 @@ class LaunchCancelledError(Exception):
 
 
 class SessionFactory(Protocol):
-    """Downloads and loads `card` as `plan` says, reporting progress; blocking (run it in a thread worker).
+    """Downloads and loads `card` as `plan` (made for `host`, this machine) says, reporting progress; blocking
+    (run it in a thread worker).
 
     It checks `cancel` between steps and raises LaunchCancelledError once it is set. Other failures raise
     the loader's own errors; the TUI shows their message.
     """
 
     def __call__(
-        self, card: ModelCard, plan: Plan, on_event: LaunchCallback, cancel: threading.Event
+        self,
+        card: ModelCard,
+        plan: Plan,
+        host: HostSnapshot,
+        on_event: LaunchCallback,
+        cancel: threading.Event,
     ) -> Launched: ...
 
 
@@ -211,6 +221,7 @@ class ChatRecord:
     model_id: str
     messages: tuple[Message, ...]
     sampling: Sampling = Sampling()
+    task: Task = "chat"
     title: str = ""
     id: str | None = None
     created: str = ""
@@ -246,7 +257,7 @@ class ChatStore(Protocol):
         ...
 
     def delete_chat(self, chat_id: str) -> None:
-        """Forget a conversation."""
+        """Forget a conversation (NotImplementedError where the store keeps every chat)."""
         ...
 
     def measured_speed(self, model_id: str, host_label: str) -> float | None:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from launcher.host import HostSnapshot
 from launcher.plan import Plan
 from launcher.tui.backend import (
     ChatRecord,
@@ -154,7 +155,12 @@ class FakeSessionFactory:
     files: tuple[tuple[str, int], ...] = (("config.json", 700), ("model.safetensors", 64 * 2**20))
 
     def __call__(
-        self, card: ModelCard, plan: Plan, on_event: LaunchCallback, cancel: threading.Event
+        self,
+        card: ModelCard,
+        plan: Plan,
+        host: HostSnapshot,
+        on_event: LaunchCallback,
+        cancel: threading.Event,
     ) -> Launched:
         """Run the fake launch."""
 

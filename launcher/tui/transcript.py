@@ -29,6 +29,7 @@ def _stats_to_dict(stats: ReplyStats | None) -> dict[str, Any] | None:
             None if stats.time_to_first_token_s is None else round(stats.time_to_first_token_s, 4)
         ),
         "tokens_per_s": None if stats.tokens_per_s is None else round(stats.tokens_per_s, 3),
+        "decode_tokens_per_s": stats.decode_tokens_per_s,
         "stopped": stats.stopped,
     }
 
@@ -41,6 +42,7 @@ def _stats_from_dict(value: dict[str, Any] | None) -> ReplyStats | None:
         seconds=float(value["seconds"]),
         time_to_first_token_s=value.get("time_to_first_token_s"),
         stopped=bool(value.get("stopped", False)),
+        decode_tokens_per_s=value.get("decode_tokens_per_s"),
     )
 
 
@@ -50,6 +52,7 @@ def record_to_dict(record: ChatRecord) -> dict[str, Any]:
     return {
         "id": record.id,
         "model": record.model_id,
+        "task": record.task,
         "title": record.title,
         "created": record.created,
         "host": record.host_label,
@@ -71,6 +74,7 @@ def record_from_dict(value: dict[str, Any]) -> ChatRecord:
     return ChatRecord(
         id=value.get("id"),
         model_id=value["model"],
+        task=value.get("task", "chat"),
         title=value.get("title", ""),
         created=value.get("created", ""),
         host_label=value.get("host", ""),

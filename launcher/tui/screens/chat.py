@@ -245,6 +245,7 @@ class ChatScreen(Screen[None]):
             model_id=self.model_id,
             messages=tuple(self.messages),
             sampling=self.sampling,
+            task=self.card.task if self.card else "chat",
             title=chat_title(self.messages),
             id=self.record_id,
             created=self.created,

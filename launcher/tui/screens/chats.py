@@ -77,9 +77,14 @@ class ChatsScreen(ModalScreen[str | None]):
     def action_delete(self) -> None:
         """Delete the highlighted chat."""
         chat = self._selected()
-        if chat is not None:
+        if chat is None:
+            return
+        try:
             self.store.delete_chat(chat.id)
-            self._fill()
+        except NotImplementedError as error:
+            self.notify(str(error) or "This store keeps every chat.", severity="warning")
+            return
+        self._fill()
 
     def action_cancel(self) -> None:
         """Close without choosing."""

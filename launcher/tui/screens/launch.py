@@ -139,7 +139,7 @@ class LaunchScreen(Screen[None]):
         factory = self.berth.session_factory
         assert factory is not None
         try:
-            launched = factory(self.card, self.plan, self._report, self.cancel)
+            launched = factory(self.card, self.plan, self.berth.host, self._report, self.cancel)
         except LaunchCancelledError:
             return
         except Exception as error:  # shown to the person; the loader's errors say what to do
