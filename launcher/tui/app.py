@@ -73,6 +73,7 @@ class BerthApp(App[None]):
         self.on_ready_hook = on_ready
         self.launched: Launched | None = None
         self._ready_sent = False
+        self._speeds: dict[tuple[str, str], float | None] = {}
 
     # ------------------------------------------------------------------ life cycle
 
@@ -120,10 +121,17 @@ class BerthApp(App[None]):
         )
 
     def measured_speed(self, model_id: str) -> float | None:
-        """Decode tokens/s measured for a model on the current host, if the store has one."""
+        """Decode tokens/s measured for a model on the current host, if the store has one (cached)."""
         if self.store is None:
             return None
-        return self.store.measured_speed(model_id, self.host.label)
+        key = (model_id, self.host.label)
+        if key not in self._speeds:
+            self._speeds[key] = self.store.measured_speed(model_id, self.host.label)
+        return self._speeds[key]
+
+    def forget_measurements(self) -> None:
+        """Read measured speeds from the store again (after a session has run)."""
+        self._speeds.clear()
 
     def set_host(self, host: HostSnapshot) -> None:
         """Plan for another machine from now on; Browse re-plans."""

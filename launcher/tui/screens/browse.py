@@ -244,6 +244,12 @@ class BrowseScreen(Screen[None]):
         if details.card.id == self.highlighted_id():
             self.query_one("#side-plan", PlanView).show(details)
 
+    def on_screen_resume(self) -> None:
+        """Back from a plan or a session: speeds measured meanwhile show up in the table."""
+        if self.rows:
+            self.berth.forget_measurements()
+            self.refill()
+
     def on_resize(self) -> None:
         if self.rows and columns_for(self.app.size.width) != self.columns:
             self.refill()

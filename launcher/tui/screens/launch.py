@@ -218,13 +218,18 @@ class LaunchScreen(Screen[None]):
             line.set_progress(done, total, transfer_text(done, total, meter.rate, left))
             if not found:
                 downloads.mount(line)
+        if not self.files and (self.load is not None or self.launched is not None):
+            self.query_one("#download-total", ProgressLine).set_progress(
+                1, 1, "nothing to download (local or cached)"
+            )
         done_all = sum(done for done, _ in self.files.values())
         totals = [total for _, total in self.files.values()]
         total_all = sum(t for t in totals if t is not None) if totals and None not in totals else None
         left_all = None if total_all is None else self.total_meter.eta(total_all - done_all)
-        self.query_one("#download-total", ProgressLine).set_progress(
-            done_all, total_all, transfer_text(done_all, total_all, self.total_meter.rate, left_all)
-        )
+        if self.files:
+            self.query_one("#download-total", ProgressLine).set_progress(
+                done_all, total_all, transfer_text(done_all, total_all, self.total_meter.rate, left_all)
+            )
         if self.load is not None:
             self.query_one("#load-progress", ProgressLine).set_progress(
                 self.load.done, self.load.total, f"{self.load.done}/{self.load.total} {self.load.what}"
@@ -247,8 +252,10 @@ class LaunchScreen(Screen[None]):
         self.cancel.set()
         if self.launched is not None:
             self.berth.unload()
+            self.notify(f"Unloaded {self.card.id}.", timeout=3)
+        elif self.error is None:
+            self.notify(f"Launch of {self.card.id} cancelled.", timeout=3)
         self.berth.back_to_browse()
-        self.notify(f"Launch of {self.card.id} cancelled.", timeout=3)
 
     def action_start(self) -> None:
         """Open the chat (or completion / fill-mask) screen once loaded."""
