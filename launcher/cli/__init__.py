@@ -68,6 +68,7 @@ def main() -> None:
 
 
 from launcher.cli.catalog_cmds import catalog_group, show_command  # noqa: E402
+from launcher.cli.fleet_cmd import fleet_group  # noqa: E402
 from launcher.cli.list_cmd import list_command  # noqa: E402
 from launcher.cli.plan_cmd import plan_command  # noqa: E402
 from launcher.cli.probe_cmd import explain_launcher_error, probe_command  # noqa: E402
@@ -78,6 +79,7 @@ cli.add_command(plan_command)
 cli.add_command(show_command)
 cli.add_command(catalog_group)
 cli.add_command(probe_command)
+cli.add_command(fleet_group)
 cli.add_command(tui_command)
 register(explain_launcher_error)
 

@@ -1,0 +1,55 @@
+"""Errors of fleet planning and export, with structured fields the CLI turns into messages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class FleetError(Exception):
+    """Base class of every error fleet planning raises on purpose."""
+
+
+@dataclass(frozen=True)
+class FleetProblem:
+    """One thing wrong in a fleet file, located by line and dotted field path."""
+
+    message: str
+    line: int | None = None
+    field: str | None = None
+    suggestion: str | None = None
+
+    def text(self, path: Path | None) -> str:
+        """path:line: field: message (did you mean …?)."""
+        where = ""
+        if path is not None:
+            where = f"{path}:{self.line}: " if self.line else f"{path}: "
+        field = f"{self.field}: " if self.field else ""
+        hint = f" (did you mean '{self.suggestion}'?)" if self.suggestion else ""
+        return f"{where}{field}{self.message}{hint}"
+
+
+class FleetFileError(FleetError, ValueError):
+    """A fleet file that cannot be read, does not follow the schema, or names things the catalog lacks."""
+
+    def __init__(self, path: Path | str | None, problems: Sequence[FleetProblem]) -> None:
+        self.path = Path(path) if path is not None else None
+        self.problems = list(problems)
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        return "\n".join(p.text(self.path) for p in self.problems)
+
+
+class FleetShortError(FleetError):
+    """The fleet cannot carry the workload, so an export would not deploy as planned."""
+
+    def __init__(self, models: Sequence[str], missing_gpus: int) -> None:
+        self.models = list(models)
+        self.missing_gpus = missing_gpus
+        super().__init__(
+            f"the fleet has no room for all of {', '.join(self.models)} ({missing_gpus} GPUs missing)"
+            if missing_gpus
+            else f"{', '.join(self.models)} cannot run on any node group of the fleet"
+        )

@@ -1,0 +1,301 @@
+"""Read fleet.yaml, check it against the schema and the catalog, and build the planner's FleetRequest.
+
+Every problem is reported with file, line, field and, where one is close, a suggestion: first every schema
+problem of the file at once, then (once the schema holds) every problem with the catalog and the load.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from launcher.fleet_errors import FleetFileError, FleetProblem
+from launcher.fleet_schema import SECTIONS, FleetFile, WorkloadSpec
+from launcher.fleet_types import EngineSettings, FleetRequest, NodeGroup, Workload
+from registry.catalog import Catalog
+from registry.errors import UnknownAcceleratorError, UnknownModelError, UnsupportedArchitectureError
+from registry.params import layout
+from registry.schema import Accelerator, ModelCard
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Lines:
+    """Line numbers of the nodes of a YAML document, by path of keys and list indexes."""
+
+    def __init__(self, text: str) -> None:
+        try:
+            self._root: yaml.Node | None = yaml.compose(text, Loader=_Loader)
+        except yaml.YAMLError:
+            self._root = None
+
+    def line(self, loc: Sequence[Any]) -> int | None:
+        """1-based line of the deepest node found along `loc` (the key's line for mapping entries)."""
+        node = self._root
+        if node is None:
+            return None
+        line = node.start_mark.line + 1
+        for part in loc:
+            if isinstance(node, yaml.MappingNode):
+                found = None
+                for key, value in node.value:
+                    if key.value == str(part):
+                        found, line = value, key.start_mark.line + 1
+                        break
+                if found is None:
+                    break
+                node = found
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+                node = node.value[part]
+                line = node.start_mark.line + 1
+            else:
+                break
+        return line
+
+
+def _dotted(loc: Sequence[Any]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _owner(loc: Sequence[Any]) -> type[BaseModel]:
+    """The schema class whose field `loc[-1]` is."""
+    if len(loc) > 1 and str(loc[0]) in SECTIONS:
+        return SECTIONS[str(loc[0])]
+    return FleetFile
+
+
+def _schema_problems(err: ValidationError, lines: _Lines) -> list[FleetProblem]:
+    problems = []
+    for item in err.errors(include_url=False):
+        loc = tuple(item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        suggestion = None
+        if item["type"] == "extra_forbidden":
+            key = str(loc[-1])
+            close = difflib.get_close_matches(key, list(_owner(loc).model_fields), n=1, cutoff=0.6)
+            suggestion = close[0] if close else None
+            message = f"unknown key '{key}'"
+        elif item["type"] == "missing":
+            message = "required field is missing"
+        elif "input" in item and item["type"] not in ("value_error", "assertion_error"):
+            text = repr(item["input"])
+            message = f"{message} (got {text if len(text) <= 60 else text[:57] + '...'})"
+        problems.append(FleetProblem(message, lines.line(loc), _dotted(loc) or None, suggestion))
+    return problems
+
+
+def parse_fleet_text(text: str, path: Path | None = None) -> tuple[FleetFile, _Lines]:
+    """The file checked against the schema; FleetFileError lists every problem."""
+    lines = _Lines(text)
+    try:
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        line = mark.line + 1 if mark is not None else None
+        raise FleetFileError(path, [FleetProblem(f"invalid YAML: {problem}", line)]) from None
+    if not isinstance(data, dict):
+        kind = "an empty file" if data is None else f"a {type(data).__name__}"
+        message = f"the top level must be a mapping with 'nodes' and 'models', not {kind}"
+        raise FleetFileError(path, [FleetProblem(message, 1)])
+    try:
+        return FleetFile.model_validate(data), lines
+    except ValidationError as err:
+        raise FleetFileError(path, _schema_problems(err, lines)) from None
+
+
+def _accelerator(
+    catalog: Catalog, query: str, loc: tuple[Any, ...], lines: _Lines, problems: list[FleetProblem]
+) -> Accelerator | None:
+    try:
+        return catalog.accelerator(query)
+    except UnknownAcceleratorError as err:
+        known = ", ".join(a.id for a in catalog.accelerators)
+        problems.append(
+            FleetProblem(
+                f"unknown accelerator '{query}' (the catalog knows {known}; "
+                "add others to your catalog overlay)",
+                lines.line(loc),
+                _dotted(loc),
+                err.suggestions[0] if err.suggestions else None,
+            )
+        )
+        return None
+
+
+def _check_load(
+    spec: WorkloadSpec, card: ModelCard, context: int, loc: tuple[Any, ...], lines: _Lines
+) -> list[FleetProblem]:
+    """Contradictory or incomplete load figures."""
+    problems = []
+
+    def add(message: str, field: str | None = None) -> None:
+        where = (*loc, field) if field else loc
+        problems.append(FleetProblem(message, lines.line(where), _dotted(where)))
+
+    if spec.context is not None and spec.context > card.context_length:
+        add(f"{card.id} supports at most {card.context_length:,} tokens of context", "context")
+    if spec.concurrency is not None and spec.requests_per_s is not None:
+        add(
+            "give either concurrency or requests_per_s, not both: they state the same load two ways and "
+            "may contradict each other",
+            "requests_per_s",
+        )
+    elif spec.concurrency is None and spec.requests_per_s is None:
+        add(
+            "the load is missing: give concurrency (sequences in flight) or requests_per_s with "
+            "prompt_tokens and output_tokens"
+        )
+    elif spec.requests_per_s is not None and (spec.prompt_tokens is None or spec.output_tokens is None):
+        add(
+            "requests_per_s needs prompt_tokens and output_tokens (time per request depends on them)",
+            "requests_per_s",
+        )
+    prompt, output = spec.prompt_tokens or 0, spec.output_tokens or 0
+    if prompt + output > context:
+        field = "output_tokens" if spec.output_tokens is not None else "prompt_tokens"
+        total = prompt + output
+        add(f"prompt_tokens + output_tokens ({total:,}) exceed the context ({context:,} tokens)", field)
+    return problems
+
+
+def build_request(spec: FleetFile, catalog: Catalog, lines: _Lines, path: Path | None = None) -> FleetRequest:
+    """Resolve accelerators and models against the catalog; FleetFileError lists every problem."""
+    problems: list[FleetProblem] = []
+    groups: list[NodeGroup] = []
+    seen_groups: set[str] = set()
+    for i, node in enumerate(spec.nodes):
+        loc: tuple[Any, ...] = ("nodes", i)
+        if node.name in seen_groups:
+            where = (*loc, "name")
+            message = f"duplicate node group name '{node.name}'"
+            problems.append(FleetProblem(message, lines.line(where), _dotted(where)))
+        seen_groups.add(node.name)
+        acc = _accelerator(catalog, node.accelerator, (*loc, "accelerator"), lines, problems)
+        if acc is None:
+            continue
+        groups.append(
+            NodeGroup(
+                name=node.name,
+                accelerator=acc,
+                gpus_per_node=node.gpus_per_node,
+                count=node.count,
+                ram_bytes=node.ram,
+                cpus=node.cpus,
+                nvlink=node.nvlink if node.nvlink is not None else acc.interconnect == "nvlink",
+            )
+        )
+    fleet_accelerators = {g.accelerator.id for g in groups}
+    workloads: list[Workload] = []
+    served: set[str] = set()
+    for i, item in enumerate(spec.models):
+        loc = ("models", i)
+        try:
+            card = catalog.get(item.model)
+        except UnknownModelError as err:
+            problems.append(
+                FleetProblem(
+                    f"unknown model '{item.model}' (see `berth list`)",
+                    lines.line((*loc, "model")),
+                    _dotted((*loc, "model")),
+                    err.suggestions[0] if err.suggestions else None,
+                )
+            )
+            continue
+        if card.task == "fill-mask":
+            problems.append(
+                FleetProblem(
+                    f"{card.id} is a fill-mask encoder; fleets serve text generation (chat, completion)",
+                    lines.line((*loc, "model")),
+                    _dotted((*loc, "model")),
+                )
+            )
+            continue
+        try:
+            layout(card)
+        except UnsupportedArchitectureError as err:
+            problems.append(FleetProblem(str(err), lines.line((*loc, "model")), _dotted((*loc, "model"))))
+            continue
+        name = item.name or card.id
+        if name in served:
+            field = "name" if item.name else "model"
+            problems.append(
+                FleetProblem(
+                    f"'{name}' is served twice; give each entry its own `name`",
+                    lines.line((*loc, field)),
+                    _dotted((*loc, field)),
+                )
+            )
+        served.add(name)
+        context = item.context or card.context_length
+        problems.extend(_check_load(item, card, context, loc, lines))
+        pinned: tuple[str, ...] = ()
+        if item.accelerator is not None:
+            acc = _accelerator(catalog, item.accelerator, (*loc, "accelerator"), lines, problems)
+            if acc is not None:
+                pinned = (acc.id,)
+                if acc.id not in fleet_accelerators:
+                    problems.append(
+                        FleetProblem(
+                            f"no node group has {acc.id} "
+                            f"(the fleet has {', '.join(sorted(fleet_accelerators)) or 'none'})",
+                            lines.line((*loc, "accelerator")),
+                            _dotted((*loc, "accelerator")),
+                        )
+                    )
+        workloads.append(
+            Workload(
+                name=name,
+                card=card,
+                context=context,
+                concurrency=item.concurrency,
+                requests_per_s=item.requests_per_s,
+                prompt_tokens=item.prompt_tokens,
+                output_tokens=item.output_tokens,
+                tokens_per_s_per_user=item.tokens_per_s_per_user,
+                dtype=item.dtype,
+                quantization=item.quantization,
+                accelerators=pinned,
+            )
+        )
+    if problems:
+        raise FleetFileError(path, problems)
+    engine = EngineSettings(
+        gpu_memory_utilization=spec.engine.gpu_memory_utilization,
+        block_size=spec.engine.block_size or 16,
+        block_size_set=spec.engine.block_size is not None,
+        max_num_seqs=spec.engine.max_num_seqs,
+        max_num_batched_tokens=spec.engine.max_num_batched_tokens,
+    )
+    return FleetRequest(
+        groups=tuple(groups),
+        workloads=tuple(workloads),
+        engine=engine,
+        network_bytes_per_s=spec.network.bandwidth_bytes_per_s if spec.network else None,
+    )
+
+
+def load_fleet_text(text: str, catalog: Catalog, path: Path | None = None) -> FleetRequest:
+    """A FleetRequest from fleet.yaml text."""
+    spec, lines = parse_fleet_text(text, path)
+    return build_request(spec, catalog, lines, path)
+
+
+def load_fleet(path: Path | str, catalog: Catalog) -> FleetRequest:
+    """A FleetRequest from a fleet.yaml file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FleetFileError(path, [FleetProblem("file not found")]) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise FleetFileError(path, [FleetProblem(f"cannot read the file ({err})")]) from None
+    return load_fleet_text(text, catalog, path)

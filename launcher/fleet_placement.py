@@ -1,0 +1,123 @@
+"""Bin-packing replicas onto one node group's machines: each tensor-parallel group stays inside one node.
+
+A replica whose GPUs fit in one node goes whole onto one node (Ray's STRICT_PACK); a larger one places each
+pipeline stage's TP group on a node of its own choosing (Ray's PACK). Nodes are chosen best-fit (the one
+with the fewest free GPUs that still has room), which keeps whole nodes free for large replicas; buckets of
+nodes by free count make each choice O(GPUs per node + log nodes), so thousands of nodes stay fast.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from launcher.fleet_types import NodeGroup, NodePlan, Shape, StagePlacement
+
+
+class GroupAllocator:
+    """Free GPUs of a node group and what was placed where (mutable; copy() before trying things)."""
+
+    def __init__(self, group: NodeGroup, nodes: int | None = None) -> None:
+        self.group = group
+        count = group.count if nodes is None else nodes
+        self._free: list[list[int]] = [list(range(group.gpus_per_node)) for _ in range(count)]
+        self._buckets: dict[int, list[int]] = {group.gpus_per_node: list(range(count))}
+        self._placed: list[list[StagePlacement]] = [[] for _ in range(count)]
+        self._by_model: dict[str, list[tuple[int, StagePlacement]]] = {}
+
+    @property
+    def node_count(self) -> int:
+        """Nodes in this allocator (the group's, plus any added)."""
+        return len(self._free)
+
+    def copy(self) -> GroupAllocator:
+        """An independent copy to try placements on."""
+        other = GroupAllocator.__new__(GroupAllocator)
+        other.group = self.group
+        other._free = [list(f) for f in self._free]
+        other._buckets = {k: list(v) for k, v in self._buckets.items()}
+        other._placed = [list(p) for p in self._placed]
+        other._by_model = {k: list(v) for k, v in self._by_model.items()}
+        return other
+
+    def add_empty_nodes(self, count: int) -> None:
+        """Append `count` empty nodes (to size what the fleet should add)."""
+        start = len(self._free)
+        for index in range(start, start + count):
+            self._free.append(list(range(self.group.gpus_per_node)))
+            self._placed.append([])
+            heapq.heappush(self._buckets.setdefault(self.group.gpus_per_node, []), index)
+
+    def _best_node(self, need: int) -> int | None:
+        """The lowest-numbered node among those with the fewest free GPUs ≥ need."""
+        for free in range(need, self.group.gpus_per_node + 1):
+            bucket = self._buckets.get(free)
+            while bucket:
+                node = bucket[0]
+                if len(self._free[node]) == free:
+                    return node
+                heapq.heappop(bucket)  # stale: the node's free count changed since it was filed here
+        return None
+
+    def _take(self, node: int, count: int, model: str, replica: int, stage: int) -> StagePlacement:
+        free = self._free[node]
+        taken, self._free[node] = tuple(free[:count]), free[count:]
+        heapq.heappush(self._buckets.setdefault(len(self._free[node]), []), node)
+        placement = StagePlacement(model=model, replica=replica, stage=stage, gpu_indices=taken)
+        self._placed[node].append(placement)
+        self._by_model.setdefault(model, []).append((node, placement))
+        return placement
+
+    def place(self, model: str, replica: int, shape: Shape) -> bool:
+        """Place one replica; all or nothing."""
+        if shape.tp > self.group.gpus_per_node:
+            return False
+        if shape.gpus <= self.group.gpus_per_node:
+            node = self._best_node(shape.gpus)
+            if node is None:
+                return False
+            for stage in range(shape.pp):
+                self._take(node, shape.tp, model, replica, stage)
+            return True
+        done: list[tuple[int, StagePlacement]] = []
+        for stage in range(shape.pp):
+            node = self._best_node(shape.tp)
+            if node is None:
+                for where, placement in done:
+                    self._give_back(where, placement)
+                return False
+            done.append((node, self._take(node, shape.tp, model, replica, stage)))
+        return True
+
+    def _give_back(self, node: int, placement: StagePlacement) -> None:
+        self._placed[node].remove(placement)
+        self._by_model[placement.model].remove((node, placement))
+        self._free[node] = sorted(self._free[node] + list(placement.gpu_indices))
+        heapq.heappush(self._buckets.setdefault(len(self._free[node]), []), node)
+
+    def release(self, model: str) -> None:
+        """Free everything placed for `model`."""
+        for node, placement in list(self._by_model.get(model, [])):
+            self._give_back(node, placement)
+        self._by_model.pop(model, None)
+
+    def replicas_of(self, model: str) -> int:
+        """Replicas of `model` placed here."""
+        return len({p.replica for _, p in self._by_model.get(model, [])})
+
+    def used_nodes(self, start: int = 0) -> int:
+        """Nodes from `start` on that hold anything."""
+        return sum(1 for placed in self._placed[start:] if placed)
+
+    def node_plans(self) -> list[NodePlan]:
+        """Each node's placements, in node order."""
+        group = self.group
+        return [
+            NodePlan(
+                name=group.node_name(index),
+                group=group.name,
+                accelerator=group.accelerator.id,
+                gpus=group.gpus_per_node,
+                stages=tuple(placed),
+            )
+            for index, placed in enumerate(self._placed)
+        ]

@@ -1,0 +1,465 @@
+"""One replica of a model on one node group: memory per GPU rank, KV cache, decode speed, time to first token.
+
+Pure functions over the registry's parameter layout. Memory follows vLLM's own accounting: each rank may use
+`gpu_memory_utilization` × its total memory; weights, the activation peak of the profiling run and non-torch
+memory come off the top; what is left is KV cache, cut in blocks of `block_size` tokens, and every rank gets
+as many blocks as the tightest rank has room for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from launcher.display import gib
+from launcher.fleet_types import EngineSettings, FleetQuant, NodeGroup, ReplicaEstimate, Shape
+from launcher.host import DEFAULT_PCIE_BANDWIDTH
+from registry.memory import DTYPE_BYTES, Precision, block_weight_bytes
+from registry.params import Block, layout
+from registry.schema import Architecture, Dtype, ModelCard
+
+GIB = 2**30
+
+#: Share of peak memory bandwidth decode reaches: tokens/s ≈ η · bandwidth / bytes read per step. Measured
+#: decode on H100/A100 lands between 0.5 and 0.8 of peak (see reference/accelerators.md); 0.6 is a starting
+#: point to replace with measurements.
+DECODE_EFFICIENCY = 0.6
+#: Share of dense bf16 peak FLOP/s a long prefill reaches (model FLOPs utilisation); a starting point.
+PREFILL_EFFICIENCY = 0.5
+#: vLLM's profiling-run activation peak per rank at 8,192 batched tokens: 4.76–5.64 GiB measured for dense
+#: models from 0.6B to 70B on H100 (llm-d empirical vLLM memory results); it does not shrink with TP.
+ACTIVATION_PEAK_BYTES = 5 * GIB
+#: Batched tokens that activation peak was measured at; the peak scales with max_num_batched_tokens.
+ACTIVATION_PROFILE_TOKENS = 8192
+#: Memory outside torch's allocator (NCCL buffers, CUDA context growth): 0.13–0.15 GiB for one rank, about
+#: 0.55–0.6 GiB once ranks talk to each other (measured with vLLM on H100).
+NON_TORCH_BYTES_SINGLE = int(0.15 * GIB)
+NON_TORCH_BYTES_DISTRIBUTED = int(0.6 * GIB)
+#: vLLM's defaults for the OpenAI server: 8,192 tokens per step and 1,024 sequences on GPUs of 70 GiB or
+#: more (not A100), 2,048 and 256 on smaller ones. Berth writes the values it assumed into every export.
+LARGE_GPU_BYTES = 70 * GIB
+DEFAULT_BATCHED_TOKENS_LARGE = 8192
+DEFAULT_BATCHED_TOKENS_SMALL = 2048
+DEFAULT_MAX_NUM_SEQS_LARGE = 1024
+DEFAULT_MAX_NUM_SEQS_SMALL = 256
+#: NVLink bandwidth per GPU and direction when the catalog gives none (A100 NVLink3: 300 GB/s).
+DEFAULT_NVLINK_BYTES_PER_S = 300 * 10**9
+#: Network between nodes when fleet.yaml gives none (100 Gb/s Ethernet).
+DEFAULT_NETWORK_BYTES_PER_S = 12_500_000_000
+#: fp8 runs natively from compute capability 8.9 and as weight-only FP8-Marlin from 7.5 (vLLM docs).
+FP8_MIN_CAPABILITY = (7, 5)
+
+
+def quant_bytes_per_linear_weight(quant: FleetQuant | None, dtype: Dtype) -> float:
+    """Bytes one nn.Linear weight takes in this precision."""
+    if quant == "fp8":
+        return 1.0
+    if quant == "nf4":
+        return 0.5
+    return float(DTYPE_BYTES[dtype])
+
+
+def _large_gpu(group: NodeGroup) -> bool:
+    acc = group.accelerator
+    return acc.total_bytes >= LARGE_GPU_BYTES and "a100" not in f"{acc.id} {acc.name}".lower()
+
+
+def default_batched_tokens(group: NodeGroup) -> int:
+    """vLLM's default max_num_batched_tokens for the OpenAI server on this GPU."""
+    return DEFAULT_BATCHED_TOKENS_LARGE if _large_gpu(group) else DEFAULT_BATCHED_TOKENS_SMALL
+
+
+def default_max_num_seqs(group: NodeGroup) -> int:
+    """vLLM's default max_num_seqs for the OpenAI server on this GPU."""
+    return DEFAULT_MAX_NUM_SEQS_LARGE if _large_gpu(group) else DEFAULT_MAX_NUM_SEQS_SMALL
+
+
+def activation_peak_bytes(batched_tokens: int) -> int:
+    """vLLM's profiled activation peak per rank at this many batched tokens."""
+    return ACTIVATION_PEAK_BYTES * batched_tokens // ACTIVATION_PROFILE_TOKENS
+
+
+def non_torch_bytes(gpus: int) -> int:
+    """Memory outside torch per rank: more once ranks communicate."""
+    return NON_TORCH_BYTES_SINGLE if gpus == 1 else NON_TORCH_BYTES_DISTRIBUTED
+
+
+def capability(group: NodeGroup) -> tuple[int, int]:
+    """The group's CUDA compute capability as a tuple."""
+    major, minor = group.accelerator.compute_capability.split(".")
+    return int(major), int(minor)
+
+
+def valid_tensor_sizes(arch: Architecture, limit: int) -> tuple[int, ...]:
+    """TP sizes vLLM accepts up to `limit`: they divide the query heads, and the key/value heads divide them
+    or they divide the key/value heads (more ranks than KV heads replicate the heads). MLA has no KV heads."""
+    sizes = []
+    for tp in range(1, limit + 1):
+        if arch.num_attention_heads % tp:
+            continue
+        kv = arch.kv_heads
+        if not arch.is_mla and kv % tp and tp % kv:
+            continue
+        sizes.append(tp)
+    return tuple(sizes)
+
+
+def stage_layer_counts(num_layers: int, pp: int) -> tuple[int, ...]:
+    """Layers per pipeline stage as vLLM splits them: evenly, the remainder going to the stages before the
+    last one, counting backwards (the first and last stages already hold the embeddings and the head)."""
+    base = num_layers // pp
+    counts = [base] * pp
+    for i in range(2, num_layers % pp + 2):
+        counts[-i] += 1
+    return tuple(counts)
+
+
+@dataclass(frozen=True)
+class ModelWeights:
+    """A model's weights in one precision, cut the way pipeline stages and batch-dependent reads need."""
+
+    card: ModelCard
+    dtype: Dtype
+    quant: FleetQuant | None
+    layer_bytes: tuple[int, ...]
+    """Each decoder layer's weights."""
+    routed_bytes: tuple[int, ...]
+    """Each layer's routed-expert weights (0 for dense layers): a decode step reads only the touched ones."""
+    embed_bytes: int
+    """Embeddings held by the first stage."""
+    token_embed_bytes: int
+    """The token embedding alone: a tied head needs its own copy on the last stage when pp > 1."""
+    head_bytes: int
+    """Final norm and output layer held by the last stage."""
+    tied: bool
+    active_params: int
+
+    @cached_property
+    def total_bytes(self) -> int:
+        """All weights on one device."""
+        return sum(self.layer_bytes) + self.embed_bytes + self.head_bytes
+
+    @cached_property
+    def _prefix(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        weights, routed = [0], [0]
+        for w, r in zip(self.layer_bytes, self.routed_bytes, strict=True):
+            weights.append(weights[-1] + w)
+            routed.append(routed[-1] + r)
+        return tuple(weights), tuple(routed)
+
+    def stage_bytes(self, start: int, stop: int, first: bool, last: bool, pp: int) -> tuple[int, int]:
+        """(all weights, routed-expert weights) of the layers [start, stop) plus the stage's ends."""
+        weights, routed = self._prefix
+        total = weights[stop] - weights[start]
+        if first:
+            total += self.embed_bytes
+        if last:
+            total += self.head_bytes
+            if self.tied and pp > 1:
+                total += self.token_embed_bytes
+        return total, routed[stop] - routed[start]
+
+
+def _routed_params(block: Block, arch: Architecture) -> int:
+    """Parameters of the routed experts in a layer: the inactive share scaled back up to all experts."""
+    inactive = block.total - block.active
+    if not inactive or not arch.num_experts or not arch.experts_per_token:
+        return 0
+    return inactive * arch.num_experts // (arch.num_experts - arch.experts_per_token)
+
+
+def _block_bytes(block: Block, dtype: Dtype, quant: FleetQuant | None, routed: int) -> tuple[int, int]:
+    """(bytes, routed-expert bytes) of one block in this precision."""
+    width = DTYPE_BYTES[dtype]
+    if quant == "fp8":
+        # vLLM's online fp8 quantizes every Linear and the fused experts; the output layer stays 16-bit.
+        return block.linear + routed + (block.other - routed) * width, routed
+    if quant == "nf4":
+        return block_weight_bytes(block, Precision(dtype, "nf4")), routed * width
+    return block_weight_bytes(block, Precision(dtype)), routed * width
+
+
+def model_weights(card: ModelCard, dtype: Dtype, quant: FleetQuant | None) -> ModelWeights:
+    """The card's weights in this precision, per decoder layer and per stage end."""
+    lay = layout(card)
+    arch = card.architecture
+    layers: list[int] = []
+    routed: list[int] = []
+    embed = token_embed = head = 0
+    tied = False
+    for block in lay.blocks:
+        size, routed_size = _block_bytes(block, dtype, quant, _routed_params(block, arch))
+        if block.role == "layer":
+            layers.append(size)
+            routed.append(routed_size)
+        elif block.role == "embedding":
+            if not embed:
+                token_embed = size
+            embed += size
+        else:
+            head += size
+            tied = tied or block.tied_to is not None
+    return ModelWeights(
+        card=card,
+        dtype=dtype,
+        quant=quant,
+        layer_bytes=tuple(layers),
+        routed_bytes=tuple(routed),
+        embed_bytes=embed,
+        token_embed_bytes=token_embed,
+        head_bytes=head,
+        tied=tied,
+        active_params=lay.active,
+    )
+
+
+def kv_bytes_per_token_per_layer_per_rank(arch: Architecture, dtype: Dtype, tp: int) -> int:
+    """Cache one token adds to one layer on one rank: KV heads split over the ranks, at least one head each
+    (vLLM replicates heads when TP exceeds them); MLA's latent is replicated on every rank."""
+    width = DTYPE_BYTES[dtype]
+    if arch.is_mla:
+        assert arch.kv_lora_rank and arch.qk_rope_head_dim
+        return (arch.kv_lora_rank + arch.qk_rope_head_dim) * width
+    heads = max(1, arch.kv_heads // tp)
+    return 2 * heads * arch.head_width * width
+
+
+def _is_sliding(arch: Architecture, layer: int) -> bool:
+    if arch.sliding_window is None:
+        return False
+    every = arch.global_attention_every
+    return every is None or (layer + 1) % every != 0
+
+
+def _kept_tokens(arch: Architecture, layer: int, tokens: int) -> int:
+    """Tokens a layer keeps in its cache for a sequence of `tokens` (sliding layers keep the window)."""
+    if _is_sliding(arch, layer):
+        assert arch.sliding_window is not None
+        return min(tokens, arch.sliding_window)
+    return tokens
+
+
+def _replicated_kv_bytes_per_layer(arch: Architecture, tp: int, linear_bytes: float) -> int:
+    """Extra key/value projection weights per rank and layer when TP exceeds the KV heads (replicated)."""
+    if arch.is_mla or tp <= arch.kv_heads:
+        return 0
+    per_head = 2 * arch.hidden_size * arch.head_width
+    return int(per_head * linear_bytes - per_head * arch.kv_heads * linear_bytes / tp)
+
+
+@dataclass(frozen=True)
+class Load:
+    """The traffic shape sizing needs: context, prompt and output lengths, speed target."""
+
+    context: int
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+    tokens_per_s_per_user: float | None = None
+
+    @property
+    def live_tokens(self) -> int:
+        """Average tokens a running sequence holds: the prompt plus half the output, else half the context."""
+        if self.prompt_tokens is not None and self.output_tokens is not None:
+            return min(self.context, self.prompt_tokens + self.output_tokens // 2)
+        return max(1, self.context // 2)
+
+    @property
+    def ttft_prompt(self) -> int:
+        """Prompt length the time to first token is reported for (the whole context when unknown)."""
+        return self.prompt_tokens if self.prompt_tokens is not None else self.context
+
+
+@dataclass(frozen=True)
+class _Stage:
+    layers: tuple[int, ...]
+    weights_per_rank: int
+    routed_per_rank: int
+    kv_token_bytes: int
+    """Cache bytes per token on one rank of this stage, all its layers (no window caps)."""
+    kv_sequence_bytes: int
+    """Cache bytes one full-context sequence takes on one rank, in whole blocks, window caps applied."""
+    kv_live_bytes: int
+    """Cache bytes a decode step reads per running sequence (the average live length)."""
+
+
+class DoesNotFit(Exception):
+    """This shape cannot hold the model (a reason, in words)."""
+
+
+def _stages(weights: ModelWeights, shape: Shape, load: Load, block: int) -> list[_Stage]:
+    card = weights.card
+    arch = card.architecture
+    per_layer = kv_bytes_per_token_per_layer_per_rank(arch, weights.dtype, shape.tp)
+    replicated = _replicated_kv_bytes_per_layer(
+        arch, shape.tp, quant_bytes_per_linear_weight(weights.quant, weights.dtype)
+    )
+    stages = []
+    start = 0
+    counts = stage_layer_counts(arch.num_layers, shape.pp)
+    for index, count in enumerate(counts):
+        stop = start + count
+        total, routed = weights.stage_bytes(start, stop, index == 0, index == shape.pp - 1, shape.pp)
+        layer_ids = tuple(range(start, stop))
+        sequence = (
+            sum(-(-_kept_tokens(arch, i, load.context) // block) * block for i in layer_ids) * per_layer
+        )
+        live = sum(_kept_tokens(arch, i, load.live_tokens) for i in layer_ids) * per_layer
+        stages.append(
+            _Stage(
+                layers=layer_ids,
+                weights_per_rank=-(-total // shape.tp) + replicated * count,
+                routed_per_rank=routed // shape.tp,
+                kv_token_bytes=per_layer * count,
+                kv_sequence_bytes=sequence,
+                kv_live_bytes=live,
+            )
+        )
+        start = stop
+    return stages
+
+
+def _expert_share(arch: Architecture, tokens: int) -> float:
+    """Share of routed experts a step of `tokens` tokens touches: 1 − (1 − k/E)^tokens."""
+    if not arch.num_experts or not arch.experts_per_token:
+        return 1.0
+    return 1.0 - (1.0 - arch.experts_per_token / arch.num_experts) ** tokens
+
+
+def decode_rate(
+    weights: ModelWeights, stages: tuple[_Stage, ...], shape: Shape, group: NodeGroup, batch: int
+) -> float:
+    """Tokens per second each of `batch` sequences sees. A step reads every rank's weights (MoE: the experts
+    the batch touches) and every running sequence's cache at its live length; pipeline stages work on
+    pp micro-batches in turn, so a sequence advances once per pp stage-steps of the slowest stage."""
+    arch = weights.card.architecture
+    micro = -(-batch // shape.pp)
+    share = _expert_share(arch, micro)
+    bandwidth = DECODE_EFFICIENCY * group.accelerator.bandwidth_bytes_per_s
+    slowest = 0.0
+    for stage in stages:
+        read = stage.weights_per_rank - stage.routed_per_rank * (1.0 - share) + micro * stage.kv_live_bytes
+        slowest = max(slowest, read / bandwidth)
+    return 1.0 / (shape.pp * slowest)
+
+
+def _link_bandwidth(group: NodeGroup) -> int:
+    acc = group.accelerator
+    if group.nvlink:
+        return acc.interconnect_bytes_per_s or DEFAULT_NVLINK_BYTES_PER_S
+    return DEFAULT_PCIE_BANDWIDTH
+
+
+def time_to_first_token(
+    weights: ModelWeights, shape: Shape, group: NodeGroup, prompt: int, network_bytes_per_s: int | None
+) -> float:
+    """Seconds to prefill one prompt: matmul FLOPs (2 × active parameters per token) and causal attention
+    at PREFILL_EFFICIENCY of the TP group's peak, plus TP all-reduces over the node's links and the hidden
+    states handed between pipeline stages (over the network where stages sit on different nodes)."""
+    card = weights.card
+    arch = card.architecture
+    width = DTYPE_BYTES[weights.dtype]
+    attention = sum(
+        2 * prompt * _kept_tokens(arch, i, prompt) * arch.num_attention_heads * arch.head_width
+        for i in range(arch.num_layers)
+    )
+    flops = 2 * weights.active_params * prompt + attention
+    peak = group.accelerator.bf16_tflops * 1e12 * PREFILL_EFFICIENCY
+    compute = flops / (shape.tp * peak)
+    hidden_bytes = prompt * arch.hidden_size * width
+    allreduce = 0.0
+    if shape.tp > 1:
+        ring = 2 * (shape.tp - 1) / shape.tp
+        allreduce = arch.num_layers * 2 * ring * hidden_bytes / _link_bandwidth(group)
+    hops = 0.0
+    if shape.pp > 1:
+        cross = min(shape.pp - 1, max(0, -(-shape.gpus // group.gpus_per_node) - 1))
+        network = network_bytes_per_s or DEFAULT_NETWORK_BYTES_PER_S
+        hops = cross * hidden_bytes / network + (shape.pp - 1 - cross) * hidden_bytes / _link_bandwidth(group)
+    return compute + allreduce + hops
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """A replica's memory and speed: the estimate, and what later speed questions need."""
+
+    estimate: ReplicaEstimate
+    stages: tuple[_Stage, ...]
+    weights: ModelWeights
+    group: NodeGroup
+
+    def rate_at(self, batch: int) -> float:
+        """Per-sequence decode tokens/s at this batch."""
+        return decode_rate(self.weights, self.stages, self.estimate.shape, self.group, batch)
+
+
+def size_replica(
+    weights: ModelWeights,
+    shape: Shape,
+    group: NodeGroup,
+    load: Load,
+    engine: EngineSettings,
+    network_bytes_per_s: int | None = None,
+) -> Sizing:
+    """One replica of this shape on this group, its batch chosen by the cache, the speed target and
+    max_num_seqs; raises DoesNotFit with the reason when the shape cannot hold the model or is too slow."""
+    acc = group.accelerator
+    batched = engine.max_num_batched_tokens or default_batched_tokens(group)
+    budget = int(acc.total_bytes * engine.gpu_memory_utilization)
+    activation = activation_peak_bytes(batched)
+    other = non_torch_bytes(shape.gpus)
+    stages = tuple(_stages(weights, shape, load, engine.block_size))
+    heaviest = max(s.weights_per_rank for s in stages)
+    rooms = [budget - s.weights_per_rank - activation - other for s in stages]
+    room = min(rooms)
+    if room <= 0:
+        raise DoesNotFit(
+            f"{shape.label}: weights {gib(heaviest)} + activations {gib(activation)} + "
+            f"{gib(other)} non-torch per GPU exceed the {gib(budget)} vLLM may use "
+            f"({engine.gpu_memory_utilization:g} of {gib(acc.total_bytes)})"
+        )
+    block = engine.block_size
+    tokens = min(r // (s.kv_token_bytes * block) for r, s in zip(rooms, stages, strict=True)) * block
+    sequences = min(r // s.kv_sequence_bytes for r, s in zip(rooms, stages, strict=True))
+    if sequences < 1:
+        raise DoesNotFit(
+            f"{shape.label}: the KV cache ({gib(room)} per GPU) holds no {load.context:,}-token sequence"
+        )
+    cap = min(sequences, engine.max_num_seqs or default_max_num_seqs(group), batched)
+    single = decode_rate(weights, stages, shape, group, 1)
+    target = load.tokens_per_s_per_user
+    if target is not None and single < target:
+        raise DoesNotFit(
+            f"{shape.label}: {single:.1f} tokens/s per user at batch 1, below the {target:g} target"
+        )
+    batch = cap
+    if target is not None:
+        low, high = 1, cap  # the largest batch at which each sequence still decodes at the target
+        while low < high:
+            mid = (low + high + 1) // 2
+            if decode_rate(weights, stages, shape, group, mid) >= target:
+                low = mid
+            else:
+                high = mid - 1
+        batch = low
+    rate = decode_rate(weights, stages, shape, group, batch)
+    estimate = ReplicaEstimate(
+        group=group.name,
+        accelerator=acc.id,
+        shape=shape,
+        dtype=weights.dtype,
+        quantization=weights.quant,
+        context=load.context,
+        weights_bytes_per_rank=heaviest,
+        activation_bytes_per_rank=activation,
+        non_torch_bytes_per_rank=other,
+        kv_cache_bytes_per_rank=room,
+        kv_cache_tokens=tokens,
+        max_concurrent_sequences=sequences,
+        batch=batch,
+        decode_tokens_per_s_per_user=rate,
+        decode_tokens_per_s=rate * batch,
+        ttft_s=time_to_first_token(weights, shape, group, load.ttft_prompt, network_bytes_per_s),
+        ttft_prompt_tokens=load.ttft_prompt,
+        max_num_batched_tokens=batched,
+    )
+    return Sizing(estimate=estimate, stages=stages, weights=weights, group=group)

@@ -1,0 +1,144 @@
+"""The exporters, checked against the plan they come from (Ray's own schemas: test_export_ray.py)."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+import yaml
+
+from launcher.export import (
+    RAY_VERSION,
+    export_text,
+    ray_accelerator_type,
+    rayservice,
+    serve_config,
+    used_nodes,
+    vllm_script,
+)
+from launcher.fleet_errors import FleetShortError
+from tests.fleet_support import fleet_catalog, nodes_yaml, plan_from
+
+FLEET = (
+    nodes_yaml("h100 h100 8 3", "l40s l40s 4 1 pcie")
+    + """\
+models:
+  - model: llama-8b
+    name: chat
+    context: 8192
+    concurrency: 60
+    tokens_per_s_per_user: 40
+  - model: deepseek-v3
+    name: deepseek
+    context: 8192
+    concurrency: 8
+    quantization: fp8
+  - model: falcon-7b
+    name: falcon
+    context: 2048
+    concurrency: 100
+    accelerator: l40s
+"""
+)
+
+
+@pytest.fixture(scope="module")
+def plan():
+    result = plan_from(FLEET)
+    assert result.complete
+    return result
+
+
+@pytest.mark.parametrize(
+    ("acc", "label"),
+    [("h100-sxm", "H100"), ("a100-80gb", "A100"), ("l4", "L4"), ("l40s", "L40S"), ("v100-32gb", "V100")],
+)
+def test_ray_accelerator_type_follows_rays_nvml_naming(acc, label):
+    assert ray_accelerator_type(fleet_catalog().accelerator(acc)) == label
+
+
+def test_serve_config_carries_the_plan(plan):
+    config = serve_config(plan)
+    (app,) = config["applications"]
+    assert app["import_path"] == "ray.serve.llm:build_openai_app"
+    by_id = {c["model_loading_config"]["model_id"]: c for c in app["args"]["llm_configs"]}
+    for model in plan.models:
+        cfg, r = by_id[model.name], model.replica
+        assert cfg["model_loading_config"]["model_source"] == model.workload.card.id
+        kwargs = cfg["engine_kwargs"]
+        assert (kwargs["tensor_parallel_size"], kwargs["pipeline_parallel_size"]) == (r.shape.tp, r.shape.pp)
+        assert kwargs["max_model_len"] == model.workload.context
+        assert kwargs["max_num_seqs"] == r.batch
+        assert cfg["deployment_config"] == {"num_replicas": model.replicas_needed}
+    deepseek = by_id["deepseek"]
+    assert deepseek["engine_kwargs"]["quantization"] == "fp8"
+    assert deepseek["placement_group_config"]["strategy"] == "PACK"  # 16 GPUs cross two nodes
+    assert by_id["chat"]["placement_group_config"]["strategy"] == "STRICT_PACK"
+    assert by_id["falcon"]["accelerator_type"] == "L40S"
+
+
+def test_rayservice_worker_groups_match_the_nodes_used(plan):
+    service = rayservice(plan)
+    assert service["apiVersion"] == "ray.io/v1" and service["kind"] == "RayService"
+    spec = service["spec"]
+    assert yaml.safe_load(spec["serveConfigV2"]) == serve_config(plan, http=False)
+    cluster = spec["rayClusterConfig"]
+    assert cluster["rayVersion"] == RAY_VERSION
+    assert cluster["headGroupSpec"]["rayStartParams"]["num-gpus"] == "0"
+    groups = {g["groupName"]: g for g in cluster["workerGroupSpecs"]}
+    assert set(groups) == {"h100", "l40s"}
+    for name, spec_group in groups.items():
+        assert spec_group["replicas"] == spec_group["minReplicas"] == used_nodes(plan, name)
+        limits = spec_group["template"]["spec"]["containers"][0]["resources"]["limits"]
+        assert limits["nvidia.com/gpu"] == str(plan.group(name).gpus_per_node)
+    assert groups["h100"]["template"]["spec"]["nodeSelector"] == {
+        "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"
+    }
+
+
+def test_vllm_script_matches_the_placement(plan):
+    script = vllm_script(plan)
+    lines = script.splitlines()
+    commands = [(lines[i - 1], line) for i, line in enumerate(lines) if "vllm serve" in line]
+    assert len(commands) == sum(m.replicas_needed for m in plan.models)
+    ports: dict[str, set[int]] = {}
+    for comment, line in commands:
+        args = shlex.split(line.removesuffix(" &"))
+        tp = int(args[args.index("--tensor-parallel-size") + 1])
+        pp = int(args[args.index("--pipeline-parallel-size") + 1])
+        if "--distributed-executor-backend" in args:
+            assert args[args.index("--distributed-executor-backend") + 1] == "ray"
+            assert (tp, pp) == (8, 2)
+            node = comment.split("run on ", 1)[1].split()[0]
+        else:
+            visible = args[0].removeprefix("CUDA_VISIBLE_DEVICES=")
+            assert args[0] != visible and len(visible.split(",")) == tp * pp
+            node = comment.split("on ", 1)[1].split(",")[0]
+        port = int(args[args.index("--port") + 1])
+        assert port not in ports.setdefault(node, set())  # one port per server on a node
+        ports[node].add(port)
+    # The two-node replica's GPUs join a Ray cluster; nothing else does.
+    ray_lines = [line for line in lines if "ray start" in line]
+    assert len(ray_lines) == 2 and "--head" in ray_lines[0] and "--address=" in ray_lines[1]
+    assert all(line.startswith("CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 ") for line in ray_lines)
+
+
+def test_short_plan_refuses_a_full_export():
+    short = plan_from(
+        nodes_yaml("h100 h100 8 1")
+        + "models:\n  - model: llama-70b\n    context: 8192\n    concurrency: 500\n"
+    )
+    with pytest.raises(FleetShortError):
+        export_text(short, "ray-serve")
+    partial = yaml.safe_load(export_text(short, "ray-serve", allow_partial=True))
+    (cfg,) = partial["applications"][0]["args"]["llm_configs"]
+    assert cfg["deployment_config"]["num_replicas"] == short.models[0].replicas_placed == 2
+
+
+def test_block_size_is_vllms_unless_the_fleet_sets_it(plan):
+    for config in serve_config(plan)["applications"][0]["args"]["llm_configs"]:
+        assert "block_size" not in config["engine_kwargs"]  # FlashMLA (DeepSeek) wants 64: let vLLM choose
+    chosen = plan_from(FLEET + "engine:\n  block_size: 32\n")
+    for config in serve_config(chosen)["applications"][0]["args"]["llm_configs"]:
+        assert config["engine_kwargs"]["block_size"] == 32
+    assert "--block-size 32" in vllm_script(chosen)
