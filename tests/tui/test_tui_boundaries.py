@@ -37,7 +37,9 @@ def test_no_module_under_launcher_tui_imports_torch():
     heavy = {"torch", "transformers", "accelerate"}
     assert [str(p) for p in tui.rglob("*.py") if _imports(p) & heavy] == []
     modules = sorted(
-        ".".join(p.relative_to(ROOT).with_suffix("").parts) for p in tui.rglob("*.py") if p.name != "__init__.py"
+        ".".join(p.relative_to(ROOT).with_suffix("").parts)
+        for p in tui.rglob("*.py")
+        if p.name != "__init__.py"
     )
     code = (
         "import importlib, sys\n"
