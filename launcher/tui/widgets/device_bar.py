@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.geometry import Size
 from textual.widget import Widget
 
 from launcher import display
@@ -46,8 +47,16 @@ class DeviceBar(Widget):
 
     def render(self) -> Text:
         """Label, figures and the bar, sized to the widget."""
+        label, figures, bar = self._parts(max(self.content_size.width, 10))
+        return Text("\n").join([label, figures, bar])
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        """The label, the figures as wrapped at `width`, and the bar."""
+        _, figures, _ = self._parts(max(width, 10))
+        return 2 + len(figures.wrap(self.app.console, max(width, 10)))
+
+    def _parts(self, width: int) -> tuple[Text, Text, Text]:
         p = self.placement
-        width = max(self.size.width, 10)
         label = Text(p.label, style="bold")
         figures = Text()
         for (name, style), value in zip(
@@ -68,4 +77,4 @@ class DeviceBar(Widget):
             if count:
                 char = "█" if style != FREE_STYLE else "░"
                 bar.append(char * count, style=style)
-        return Text("\n").join([label, figures, bar])
+        return label, figures, bar

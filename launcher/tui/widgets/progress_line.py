@@ -41,11 +41,20 @@ class RateMeter:
         return remaining / rate if rate else None
 
 
+def size_text(n_bytes: int) -> str:
+    """Bytes for a transfer: KiB below a MiB, else as display.gib."""
+    if n_bytes == 0:
+        return "0 B"
+    if abs(n_bytes) < display.MIB:
+        return f"{n_bytes / 1024:.0f} KiB"
+    return display.gib(n_bytes)
+
+
 def transfer_text(done: int, total: int | None, rate: float | None, eta: float | None) -> str:
     """'120 MiB / 1.0 GiB · 45 MiB/s · 20 s left'."""
-    parts = [f"{display.gib(done)} / {display.gib(total)}" if total else display.gib(done)]
+    parts = [f"{size_text(done)} / {size_text(total)}" if total else size_text(done)]
     if rate:
-        parts.append(f"{display.gib(int(rate))}/s")
+        parts.append(f"{size_text(int(rate))}/s")
     if total is not None and done >= total:
         parts.append("done")
     elif eta is not None:
