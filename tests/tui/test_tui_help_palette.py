@@ -73,3 +73,33 @@ async def test_palette_finds_a_model_and_opens_its_plan(make_app):
         await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen))
         assert app.screen.card.id == "h2oai/h2o-danube3-4b-chat"
         assert isinstance(app.screen_stack[1], BrowseScreen)
+
+
+async def test_palette_runs_chat_actions(make_app, berth_home):
+    from launcher.tui.screens.chat import ChatScreen
+    from launcher.tui.screens.launch import LaunchScreen
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await browse_ready(pilot)
+        model = "HuggingFaceTB/SmolLM2-135M-Instruct"
+        app.launch(app.catalog.get(model), next(r.result for r in screen.rows if r.card.id == model))
+        await wait_until(pilot, lambda: isinstance(app.screen, LaunchScreen) and app.screen.launched)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen))
+        chat = app.screen
+        await pilot.press(*"hello", "enter")
+        await wait_until(pilot, lambda: not chat.streaming and len(chat.messages) == 2)
+        titles = [c.title for c in app.get_system_commands(chat)]
+        assert {"Stop reply", "Regenerate last reply", "Chat settings", "Back to Browse"} <= set(titles)
+        await pilot.press("ctrl+p", *"Export chat as JSON")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_until(
+            pilot, lambda: (berth_home / "exports").is_dir() and any((berth_home / "exports").iterdir())
+        )
+        await pilot.press("ctrl+p", *"Regenerate last reply")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(chat._pieces) and not chat.streaming and len(chat.messages) == 2)
+        assert chat._turn == 2
