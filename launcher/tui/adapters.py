@@ -217,12 +217,10 @@ class LaunchStackSession:
         self._measured = False
 
     def _run(self, text: str, sampling: Sampling, on_piece: PieceCallback) -> ReplyStats:
+        # send() generates in the calling thread: the TUI's worker, a short-lived thread per reply, so only
+        # one OpenMP team is ever live (the session module explains why that matters on few cores).
         self.loaded.meter.phase()
-        stream = self.session.stream(text, settings_for(sampling))
-        for piece in stream:  # raises the generation's error once the pieces are out
-            on_piece(piece)
-        reply = stream.wait()
-        assert reply is not None
+        reply = self.session.send(text, on_piece=on_piece, settings=settings_for(sampling))
         self._measure(reply)
         return stats_for(reply)
 
