@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from conftest import SMALL_HOST, TEST_HOST
 from textual.widgets import Checkbox, DataTable, Input, Select, Static
-from tui_helpers import browse_ready, table_ids, wait_until
 
 from launcher.tui.rows import badge
 from launcher.tui.screens.browse import BrowseScreen
+
+from .tui_helpers import SMALL_HOST, TEST_HOST, browse_ready, table_ids, wait_until
 
 SIZE = (120, 36)
 

@@ -7,7 +7,6 @@ import json
 import time
 
 from textual.widgets import Input, Markdown, Static, TextArea
-from tui_helpers import browse_ready, wait_until
 
 from launcher.tui.app import BerthApp
 from launcher.tui.backend import Sampling
@@ -19,6 +18,8 @@ from launcher.tui.screens.launch import LaunchScreen
 from launcher.tui.screens.settings import SettingsScreen
 from launcher.tui.widgets.chat_message import ChatMessage
 from launcher.tui.widgets.prompt_input import PromptInput
+
+from .tui_helpers import browse_ready, wait_until
 
 SIZE = (120, 36)
 SMOL = "HuggingFaceTB/SmolLM2-135M-Instruct"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from textual.binding import Binding
-from tui_helpers import browse_ready, wait_until
 
 from launcher.tui.screens.browse import BrowseScreen
 from launcher.tui.screens.help import HelpScreen, _sections
 from launcher.tui.screens.plan import PlanScreen
+
+from .tui_helpers import browse_ready, wait_until
 
 SIZE = (120, 36)
 

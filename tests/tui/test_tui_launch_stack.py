@@ -11,10 +11,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from tui_helpers import browse_ready, wait_until
 
 from launcher.tui.backend import ChatRecord, Message, ReplyStats, Sampling
 from launcher.tui.wiring import launch_stack_available
+
+from .tui_helpers import browse_ready, wait_until
 
 pytestmark = pytest.mark.skipif(not launch_stack_available(), reason="the launch stack is not installed")
 
@@ -139,11 +140,11 @@ def test_sqlite_store_saves_appends_forks_and_measures(tmp_path):
 
 
 def test_launch_stack_factory_maps_plan_and_peaks():
-    from conftest import TEST_HOST
-
     from launcher.plan import make_plan
     from launcher.tui.adapters import measured_by_label, request_for
     from registry.catalog import load_catalog
+
+    from .tui_helpers import TEST_HOST
 
     catalog = load_catalog(overlay=False)
     plan = make_plan(catalog.get("h2oai/h2o-danube3-4b-chat"), TEST_HOST)

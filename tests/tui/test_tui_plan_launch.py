@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from conftest import TEST_HOST
 from textual.widgets import DataTable, Static
-from tui_helpers import browse_ready, wait_until
 
 from launcher.plan import Plan
 from launcher.tui.fake import FakeSessionFactory
@@ -16,6 +14,8 @@ from launcher.tui.screens.fill_mask import FillMaskScreen
 from launcher.tui.screens.launch import LaunchScreen, memory_rows
 from launcher.tui.screens.plan import PlanScreen
 from launcher.tui.widgets.device_bar import DeviceBar
+
+from .tui_helpers import TEST_HOST, browse_ready, wait_until
 
 SIZE = (120, 36)
 SMOL = "HuggingFaceTB/SmolLM2-135M-Instruct"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import TEST_HOST
 
 from launcher.cli.list_cmd import plan_all
 from launcher.plan import Plan, PlanRequest, make_plan
@@ -28,6 +27,8 @@ from launcher.tui.rows import (
 from launcher.tui.transcript import record_from_dict, record_to_dict, to_markdown
 from launcher.tui.widgets.device_bar import bar_cells
 from launcher.tui.widgets.progress_line import RateMeter, transfer_text
+
+from .tui_helpers import TEST_HOST
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,7 @@ def test_alternatives_cover_each_precision_and_explain_impossible_ones(catalog):
     assert list(alts) == ["bf16", "fp16", "fp32", "int8", "nf4"]
     assert isinstance(alts["nf4"].result, Plan) and alts["nf4"].result.precision.quant == "nf4"
     assert alts["fp32"].result is not None and alts["fp32"].result.precision.dtype == "float32"
-    from conftest import SMALL_HOST
+    from .tui_helpers import SMALL_HOST
 
     on_cpu = {a.label: a for a in alternatives(card, SMALL_HOST, PlanRequest(), make_plan)}
     assert on_cpu["int8"].result is None and "NVIDIA" in on_cpu["int8"].problem

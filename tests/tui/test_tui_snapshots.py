@@ -6,12 +6,12 @@ the report (snapshot_report.html) or the SVGs before committing them.
 
 from __future__ import annotations
 
-from tui_helpers import browse_ready, wait_until
-
 from launcher.tui.screens.chat import ChatScreen
 from launcher.tui.screens.launch import LaunchScreen
 from launcher.tui.screens.plan import PlanScreen
 from launcher.tui.widgets.device_bar import DeviceBar
+
+from .tui_helpers import browse_ready, wait_until
 
 SIZE = (120, 36)
 
