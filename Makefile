@@ -24,7 +24,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 run: install
-	$(VENV)/bin/berth list
+	$(VENV)/bin/berth
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

@@ -28,10 +28,10 @@ def params(count: int) -> str:
     """A parameter count as 1.8B / 135M."""
     if count >= 10**12:
         return f"{count / 10**12:.2f}T"
-    if count >= 10**9:
+    if count >= 999_500_000:  # 999.9M would round to "1000M"
         value = count / 10**9
         return f"{value:.1f}B" if value < 100 else f"{value:.0f}B"
-    if count >= 10**6:
+    if count >= 999_500:
         return f"{count / 10**6:.0f}M"
     return f"{count / 10**3:.0f}K"
 

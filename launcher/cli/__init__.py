@@ -50,7 +50,12 @@ def cli(ctx: click.Context, catalog_path: str | None, no_overlay: bool) -> None:
     ctx.obj["catalog_path"] = catalog_path
     ctx.obj["overlay"] = not no_overlay
     if ctx.invoked_subcommand is None:
-        ctx.invoke(list_command)
+        if sys.stdout.isatty() and sys.stdin.isatty():
+            from launcher.cli.tui_cmd import run_tui
+
+            run_tui(ctx)
+        else:
+            ctx.invoke(list_command)
 
 
 def main() -> None:
@@ -69,6 +74,7 @@ from launcher.cli.launch_cmd import launch_command  # noqa: E402
 from launcher.cli.list_cmd import list_command  # noqa: E402
 from launcher.cli.plan_cmd import plan_command  # noqa: E402
 from launcher.cli.probe_cmd import explain_launcher_error, probe_command  # noqa: E402
+from launcher.cli.tui_cmd import tui_command  # noqa: E402
 
 cli.add_command(list_command)
 cli.add_command(plan_command)
@@ -78,6 +84,7 @@ cli.add_command(probe_command)
 cli.add_command(fleet_group)
 cli.add_command(launch_command)
 cli.add_command(history_group)
+cli.add_command(tui_command)
 register(explain_launcher_error)
 
 __all__ = ["EXIT_USAGE", "cli", "main"]

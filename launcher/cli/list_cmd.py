@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,13 +67,20 @@ class Row:
         }
 
 
-def plan_all(catalog: Catalog, host: HostSnapshot, request: PlanRequest) -> list[Row]:
-    """A verdict for every catalog model (contexts above a model's maximum are capped to it)."""
+def plan_all(
+    catalog: Catalog,
+    host: HostSnapshot,
+    request: PlanRequest,
+    planner: Callable[..., Plan | DoesNotFitError] = make_plan,
+) -> list[Row]:
+    """A verdict for every catalog model (contexts above a model's maximum are capped to it).
+
+    `planner` has make_plan's signature (the TUI passes the one it was built with)."""
     rows = []
     for card in catalog.models:
         context = min(request.context, card.context_length) if request.context else None
         try:
-            result = make_plan(card, host, _with_context(request, context), explain=False)
+            result = planner(card, host, _with_context(request, context), explain=False)
         except PlanRequestError:
             continue
         rows.append(Row(card, result))

@@ -1,0 +1,386 @@
+"""Thin adapters from the launch stack to the TUI's seam (`launcher.tui.backend`), changing neither side.
+
+- `LaunchStackFactory` downloads with `launcher.load.fetch_files` (a tqdm class that reports bytes per file),
+  loads with `launcher.load.load_model` (its progress hook and notes), and opens `launcher.session` sessions.
+- `LaunchStackSession` drives a `launcher.session.Session` from the conversation the screen holds, streams its
+  pieces, maps its Reply to ReplyStats, and records the first full reply's memory and speed in the store.
+- `SqliteChatStore` keeps the TUI's chats in `launcher.store.Store`, the file `berth history` reads.
+
+torch is imported by launcher.load/launcher.session, only when a model is launched; nothing here imports it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from launcher.host import HostSnapshot
+from launcher.plan import Plan, PlanRequest
+from launcher.tui.backend import (
+    ChatRecord,
+    ChatSummary,
+    DownloadProgress,
+    Fallback,
+    LaunchCallback,
+    LaunchCancelledError,
+    Launched,
+    LoadProgress,
+    MaskGuess,
+    Message,
+    Note,
+    PieceCallback,
+    ReplyStats,
+    Sampling,
+)
+from registry.catalog import Catalog
+from registry.schema import ModelCard, Task
+
+if TYPE_CHECKING:
+    from launcher.load import LoadedModel
+    from launcher.session import GenerationSettings, Reply, Session
+    from launcher.source import ModelSource
+    from launcher.store import Store
+
+#: Replies shorter than this do not say much about speed; the first longer one is recorded as a measurement.
+MIN_MEASURED_TOKENS = 8
+
+
+def request_for(plan: Plan) -> PlanRequest:
+    """A request that makes the planner choose `plan` again (its context and precision)."""
+    precision = plan.precision
+    return PlanRequest(context=plan.context, dtype=precision.dtype, quant=precision.quant or "none")
+
+
+def settings_for(sampling: Sampling) -> GenerationSettings:
+    """The session's generation settings for the TUI's sampling."""
+    from launcher.session import GenerationSettings
+
+    return GenerationSettings(
+        max_new_tokens=sampling.max_new_tokens, temperature=sampling.temperature, top_p=sampling.top_p
+    )
+
+
+def stats_for(reply: Reply) -> ReplyStats:
+    """The TUI's figures for a finished reply."""
+    return ReplyStats(
+        tokens=reply.new_tokens,
+        seconds=reply.total_s,
+        time_to_first_token_s=reply.time_to_first_token_s,
+        stopped=reply.stopped,
+        decode_tokens_per_s=reply.tokens_per_s,
+    )
+
+
+def measured_by_label(plan: Plan, devices: dict[str, int]) -> dict[str, int]:
+    """Peak bytes by the plan's device labels ('cpu' -> 'CPU RAM', 'cuda:0' -> 'GPU 0 (…)')."""
+    labels = {p.device: p.label for p in plan.placements}
+    out: dict[str, int] = {}
+    for device, value in devices.items():
+        if "." in device:  # 'cpu.load_peak' and the like
+            continue
+        out[labels.get(device, "CPU RAM" if device == "cpu" else device)] = value
+    return out
+
+
+def download_progress_class(on_event: LaunchCallback, cancel: threading.Event) -> Any:
+    """A huggingface_hub tqdm class that reports each file's bytes and stops the download on cancel."""
+    from huggingface_hub.utils import tqdm as hub_tqdm
+
+    class Reporter(hub_tqdm):
+        """Reports byte bars (one per file) as DownloadProgress; draws nothing."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["disable"] = False
+            kwargs["file"] = _Null()
+            super().__init__(*args, **kwargs)
+            self._report()
+
+        def _report(self) -> None:
+            if cancel.is_set():
+                raise LaunchCancelledError("download cancelled")
+            if getattr(self, "unit", "") == "B":
+                name = str(self.desc or "file").rsplit("/", 1)[-1].strip(": ") or "file"
+                total = int(self.total) if self.total else None
+                on_event(DownloadProgress(name, int(self.n), total))
+
+        def update(self, n: float | None = 1) -> bool | None:
+            result = super().update(n)
+            self._report()
+            return result
+
+    return Reporter
+
+
+class _Null:
+    """A file that swallows the progress bar's drawing."""
+
+    def write(self, _text: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        return None
+
+
+def _source(card: ModelCard) -> ModelSource:
+    from launcher.source import ModelSource
+
+    return ModelSource(card, "hub")
+
+
+class LaunchStackFactory:
+    """The SessionFactory for real models (see the module docstring)."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        store: Store | None = None,
+        source_for: Callable[[ModelCard], ModelSource] = _source,
+        trust_remote_code: bool = False,
+        allow_pickle: bool = False,
+    ) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.source_for = source_for
+        self.trust_remote_code = trust_remote_code
+        self.allow_pickle = allow_pickle
+
+    def __call__(
+        self,
+        card: ModelCard,
+        plan: Plan,
+        host: HostSnapshot,
+        on_event: LaunchCallback,
+        cancel: threading.Event,
+    ) -> Launched:
+        """Fetch, load as planned (stepping down on out-of-memory), and open the session."""
+        from launcher.load import LoadOptions, fetch_files, load_model
+        from launcher.session import open_session
+
+        def on_progress(what: str, done: int, total: int | None) -> None:
+            if cancel.is_set():
+                raise LaunchCancelledError(card.id)
+            on_event(LoadProgress(done, total or max(done, 1), what or "weights"))
+
+        fallbacks: list[str] = []
+
+        def notify(message: str) -> None:
+            if "ran out of memory" in message:
+                fallbacks.append(message)
+                on_event(Fallback(message))
+            else:
+                on_event(Note(message))
+
+        options = LoadOptions(
+            trust_remote_code=self.trust_remote_code,
+            allow_pickle=self.allow_pickle,
+            show_progress=False,
+            on_progress=on_progress,
+        )
+        source = self.source_for(card)
+        on_event(Note(f"fetching {source.label}"))
+        try:
+            folder = fetch_files(source, options, tqdm_class=download_progress_class(on_event, cancel))
+            if cancel.is_set():
+                raise LaunchCancelledError(card.id)
+            on_event(Note(f"loading {card.id}: {plan.summary}"))
+            loaded = load_model(
+                source, host, request_for(plan), options, self.catalog.accelerators, notify, files=folder
+            )
+        except Exception:
+            if cancel.is_set():
+                raise LaunchCancelledError(card.id) from None
+            raise
+        if cancel.is_set():
+            loaded.close()
+            raise LaunchCancelledError(card.id)
+        session = open_session(loaded, store=None)
+        measured = measured_by_label(loaded.plan, dict(loaded.load_peak.devices))
+        return Launched(
+            LaunchStackSession(session, loaded, self.store),
+            loaded.plan,
+            measured,
+            tuple(fallbacks),
+            loaded.load_seconds,
+        )
+
+
+class LaunchStackSession:
+    """The TUI's Session over a launcher.session.Session (chat, completion, fill-mask)."""
+
+    def __init__(self, session: Session, loaded: LoadedModel, store: Store | None = None) -> None:
+        self.session = session
+        self.loaded = loaded
+        self.store = store
+        self.model_id: str = session.model_id
+        self.task: Task = session.task
+        self._measured = False
+
+    def _run(self, text: str, sampling: Sampling, on_piece: PieceCallback) -> ReplyStats:
+        # send() generates in the calling thread: the TUI's worker, a short-lived thread per reply, so only
+        # one OpenMP team is ever live (the session module explains why that matters on few cores).
+        self.loaded.meter.phase()
+        reply = self.session.send(text, on_piece=on_piece, settings=settings_for(sampling))
+        self._measure(reply)
+        return stats_for(reply)
+
+    def _measure(self, reply: Reply) -> None:
+        if self._measured or self.store is None or reply.stopped or reply.new_tokens < MIN_MEASURED_TOKENS:
+            return
+        self._measured = True
+        measurement = self.loaded.measurement(
+            reply.prompt_tokens + reply.new_tokens, reply.time_to_first_token_s, reply.tokens_per_s
+        )
+        self.store.record_measurement(measurement)
+
+    def chat(self, messages: Sequence[Message], sampling: Sampling, on_piece: PieceCallback) -> ReplyStats:
+        """Reply to the last user message with the turns before it as history."""
+        from launcher.session import Turn
+
+        *earlier, last = messages
+        self.session.history = [Turn(m.role, m.content) for m in earlier if m.role != "system"]
+        self.session.system = sampling.system_prompt or None
+        return self._run(last.content, sampling, on_piece)
+
+    def complete(self, prompt: str, sampling: Sampling, on_piece: PieceCallback) -> ReplyStats:
+        """Continue a text on its own."""
+        self.session.history = []
+        self.session.system = None
+        return self._run(prompt, sampling, on_piece)
+
+    def fill_mask(self, text: str, top_k: int = 5) -> list[MaskGuess]:
+        """The session's candidates for the mask."""
+        self.session.history = []
+        reply = self.session.send(text.replace(self.mask_token, "[MASK]"))
+        return [MaskGuess(c.token, c.score, c.text) for c in reply.candidates[:top_k]]
+
+    @property
+    def mask_token(self) -> str:
+        """The tokenizer's mask token ([MASK] when it has none)."""
+        tokenizer = getattr(self.session.backend, "tokenizer", None)
+        return getattr(tokenizer, "mask_token", None) or "[MASK]"
+
+    def stop(self) -> None:
+        """Stop the reply being generated."""
+        self.session.stop()
+
+    def memory_bytes(self) -> dict[str, int]:
+        """This process's resident memory now, and each GPU's peak reserved memory in this phase."""
+        from launcher.measure import gpu_peaks, rss_bytes
+
+        figures: dict[str, int] = {}
+        rss = rss_bytes()
+        if rss is not None:
+            figures["CPU RAM"] = rss
+        for index, value in gpu_peaks().items():
+            figures[f"GPU {index} peak"] = value
+        return figures
+
+    def close(self) -> None:
+        """Stop any reply and free the model."""
+        self.session.stop()
+        self.loaded.close()
+
+
+class SqliteChatStore:
+    """The TUI's ChatStore over launcher.store.Store (append-only: a changed past turn starts a new chat)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def save_chat(self, record: ChatRecord) -> str:
+        """Append the turns the store lacks; a chat whose earlier turns changed is saved as a new one."""
+        turns = [(m.role, m.content) for m in record.messages]
+        if record.id is not None:
+            existing = self.store.chat(int(record.id))
+            if existing is not None:
+                stored = [(m.role, m.content) for m in existing.messages if m.role != "system"]
+                if turns[: len(stored)] == stored:
+                    for message in record.messages[len(stored) :]:
+                        self._add(int(record.id), message)
+                    return record.id
+        sampling = record.sampling
+        chat_id = self.store.new_chat(
+            record.model_id,
+            record.task,
+            sampling.system_prompt or None,
+            {
+                "max_new_tokens": sampling.max_new_tokens,
+                "temperature": sampling.temperature,
+                "top_p": sampling.top_p,
+            },
+        )
+        for message in record.messages:
+            self._add(chat_id, message)
+        return str(chat_id)
+
+    def _add(self, chat_id: int, message: Message) -> None:
+        stats = None
+        if message.stats is not None:
+            s = message.stats
+            stats = {
+                "new_tokens": s.tokens,
+                "total_s": s.seconds,
+                "time_to_first_token_s": s.time_to_first_token_s,
+                "tokens_per_s": s.tokens_per_s,
+                "stopped": s.stopped,
+            }
+        self.store.add_message(chat_id, message.role, message.content, stats)
+
+    def list_chats(self) -> list[ChatSummary]:
+        """The store's chats, most recently used first."""
+        return [
+            ChatSummary(str(c.id), c.model_id, c.title or "", c.created_at, c.message_count)
+            for c in self.store.chats(limit=500)
+        ]
+
+    def load_chat(self, chat_id: str) -> ChatRecord:
+        """One chat with its turns, settings and reply figures."""
+        chat = self.store.chat(int(chat_id)) if chat_id.isdigit() else None
+        if chat is None:
+            raise KeyError(chat_id)
+        settings = dict(chat.settings)
+        sampling = Sampling(
+            temperature=float(settings.get("temperature", Sampling.temperature)),
+            top_p=float(settings.get("top_p", Sampling.top_p)),
+            max_new_tokens=int(settings.get("max_new_tokens", Sampling.max_new_tokens)),
+            system_prompt=chat.system or "",
+        )
+        messages = []
+        for m in chat.messages:
+            if m.role == "system":
+                continue
+            stats = dict(m.stats)
+            reply = None
+            if m.role == "assistant" and "new_tokens" in stats:
+                reply = ReplyStats(
+                    tokens=int(stats.get("new_tokens") or 0),
+                    seconds=float(stats.get("total_s") or 0.0),
+                    time_to_first_token_s=stats.get("time_to_first_token_s"),
+                    stopped=bool(stats.get("stopped", False)),
+                    decode_tokens_per_s=stats.get("tokens_per_s"),
+                )
+            messages.append(Message(m.role, m.content, reply))
+        task: Task = chat.task if chat.task in ("chat", "completion", "fill-mask") else "chat"
+        return ChatRecord(
+            model_id=chat.model_id,
+            messages=tuple(messages),
+            sampling=sampling,
+            task=task,
+            title=chat.title or "",
+            id=str(chat.id),
+            created=chat.created_at,
+        )
+
+    def delete_chat(self, chat_id: str) -> None:
+        """The history store keeps every chat."""
+        raise NotImplementedError(
+            "Berth's history keeps every chat; export it, or delete berth.db to start over"
+        )
+
+    def measured_speed(self, model_id: str, host_label: str) -> float | None:
+        """The newest measured decode speed of this model on this host."""
+        for m in self.store.measurements(model_id):
+            if m.host_label == host_label and m.tokens_per_s:
+                return float(m.tokens_per_s)
+        return None

@@ -1,0 +1,250 @@
+"""Deterministic stand-ins for the launch stack: a fake loader, a fake generator and an in-memory store.
+
+Tests, snapshots, the startup bench and `berth tui --demo` use them: the same input always gives the same
+pieces, and nothing here sleeps unless asked to (`piece_delay_s`, `step_delay_s`).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from launcher.host import HostSnapshot
+from launcher.plan import Plan
+from launcher.tui.backend import (
+    ChatRecord,
+    ChatSummary,
+    DownloadProgress,
+    Fallback,
+    LaunchCallback,
+    LaunchCancelledError,
+    Launched,
+    LoadProgress,
+    MaskGuess,
+    Message,
+    Note,
+    PieceCallback,
+    ReplyStats,
+    Sampling,
+)
+from registry.schema import ModelCard, Task
+
+_WORD = re.compile(r"\s*\S+")
+
+
+def canned_reply(messages: Sequence[Message]) -> str:
+    """The fake model's answer: it repeats the last question and shows a little Markdown."""
+    last = next((m.content for m in reversed(messages) if m.role == "user"), "")
+    turns = sum(1 for m in messages if m.role == "user")
+    return (
+        f"You asked: **{' '.join(last.split())}**\n\n"
+        f"This is reply {turns} from the fake model. It streams word by word:\n\n"
+        "- plans come from the real planner\n"
+        "- replies come from this fake\n\n"
+        "```python\nprint('hello from berth')\n```\n\n"
+        "The end."
+    )
+
+
+def pieces(text: str) -> list[str]:
+    """Split a text into word pieces that join back to exactly the text."""
+    found = _WORD.findall(text)
+    rest = text[sum(len(p) for p in found) :]
+    if rest:
+        found.append(rest)
+    return found
+
+
+@dataclass
+class FakeSession:
+    """A generator that streams a canned reply word by word; `stop()` ends it after the current word."""
+
+    model_id: str
+    task: Task = "chat"
+    piece_delay_s: float = 0.0
+    """Pause after each piece, so that a test can press Esc in the middle of a reply."""
+    memory: dict[str, int] = field(default_factory=lambda: {"CPU RAM": 600 * 2**20})
+    replies: list[str] = field(default_factory=list)
+    """Replies to give, in order, before falling back to canned_reply."""
+    calls: list[tuple[str, object]] = field(default_factory=list)
+    """What was asked, for assertions: ('chat', messages) / ('complete', prompt) / ('fill_mask', text)."""
+    clock: Callable[[], float] = time.perf_counter
+    """Where reply timings come from (a counter makes the stats repeatable)."""
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    closed: bool = False
+
+    def _stream(self, text: str, on_piece: PieceCallback, sampling: Sampling) -> ReplyStats:
+        self._stop.clear()
+        start = self.clock()
+        first: float | None = None
+        sent = 0
+        for piece in pieces(text)[: max(sampling.max_new_tokens, 1)]:
+            if self._stop.is_set():
+                break
+            on_piece(piece)
+            sent += 1
+            if first is None:
+                first = self.clock() - start
+            if self.piece_delay_s:
+                self._stop.wait(self.piece_delay_s)
+        return ReplyStats(
+            tokens=sent,
+            seconds=self.clock() - start,
+            time_to_first_token_s=first,
+            stopped=self._stop.is_set(),
+        )
+
+    def chat(self, messages: Sequence[Message], sampling: Sampling, on_piece: PieceCallback) -> ReplyStats:
+        """Stream the next scripted reply, or canned_reply(messages)."""
+        self.calls.append(("chat", tuple(messages)))
+        text = self.replies.pop(0) if self.replies else canned_reply(messages)
+        return self._stream(text, on_piece, sampling)
+
+    def complete(self, prompt: str, sampling: Sampling, on_piece: PieceCallback) -> ReplyStats:
+        """Stream a fixed continuation."""
+        self.calls.append(("complete", prompt))
+        text = self.replies.pop(0) if self.replies else " and then the story went on, one word at a time."
+        return self._stream(text, on_piece, sampling)
+
+    def fill_mask(self, text: str, top_k: int = 5) -> list[MaskGuess]:
+        """Five fixed guesses, most likely first."""
+        self.calls.append(("fill_mask", text))
+        words = ["Paris", "London", "Berlin", "Rome", "Madrid"][:top_k]
+        scores = [0.62, 0.14, 0.09, 0.05, 0.03]
+        return [
+            MaskGuess(w, s, text.replace(self.mask_token, w, 1)) for w, s in zip(words, scores, strict=False)
+        ]
+
+    @property
+    def mask_token(self) -> str:
+        """The fake's mask token."""
+        return "[MASK]"
+
+    def stop(self) -> None:
+        """End the reply after the current piece."""
+        self._stop.set()
+
+    def memory_bytes(self) -> dict[str, int]:
+        """Fixed figures."""
+        return dict(self.memory)
+
+    def close(self) -> None:
+        """Nothing to free."""
+        self.closed = True
+
+
+@dataclass
+class FakeSessionFactory:
+    """A loader that 'downloads' two files in chunks, 'loads' the shards, and returns a FakeSession.
+
+    `gate`, when given, is waited on before loading starts (a test sets it, or cancels first). `fail` makes
+    it raise that error after the download. `fallback` reports a fallback step.
+    """
+
+    step_delay_s: float = 0.0
+    piece_delay_s: float = 0.0
+    gate: threading.Event | None = None
+    fail: Exception | None = None
+    fallback: str | None = None
+    measured_ratio: float = 0.97
+    clock: Callable[[], float] = time.perf_counter
+    sessions: list[FakeSession] = field(default_factory=list)
+    files: tuple[tuple[str, int], ...] = (("config.json", 700), ("model.safetensors", 64 * 2**20))
+
+    def __call__(
+        self,
+        card: ModelCard,
+        plan: Plan,
+        host: HostSnapshot,
+        on_event: LaunchCallback,
+        cancel: threading.Event,
+    ) -> Launched:
+        """Run the fake launch."""
+
+        def step() -> None:
+            if self.step_delay_s:
+                cancel.wait(self.step_delay_s)
+            if cancel.is_set():
+                raise LaunchCancelledError(card.id)
+
+        on_event(Note(f"resolving files of {card.id}"))
+        for name, size in self.files:
+            chunks = 4
+            for i in range(chunks + 1):
+                on_event(DownloadProgress(name, size * i // chunks, size))
+                step()
+        if self.gate is not None:
+            while not self.gate.wait(0.01):
+                if cancel.is_set():
+                    raise LaunchCancelledError(card.id)
+        if self.fail is not None:
+            raise self.fail
+        fallbacks: tuple[str, ...] = ()
+        if self.fallback:
+            on_event(Fallback(self.fallback))
+            fallbacks = (self.fallback,)
+        shards = 3
+        for i in range(shards + 1):
+            on_event(LoadProgress(i, shards, "checkpoint shards"))
+            step()
+        measured = {p.label: int(p.used_bytes * self.measured_ratio) for p in plan.placements}
+        session = FakeSession(
+            card.id, card.task, piece_delay_s=self.piece_delay_s, memory=dict(measured), clock=self.clock
+        )
+        self.sessions.append(session)
+        return Launched(session, plan, measured, fallbacks, load_seconds=1.5)
+
+
+class TickClock:
+    """A clock that advances `step` seconds each time it is read (repeatable reply stats)."""
+
+    def __init__(self, step: float = 0.05) -> None:
+        self.step = step
+        self.now = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            self.now += self.step
+            return self.now
+
+
+class MemoryChatStore:
+    """Chats in a dict; ids and times are counters, so runs are repeatable."""
+
+    def __init__(self, speeds: dict[tuple[str, str], float] | None = None) -> None:
+        self.chats: dict[str, ChatRecord] = {}
+        self.speeds = dict(speeds or {})
+        self._counter = 0
+        self.clock: Callable[[], str] = lambda: f"2025-01-01T00:{self._counter:02d}:00+00:00"
+
+    def save_chat(self, record: ChatRecord) -> str:
+        """Insert or replace."""
+        if record.id is None:
+            self._counter += 1
+            record = replace(record, id=f"chat{self._counter}")
+        chat_id = record.id or ""
+        self.chats[chat_id] = replace(record, created=record.created or self.clock())
+        return chat_id
+
+    def list_chats(self) -> list[ChatSummary]:
+        """Newest first."""
+        rows = [
+            ChatSummary(k, r.model_id, r.title, r.created, len(r.messages)) for k, r in self.chats.items()
+        ]
+        return sorted(rows, key=lambda s: (s.created, s.id), reverse=True)
+
+    def load_chat(self, chat_id: str) -> ChatRecord:
+        """One chat (KeyError if unknown)."""
+        return self.chats[chat_id]
+
+    def delete_chat(self, chat_id: str) -> None:
+        """Forget one chat."""
+        self.chats.pop(chat_id, None)
+
+    def measured_speed(self, model_id: str, host_label: str) -> float | None:
+        """What the test put in `speeds`."""
+        return self.speeds.get((model_id, host_label))

@@ -1,0 +1,1 @@
+"""Screens of the Berth app: browse, plan, launch, chat (and completion / fill-mask), help and modals."""

@@ -1,0 +1,348 @@
+"""Chat (and completion): streaming replies, stop, regenerate, clear, settings, history, per-reply stats.
+
+Generation runs in a thread worker. Pieces come back as messages to this screen and go into a MarkdownStream;
+when the reply ends the stream is stopped and the Markdown is set to the whole reply, so the tail of a
+message is never lost however the stream batched it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.message import Message as TextualMessage
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+from textual.widgets.markdown import MarkdownStream
+
+from launcher import display
+from launcher.tui.backend import ChatRecord, Launched, Message, ReplyStats, Sampling, chat_title
+from launcher.tui.transcript import stats_line
+from launcher.tui.widgets.chat_message import ChatMessage
+from launcher.tui.widgets.prompt_input import PromptInput
+from registry.schema import ModelCard
+
+if TYPE_CHECKING:
+    from launcher.tui.app import BerthApp
+
+#: Seconds between readings of the model's memory for the status line.
+MEMORY_EVERY_S = 2.0
+
+
+class ChatScreen(Screen[None]):
+    """A conversation with a loaded chat model (or a saved one, read-only, when `launched` is None)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "stop", "Stop reply"),
+        Binding("ctrl+r", "regenerate", "Regenerate"),
+        Binding("ctrl+l", "clear", "Clear"),
+        Binding("ctrl+s", "settings", "Settings"),
+        Binding("ctrl+o", "app.chats", "Chats"),
+        Binding("f2", "copy_last", "Copy reply"),
+        Binding("ctrl+b", "browse", "Browse"),
+    ]
+
+    user_label = "You"
+    prompt_placeholder = "Message (Enter sends, ctrl+j new line, ↑ earlier prompts)"
+
+    class Piece(TextualMessage):
+        """A piece of the reply being generated."""
+
+        def __init__(self, text: str, turn: int) -> None:
+            super().__init__()
+            self.text = text
+            self.turn = turn
+
+    class Done(TextualMessage):
+        """The reply ended (finished, stopped, or failed with `error`)."""
+
+        def __init__(self, text: str, stats: ReplyStats | None, turn: int, error: str = "") -> None:
+            super().__init__()
+            self.text = text
+            self.stats = stats
+            self.turn = turn
+            self.error = error
+
+    def __init__(
+        self, card: ModelCard | None, launched: Launched | None, record: ChatRecord | None = None
+    ) -> None:
+        super().__init__()
+        self.card = card
+        self.launched = launched
+        self.model_id = card.id if card else (record.model_id if record else "?")
+        self.record_id: str | None = record.id if record else None
+        self.created = record.created if record else ""
+        self.messages: list[Message] = list(record.messages) if record else []
+        self.sampling = record.sampling if record else Sampling()
+        self.streaming = False
+        self._turn = 0
+        self._reply: ChatMessage | None = None
+        self._stream: MarkdownStream | None = None
+        self._pieces: list[str] = []
+        self.last_stats: ReplyStats | None = None
+
+    @property
+    def berth(self) -> BerthApp:
+        """The app, typed."""
+        return cast("BerthApp", self.app)
+
+    @property
+    def read_only(self) -> bool:
+        """A saved chat whose model is not loaded."""
+        return self.launched is None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield VerticalScroll(id="messages")
+        prompt = PromptInput(self._prompt_history(), id="prompt")
+        prompt.placeholder = self.prompt_placeholder
+        yield prompt
+        yield Static(id="chat-status")
+        yield Footer()
+
+    def _prompt_history(self) -> list[str]:
+        return [m.content for m in self.messages if m.role == "user"]
+
+    async def on_mount(self) -> None:
+        self.sub_title = self._subtitle()
+        container = self.query_one("#messages", VerticalScroll)
+        await container.mount_all(self._bubble(m) for m in self.messages)
+        container.scroll_end(animate=False)
+        prompt = self.query_one("#prompt", PromptInput)
+        if self.read_only:
+            prompt.disabled = True
+            prompt.placeholder = f"Read-only: launch {self.model_id} to continue this chat."
+        else:
+            prompt.focus()
+            self.set_interval(MEMORY_EVERY_S, self._update_status)
+        self._update_status()
+
+    def _subtitle(self) -> str:
+        s = self.sampling
+        mode = "read-only" if self.read_only else f"temperature {s.temperature:g} · top-p {s.top_p:g}"
+        return f"{self.model_id} · {mode}"
+
+    def _bubble(self, message: Message) -> ChatMessage:
+        return ChatMessage(message.role, message.content, message.stats, model=self._speaker_suffix())
+
+    def _speaker_suffix(self) -> str:
+        return ""
+
+    # ------------------------------------------------------------------ status line
+
+    def _update_status(self) -> None:
+        text = Text()
+        if self.launched is not None:
+            memory = self.launched.session.memory_bytes()
+            text.append("memory ", style="bold")
+            text.append(" · ".join(f"{label} {display.gib(n)}" for label, n in memory.items()) or "-")
+        else:
+            text.append("not loaded", style="bold")
+        if self.last_stats is not None:
+            text.append("  │  last reply ", style="bold")
+            text.append(stats_line(self.last_stats))
+        elif self.streaming:
+            text.append("  │  generating…", style="italic")
+        self.query_one("#chat-status", Static).update(text)
+
+    # ------------------------------------------------------------------ sending and streaming
+
+    @on(PromptInput.Submitted, "#prompt")
+    async def _submitted(self, event: PromptInput.Submitted) -> None:
+        if self.streaming:
+            event.prompt.load_text(event.text)
+            self.notify("A reply is still streaming; Esc stops it.", severity="warning", timeout=3)
+            return
+        if self.read_only:
+            return
+        self.messages.append(Message("user", event.text))
+        await self.query_one("#messages", VerticalScroll).mount(ChatMessage("user", event.text))
+        await self._generate()
+
+    async def _generate(self) -> None:
+        """Start a reply to the conversation so far."""
+        assert self.launched is not None
+        self._turn += 1
+        self.streaming = True
+        self.last_stats = None
+        self._pieces = []
+        reply = ChatMessage("assistant", model=self._speaker_suffix())
+        reply.set_waiting(True)
+        self._reply = reply
+        container = self.query_one("#messages", VerticalScroll)
+        await container.mount(reply)
+        container.anchor()
+        self._stream = reply.body.get_stream(reply.body)
+        self._update_status()
+        self._run_generation(self._turn, list(self.messages))
+
+    def _call_session(self, messages: list[Message], on_piece: Callable[[str], None]) -> ReplyStats:
+        assert self.launched is not None
+        return self.launched.session.chat(messages, self.sampling, on_piece)
+
+    @work(thread=True, group="generate")
+    def _run_generation(self, turn: int, messages: list[Message]) -> None:
+        pieces: list[str] = []
+
+        def on_piece(piece: str) -> None:
+            pieces.append(piece)
+            self.post_message(self.Piece(piece, turn))
+
+        try:
+            stats = self._call_session(messages, on_piece)
+        except Exception as error:  # a failed reply is shown in the chat, not raised
+            self.post_message(
+                self.Done("".join(pieces), None, turn, error=str(error) or type(error).__name__)
+            )
+            return
+        self.post_message(self.Done("".join(pieces), stats, turn))
+
+    async def on_chat_screen_piece(self, message: Piece) -> None:
+        if message.turn != self._turn or self._stream is None or self._reply is None:
+            return
+        self._pieces.append(message.text)
+        self._reply.text = "".join(self._pieces)
+        await self._stream.write(message.text)
+
+    async def on_chat_screen_done(self, message: Done) -> None:
+        if message.turn != self._turn or self._reply is None:
+            return
+        reply, stream = self._reply, self._stream
+        self._stream = None
+        if stream is not None:
+            await stream.stop()
+        reply.text = message.text
+        if reply.body.source != message.text:
+            await reply.body.update(message.text)
+        reply.set_waiting(False)
+        reply.set_stats(message.stats)
+        self.streaming = False
+        self.last_stats = message.stats
+        if message.error:
+            self.notify(f"The reply failed: {message.error}", severity="error", timeout=8)
+        if message.text or message.stats is not None:
+            self.messages.append(Message("assistant", message.text, message.stats))
+            self._save()
+        self._update_status()
+
+    def _save(self) -> None:
+        store = self.berth.store
+        if store is None or not self.messages:
+            return
+        self.record_id = store.save_chat(self.current_record())
+        if not self.created:
+            self.created = store.load_chat(self.record_id).created
+
+    def current_record(self) -> ChatRecord:
+        """The conversation as it stands."""
+        return ChatRecord(
+            model_id=self.model_id,
+            messages=tuple(self.messages),
+            sampling=self.sampling,
+            task=self.card.task if self.card else "chat",
+            title=chat_title(self.messages),
+            id=self.record_id,
+            created=self.created,
+            host_label=self.berth.host.label,
+        )
+
+    # ------------------------------------------------------------------ actions
+
+    def action_stop(self) -> None:
+        """Stop the reply being generated (what came so far stays)."""
+        if self.streaming and self.launched is not None:
+            self.launched.session.stop()
+
+    async def action_regenerate(self) -> None:
+        """Drop the last reply and ask again."""
+        if self.streaming or self.read_only:
+            return
+        if not self.messages or self.messages[-1].role != "assistant":
+            self.notify("No reply to regenerate.", timeout=2)
+            return
+        self.messages.pop()
+        bubbles = self.query_one("#messages", VerticalScroll).query(ChatMessage)
+        if bubbles:
+            await bubbles.last().remove()
+        await self._generate()
+
+    async def action_clear(self) -> None:
+        """Start a new conversation (the old one stays in Chats)."""
+        if self.streaming:
+            self.action_stop()
+            return
+        self.messages = []
+        self.record_id = None
+        self.created = ""
+        self.last_stats = None
+        await self.query_one("#messages", VerticalScroll).remove_children()
+        self._update_status()
+        self.notify("New chat.", timeout=2)
+
+    def action_settings(self) -> None:
+        """Edit the system prompt and sampling."""
+        from launcher.tui.screens.settings import SettingsScreen
+
+        self.app.push_screen(SettingsScreen(self.sampling), self._settings_chosen)
+
+    def _settings_chosen(self, sampling: object) -> None:
+        if isinstance(sampling, Sampling):
+            self.sampling = sampling
+            self.sub_title = self._subtitle()
+
+    def action_copy_last(self) -> None:
+        """Copy the last reply."""
+        replies = [m for m in self.messages if m.role == "assistant"]
+        if not replies:
+            self.notify("No reply yet.", timeout=2)
+            return
+        self.app.copy_to_clipboard(replies[-1].content)
+        self.notify(f"Copied {len(replies[-1].content)} characters.", timeout=2)
+
+    def action_browse(self) -> None:
+        """Unload the model and return to Browse."""
+        self.action_stop()
+        if self.launched is not None:
+            self.berth.unload()
+        self.berth.back_to_browse()
+
+    def export(self, fmt: str) -> None:
+        """Write this chat as Markdown or JSON and say where."""
+        if not self.messages:
+            self.notify("Nothing to export yet.", timeout=2)
+            return
+        path = self.berth.export_chat(self.current_record(), fmt)
+        self.notify(f"Exported to {path}", timeout=6)
+
+    def palette_commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+        """Main actions of this screen for the command palette."""
+        return [
+            ("Stop reply", "End the reply being generated", self.action_stop),
+            ("Regenerate last reply", "Ask again", self.action_regenerate),
+            ("Clear chat", "Start a new conversation", self.action_clear),
+            ("Chat settings", "System prompt, temperature, top-p, max new tokens", self.action_settings),
+            ("Copy last reply", "To the clipboard", self.action_copy_last),
+            ("Export chat as Markdown", "Write it under the data folder", lambda: self.export("md")),
+            ("Export chat as JSON", "Write it under the data folder", lambda: self.export("json")),
+            ("Back to Browse", "Unload the model", self.action_browse),
+        ]
+
+
+class CompletionScreen(ChatScreen):
+    """For completion models: each prompt is continued on its own (no chat template, no conversation)."""
+
+    prompt_placeholder = "Text to continue (Enter runs, ctrl+j new line, ↑ earlier prompts)"
+
+    def _call_session(self, messages: list[Message], on_piece: Callable[[str], None]) -> ReplyStats:
+        assert self.launched is not None
+        prompt = next(m.content for m in reversed(messages) if m.role == "user")
+        return self.launched.session.complete(prompt, replace(self.sampling, system_prompt=""), on_piece)
+
+    def _speaker_suffix(self) -> str:
+        return "continuation"

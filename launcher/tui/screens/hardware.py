@@ -1,0 +1,53 @@
+"""The hardware switcher: plan for this machine, a named GPU or server, or any spec typed in."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, OptionList
+from textual.widgets.option_list import Option
+
+from launcher.tui.rows import hardware_presets
+
+if TYPE_CHECKING:
+    from launcher.tui.app import BerthApp
+
+
+class HardwareScreen(ModalScreen[str | None]):
+    """Returns a spec ('' for this machine), or None when dismissed."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def compose(self) -> ComposeResult:
+        app = cast("BerthApp", self.app)
+        presets = hardware_presets(a.id for a in app.catalog.accelerators)
+        with Vertical(id="hardware", classes="dialog"):
+            yield Label("Plan for which hardware?", classes="plan-heading")
+            yield Input(
+                placeholder="type a spec: 2xA100-80GB,ram=512GB · rtx-4090 · cpu,ram=32GB — Enter",
+                id="spec",
+            )
+            yield OptionList(*[Option(p.label, id=p.spec or "-this-") for p in presets], id="presets")
+            yield Label(f"now: {app.host.label}", classes="dim")
+
+    def on_mount(self) -> None:
+        self.query_one("#presets", OptionList).focus()
+
+    @on(Input.Submitted, "#spec")
+    def _typed(self, event: Input.Submitted) -> None:
+        if event.value.strip():
+            self.dismiss(event.value.strip())
+
+    @on(OptionList.OptionSelected, "#presets")
+    def _picked(self, event: OptionList.OptionSelected) -> None:
+        spec = event.option.id or ""
+        self.dismiss("" if spec == "-this-" else spec)
+
+    def action_cancel(self) -> None:
+        """Keep the current hardware."""
+        self.dismiss(None)

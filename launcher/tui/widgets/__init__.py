@@ -1,0 +1,1 @@
+"""Widgets of the Berth app, one per module."""

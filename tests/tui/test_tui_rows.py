@@ -1,0 +1,211 @@
+"""The Browse table's plain logic: filters, sorts, cells, alternatives, presets; bars, rates, transcripts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from launcher.cli.list_cmd import plan_all
+from launcher.plan import Plan, PlanRequest, make_plan
+from launcher.plan_errors import DoesNotFitError
+from launcher.tui.backend import ChatRecord, Message, ReplyStats, Sampling, chat_title
+from launcher.tui.fake import FakeSession, TickClock, canned_reply, pieces
+from launcher.tui.history import FileChatStore
+from launcher.tui.rows import (
+    COLUMNS,
+    COLUMNS_NARROW,
+    BrowseFilter,
+    alternatives,
+    badge,
+    card_warnings,
+    cells,
+    columns_for,
+    hardware_presets,
+    sort_by,
+)
+from launcher.tui.transcript import record_from_dict, record_to_dict, to_markdown
+from launcher.tui.widgets.device_bar import bar_cells
+from launcher.tui.widgets.progress_line import RateMeter, transfer_text
+
+from .tui_helpers import TEST_HOST
+
+
+@pytest.fixture(scope="module")
+def rows(catalog):
+    return plan_all(catalog, TEST_HOST, PlanRequest())
+
+
+def no_measurements(model_id: str) -> float | None:
+    return None
+
+
+def test_every_verdict_has_a_badge(rows):
+    labels = {badge(r.result)[0] for r in rows}
+    assert "GPU" in labels and "no fit" in labels
+    assert labels <= {"GPU", "sharded", "quantized", "offload", "CPU", "disk", "no fit"}
+
+
+def test_filters_combine(rows):
+    chat_fits = BrowseFilter(fits_only=True, task="chat")
+    kept = [r for r in rows if chat_fits.keep(r)]
+    assert kept and all(r.fits and r.card.task == "chat" for r in kept)
+    by_family = [r for r in rows if BrowseFilter(family="smollm2").keep(r)]
+    assert {r.card.family for r in by_family} == {"smollm2"}
+    by_licence = [r for r in rows if BrowseFilter(license="mit").keep(r)]
+    assert by_licence and all(r.card.license == "mit" for r in by_licence)
+    searched = [r for r in rows if BrowseFilter(search="  SmolLM2 ").keep(r)]
+    assert searched and all("smollm2" in r.card.id.lower() for r in searched)
+    assert not BrowseFilter().active and BrowseFilter(search="x").active
+
+
+@pytest.mark.parametrize("column", [c.key for c in COLUMNS])
+def test_sort_by_every_column_and_reverse(rows, column):
+    ordered = sort_by(rows, column, False, no_measurements)
+    assert sorted(r.card.id for r in ordered) == sorted(r.card.id for r in rows)
+    assert sort_by(rows, column, True, no_measurements) == ordered[::-1]
+
+
+def test_sort_by_fit_puts_gpu_first_and_no_fit_last(rows):
+    ordered = sort_by(rows, "fit", False, no_measurements)
+    assert badge(ordered[0].result)[0] == "GPU"
+    assert badge(ordered[-1].result)[0] == "no fit"
+
+
+def test_measured_speed_replaces_the_estimate(rows):
+    row = next(r for r in rows if r.card.id == "HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert cells(row, no_measurements)["speed"].startswith("~")
+    assert cells(row, lambda _id: 12.5)["speed"] == "12.5"
+    fastest = sort_by(rows, "speed", False, lambda i: 1e9 if i == row.card.id else None)[0]
+    assert fastest.card.id == row.card.id
+
+
+def test_narrow_cells_drop_the_organisation_and_free_memory(rows):
+    row = next(r for r in rows if r.card.id == "HuggingFaceTB/SmolLM2-135M-Instruct")
+    wide, narrow = cells(row, no_measurements), cells(row, no_measurements, narrow=True)
+    assert wide["model"] == row.card.id and narrow["model"] == "SmolLM2-135M-Instruct"
+    assert " / " in wide["memory"] and " / " not in narrow["memory"]
+    assert columns_for(80) == COLUMNS_NARROW and columns_for(200) == COLUMNS
+
+
+def test_alternatives_cover_each_precision_and_explain_impossible_ones(catalog):
+    card = catalog.get("h2oai/h2o-danube3-4b-chat")
+    alts = {a.label: a for a in alternatives(card, TEST_HOST, PlanRequest(), make_plan)}
+    assert list(alts) == ["bf16", "fp16", "fp32", "int8", "nf4"]
+    assert isinstance(alts["nf4"].result, Plan) and alts["nf4"].result.precision.quant == "nf4"
+    assert alts["fp32"].result is not None and alts["fp32"].result.precision.dtype == "float32"
+    from .tui_helpers import SMALL_HOST
+
+    on_cpu = {a.label: a for a in alternatives(card, SMALL_HOST, PlanRequest(), make_plan)}
+    assert on_cpu["int8"].result is None and "NVIDIA" in on_cpu["int8"].problem
+
+
+def test_card_warnings(catalog):
+    gated = next(c for c in catalog.models if c.gated)
+    assert any("gated" in w for w in card_warnings(gated))
+    plain = catalog.get("HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert card_warnings(plain) == []
+
+
+def test_hardware_presets_start_with_this_machine(catalog):
+    presets = hardware_presets(a.id for a in catalog.accelerators)
+    assert presets[0].spec == "" and presets[0].label == "this machine"
+    assert any(p.spec == "rtx-4090" for p in presets)
+    assert any(p.spec == "8xh100-sxm" for p in presets)
+
+
+def test_device_bar_cells_fill_the_width_and_keep_every_part_visible(catalog):
+    plan = make_plan(catalog.get("h2oai/h2o-danube3-4b-chat"), TEST_HOST)
+    assert isinstance(plan, Plan)
+    placement = plan.placements[0]
+    for width in (10, 40, 117):
+        parts = bar_cells(placement, width)
+        assert sum(count for count, _ in parts) == width
+        assert all(count >= 1 for count, _ in parts[:3])
+    big = make_plan(catalog.get("deepseek-ai/DeepSeek-V3"), TEST_HOST, explain=False)
+    assert isinstance(big, DoesNotFitError)
+
+
+def test_rate_meter_and_transfer_text():
+    meter = RateMeter(window_s=5)
+    assert meter.rate is None
+    meter.add(0.0, 0)
+    meter.add(2.0, 200 * 2**20)
+    assert meter.rate == pytest.approx(100 * 2**20)
+    assert meter.eta(300 * 2**20) == pytest.approx(3.0)
+    text = transfer_text(200 * 2**20, 2**30, meter.rate, meter.eta(2**30 - 200 * 2**20))
+    assert text.startswith("200 MiB / 1.0 GiB") and "100 MiB/s" in text and "left" in text
+    assert transfer_text(2**30, 2**30, None, None).endswith("done")
+
+
+def test_fake_pieces_join_back_exactly():
+    text = canned_reply([Message("user", "hi  there\n")])
+    assert "".join(pieces(text)) == text
+    assert "".join(pieces("  a b\n\n")) == "  a b\n\n"
+
+
+def test_fake_session_streams_and_stops():
+    session = FakeSession("m", clock=TickClock(0.1))
+    got: list[str] = []
+
+    def on_piece(piece: str) -> None:
+        got.append(piece)
+        if len(got) == 3:
+            session.stop()
+
+    stats = session.chat([Message("user", "q")], Sampling(), on_piece)
+    assert len(got) == 3 and stats.tokens == 3 and stats.stopped
+    assert stats.time_to_first_token_s == pytest.approx(0.1)
+    assert stats.tokens_per_s is not None and stats.tokens_per_s > 0
+
+
+def test_reply_stats_rate():
+    assert ReplyStats(tokens=0, seconds=1.0).tokens_per_s is None
+    assert ReplyStats(tokens=11, seconds=1.5, time_to_first_token_s=0.5).tokens_per_s == pytest.approx(10.0)
+
+
+def test_transcript_round_trip_and_markdown():
+    record = ChatRecord(
+        model_id="org/model",
+        messages=(
+            Message("user", "Hello?"),
+            Message("assistant", "**Hi.**", ReplyStats(5, 0.5, 0.1)),
+        ),
+        sampling=Sampling(temperature=0.2, system_prompt="Be brief."),
+        title="Hello?",
+        id="abc",
+        created="2025-01-01T00:00:00+00:00",
+        host_label="test box",
+    )
+    again = record_from_dict(json.loads(json.dumps(record_to_dict(record))))
+    assert again == record
+    markdown = to_markdown(record)
+    assert markdown.startswith("# Hello?\n")
+    assert "## System\n\nBe brief." in markdown and "## Assistant\n\n**Hi.**" in markdown
+    assert "5 tokens" in markdown
+    assert chat_title([Message("user", " a\nb ")]) == "a b"
+    assert chat_title([]) == "(empty chat)"
+
+
+def test_file_store_saves_lists_loads_deletes_and_measures(tmp_path):
+    clock_values = iter(["2025-01-01T10:00:00+00:00", "2025-01-02T10:00:00+00:00"])
+    store = FileChatStore(tmp_path / "chats", clock=lambda: next(clock_values))
+    assert store.list_chats() == []
+    slow = ReplyStats(tokens=21, seconds=2.0, time_to_first_token_s=0.0)
+    first = store.save_chat(
+        ChatRecord("org/a", (Message("user", "one"), Message("assistant", "x", slow)), host_label="box")
+    )
+    second = store.save_chat(ChatRecord("org/b", (Message("user", "two"),)))
+    listed = store.list_chats()
+    assert [c.id for c in listed] == [second, first]
+    loaded = store.load_chat(first)
+    assert loaded.messages[1].stats == slow and loaded.created == "2025-01-01T10:00:00+00:00"
+    store.save_chat(loaded)  # replacing keeps the id and time
+    assert len(store.list_chats()) == 2
+    assert store.measured_speed("org/a", "box") == pytest.approx(10.0)
+    assert store.measured_speed("org/a", "elsewhere") is None
+    store.delete_chat(first)
+    with pytest.raises(KeyError):
+        store.load_chat(first)
+    with pytest.raises(KeyError):
+        store.load_chat("../escape")
