@@ -361,7 +361,11 @@ class SqliteChatStore:
                     decode_tokens_per_s=stats.get("tokens_per_s"),
                 )
             messages.append(Message(m.role, m.content, reply))
-        task: Task = chat.task if chat.task in ("chat", "completion", "fill-mask") else "chat"
+        task: Task = "chat"
+        if chat.task == "completion":
+            task = "completion"
+        elif chat.task == "fill-mask":
+            task = "fill-mask"
         return ChatRecord(
             model_id=chat.model_id,
             messages=tuple(messages),

@@ -60,7 +60,6 @@ def scripted_session(task: str = "chat", replies=(("Hello", ",", " world", "."),
 
 def test_session_adapter_sends_the_screens_conversation(tmp_path):
     from launcher.store import Store
-
     from launcher.tui.adapters import LaunchStackSession
 
     long_reply = tuple(f" w{i}" for i in range(10))
@@ -112,7 +111,6 @@ def test_session_adapter_stops_completes_and_fills_masks():
 
 def test_sqlite_store_saves_appends_forks_and_measures(tmp_path):
     from launcher.store import Store
-
     from launcher.tui.adapters import SqliteChatStore
 
     db = Store(tmp_path / "berth.db")
@@ -164,11 +162,10 @@ def smollm2_gguf() -> Path:
 
 @pytest.mark.slow
 async def test_real_smollm2_launches_in_the_app_and_replies(catalog, smollm2_gguf, tmp_path):
-    from launcher.source import resolve_source
-    from launcher.store import Store
-
     from launcher.plan import Plan, PlanRequest, make_plan
     from launcher.probe import probe_host
+    from launcher.source import resolve_source
+    from launcher.store import Store
     from launcher.tui.adapters import LaunchStackFactory, SqliteChatStore
     from launcher.tui.app import build_app
     from launcher.tui.screens.chat import ChatScreen
