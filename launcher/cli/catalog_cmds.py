@@ -169,4 +169,61 @@ def validate_command(file: str | None, as_json: bool) -> None:
         raise SystemExit(EXIT_USAGE)
 
 
+@click.command("add")
+@click.argument("path_or_repo")
+@click.option(
+    "--id", "model_id", default=None, help="Catalog id for it (default: local/<folder or file name>)."
+)
+@click.option("--alias", "aliases", multiple=True, help="A short name to type (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the new entry as JSON.")
+@click.pass_context
+def add_command(
+    ctx: click.Context, path_or_repo: str, model_id: str | None, aliases: tuple[str, ...], as_json: bool
+) -> None:
+    """Add a model to your overlay from a local folder (config.json + safetensors), a GGUF file, or a Hub
+    repo already in your Hugging Face cache."""
+    from registry.errors import ImportModelError
+    from registry.importer import card_from_dir, card_from_gguf
+    from registry.overlay import add_to_overlay
+    from registry.userdirs import overlay_path
+
+    path = Path(path_or_repo).expanduser()
+    if path.is_file():
+        card = card_from_gguf(path, model_id)
+    elif path.is_dir():
+        card = card_from_dir(path, model_id)
+    elif "/" in path_or_repo and not path_or_repo.startswith((".", "/", "~")):
+        snapshot = _cached_repo(path_or_repo)
+        if snapshot is None:
+            raise ImportModelError(
+                f"{path_or_repo} is not in your Hugging Face cache. Download it first "
+                f"(`hf download {path_or_repo}`), then run this again, or add a local folder or GGUF file"
+            )
+        card = card_from_dir(snapshot, model_id or path_or_repo)
+        card = card.model_copy(update={"source": f"https://huggingface.co/{path_or_repo}"})
+    else:
+        raise ImportModelError(f"{path_or_repo}: no such folder or file")
+    if aliases:
+        card = card.model_copy(update={"aliases": list(aliases)})
+    get_catalog(ctx)  # the shipped catalog must load before we add to it
+    target = add_to_overlay(card, overlay_path())
+    if as_json:
+        echo_json({"overlay": str(target), "model": card_summary(card)})
+        return
+    click.echo(f"Added {card.id} ({display.params(card.params)} parameters, {card.task}) to {target}.")
+    click.echo(f"Next: berth plan {card.id}")
+
+
+def _cached_repo(repo: str) -> Path | None:
+    """The newest snapshot folder of a Hub repo in the local cache, if any."""
+    from launcher.download import hub_cache
+
+    snapshots = hub_cache() / f"models--{repo.replace('/', '--')}" / "snapshots"
+    if not snapshots.is_dir():
+        return None
+    folders = sorted((p for p in snapshots.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    return folders[-1] if folders else None
+
+
 catalog_group.add_command(validate_command)
+catalog_group.add_command(add_command)
