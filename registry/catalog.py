@@ -219,22 +219,34 @@ def _section(raw: dict[str, Any], name: str, path: Path) -> list[Any]:
     return items
 
 
+_Entry = tuple[Any, Path, tuple[Any, ...]]
+"""A raw entry, the file it (last) came from, and its place there (section, index)."""
+
+
+def _merged_entries(
+    raw: dict[str, Any], path: Path, overlay: dict[str, Any] | None, overlay_path_: Path | None, section: str
+) -> list[_Entry]:
+    """The section's entries with the overlay's applied: same id merges field by field, new ids append."""
+    entries: list[_Entry] = [
+        (item, path, (section, i)) for i, item in enumerate(_section(raw, section, path))
+    ]
+    if overlay is None or overlay_path_ is None:
+        return entries
+    by_id = {item.get("id"): n for n, (item, _, _) in enumerate(entries) if isinstance(item, dict)}
+    for i, item in enumerate(_section(overlay, section, overlay_path_)):
+        loc = (section, i)
+        if isinstance(item, dict) and item.get("id") in by_id:
+            n = by_id[item["id"]]
+            entries[n] = (_merge(entries[n][0], item), overlay_path_, loc)
+        else:
+            entries.append((item, overlay_path_, loc))
+    return entries
+
+
 def _validated_models(
     raw: dict[str, Any], path: Path, overlay: dict[str, Any] | None, overlay_path_: Path | None
 ) -> list[ModelCard]:
-    base_items = _section(raw, "models", path)
-    entries: list[tuple[Any, Path, tuple[Any, ...]]] = [
-        (item, path, ("models", i)) for i, item in enumerate(base_items)
-    ]
-    if overlay is not None and overlay_path_ is not None:
-        by_id = {item.get("id"): n for n, (item, _, _) in enumerate(entries) if isinstance(item, dict)}
-        for i, item in enumerate(_section(overlay, "models", overlay_path_)):
-            loc = ("models", i)
-            if isinstance(item, dict) and item.get("id") in by_id:
-                n = by_id[item["id"]]
-                entries[n] = (_merge(entries[n][0], item), overlay_path_, loc)
-            else:
-                entries.append((item, overlay_path_, loc))
+    entries = _merged_entries(raw, path, overlay, overlay_path_, "models")
     cards: list[ModelCard] = []
     owners: dict[str, tuple[str, Path, tuple[Any, ...]]] = {}
     ids: set[str] = set()
@@ -268,16 +280,7 @@ def _validated_models(
 def _validated_accelerators(
     raw: dict[str, Any], path: Path, overlay: dict[str, Any] | None, overlay_path_: Path | None
 ) -> list[Accelerator]:
-    items = [(item, path, ("accelerators", i)) for i, item in enumerate(_section(raw, "accelerators", path))]
-    if overlay is not None and overlay_path_ is not None:
-        by_id = {item.get("id"): n for n, (item, _, _) in enumerate(items) if isinstance(item, dict)}
-        for i, item in enumerate(_section(overlay, "accelerators", overlay_path_)):
-            loc = ("accelerators", i)
-            if isinstance(item, dict) and item.get("id") in by_id:
-                n = by_id[item["id"]]
-                items[n] = (_merge(items[n][0], item), overlay_path_, loc)
-            else:
-                items.append((item, overlay_path_, loc))
+    items = _merged_entries(raw, path, overlay, overlay_path_, "accelerators")
     result: list[Accelerator] = []
     seen: dict[str, str] = {}
     for item, where, loc in items:

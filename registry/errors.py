@@ -37,30 +37,31 @@ class CatalogError(RegistryError, ValueError):
         return f"{where}{field}{self.message}{hint}"
 
 
-class UnknownModelError(RegistryError, KeyError):
+class _UnknownNameError(RegistryError, KeyError):
+    """A name the catalog does not know, with the closest names it does."""
+
+    kind = "name"
+
+    def __init__(self, query: str, suggestions: Sequence[str] = ()) -> None:
+        self.query = query
+        self.suggestions = list(suggestions)
+        super().__init__(query)
+
+    def __str__(self) -> str:
+        hint = f"; did you mean {', '.join(self.suggestions)}?" if self.suggestions else ""
+        return f"unknown {self.kind} '{self.query}'{hint}"
+
+
+class UnknownModelError(_UnknownNameError):
     """A model name that is not a catalog id, alias or local path."""
 
-    def __init__(self, query: str, suggestions: Sequence[str] = ()) -> None:
-        self.query = query
-        self.suggestions = list(suggestions)
-        super().__init__(query)
-
-    def __str__(self) -> str:
-        hint = f"; did you mean {', '.join(self.suggestions)}?" if self.suggestions else ""
-        return f"unknown model '{self.query}'{hint}"
+    kind = "model"
 
 
-class UnknownAcceleratorError(RegistryError, KeyError):
+class UnknownAcceleratorError(_UnknownNameError):
     """A GPU name that is not in the catalog's accelerators."""
 
-    def __init__(self, query: str, suggestions: Sequence[str] = ()) -> None:
-        self.query = query
-        self.suggestions = list(suggestions)
-        super().__init__(query)
-
-    def __str__(self) -> str:
-        hint = f"; did you mean {', '.join(self.suggestions)}?" if self.suggestions else ""
-        return f"unknown accelerator '{self.query}'{hint}"
+    kind = "accelerator"
 
 
 class UnsupportedArchitectureError(RegistryError, ValueError):
