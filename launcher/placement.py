@@ -1,0 +1,405 @@
+"""Placing a model's blocks on devices for one rung of the planner's ladder, and what that costs in time.
+
+`try_rung` sizes every block (weights in the rung's precision, plus its layer's KV cache) and fills devices in
+forward order as accelerate's infer_auto_device_map does: GPUs (balanced when several share the work), then
+RAM, then disk, a tied output layer joining its embedding. Offloaded blocks are streamed to the main device to
+run, so it keeps room for the largest of them and for their KV cache. `attempt_speed` turns the placement
+into roofline stages for `launcher.speed`. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from launcher.host import CpuInfo, GpuInfo, HostSnapshot
+from launcher.speed import CPU_BF16_EMULATION_FACTOR, SpeedEstimate, Stage, estimate_speed
+from registry.memory import (
+    ALLOCATOR_SLACK,
+    DTYPE_BYTES,
+    Precision,
+    activation_bytes,
+    block_weight_bytes,
+    kv_cache_bytes,
+    runtime_bytes,
+)
+from registry.params import Block, Layout
+from registry.schema import Architecture, Dtype, ModelCard
+
+Strategy = Literal["gpu", "sharded", "quantized", "offload", "cpu", "disk"]
+DeviceName = str  # "cuda:0", "cpu", "disk"
+
+#: Share of each GPU's total memory left unused for other processes and allocator spikes.
+GPU_HEADROOM_FRACTION = 0.02
+#: RAM left to the operating system and other programs when weights live in RAM.
+RAM_HEADROOM_BYTES = 1 * 2**30
+#: Disk space left free when offloading weights there.
+DISK_HEADROOM_BYTES = 1 * 2**30
+#: Figures for a GPU the catalog does not know (a mid-range card).
+UNKNOWN_GPU_BANDWIDTH = 400 * 10**9
+UNKNOWN_GPU_TFLOPS = 50.0
+#: leaves its last GPU light).
+BALANCE_BUFFER_BLOCKS = 0.5
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What one device holds: blocks, their bytes, and what is left free."""
+
+    device: DeviceName
+    label: str
+    """'GPU 0 (NVIDIA GeForce RTX 4090)', 'CPU RAM', 'disk'."""
+    blocks: tuple[str, ...]
+    layers: tuple[int, int] | None
+    """First and last decoder layer index held here (inclusive), if any."""
+    weights_bytes: int
+    kv_cache_bytes: int
+    overhead_bytes: int
+    """Runtime floor, activation peak, streamed-layer buffer and allocator slack."""
+    budget_bytes: int
+    """Memory free on the device before loading."""
+    weights_budget_bytes: int = 0
+    """What the plan allowed this device's weights (from_pretrained's max_memory for the same split)."""
+
+    @property
+    def used_bytes(self) -> int:
+        """Everything the plan puts on this device."""
+        return self.weights_bytes + self.kv_cache_bytes + self.overhead_bytes
+
+    @property
+    def free_after_bytes(self) -> int:
+        """Memory left once loaded and generating at the planned context."""
+        return self.budget_bytes - self.used_bytes
+
+
+# --------------------------------------------------------------------------- sizing
+
+
+@dataclass(frozen=True)
+class _Sized:
+    block: Block
+    weights: int
+    kv: int
+    layer: int | None
+
+    @property
+    def resident(self) -> int:
+        return self.weights + self.kv
+
+
+def _sized_blocks(
+    card: ModelCard, lay: Layout, precision: Precision, context: int, batch: int
+) -> list[_Sized]:
+    per_layer_kv = _per_layer_kv(card, context, batch, precision.dtype)
+    sized = []
+    layer_index = 0
+    for block in lay.blocks:
+        weights = block_weight_bytes(block, precision)
+        if block.role == "layer":
+            sized.append(_Sized(block, weights, per_layer_kv[layer_index], layer_index))
+            layer_index += 1
+        else:
+            sized.append(_Sized(block, weights, 0, None))
+    return sized
+
+
+def _per_layer_kv(card: ModelCard, context: int, batch: int, dtype: Dtype) -> list[int]:
+    arch = card.architecture
+    if card.task == "fill-mask":
+        return [0] * arch.num_layers
+    full = kv_cache_bytes(card.model_copy(update={"architecture": _no_window(card)}), context, batch, dtype)
+    per_full_layer = full // arch.num_layers
+    result = []
+    for i in range(arch.num_layers):
+        sliding = arch.sliding_window is not None and (
+            arch.global_attention_every is None or (i + 1) % arch.global_attention_every != 0
+        )
+        kept = min(context, arch.sliding_window) if sliding and arch.sliding_window else context
+        result.append(per_full_layer * kept // context)
+    return result
+
+
+def _no_window(card: ModelCard) -> Architecture:
+    return card.architecture.model_copy(update={"sliding_window": None, "global_attention_every": None})
+
+
+# --------------------------------------------------------------------------- placing blocks
+
+
+@dataclass
+class _Bin:
+    device: DeviceName
+    budget: int
+    """Bytes available for resident blocks (weights + their KV) after reserves."""
+    used: int = 0
+    items: list[_Sized] = field(default_factory=list)
+
+
+def _fill(sized: Sequence[_Sized], bins: Sequence[_Bin], charge_kv: Sequence[bool]) -> bool:
+    """Greedy, in forward order, as accelerate's infer_auto_device_map: a tied head joins its embedding."""
+    index = 0
+    owner: dict[str, int] = {}
+    for item in sized:
+        tied = item.block.tied_to
+        if tied is not None and tied in owner:
+            b = owner[tied]
+            bins[b].items.append(item)
+            bins[b].used += item.weights
+            owner[item.block.name] = b
+            continue
+        while index < len(bins):
+            cost = item.weights + (item.kv if charge_kv[index] else 0)
+            if bins[index].used + cost <= bins[index].budget:
+                bins[index].items.append(item)
+                bins[index].used += cost
+                owner[item.block.name] = index
+                break
+            index += 1
+        else:
+            return False
+    return True
+
+
+def gpu_reserve(
+    card: ModelCard, gpu: GpuInfo, context: int, batch: int, dtype: Dtype, headroom: bool = True
+) -> int:
+    """Memory a GPU that runs layers needs besides weights and KV: runtime floor, activations (and the
+    headroom Berth leaves free, which is kept out of the budget but is not 'used')."""
+    kept_free = int(gpu.total_bytes * GPU_HEADROOM_FRACTION) if headroom else 0
+    return runtime_bytes("cuda") + activation_bytes(card, context, batch, dtype) + kept_free
+
+
+def _balanced_budgets(total: int, capacities: Sequence[int], largest: int) -> list[int]:
+    """Per-GPU budgets proportional to capacity plus a buffer, the last GPU keeping all of its capacity."""
+    whole = sum(capacities)
+    buffer = int(BALANCE_BUFFER_BLOCKS * largest)
+    budgets = [min(cap, total * cap // max(whole, 1) + buffer) for cap in capacities]
+    budgets[-1] = capacities[-1]
+    return budgets
+
+
+# --------------------------------------------------------------------------- rungs
+
+
+@dataclass(frozen=True)
+class Rung:
+    strategy: Strategy
+    precision: Precision
+    gpus: tuple[GpuInfo, ...]
+    cpu: bool
+    disk: bool
+
+
+@dataclass(frozen=True)
+class Attempt:
+    rung: Rung
+    placements: tuple[Placement, ...] | None
+    needed: int
+    available: int
+    device_map: dict[str, int | str]
+
+
+def gpu_label(gpu: GpuInfo) -> str:
+    return f"GPU {gpu.index} ({gpu.name})"
+
+
+def gpus_label(gpus: Sequence[GpuInfo]) -> str:
+    names = sorted({g.name for g in gpus})
+    indexes = [g.index for g in gpus]
+    span = (
+        f"{indexes[0]}–{indexes[-1]}"
+        if indexes == list(range(indexes[0], indexes[-1] + 1))
+        else ",".join(map(str, indexes))
+    )
+    return f"{len(gpus)} GPUs {span} ({' + '.join(names)})"
+
+
+def try_rung(
+    card: ModelCard, lay: Layout, host: HostSnapshot, rung: Rung, context: int, batch: int
+) -> Attempt:
+    """Place every block for one rung; report what it needs and what is there either way."""
+    precision = rung.precision
+    sized = _sized_blocks(card, lay, precision, context, batch)
+    weights_total = sum(s.weights for s in sized)
+    kv_total = sum(s.kv for s in sized)
+    largest = max((s.weights for s in sized if s.block.role == "layer"), default=0)
+    slack = lambda n: int(n * ALLOCATOR_SLACK)  # noqa: E731
+
+    gpu_caps = [g.usable_bytes - gpu_reserve(card, g, context, batch, precision.dtype) for g in rung.gpus]
+    ram_floor = runtime_bytes("cpu") + RAM_HEADROOM_BYTES
+    ram_cap = host.ram_available_bytes - ram_floor
+    if not rung.gpus:
+        ram_cap -= activation_bytes(card, context, batch, precision.dtype, "cpu")
+    disk_cap = (host.disk_free_bytes or 0) - DISK_HEADROOM_BYTES
+
+    offloading = (rung.cpu and bool(rung.gpus)) or rung.disk
+    needed = weights_total + kv_total + slack(weights_total + kv_total)
+    available = sum(max(c, 0) for c in gpu_caps) + (max(ram_cap, 0) if rung.cpu else 0)
+    available += max(disk_cap, 0) if rung.disk else 0
+
+    # Streaming offloaded layers needs room for the largest one on the main device, and the KV cache of
+    # offloaded layers lives there too (they execute on the main device). Iterate until that reserve settles.
+    main_reserve = 0
+    for _ in range(6):
+        bins: list[_Bin] = []
+        charge: list[bool] = []
+        for i, gpu in enumerate(rung.gpus):
+            cap = gpu_caps[i] - (main_reserve if i == 0 else 0)
+            bins.append(_Bin(f"cuda:{gpu.index}", int(cap / (1 + ALLOCATOR_SLACK))))
+            charge.append(True)
+        if len(rung.gpus) > 1 and not offloading:
+            caps = [b.budget for b in bins]
+            resident = sum(s.resident for s in sized)
+            for b, budget in zip(bins, _balanced_budgets(resident, caps, largest), strict=True):
+                b.budget = budget
+        if rung.cpu:
+            cap = ram_cap - (main_reserve if not rung.gpus else 0)
+            bins.append(_Bin("cpu", int(cap / (1 + ALLOCATOR_SLACK))))
+            charge.append(not rung.gpus)
+        if rung.disk:
+            bins.append(_Bin("disk", max(disk_cap, 0)))
+            charge.append(False)
+        if any(b.budget < 0 for b in bins[: len(rung.gpus)]):
+            return Attempt(rung, None, needed, available, {})
+        if not _fill(sized, bins, charge):
+            return Attempt(rung, None, needed, available, {})
+        if not offloading:
+            break
+        # Blocks on uncharged bins (RAM behind a GPU, disk) are streamed to the main device to run there.
+        streamed = [s for i, b in enumerate(bins) if not charge[i] for s in b.items]
+        want = max((s.weights for s in streamed), default=0) + sum(s.kv for s in streamed)
+        if want <= main_reserve:
+            break
+        main_reserve = want
+    else:  # pragma: no cover - the reserve grows monotonically and settles well within six rounds
+        return Attempt(rung, None, needed, available, {})
+
+    placements = []
+    device_map: dict[str, int | str] = {}
+    for i, b in enumerate(bins):
+        if not b.items and b.device != "cuda:0" and not (b.device == "cpu" and not rung.gpus):
+            continue
+        weights = sum(s.weights for s in b.items)
+        kv = sum(s.kv for s in b.items) if charge[i] else 0
+        layers = [s.layer for s in b.items if s.layer is not None]
+        if b.device.startswith("cuda:"):
+            gpu = rung.gpus[i]
+            overhead = gpu_reserve(card, gpu, context, batch, precision.dtype, headroom=False)
+            overhead += slack(weights + kv)
+            if i == 0 and offloading:
+                overhead += main_reserve
+            label, budget = gpu_label(gpu), gpu.usable_bytes
+            key: int | str = gpu.index
+        elif b.device == "cpu":
+            overhead = runtime_bytes("cpu") + slack(weights + kv)
+            if not rung.gpus:
+                overhead += activation_bytes(card, context, batch, precision.dtype, "cpu")
+                overhead += main_reserve if rung.disk else 0
+            label, budget, key = "CPU RAM", host.ram_available_bytes, "cpu"
+        else:
+            overhead, label, budget, key = 0, "disk", host.disk_free_bytes or 0, "disk"
+        placements.append(
+            Placement(
+                device=b.device,
+                label=label,
+                blocks=tuple(s.block.name for s in b.items),
+                layers=(min(layers), max(layers)) if layers else None,
+                weights_bytes=weights,
+                kv_cache_bytes=kv,
+                overhead_bytes=overhead,
+                budget_bytes=budget,
+                weights_budget_bytes=b.budget - (sum(s.kv for s in b.items) if charge[i] else 0),
+            )
+        )
+        for s in b.items:
+            device_map[s.block.name] = key
+    return Attempt(rung, tuple(placements), needed, available, device_map)
+
+
+def attempt_speed(
+    card: ModelCard,
+    lay: Layout,
+    host: HostSnapshot,
+    attempt: Attempt,
+    context: int,
+    batch: int,
+    prompt_tokens: int,
+) -> SpeedEstimate:
+    assert attempt.placements is not None
+    precision = attempt.rung.precision
+    by_name = {b.name: b for b in lay.blocks}
+    gpus = {f"cuda:{g.index}": g for g in attempt.rung.gpus}
+    stages: list[Stage] = []
+    streamed_params = 0
+    pcie_bytes = 0
+    for p in attempt.placements:
+        blocks = [by_name[n] for n in p.blocks]
+        full = sum(block_weight_bytes(b, precision) for b in blocks)
+        active = sum(block_weight_bytes(b, precision) * b.active // max(b.total, 1) for b in blocks)
+        active_params = sum(b.active for b in blocks)
+        if p.device in gpus:
+            gpu = gpus[p.device]
+            stages.append(
+                Stage(
+                    "gpu",
+                    bytes_per_token=active + p.kv_cache_bytes,
+                    bandwidth_bytes_per_s=gpu.bandwidth_bytes_per_s or UNKNOWN_GPU_BANDWIDTH,
+                    flops=(gpu.bf16_tflops or UNKNOWN_GPU_TFLOPS) * 1e12,
+                    active_params=active_params,
+                )
+            )
+        elif p.device == "cpu" and not gpus:
+            cpu: CpuInfo = host.cpu
+            stages.append(
+                Stage(
+                    "cpu",
+                    bytes_per_token=active + p.kv_cache_bytes,
+                    bandwidth_bytes_per_s=cpu.memory_bandwidth_bytes_per_s,
+                    flops=float(cpu.flops),
+                    active_params=active_params,
+                    slowdown=1.0
+                    if precision.dtype != "bfloat16" or cpu.fast_bf16
+                    else CPU_BF16_EMULATION_FACTOR,
+                )
+            )
+        elif p.device == "cpu":
+            # accelerate copies each CPU-offloaded block to the GPU for every forward pass, all experts included.
+            pcie_bytes += full
+            streamed_params += active_params
+        else:  # disk
+            stages.append(Stage("disk", full, host.disk_bandwidth_bytes_per_s, prefill_bytes=full))
+            if gpus:
+                pcie_bytes += full
+            streamed_params += active_params
+    if pcie_bytes:
+        first_gpu = attempt.rung.gpus[0]
+        stages.append(
+            Stage("pcie", pcie_bytes, first_gpu.pcie_bandwidth_bytes_per_s, prefill_bytes=pcie_bytes)
+        )
+    if streamed_params:
+        # Streamed blocks are computed on the main device.
+        main = next(i for i, s in enumerate(stages) if s.kind in ("gpu", "cpu"))
+        stages[main] = replace(stages[main], active_params=stages[main].active_params + streamed_params)
+    file_bytes = card.params * DTYPE_BYTES[card.native_dtype]
+    return estimate_speed(
+        stages,
+        precision.quant,
+        file_bytes=file_bytes,
+        disk_bandwidth_bytes_per_s=host.disk_bandwidth_bytes_per_s,
+        batch=batch,
+        prompt_tokens=prompt_tokens,
+    )
+
+
+def describe(attempt: Attempt) -> str:
+    rung = attempt.rung
+    where = {
+        "gpu": lambda: gpu_label(rung.gpus[0]),
+        "sharded": lambda: gpus_label(rung.gpus),
+        "quantized": lambda: gpu_label(rung.gpus[0]) if len(rung.gpus) == 1 else gpus_label(rung.gpus),
+        "offload": lambda: "GPU + CPU RAM",
+        "cpu": lambda: "CPU RAM",
+        "disk": lambda: "GPU + RAM + disk" if rung.gpus else "RAM + disk",
+    }[rung.strategy]()
+    return f"{rung.precision.label} on {where}"

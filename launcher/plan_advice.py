@@ -1,0 +1,161 @@
+"""When nothing fits: how much is needed against what is free, and the nearest ways out (shorter context,
+a quantization, offload, the smallest named hardware that holds it). Pure: no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from launcher.display import gib
+from launcher.host import GpuInfo, HostSnapshot
+from launcher.placement import Attempt, describe
+from launcher.plan_errors import DoesNotFitError, PlanRequestError
+from launcher.speed import SpeedEstimate
+from registry.schema import Accelerator, ModelCard
+
+if TYPE_CHECKING:
+    from launcher.plan import PlanRequest
+
+
+def bare_does_not_fit(card: ModelCard, attempts: Sequence[Attempt]) -> DoesNotFitError:
+    """Needed against usable for the rung that came closest without disk (disk space is not memory)."""
+    memory_rungs = [a for a in attempts if not a.rung.disk] or list(attempts)
+    smallest = min(memory_rungs, key=lambda a: a.needed - a.available, default=None)
+    required = smallest.needed if smallest else 0
+    available = smallest.available if smallest else 0
+    return DoesNotFitError(card.id, required, max(available, 0))
+
+
+def does_not_fit(
+    card: ModelCard,
+    host: HostSnapshot,
+    request: PlanRequest,
+    context: int,
+    attempts: Sequence[Attempt],
+    accelerators: Sequence[Accelerator],
+    too_slow: Sequence[tuple[Attempt, SpeedEstimate]] = (),
+) -> DoesNotFitError:
+    bare = bare_does_not_fit(card, attempts)
+    suggestions: list[str] = []
+    if context > 512:
+        shorter = _largest_fitting_context(card, host, request, context)
+        if shorter:
+            suggestions.append(f"a shorter context fits: --context {shorter}")
+    if request.quant == "none":
+        suggestions.append("allow quantization (drop --quant none)")
+    if not request.allow_offload:
+        suggestions.append("allow CPU/disk offload (drop --no-offload)")
+    if request.dtype == "float32":
+        suggestions.append("drop --dtype float32: bf16 halves the weights")
+    for attempt, speed in too_slow[:1]:
+        suggestions.append(
+            f"{describe(attempt)} fits but runs at about {speed.decode_tokens_per_s:.2g} tokens/s "
+            f"(accept that with --allow-slow)"
+        )
+    named = smallest_fitting_hardware(card, replace(request, gpus=None, device="auto"), accelerators, context)
+    if named:
+        spec, how = named
+        suggestions.append(f"it fits on {spec} ({how}; see `berth plan {card.id} --hardware {spec}`)")
+        if how.split(" on ")[0] in ("int8", "nf4") and request.quant is None:
+            native = smallest_fitting_hardware(card, replace(request, quant="none"), accelerators, context)
+            if native:
+                suggestions.append(f"without quantization it fits on {native[0]} ({native[1]})")
+    elif accelerators:
+        suggestions.append(
+            "no single machine of up to 8 catalog GPUs holds it: plan several machines with `berth fleet plan`"
+        )
+    detail = "; ".join(
+        f"{describe(a)} needs {gib(a.needed)}, {gib(max(a.available, 0))} usable"
+        for a in attempts
+        if a.rung.strategy in ("gpu", "quantized", "cpu") and len(a.rung.gpus) <= 1
+    )
+    return DoesNotFitError(card.id, bare.required_bytes, bare.available_bytes, suggestions, detail)
+
+
+def _fits(card: ModelCard, host: HostSnapshot, request: PlanRequest) -> bool:
+    try:
+        from launcher.plan import Plan, make_plan  # the planner calls this module: import it when run
+
+        return isinstance(make_plan(card, host, request, explain=False), Plan)
+    except PlanRequestError:
+        return False
+
+
+def _largest_fitting_context(
+    card: ModelCard, host: HostSnapshot, request: PlanRequest, context: int
+) -> int | None:
+    low, high = 256, context - 1
+    if not _fits(card, host, replace(request, context=low)):
+        return None
+    while low < high:
+        mid = (low + high + 1) // 2
+        if _fits(card, host, replace(request, context=mid)):
+            low = mid
+        else:
+            high = mid - 1
+    return (low // 256) * 256 or low
+
+
+#: GPU counts tried when looking for the smallest named hardware that fits.
+NAMED_GPU_COUNTS = (1, 2, 4, 8)
+
+
+def named_host(acc: Accelerator, count: int, ram_bytes: int | None = None) -> HostSnapshot:
+    """A HostSnapshot for `count` GPUs of a catalog accelerator on one machine, entirely free."""
+    cc = tuple(int(x) for x in acc.compute_capability.split("."))
+    peers = tuple(range(count)) if acc.interconnect == "nvlink" else ()
+    gpus = tuple(
+        GpuInfo(
+            index=i,
+            name=acc.name,
+            total_bytes=acc.total_bytes,
+            free_bytes=acc.total_bytes,
+            compute_capability=(cc[0], cc[1]),
+            vendor=acc.vendor,
+            accelerator_id=acc.id,
+            bandwidth_bytes_per_s=acc.bandwidth_bytes_per_s,
+            bf16_tflops=acc.bf16_tflops,
+            nvlink_peers=tuple(p for p in peers if p != i),
+        )
+        for i in range(count)
+    )
+    ram = ram_bytes or max(2 * acc.total_bytes * count, 16 * 10**9)
+    spec = f"{count}x{acc.id}" if count > 1 else acc.id
+    return HostSnapshot(label=spec, gpus=gpus, ram_total_bytes=ram, ram_available_bytes=ram, source="spec")
+
+
+def smallest_fitting_hardware(
+    card: ModelCard, request: PlanRequest, accelerators: Sequence[Accelerator], context: int
+) -> tuple[str, str] | None:
+    """The named hardware with the least GPU memory on which the model runs entirely on GPUs, and how
+    (spec, 'nf4 on 2 GPUs …')."""
+    options = sorted(
+        (
+            (acc.total_bytes * n, n, acc)
+            for acc in accelerators
+            for n in NAMED_GPU_COUNTS
+            if acc.vendor == "nvidia"
+        ),
+        key=lambda t: (t[0], t[1]),
+    )
+    gpu_only = replace(
+        request,
+        context=context,
+        allow_offload=False,
+        device="gpu",
+        quant=request.quant,
+        max_memory=None,
+        exclude=(),
+    )
+    from launcher.plan import Plan, make_plan  # the planner calls this module: import it when run
+
+    for _, count, acc in options:
+        host = named_host(acc, count)
+        try:
+            plan = make_plan(card, host, gpu_only, explain=False)
+        except PlanRequestError:
+            continue
+        if isinstance(plan, Plan):
+            return host.label, plan.summary
+    return None
