@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Any
@@ -10,9 +11,37 @@ import click
 
 from launcher.cli.errors import EXIT_USAGE, explain, register
 
+#: Subcommands and where they live: a command's module (and what it imports) loads only when it runs,
+#: so `berth list` never pays for the fleet planner or the launch stack.
+COMMANDS = {
+    "list": "launcher.cli.list_cmd:list_command",
+    "plan": "launcher.cli.plan_cmd:plan_command",
+    "show": "launcher.cli.catalog_cmds:show_command",
+    "catalog": "launcher.cli.catalog_cmds:catalog_group",
+    "probe": "launcher.cli.probe_cmd:probe_command",
+    "fleet": "launcher.cli.fleet_cmd:fleet_group",
+    "launch": "launcher.cli.launch_cmd:launch_command",
+    "history": "launcher.cli.history_cmd:history_group",
+    "tui": "launcher.cli.tui_cmd:tui_command",
+}
+
+
+def load_command(name: str) -> click.Command:
+    """Import a subcommand's module and return the command."""
+    module, attr = COMMANDS[name].split(":")
+    command: click.Command = getattr(importlib.import_module(module), attr)
+    return command
+
 
 class BerthGroup(click.Group):
-    """Runs a command and turns Berth's errors into a paragraph and an exit code (traceback: BERTH_DEBUG=1)."""
+    """Loads subcommands lazily, runs them, and turns Berth's errors into a paragraph and an exit code
+    (traceback: BERTH_DEBUG=1)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return load_command(cmd_name) if cmd_name in COMMANDS else None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -55,7 +84,7 @@ def cli(ctx: click.Context, catalog_path: str | None, no_overlay: bool) -> None:
 
             run_tui(ctx)
         else:
-            ctx.invoke(list_command)
+            ctx.invoke(load_command("list"))
 
 
 def main() -> None:
@@ -67,24 +96,20 @@ def main() -> None:
         sys.exit(130)
 
 
-from launcher.cli.catalog_cmds import catalog_group, show_command  # noqa: E402
-from launcher.cli.fleet_cmd import fleet_group  # noqa: E402
-from launcher.cli.history_cmd import history_group  # noqa: E402
-from launcher.cli.launch_cmd import launch_command  # noqa: E402
-from launcher.cli.list_cmd import list_command  # noqa: E402
-from launcher.cli.plan_cmd import plan_command  # noqa: E402
-from launcher.cli.probe_cmd import explain_launcher_error, probe_command  # noqa: E402
-from launcher.cli.tui_cmd import tui_command  # noqa: E402
+# Launcher errors (probe, hardware specs) can come from any command that resolves a host.
 
-cli.add_command(list_command)
-cli.add_command(plan_command)
-cli.add_command(show_command)
-cli.add_command(catalog_group)
-cli.add_command(probe_command)
-cli.add_command(fleet_group)
-cli.add_command(launch_command)
-cli.add_command(history_group)
-cli.add_command(tui_command)
-register(explain_launcher_error)
+
+def _explain_launcher_error(error: BaseException) -> tuple[str, int] | None:
+    from launcher.errors import LauncherError
+
+    if not isinstance(error, LauncherError):
+        return None
+    from launcher.cli.probe_cmd import explain_launcher_error
+
+    return explain_launcher_error(error)
+
+
+register(_explain_launcher_error)
+
 
 __all__ = ["EXIT_USAGE", "cli", "main"]
