@@ -270,7 +270,7 @@ def translate_hub_error(card: ModelCard, error: BaseException) -> Exception:
         )
     if isinstance(error, (hub.LocalEntryNotFoundError, hub.OfflineModeIsEnabled)) and is_offline():
         return _offline_error(card)
-    if isinstance(error, hub.LocalEntryNotFoundError):
+    if isinstance(error, hub.LocalEntryNotFoundError) or _is_network_error(error):
         return DownloadError(
             card.id,
             f"cannot reach the Hugging Face Hub to fetch {card.id}, and it is not in the cache",
@@ -288,6 +288,24 @@ def translate_hub_error(card: ModelCard, error: BaseException) -> Exception:
             hint="check free disk space in the Hugging Face cache and the network, then run again",
         )
     return DownloadError(card.id, f"fetching {card.id} failed: {type(error).__name__}: {error}")
+
+
+def _is_network_error(error: BaseException) -> bool:
+    """A connection, DNS or timeout failure from the HTTP client under huggingface_hub (httpx or requests)."""
+    for kind in type(error).__mro__:
+        module = kind.__module__.split(".")[0]
+        if module.startswith(("httpx", "httpcore")) and kind.__name__ in (
+            "TransportError",
+            "TimeoutException",
+        ):
+            return True
+        if module in ("requests", "urllib3") and kind.__name__ in (
+            "ConnectionError",
+            "Timeout",
+            "NewConnectionError",
+        ):
+            return True
+    return False
 
 
 def _has_token() -> bool:

@@ -135,3 +135,15 @@ def test_gated_and_missing_repositories_say_how_to_log_in(catalog, monkeypatch, 
     assert isinstance(revision, DownloadError) and "revision" in revision.message
     network = translate_hub_error(card, OSError("No space left on device"))
     assert isinstance(network, DownloadError) and "disk space" in network.hint
+
+
+def test_no_network_says_to_check_the_connection(catalog):
+    from launcher.download import translate_hub_error
+
+    # huggingface_hub raises its HTTP client's transport errors as they are (httpx, or httpx2 in hub 2.x).
+    transport = type("TransportError", (Exception,), {"__module__": "httpx2"})
+    connect = type("ConnectError", (transport,), {"__module__": "httpx2"})
+    card = catalog.get("h2oai/h2o-danube-1.8b-chat")
+    error = translate_hub_error(card, connect("[Errno -2] Name or service not known"))
+    assert "cannot reach the Hugging Face Hub" in str(error.message)
+    assert "network" in error.hint
