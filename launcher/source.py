@@ -65,7 +65,7 @@ def resolve_source(model: str | None, catalog: Catalog, gguf: str | None = None)
     if not model:
         raise ImportModelError("name a model (a catalog id or alias, a local folder) or give --gguf FILE")
     try:
-        return ModelSource(catalog.get(model), "hub")
+        entry = catalog.get(model)
     except UnknownModelError:
         path = Path(model).expanduser()
         if path.is_dir():
@@ -73,3 +73,17 @@ def resolve_source(model: str | None, catalog: Catalog, gguf: str | None = None)
         if path.is_file() and path.suffix == ".gguf":
             return ModelSource(card_from_gguf(path), "gguf", path.resolve())
         raise
+    local = _local_files(entry)
+    if local is not None:
+        return ModelSource(entry, "gguf" if local.is_file() else "dir", local)
+    return ModelSource(entry, "hub")
+
+
+def _local_files(card: ModelCard) -> Path | None:
+    """The folder or GGUF file an entry added with `berth catalog add` points at, if it is still there."""
+    if not card.source or "://" in card.source:
+        return None
+    path = Path(card.source).expanduser()
+    if path.is_dir() or (path.is_file() and path.suffix == ".gguf"):
+        return path.resolve()
+    return None

@@ -67,3 +67,12 @@ def test_add_an_uncached_repo_says_how_to_get_it(berth_home, tmp_path, monkeypat
     assert result.exit_code == 2
     assert "hf download someone/some-model" in " ".join(result.output.split())
     assert not (berth_home / "catalog.yaml").exists()
+
+
+def test_an_added_gguf_launches_from_its_file(smollm2_gguf, berth_home, catalog):
+    from launcher.source import resolve_source
+
+    assert run("catalog", "add", str(smollm2_gguf), "--alias", "smol-local").exit_code == 0
+    source = resolve_source("smol-local", load_catalog())
+    assert source.kind == "gguf" and source.path == smollm2_gguf.resolve()
+    assert resolve_source("HuggingFaceTB/SmolLM2-135M-Instruct", catalog).kind == "hub"
