@@ -21,41 +21,9 @@ from registry.catalog import Catalog
 from registry.errors import UnknownAcceleratorError, UnknownModelError, UnsupportedArchitectureError
 from registry.params import layout
 from registry.schema import Accelerator, ModelCard
+from registry.yaml_lines import YamlLines
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _Lines:
-    """Line numbers of the nodes of a YAML document, by path of keys and list indexes."""
-
-    def __init__(self, text: str) -> None:
-        try:
-            self._root: yaml.Node | None = yaml.compose(text, Loader=_Loader)
-        except yaml.YAMLError:
-            self._root = None
-
-    def line(self, loc: Sequence[Any]) -> int | None:
-        """1-based line of the deepest node found along `loc` (the key's line for mapping entries)."""
-        node = self._root
-        if node is None:
-            return None
-        line = node.start_mark.line + 1
-        for part in loc:
-            if isinstance(node, yaml.MappingNode):
-                found = None
-                for key, value in node.value:
-                    if key.value == str(part):
-                        found, line = value, key.start_mark.line + 1
-                        break
-                if found is None:
-                    break
-                node = found
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-                node = node.value[part]
-                line = node.start_mark.line + 1
-            else:
-                break
-        return line
 
 
 def _dotted(loc: Sequence[Any]) -> str:
@@ -72,7 +40,7 @@ def _owner(loc: Sequence[Any]) -> type[BaseModel]:
     return FleetFile
 
 
-def _schema_problems(err: ValidationError, lines: _Lines) -> list[FleetProblem]:
+def _schema_problems(err: ValidationError, lines: YamlLines) -> list[FleetProblem]:
     problems = []
     for item in err.errors(include_url=False):
         loc = tuple(item["loc"])
@@ -92,9 +60,9 @@ def _schema_problems(err: ValidationError, lines: _Lines) -> list[FleetProblem]:
     return problems
 
 
-def parse_fleet_text(text: str, path: Path | None = None) -> tuple[FleetFile, _Lines]:
+def parse_fleet_text(text: str, path: Path | None = None) -> tuple[FleetFile, YamlLines]:
     """The file checked against the schema; FleetFileError lists every problem."""
-    lines = _Lines(text)
+    lines = YamlLines(text)
     try:
         data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as err:
@@ -113,7 +81,7 @@ def parse_fleet_text(text: str, path: Path | None = None) -> tuple[FleetFile, _L
 
 
 def _accelerator(
-    catalog: Catalog, query: str, loc: tuple[Any, ...], lines: _Lines, problems: list[FleetProblem]
+    catalog: Catalog, query: str, loc: tuple[Any, ...], lines: YamlLines, problems: list[FleetProblem]
 ) -> Accelerator | None:
     try:
         return catalog.accelerator(query)
@@ -132,7 +100,7 @@ def _accelerator(
 
 
 def _check_load(
-    spec: WorkloadSpec, card: ModelCard, context: int, loc: tuple[Any, ...], lines: _Lines
+    spec: WorkloadSpec, card: ModelCard, context: int, loc: tuple[Any, ...], lines: YamlLines
 ) -> list[FleetProblem]:
     """Contradictory or incomplete load figures."""
     problems = []
@@ -167,7 +135,9 @@ def _check_load(
     return problems
 
 
-def build_request(spec: FleetFile, catalog: Catalog, lines: _Lines, path: Path | None = None) -> FleetRequest:
+def build_request(
+    spec: FleetFile, catalog: Catalog, lines: YamlLines, path: Path | None = None
+) -> FleetRequest:
     """Resolve accelerators and models against the catalog; FleetFileError lists every problem."""
     problems: list[FleetProblem] = []
     groups: list[NodeGroup] = []

@@ -15,9 +15,9 @@ from pydantic import BaseModel, ValidationError
 from registry.errors import CatalogError, UnknownAcceleratorError, UnknownModelError
 from registry.schema import Accelerator, CatalogFile, ModelCard
 from registry.userdirs import overlay_path
+from registry.yaml_lines import YamlLines
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_Composer: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 #: Sizes above these are typos, not models (checked after the schema).
 MAX_PARAMS = 10**13
@@ -373,24 +373,7 @@ def _short(value: Any) -> str:
 def _line_of(path: Path, loc: Sequence[Any]) -> int | None:
     """1-based line of the node at loc (keys and list indexes), found by composing the YAML again."""
     try:
-        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=_Composer)
-    except Exception:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
         return None
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if node is None:
-            break
-        if isinstance(node, yaml.MappingNode):
-            found = None
-            for key_node, value_node in node.value:
-                if key_node.value == str(part):
-                    found = value_node
-                    line = key_node.start_mark.line + 1
-                    break
-            node = found
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
+    return YamlLines(text).line(loc)

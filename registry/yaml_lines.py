@@ -1,0 +1,43 @@
+"""Line numbers of the nodes of a YAML document, so errors can say file:line for a field."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class YamlLines:
+    """Line numbers of the nodes of a YAML document, by path of keys and list indexes."""
+
+    def __init__(self, text: str) -> None:
+        try:
+            self._root: yaml.Node | None = yaml.compose(text, Loader=_Loader)
+        except yaml.YAMLError:
+            self._root = None
+
+    def line(self, loc: Sequence[Any]) -> int | None:
+        """1-based line of the deepest node found along `loc` (the key's line for mapping entries)."""
+        node = self._root
+        if node is None:
+            return None
+        line = node.start_mark.line + 1
+        for part in loc:
+            if isinstance(node, yaml.MappingNode):
+                found = None
+                for key, value in node.value:
+                    if key.value == str(part):
+                        found, line = value, key.start_mark.line + 1
+                        break
+                if found is None:
+                    break
+                node = found
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+                node = node.value[part]
+                line = node.start_mark.line + 1
+            else:
+                break
+        return line
