@@ -28,8 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import ROOT, TimingStreamer
 
 PROMPT = "Write a long, detailed story about a lighthouse keeper who finds a message in a bottle."
 MiB = 2**20
@@ -55,24 +54,6 @@ def convert(gguf: Path, folder: Path) -> Path:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
-
-
-class TimingStreamer:
-    """A generate() streamer that only records when each new token arrives (no decoding)."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self.prompt_seen = False
-
-    def put(self, value: Any) -> None:
-        if not self.prompt_seen:
-            self.prompt_seen = True
-            return
-        now = time.perf_counter()
-        self.times.extend([now] * int(value.numel()))
-
-    def end(self) -> None:
-        pass
 
 
 # --------------------------------------------------------------------------- 1. speed
