@@ -14,7 +14,13 @@ from functools import cached_property
 from launcher.display import gib
 from launcher.fleet_types import EngineSettings, FleetQuant, NodeGroup, ReplicaEstimate, Shape
 from launcher.host import DEFAULT_PCIE_BANDWIDTH
-from registry.memory import DTYPE_BYTES, Precision, block_weight_bytes
+from registry.memory import (
+    DTYPE_BYTES,
+    Precision,
+    block_weight_bytes,
+    kept_tokens,
+    kv_bytes_per_token_per_layer,
+)
 from registry.params import Block, layout
 from registry.schema import Architecture, Dtype, ModelCard
 
@@ -216,27 +222,10 @@ def model_weights(card: ModelCard, dtype: Dtype, quant: FleetQuant | None) -> Mo
 def kv_bytes_per_token_per_layer_per_rank(arch: Architecture, dtype: Dtype, tp: int) -> int:
     """Cache one token adds to one layer on one rank: KV heads split over the ranks, at least one head each
     (vLLM replicates heads when TP exceeds them); MLA's latent is replicated on every rank."""
-    width = DTYPE_BYTES[dtype]
     if arch.is_mla:
-        assert arch.kv_lora_rank and arch.qk_rope_head_dim
-        return (arch.kv_lora_rank + arch.qk_rope_head_dim) * width
+        return kv_bytes_per_token_per_layer(arch, dtype)
     heads = max(1, arch.kv_heads // tp)
-    return 2 * heads * arch.head_width * width
-
-
-def _is_sliding(arch: Architecture, layer: int) -> bool:
-    if arch.sliding_window is None:
-        return False
-    every = arch.global_attention_every
-    return every is None or (layer + 1) % every != 0
-
-
-def _kept_tokens(arch: Architecture, layer: int, tokens: int) -> int:
-    """Tokens a layer keeps in its cache for a sequence of `tokens` (sliding layers keep the window)."""
-    if _is_sliding(arch, layer):
-        assert arch.sliding_window is not None
-        return min(tokens, arch.sliding_window)
-    return tokens
+    return 2 * heads * arch.head_width * DTYPE_BYTES[dtype]
 
 
 def _replicated_kv_bytes_per_layer(arch: Architecture, tp: int, linear_bytes: float) -> int:
@@ -300,10 +289,8 @@ def _stages(weights: ModelWeights, shape: Shape, load: Load, block: int) -> list
         stop = start + count
         total, routed = weights.stage_bytes(start, stop, index == 0, index == shape.pp - 1, shape.pp)
         layer_ids = tuple(range(start, stop))
-        sequence = (
-            sum(-(-_kept_tokens(arch, i, load.context) // block) * block for i in layer_ids) * per_layer
-        )
-        live = sum(_kept_tokens(arch, i, load.live_tokens) for i in layer_ids) * per_layer
+        sequence = sum(-(-kept_tokens(arch, i, load.context) // block) * block for i in layer_ids) * per_layer
+        live = sum(kept_tokens(arch, i, load.live_tokens) for i in layer_ids) * per_layer
         stages.append(
             _Stage(
                 layers=layer_ids,
@@ -359,7 +346,7 @@ def time_to_first_token(
     arch = card.architecture
     width = DTYPE_BYTES[weights.dtype]
     attention = sum(
-        2 * prompt * _kept_tokens(arch, i, prompt) * arch.num_attention_heads * arch.head_width
+        2 * prompt * kept_tokens(arch, i, prompt) * arch.num_attention_heads * arch.head_width
         for i in range(arch.num_layers)
     )
     flops = 2 * weights.active_params * prompt + attention

@@ -21,11 +21,11 @@ from registry.memory import (
     Precision,
     activation_bytes,
     block_weight_bytes,
-    kv_cache_bytes,
+    kv_cache_bytes_per_layer,
     runtime_bytes,
 )
 from registry.params import Block, Layout
-from registry.schema import Architecture, Dtype, ModelCard
+from registry.schema import Dtype, ModelCard
 
 Strategy = Literal["gpu", "sharded", "quantized", "offload", "cpu", "disk"]
 DeviceName = str  # "cuda:0", "cpu", "disk"
@@ -91,7 +91,7 @@ class _Sized:
 def _sized_blocks(
     card: ModelCard, lay: Layout, precision: Precision, context: int, batch: int
 ) -> list[_Sized]:
-    per_layer_kv = _per_layer_kv(card, context, batch, precision.dtype)
+    per_layer_kv = kv_cache_bytes_per_layer(card, context, batch, precision.dtype)
     sized = []
     layer_index = 0
     for block in lay.blocks:
@@ -102,26 +102,6 @@ def _sized_blocks(
         else:
             sized.append(_Sized(block, weights, 0, None))
     return sized
-
-
-def _per_layer_kv(card: ModelCard, context: int, batch: int, dtype: Dtype) -> list[int]:
-    arch = card.architecture
-    if card.task == "fill-mask":
-        return [0] * arch.num_layers
-    full = kv_cache_bytes(card.model_copy(update={"architecture": _no_window(card)}), context, batch, dtype)
-    per_full_layer = full // arch.num_layers
-    result = []
-    for i in range(arch.num_layers):
-        sliding = arch.sliding_window is not None and (
-            arch.global_attention_every is None or (i + 1) % arch.global_attention_every != 0
-        )
-        kept = min(context, arch.sliding_window) if sliding and arch.sliding_window else context
-        result.append(per_full_layer * kept // context)
-    return result
-
-
-def _no_window(card: ModelCard) -> Architecture:
-    return card.architecture.model_copy(update={"sliding_window": None, "global_attention_every": None})
 
 
 # --------------------------------------------------------------------------- placing blocks

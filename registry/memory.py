@@ -116,11 +116,15 @@ def active_weight_bytes(card: ModelCard, precision: Precision, lay: Layout | Non
 # --------------------------------------------------------------------------- KV cache
 
 
-def _is_sliding(arch: Architecture, layer: int) -> bool:
-    if arch.sliding_window is None:
-        return False
+def kept_tokens(arch: Architecture, layer: int, tokens: int) -> int:
+    """Tokens one layer keeps in its cache for a sequence of `tokens`: a sliding-window layer keeps at most
+    the window; with global_attention_every, every Nth layer (1-based) attends to everything."""
+    window = arch.sliding_window
+    if window is None:
+        return tokens
     every = arch.global_attention_every
-    return every is None or (layer + 1) % every != 0
+    sliding = every is None or (layer + 1) % every != 0
+    return min(tokens, window) if sliding else tokens
 
 
 def kv_bytes_per_token_per_layer(arch: Architecture, dtype: Dtype) -> int:
@@ -132,17 +136,20 @@ def kv_bytes_per_token_per_layer(arch: Architecture, dtype: Dtype) -> int:
     return 2 * arch.kv_heads * arch.head_width * width
 
 
-def kv_cache_bytes(card: ModelCard, tokens: int, batch: int = 1, dtype: Dtype = "bfloat16") -> int:
-    """Cache for `tokens` tokens per sequence: sliding-window layers keep at most the window."""
+def kv_cache_bytes_per_layer(
+    card: ModelCard, tokens: int, batch: int = 1, dtype: Dtype = "bfloat16"
+) -> list[int]:
+    """Each layer's cache for `tokens` tokens per sequence: sliding-window layers keep at most the window."""
     arch = card.architecture
-    per_layer = kv_bytes_per_token_per_layer(arch, dtype)
     if card.task == "fill-mask":
-        return 0
-    window = arch.sliding_window
-    cached = 0
-    for layer in range(arch.num_layers):
-        cached += min(tokens, window) if window is not None and _is_sliding(arch, layer) else tokens
-    return cached * per_layer * batch
+        return [0] * arch.num_layers
+    per_token = kv_bytes_per_token_per_layer(arch, dtype) * batch
+    return [kept_tokens(arch, layer, tokens) * per_token for layer in range(arch.num_layers)]
+
+
+def kv_cache_bytes(card: ModelCard, tokens: int, batch: int = 1, dtype: Dtype = "bfloat16") -> int:
+    """Cache for `tokens` tokens per sequence over all layers."""
+    return sum(kv_cache_bytes_per_layer(card, tokens, batch, dtype))
 
 
 def kv_bytes_per_token(card: ModelCard, dtype: Dtype = "bfloat16") -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import click
@@ -80,17 +80,11 @@ def plan_all(
     for card in catalog.models:
         context = min(request.context, card.context_length) if request.context else None
         try:
-            result = planner(card, host, _with_context(request, context), explain=False)
+            result = planner(card, host, replace(request, context=context), explain=False)
         except PlanRequestError:
             continue
         rows.append(Row(card, result))
     return rows
-
-
-def _with_context(request: PlanRequest, context: int | None) -> PlanRequest:
-    from dataclasses import replace
-
-    return replace(request, context=context)
 
 
 def sort_rows(rows: list[Row], key: str) -> list[Row]:
