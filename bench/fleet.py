@@ -19,10 +19,10 @@ from pathlib import Path
 
 import yaml
 
-from launcher.export import export_text
-from launcher.fleet import plan_fleet
-from launcher.fleet_load import load_fleet_text
-from launcher.fleet_report import plan_text, plan_to_dict
+from launcher.fleet.export import export_text
+from launcher.fleet.load import load_fleet_text
+from launcher.fleet.planner import plan_fleet
+from launcher.fleet.report import plan_text, plan_to_dict
 from registry.catalog import load_catalog
 
 CATALOG = Path(__file__).resolve().parent.parent / "tests" / "data" / "fleet_catalog.yaml"

@@ -21,8 +21,8 @@ What it does (one run, one process per step so a crash or a timeout costs one ca
    seed's plain `pipeline("text-generation", dtype=torch.bfloat16, device_map="auto")` given the same
    `max_memory`. The offload cases generate `--compare-new-tokens` (16) tokens: each token copies ~12 GB.
 4. Writes `gpu-<GPU name>.json`, `.md` (tables) and `.log` (the steps' output) to $OUT if set, else
-   bench/results/, after every step, with the constants in use (registry.memory, launcher.speed,
-   launcher.placement, launcher.host) and the constants the measurements imply ("implied").
+   bench/results/, after every step, with the constants in use (registry.memory, launcher.plan.speed,
+   launcher.plan.placement, launcher.machine.host) and the constants the measurements imply ("implied").
 
 `--budget-s` (default 480) bounds the run: a step whose rough cost no longer fits is skipped (optional cases —
 int8, nf4, Berth's offload — first, keeping time for the later must-run cases), and each process gets a timeout.
@@ -180,7 +180,7 @@ def compare_budget(settings: Settings, card: Any) -> dict[str, int]:
     """
     if not settings.tiny:
         return {"0": settings.gpu_budget_bytes, "cpu": settings.cpu_budget_bytes}
-    from launcher.plan import RAM_HEADROOM_BYTES
+    from launcher.plan.ladder import RAM_HEADROOM_BYTES
     from registry.memory import Precision, activation_bytes, kv_cache_bytes, runtime_bytes
 
     context = settings.prompt_tokens + settings.compare_new_tokens
@@ -358,7 +358,7 @@ def implied_constants(
     - PCIE_EFFICIENCY (rough, GPU time per token ignored): bytes of CPU-offloaded weights copied per token
       over the link's bandwidth, against the measured time per token, for the Berth offload case.
     """
-    speed = constants.get("launcher.speed", {})
+    speed = constants.get("launcher.plan.speed", {})
     eff = speed.get("GPU_DECODE_EFFICIENCY")
     mfu = speed.get("GPU_PREFILL_MFU")
     factors = speed.get("QUANT_DECODE_FACTOR", {})
@@ -500,14 +500,20 @@ def constants_in_use() -> dict[str, dict[str, Any]]:
     """Every upper-case number (or table of numbers) each estimate module defines itself, by module."""
     import inspect
 
-    import launcher.host
-    import launcher.placement
-    import launcher.plan
-    import launcher.speed
+    import launcher.machine.host
+    import launcher.plan.ladder
+    import launcher.plan.placement
+    import launcher.plan.speed
     import registry.memory
 
     result: dict[str, dict[str, Any]] = {}
-    for module in (registry.memory, launcher.speed, launcher.placement, launcher.plan, launcher.host):
+    for module in (
+        registry.memory,
+        launcher.plan.speed,
+        launcher.plan.placement,
+        launcher.plan.ladder,
+        launcher.machine.host,
+    ):
         defined = set(re.findall(r"^([A-Z][A-Z0-9_]*)\s*(?::[^=]*)?=", inspect.getsource(module), re.M))
         values: dict[str, Any] = {}
         for name in sorted(defined):
@@ -607,7 +613,7 @@ def run_child(
 
 def run(settings: Settings) -> dict[str, Any]:
     """The whole run: every step in order within the budget; the report is rewritten after each step."""
-    from launcher.probe import probe_host
+    from launcher.machine.probe import probe_host
     from registry.catalog import load_catalog
 
     began = time.perf_counter()
@@ -862,7 +868,7 @@ def _torch_gpu(torch: Any) -> dict[str, dict[str, int]]:
 
 def _readings(torch: Any, nvml_start: Mapping[int, int], meter: Any) -> dict[str, Any]:
     """Memory now: torch per GPU (peaks since the meter's phase began), NVML used minus before CUDA, RSS."""
-    from launcher.measure import nvml_used_bytes, rss_bytes
+    from launcher.run.measure import nvml_used_bytes, rss_bytes
 
     torch_figures = _torch_gpu(torch)
     nvml = nvml_used_bytes() if torch_figures else {}
@@ -946,13 +952,13 @@ def _card_differences(card: Any, imported: Any) -> dict[str, list[Any]]:
 
 def child_case(spec: Mapping[str, Any], result: dict[str, Any], save: Callable[[], None]) -> None:
     """One measured launch: Berth's path (or the plain pipeline), memory after load and after generating."""
-    from launcher.measure import nvml_used_bytes
+    from launcher.run.measure import nvml_used_bytes
 
     nvml_start = nvml_used_bytes()  # before this process starts CUDA
     import torch
 
-    from launcher.measure import estimated_devices
-    from launcher.probe import probe_host
+    from launcher.machine.probe import probe_host
+    from launcher.run.measure import estimated_devices
     from registry.catalog import load_catalog
     from registry.schema import ModelCard
 
@@ -976,10 +982,10 @@ def child_case(spec: Mapping[str, Any], result: dict[str, Any], save: Callable[[
         _pipeline_case(torch, folder, max_memory, text, warmup, new_tokens, spec, nvml_start, result, save)
         return
 
-    from launcher.load import LoadOptions, load_model
-    from launcher.plan import PlanRequest
-    from launcher.session import GenerationSettings, open_session
-    from launcher.source import resolve_source
+    from launcher.plan.ladder import PlanRequest
+    from launcher.run.load import LoadOptions, load_model
+    from launcher.run.session import GenerationSettings, open_session
+    from launcher.run.source import resolve_source
 
     catalog = load_catalog(overlay=False)
     host = probe_host(catalog)
@@ -1057,8 +1063,8 @@ def _pipeline_case(
     """The seed's plain call, with the same max_memory as Berth's budget, timed the same way."""
     from transformers import pipeline
 
-    from launcher.load import actual_device_map
-    from launcher.measure import MemoryMeter
+    from launcher.run.load import actual_device_map
+    from launcher.run.measure import MemoryMeter
 
     meter = MemoryMeter()
     model_kwargs: dict[str, Any] = {}

@@ -83,12 +83,12 @@ def speed(folder: Path, rounds: int, tokens: int, max_tries: int = 6) -> dict[st
     import torch
     from transformers import pipeline
 
-    from launcher.load import LoadOptions, load_model
-    from launcher.plan import PlanRequest
-    from launcher.probe import probe_host
-    from launcher.session import GenerationSettings, open_session
-    from launcher.source import ModelSource
-    from launcher.store import Store
+    from launcher.machine.probe import probe_host
+    from launcher.plan.ladder import PlanRequest
+    from launcher.run.load import LoadOptions, load_model
+    from launcher.run.session import GenerationSettings, open_session
+    from launcher.run.source import ModelSource
+    from launcher.run.store import Store
     from registry.catalog import load_catalog
     from registry.importer import card_from_dir
 
@@ -166,10 +166,10 @@ def measure_one(folder: Path, dtype: str, context: int) -> dict[str, Any]:
     """In this (fresh) process: load as Berth would with this dtype, fill the context, read the peak RSS."""
     import torch
 
-    from launcher.load import LoadOptions, load_model
-    from launcher.plan import PlanRequest
-    from launcher.probe import probe_host
-    from launcher.source import ModelSource
+    from launcher.machine.probe import probe_host
+    from launcher.plan.ladder import PlanRequest
+    from launcher.run.load import LoadOptions, load_model
+    from launcher.run.source import ModelSource
     from registry.catalog import load_catalog
     from registry.importer import card_from_dir
     from registry.memory import Precision, estimate_memory

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from launcher.host import CpuInfo, HostSnapshot
+from launcher.machine.host import CpuInfo, HostSnapshot
 from registry.catalog import Catalog, load_catalog
 from registry.schema import ModelCard
 

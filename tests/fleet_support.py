@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from launcher.fleet import plan_fleet
-from launcher.fleet_load import load_fleet_text
-from launcher.fleet_types import FleetPlan, FleetRequest
+from launcher.fleet.load import load_fleet_text
+from launcher.fleet.planner import plan_fleet
+from launcher.fleet.types import FleetPlan, FleetRequest
 from registry.catalog import Catalog, load_catalog
 
 #: Models copied from catalog.yaml plus Llama 3.1 8B/70B; H100, A100, L40S, L4, V100 (figures from the

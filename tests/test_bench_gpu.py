@@ -14,8 +14,8 @@ from types import ModuleType
 
 import pytest
 
-from launcher.measure import estimated_devices
-from launcher.plan import PlanRequest, named_host, plan_or_raise
+from launcher.plan.ladder import PlanRequest, named_host, plan_or_raise
+from launcher.run.measure import estimated_devices
 from registry.catalog import load_catalog
 from registry.memory import CUDA_RUNTIME_BYTES
 
@@ -171,11 +171,11 @@ def test_gpu_summary_markdown_and_implied_constants(gpu):
 
     constants = gpu.constants_in_use()
     assert constants["registry.memory"]["CUDA_RUNTIME_BYTES"] == CUDA_RUNTIME_BYTES
-    assert "GPU_DECODE_EFFICIENCY" in constants["launcher.speed"]
+    assert "GPU_DECODE_EFFICIENCY" in constants["launcher.plan.speed"]
     implied = gpu.implied_constants(cases, constants)
-    efficiency = constants["launcher.speed"]["GPU_DECODE_EFFICIENCY"]
+    efficiency = constants["launcher.plan.speed"]["GPU_DECODE_EFFICIENCY"]
     assert implied["GPU_DECODE_EFFICIENCY"]["mistral-bf16"] == pytest.approx(efficiency / 2)
-    factor = constants["launcher.speed"]["QUANT_DECODE_FACTOR"]["int8"]
+    factor = constants["launcher.plan.speed"]["QUANT_DECODE_FACTOR"]["int8"]
     assert implied["QUANT_DECODE_FACTOR"]["int8"]["mistral-int8"] == pytest.approx(factor)
     assert implied["CUDA_RUNTIME_BYTES"]["mistral-bf16"] == 600 * 2**20
 

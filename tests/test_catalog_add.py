@@ -70,7 +70,7 @@ def test_add_an_uncached_repo_says_how_to_get_it(berth_home, tmp_path, monkeypat
 
 
 def test_an_added_gguf_launches_from_its_file(smollm2_gguf, berth_home, catalog):
-    from launcher.source import resolve_source
+    from launcher.run.source import resolve_source
 
     assert run("catalog", "add", str(smollm2_gguf), "--alias", "smol-local").exit_code == 0
     source = resolve_source("smol-local", load_catalog())

@@ -158,8 +158,8 @@ def test_max_memory_parsing():
 
 
 def test_plan_and_list_show_what_was_measured_here(run, catalog):
-    from launcher.probe import probe_host
-    from launcher.store import Measurement, Store, machine_key
+    from launcher.machine.probe import probe_host
+    from launcher.run.store import Measurement, Store, machine_key
 
     planned = json.loads(run("plan", "gpt2", "--json").stdout)
     assert planned["measured"] is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from launcher.download import (
+from launcher.run.download import (
     RepoFile,
     cached_snapshot,
     fetch,
@@ -13,7 +13,7 @@ from launcher.download import (
     select_files,
     translate_hub_error,
 )
-from launcher.load_errors import DownloadError, GatedModelError, UnsafeWeightsError
+from launcher.run.errors import DownloadError, GatedModelError, UnsafeWeightsError
 
 TOKENIZER = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
 
@@ -138,7 +138,7 @@ def test_gated_and_missing_repositories_say_how_to_log_in(catalog, monkeypatch, 
 
 
 def test_no_network_says_to_check_the_connection(catalog):
-    from launcher.download import translate_hub_error
+    from launcher.run.download import translate_hub_error
 
     # huggingface_hub raises its HTTP client's transport errors as they are (httpx, or httpx2 in hub 2.x).
     transport = type("TransportError", (Exception,), {"__module__": "httpx2"})

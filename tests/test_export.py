@@ -7,7 +7,8 @@ import shlex
 import pytest
 import yaml
 
-from launcher.export import (
+from launcher.fleet.errors import FleetShortError
+from launcher.fleet.export import (
     RAY_VERSION,
     export_text,
     ray_accelerator_type,
@@ -16,7 +17,6 @@ from launcher.export import (
     used_nodes,
     vllm_script,
 )
-from launcher.fleet_errors import FleetShortError
 from tests.fleet_support import fleet_catalog, nodes_yaml, plan_from
 
 FLEET = (

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from launcher.export import ray_accelerator_type, ray_serve_yaml, rayservice
-from launcher.fleet_types import FleetPlan
+from launcher.fleet.export import ray_accelerator_type, ray_serve_yaml, rayservice
+from launcher.fleet.types import FleetPlan
 from tests.fleet_support import nodes_yaml, plan_from
 
 ray = pytest.importorskip("ray")

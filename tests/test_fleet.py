@@ -7,9 +7,9 @@ from math import ceil
 
 import pytest
 
-from launcher.fleet import MIN_USEFUL_SEQUENCES, concurrency_needed, plan_fleet
-from launcher.fleet_sizing import Load, model_weights, size_replica
-from launcher.fleet_types import FleetPlan, Shape
+from launcher.fleet.planner import MIN_USEFUL_SEQUENCES, concurrency_needed, plan_fleet
+from launcher.fleet.sizing import Load, model_weights, size_replica
+from launcher.fleet.types import FleetPlan, Shape
 from tests.fleet_support import nodes_yaml, plan_from, request_from
 
 

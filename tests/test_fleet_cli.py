@@ -122,7 +122,7 @@ def test_bad_input_exits_2_with_file_and_line(tmp_path, change, expected):
     assert code == 2
     assert expected in err and f"{path}:" in err
     assert "Traceback" not in err + out
-    assert "launcher/fleet_schema.py" in err
+    assert "launcher/fleet/schema.py" in err
 
 
 def test_does_not_fit_anywhere_exits_1(tmp_path):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from launcher.fleet_errors import FleetFileError
-from launcher.fleet_load import load_fleet
+from launcher.fleet.errors import FleetFileError
+from launcher.fleet.load import load_fleet
 from tests.fleet_support import fleet_catalog
 
 GOOD = """\

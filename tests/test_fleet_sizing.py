@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from launcher.fleet_sizing import (
+from launcher.fleet.sizing import (
     ACTIVATION_PEAK_BYTES,
     DECODE_EFFICIENCY,
     NON_TORCH_BYTES_DISTRIBUTED,
@@ -18,7 +18,7 @@ from launcher.fleet_sizing import (
     stage_layer_counts,
     valid_tensor_sizes,
 )
-from launcher.fleet_types import EngineSettings, NodeGroup, Shape
+from launcher.fleet.types import EngineSettings, NodeGroup, Shape
 from tests.fleet_support import GIB, fleet_catalog
 
 ENGINE = EngineSettings()

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from hardware_fakes import hardware_catalog
 
-from launcher.errors import HardwareSpecError, LauncherError
-from launcher.hwspec import (
+from launcher.machine.errors import HardwareSpecError, LauncherError
+from launcher.machine.hwspec import (
     DEFAULT_CPU_RAM_BYTES,
     DEFAULT_DISK_BYTES,
     MIN_GPU_NODE_RAM_BYTES,

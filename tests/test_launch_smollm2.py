@@ -10,11 +10,11 @@ from click.testing import CliRunner
 from conftest import cpu_host
 
 from launcher.cli import cli
-from launcher.load import LoadOptions, load_model
-from launcher.plan import PlanRequest
-from launcher.session import GenerationSettings, open_session
-from launcher.source import ModelSource
-from launcher.store import Store
+from launcher.plan.ladder import PlanRequest
+from launcher.run.load import LoadOptions, load_model
+from launcher.run.session import GenerationSettings, open_session
+from launcher.run.source import ModelSource
+from launcher.run.store import Store
 from registry.importer import card_from_dir
 
 pytestmark = pytest.mark.slow

@@ -7,18 +7,18 @@ import pytest
 import torch
 from conftest import TINY_FAMILIES, cpu_host, save_tiny_model
 
-from launcher.load import (
+from launcher.plan.ladder import PlanRequest, named_host, plan_or_raise
+from launcher.run.errors import LoadError, MemoryBudgetExceeded, RemoteCodeRefusedError, UnsafeWeightsError
+from launcher.run.load import (
     LoadOptions,
     compare_device_maps,
     from_pretrained_kwargs,
     is_out_of_memory,
     load_model,
 )
-from launcher.load_errors import LoadError, MemoryBudgetExceeded, RemoteCodeRefusedError, UnsafeWeightsError
-from launcher.plan import PlanRequest, named_host, plan_or_raise
-from launcher.session import GenerationSettings, open_session
-from launcher.source import ModelSource
-from launcher.store import Store
+from launcher.run.session import GenerationSettings, open_session
+from launcher.run.source import ModelSource
+from launcher.run.store import Store
 from registry.importer import card_from_dir
 
 GREEDY = GenerationSettings(max_new_tokens=6, temperature=0)
@@ -127,7 +127,7 @@ def test_a_gpu_plan_is_not_loaded_on_a_machine_without_one(tiny_models, catalog,
 
 
 def test_kwargs_follow_the_plan_like_the_emitted_snippet(catalog, tiny_models):
-    from launcher.emit import python_snippet
+    from launcher.plan.emit import python_snippet
 
     card = catalog.get("mistralai/Mistral-7B-v0.1")
     host = named_host(catalog.accelerator("rtx-4090"), 1, ram_bytes=64 * 10**9)

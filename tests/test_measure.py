@@ -7,8 +7,9 @@ import pytest
 from conftest import cpu_host
 from hardware_fakes import FakeDevice, FakeNvml
 
-from launcher.load_errors import MemoryBudgetExceeded
-from launcher.measure import (
+from launcher.plan.ladder import PlanRequest, named_host, plan_or_raise
+from launcher.run.errors import MemoryBudgetExceeded
+from launcher.run.measure import (
     MemoryGuard,
     MemoryMeter,
     estimated_devices,
@@ -17,7 +18,6 @@ from launcher.measure import (
     reset_peak_rss,
     rss_bytes,
 )
-from launcher.plan import PlanRequest, named_host, plan_or_raise
 from registry.memory import Precision, estimate_memory
 
 GB = 10**9

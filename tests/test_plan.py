@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from launcher.host import CpuInfo, GpuInfo, HostSnapshot
-from launcher.plan import Plan, PlanRequest, make_plan, named_host, plan_or_raise
-from launcher.plan_errors import DoesNotFitError, PlanRequestError
+from launcher.machine.host import CpuInfo, GpuInfo, HostSnapshot
+from launcher.plan.errors import DoesNotFitError, PlanRequestError
+from launcher.plan.ladder import Plan, PlanRequest, make_plan, named_host, plan_or_raise
 from registry.memory import Precision, weight_bytes
 
 GB = 10**9

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from launcher.host import HostSnapshot
-from launcher.plan import Plan, make_plan, named_host
+from launcher.machine.host import HostSnapshot
+from launcher.plan.ladder import Plan, make_plan, named_host
 from registry.catalog import load_catalog
 from registry.memory import block_weight_bytes
 from registry.params import layout

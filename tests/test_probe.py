@@ -26,10 +26,10 @@ from hardware_fakes import (
     hardware_catalog,
 )
 
-from launcher.bandwidth import cached_bandwidth, measure_bandwidth, save_bandwidth
-from launcher.errors import ProbeError
-from launcher.host import DEFAULT_CPU_BANDWIDTH
-from launcher.probe import (
+from launcher.machine.bandwidth import cached_bandwidth, measure_bandwidth, save_bandwidth
+from launcher.machine.errors import ProbeError
+from launcher.machine.host import DEFAULT_CPU_BANDWIDTH
+from launcher.machine.probe import (
     NvmlQuery,
     hf_cache_dir,
     nvlink_peers,
@@ -38,7 +38,7 @@ from launcher.probe import (
     probe_nvidia_gpus,
     probe_torch_gpus,
 )
-from launcher.sysinfo import cgroup_memory, parse_cpuinfo, visible_gpus
+from launcher.machine.sysinfo import cgroup_memory, parse_cpuinfo, visible_gpus
 from registry.catalog import Catalog
 
 FAILURES = {

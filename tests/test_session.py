@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from launcher.session import (
+from launcher.run.session import (
     Finished,
     GenerationSettings,
     Piece,
@@ -15,7 +15,7 @@ from launcher.session import (
     SessionBusyError,
     SessionInputError,
 )
-from launcher.store import Store
+from launcher.run.store import Store
 
 
 def test_chat_streams_and_keeps_both_turns(tmp_path):

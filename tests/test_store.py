@@ -8,8 +8,8 @@ import threading
 
 from conftest import cpu_host
 
-from launcher.host import GpuInfo
-from launcher.store import Measurement, Store, default_path, latest_measurement, machine_key
+from launcher.machine.host import GpuInfo
+from launcher.run.store import Measurement, Store, default_path, latest_measurement, machine_key
 
 
 def test_chats_messages_and_exports(berth_home):

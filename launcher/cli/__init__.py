@@ -100,7 +100,7 @@ def main() -> None:
 
 
 def _explain_launcher_error(error: BaseException) -> tuple[str, int] | None:
-    from launcher.errors import LauncherError
+    from launcher.machine.errors import LauncherError
 
     if not isinstance(error, LauncherError):
         return None

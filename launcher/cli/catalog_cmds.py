@@ -216,7 +216,7 @@ def add_command(
 
 def _cached_repo(repo: str) -> Path | None:
     """The newest snapshot folder of a Hub repo in the local cache, if any."""
-    from launcher.download import hub_cache
+    from launcher.run.download import hub_cache
 
     snapshots = hub_cache() / f"models--{repo.replace('/', '--')}" / "snapshots"
     if not snapshots.is_dir():

@@ -8,12 +8,12 @@ import click
 
 from launcher.cli.context import echo_json, get_catalog
 from launcher.cli.errors import EXIT_FAILURE, EXIT_USAGE, register
-from launcher.export import DEFAULT_IMAGE, FORMATS, ExportFormat, export_text
-from launcher.fleet import plan_fleet
-from launcher.fleet_errors import FleetFileError, FleetShortError
-from launcher.fleet_load import load_fleet
-from launcher.fleet_report import plan_text, plan_to_dict
-from launcher.fleet_types import FleetPlan
+from launcher.fleet.errors import FleetFileError, FleetShortError
+from launcher.fleet.export import DEFAULT_IMAGE, FORMATS, ExportFormat, export_text
+from launcher.fleet.load import load_fleet
+from launcher.fleet.planner import plan_fleet
+from launcher.fleet.report import plan_text, plan_to_dict
+from launcher.fleet.types import FleetPlan
 
 
 def explain_fleet_error(error: BaseException) -> tuple[str, int] | None:
@@ -24,7 +24,7 @@ def explain_fleet_error(error: BaseException) -> tuple[str, int] | None:
         listed = "\n".join(p.text(error.path) for p in error.problems)
         return (
             f"{count} problem{'s' if count > 1 else ''} in {where}:\n\n\b\n{listed}\n\n"
-            "Each field is described in launcher/fleet_schema.py; examples/fleet.yaml is a complete example.",
+            "Each field is described in launcher/fleet/schema.py; examples/fleet.yaml is a complete example.",
             EXIT_USAGE,
         )
     if isinstance(error, FleetShortError):

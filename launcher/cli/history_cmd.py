@@ -10,7 +10,7 @@ import click
 from launcher import display
 from launcher.cli.context import echo_json
 from launcher.cli.errors import EXIT_USAGE
-from launcher.store import Chat, Store, default_path
+from launcher.run.store import Chat, Store, default_path
 
 
 def _store() -> Store | None:

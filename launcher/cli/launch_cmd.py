@@ -18,26 +18,26 @@ from launcher import display
 from launcher.cli.context import get_catalog
 from launcher.cli.errors import EXIT_FAILURE, EXIT_USAGE, register
 from launcher.cli.plan_cmd import build_request, plan_options, resolve_host_for
-from launcher.hwspec import parse_size
-from launcher.load_errors import (
+from launcher.machine.hwspec import parse_size
+from launcher.plan.errors import DoesNotFitError
+from launcher.plan.ladder import Plan, make_plan
+from launcher.plan.report import render_does_not_fit, render_plan
+from launcher.run.errors import (
     GatedModelError,
     LoadError,
     RemoteCodeRefusedError,
     UnsafeWeightsError,
 )
-from launcher.plan import Plan, make_plan
-from launcher.plan_errors import DoesNotFitError
-from launcher.plan_report import render_does_not_fit, render_plan
-from launcher.source import ModelSource, resolve_source
-from launcher.store import Measurement, Store
+from launcher.run.source import ModelSource, resolve_source
+from launcher.run.store import Measurement, Store
 
 if TYPE_CHECKING:
-    from launcher.load import LoadedModel
-    from launcher.session import Reply, Session
+    from launcher.run.load import LoadedModel
+    from launcher.run.session import Reply, Session
 
 
 def _explain_load_error(error: BaseException) -> tuple[str, int] | None:
-    from launcher.session import SessionError
+    from launcher.run.session import SessionError
 
     if isinstance(error, LoadError):
         hint = f" Next: {error.hint}." if error.hint else ""
@@ -164,8 +164,8 @@ def launch_command(
     _err(render_plan(planned))
     _err("")
 
-    from launcher.load import LoadOptions, load_model
-    from launcher.session import GenerationSettings, open_session
+    from launcher.run.load import LoadOptions, load_model
+    from launcher.run.session import GenerationSettings, open_session
 
     options = LoadOptions(
         trust_remote_code=trust_remote_code,
@@ -194,7 +194,7 @@ def launch_command(
 
 
 def _dry_run(source: ModelSource, plan: Plan, trust_remote_code: bool, allow_pickle: bool) -> None:
-    from launcher.load_errors import LoadError as _LoadError
+    from launcher.run.errors import LoadError as _LoadError
 
     click.echo(render_plan(plan))
     click.echo("")
@@ -203,7 +203,7 @@ def _dry_run(source: ModelSource, plan: Plan, trust_remote_code: bool, allow_pic
     if source.card.remote_code and not trust_remote_code:
         refusal = RemoteCodeRefusedError(source.card.id).message
     if source.kind == "hub":
-        from launcher.download import plan_download
+        from launcher.run.download import plan_download
 
         try:
             fetch_plan = plan_download(source.card, allow_pickle, trust_remote_code)
@@ -267,7 +267,7 @@ def _stream_reply(session: Session, text: str, out: Any) -> Reply:
         out.write(piece)
         out.flush()
 
-    from launcher.session import SessionError
+    from launcher.run.session import SessionError
 
     try:
         reply = session.send(text, on_piece=write)
@@ -281,7 +281,7 @@ def _stream_reply(session: Session, text: str, out: Any) -> Reply:
 
 
 def _failed(error: BaseException) -> Reply:
-    from launcher.session import Reply
+    from launcher.run.session import Reply
 
     return Reply("", 0, 0, None, None, 0.0, "error", error=f"{type(error).__name__}: {error}")
 
@@ -382,7 +382,7 @@ def _line_chat(session: Session, loaded: LoadedModel, store: Store) -> None:
             session.reset(system=text[len("/system") :].strip() or None)
             _err("New chat with that system prompt.")
             continue
-        from launcher.session import SessionInputError
+        from launcher.run.session import SessionInputError
 
         if not measured:
             loaded.meter.phase()

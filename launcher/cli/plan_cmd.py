@@ -10,10 +10,10 @@ import click
 
 from launcher.cli.context import echo_json, get_catalog
 from launcher.cli.errors import EXIT_FAILURE, EXIT_USAGE, register
-from launcher.host import HostSnapshot
-from launcher.plan import PlanRequest, make_plan
-from launcher.plan_errors import DoesNotFitError, PlanRequestError
-from launcher.plan_report import (
+from launcher.machine.host import HostSnapshot
+from launcher.plan.errors import DoesNotFitError, PlanRequestError
+from launcher.plan.ladder import PlanRequest, make_plan
+from launcher.plan.report import (
     does_not_fit_to_dict,
     measured_to_dict,
     plan_to_dict,
@@ -21,7 +21,7 @@ from launcher.plan_report import (
     render_measured,
     render_plan,
 )
-from launcher.store import Measurement, latest_measurement, machine_key
+from launcher.run.store import Measurement, latest_measurement, machine_key
 
 
 def _explain_plan_error(error: BaseException) -> tuple[str, int] | None:
@@ -114,7 +114,7 @@ def build_request(
 
 def resolve_host_for(ctx: click.Context, hardware: str | None) -> HostSnapshot:
     """Named hardware (--hardware or $BERTH_HARDWARE) or a probe of this machine, once per invocation."""
-    from launcher.hwspec import resolve_host
+    from launcher.machine.hwspec import resolve_host
 
     obj = ctx.find_root().obj
     key = ("host", hardware)
@@ -160,7 +160,7 @@ def plan_command(
             click.echo(render_does_not_fit(result, host.label))
         ctx.exit(EXIT_FAILURE)
     if emit == "python":
-        from launcher.emit import python_snippet
+        from launcher.plan.emit import python_snippet
 
         click.echo(python_snippet(card, result), nl=False)
         return

@@ -12,10 +12,10 @@ import click
 from launcher import display
 from launcher.cli.context import echo_json, get_catalog
 from launcher.cli.errors import EXIT_USAGE
-from launcher.errors import HardwareSpecError, ProbeError
-from launcher.host import GpuInfo, HostSnapshot
-from launcher.hwspec import resolve_host
-from launcher.probe import probe_host
+from launcher.machine.errors import HardwareSpecError, ProbeError
+from launcher.machine.host import GpuInfo, HostSnapshot
+from launcher.machine.hwspec import resolve_host
+from launcher.machine.probe import probe_host
 
 HARDWARE_HELP = (
     "Describe named hardware instead of this machine: '2xA100-80GB,ram=512GB', 'cpu,ram=32GB,cores=8', "

@@ -13,7 +13,7 @@ import click
 
 from launcher.cli.context import get_catalog
 from launcher.cli.plan_cmd import host_options, resolve_host_for
-from launcher.host import HostSnapshot
+from launcher.machine.host import HostSnapshot
 from registry.catalog import Catalog
 
 if TYPE_CHECKING:
@@ -25,10 +25,10 @@ def hardware_resolver(catalog: Catalog) -> Callable[[str], HostSnapshot]:
 
     def resolve(spec: str) -> HostSnapshot:
         if not spec.strip():
-            from launcher.probe import probe_host
+            from launcher.machine.probe import probe_host
 
             return probe_host(catalog)
-        from launcher.hwspec import parse_hardware_spec
+        from launcher.machine.hwspec import parse_hardware_spec
 
         return parse_hardware_spec(spec, catalog)
 

@@ -1,12 +1,12 @@
 """Thin adapters from the launch stack to the TUI's seam (`launcher.tui.backend`), changing neither side.
 
-- `LaunchStackFactory` downloads with `launcher.load.fetch_files` (a tqdm class that reports bytes per file),
-  loads with `launcher.load.load_model` (its progress hook and notes), and opens `launcher.session` sessions.
-- `LaunchStackSession` drives a `launcher.session.Session` from the conversation the screen holds, streams its
+- `LaunchStackFactory` downloads with `launcher.run.load.fetch_files` (a tqdm class that reports bytes per file),
+  loads with `launcher.run.load.load_model` (its progress hook and notes), and opens `launcher.run.session` sessions.
+- `LaunchStackSession` drives a `launcher.run.session.Session` from the conversation the screen holds, streams its
   pieces, maps its Reply to ReplyStats, and records the first full reply's memory and speed in the store.
-- `SqliteChatStore` keeps the TUI's chats in `launcher.store.Store`, the file `berth history` reads.
+- `SqliteChatStore` keeps the TUI's chats in `launcher.run.store.Store`, the file `berth history` reads.
 
-torch is imported by launcher.load/launcher.session, only when a model is launched; nothing here imports it.
+torch is imported by launcher.run.load/launcher.run.session, only when a model is launched; nothing here imports it.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from launcher.host import HostSnapshot
-from launcher.plan import Plan, PlanRequest
+from launcher.machine.host import HostSnapshot
+from launcher.plan.ladder import Plan, PlanRequest
 from launcher.tui.backend import (
     ChatRecord,
     ChatSummary,
@@ -37,10 +37,10 @@ from registry.catalog import Catalog
 from registry.schema import ModelCard, Task
 
 if TYPE_CHECKING:
-    from launcher.load import LoadedModel
-    from launcher.session import GenerationSettings, Reply, Session
-    from launcher.source import ModelSource
-    from launcher.store import Store
+    from launcher.run.load import LoadedModel
+    from launcher.run.session import GenerationSettings, Reply, Session
+    from launcher.run.source import ModelSource
+    from launcher.run.store import Store
 
 #: Replies shorter than this do not say much about speed; the first longer one is recorded as a measurement.
 MIN_MEASURED_TOKENS = 8
@@ -54,7 +54,7 @@ def request_for(plan: Plan) -> PlanRequest:
 
 def settings_for(sampling: Sampling) -> GenerationSettings:
     """The session's generation settings for the TUI's sampling."""
-    from launcher.session import GenerationSettings
+    from launcher.run.session import GenerationSettings
 
     return GenerationSettings(
         max_new_tokens=sampling.max_new_tokens, temperature=sampling.temperature, top_p=sampling.top_p
@@ -123,7 +123,7 @@ class _Null:
 
 
 def _source(card: ModelCard) -> ModelSource:
-    from launcher.source import ModelSource
+    from launcher.run.source import ModelSource
 
     return ModelSource(card, "hub")
 
@@ -154,8 +154,8 @@ class LaunchStackFactory:
         cancel: threading.Event,
     ) -> Launched:
         """Fetch, load as planned (stepping down on out-of-memory), and open the session."""
-        from launcher.load import LoadOptions, fetch_files, load_model
-        from launcher.session import open_session
+        from launcher.run.load import LoadOptions, fetch_files, load_model
+        from launcher.run.session import open_session
 
         def on_progress(what: str, done: int, total: int | None) -> None:
             if cancel.is_set():
@@ -206,7 +206,7 @@ class LaunchStackFactory:
 
 
 class LaunchStackSession:
-    """The TUI's Session over a launcher.session.Session (chat, completion, fill-mask)."""
+    """The TUI's Session over a launcher.run.session.Session (chat, completion, fill-mask)."""
 
     def __init__(self, session: Session, loaded: LoadedModel, store: Store | None = None) -> None:
         self.session = session
@@ -235,7 +235,7 @@ class LaunchStackSession:
 
     def chat(self, messages: Sequence[Message], sampling: Sampling, on_piece: PieceCallback) -> ReplyStats:
         """Reply to the last user message with the turns before it as history."""
-        from launcher.session import Turn
+        from launcher.run.session import Turn
 
         *earlier, last = messages
         self.session.history = [Turn(m.role, m.content) for m in earlier if m.role != "system"]
@@ -266,7 +266,7 @@ class LaunchStackSession:
 
     def memory_bytes(self) -> dict[str, int]:
         """This process's resident memory now, and each GPU's peak reserved memory in this phase."""
-        from launcher.measure import gpu_peaks, rss_bytes
+        from launcher.run.measure import gpu_peaks, rss_bytes
 
         figures: dict[str, int] = {}
         rss = rss_bytes()
@@ -283,7 +283,7 @@ class LaunchStackSession:
 
 
 class SqliteChatStore:
-    """The TUI's ChatStore over launcher.store.Store (append-only: a changed past turn starts a new chat)."""
+    """The TUI's ChatStore over launcher.run.store.Store (append-only: a changed past turn starts a new chat)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store

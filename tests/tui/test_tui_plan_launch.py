@@ -6,7 +6,7 @@ import threading
 
 from textual.widgets import DataTable, Static
 
-from launcher.plan import Plan
+from launcher.plan.ladder import Plan
 from launcher.tui.fake import FakeSessionFactory
 from launcher.tui.screens.browse import BrowseScreen
 from launcher.tui.screens.chat import ChatScreen, CompletionScreen
@@ -157,7 +157,7 @@ async def test_each_task_gets_its_screen(make_app, catalog):
 
 
 def test_memory_rows_compare_estimate_and_measurement(catalog):
-    from launcher.plan import make_plan
+    from launcher.plan.ladder import make_plan
 
     plan = make_plan(catalog.get(SMOL), TEST_HOST)
     assert isinstance(plan, Plan)

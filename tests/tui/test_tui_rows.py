@@ -7,8 +7,8 @@ import json
 import pytest
 
 from launcher.cli.list_cmd import plan_all
-from launcher.plan import Plan, PlanRequest, make_plan
-from launcher.plan_errors import DoesNotFitError
+from launcher.plan.errors import DoesNotFitError
+from launcher.plan.ladder import Plan, PlanRequest, make_plan
 from launcher.tui.backend import ChatRecord, Message, ReplyStats, Sampling, chat_title
 from launcher.tui.fake import FakeSession, TickClock, canned_reply, pieces
 from launcher.tui.history import FileChatStore

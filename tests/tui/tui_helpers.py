@@ -9,7 +9,7 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from launcher.host import CpuInfo, GpuInfo, HostSnapshot
+from launcher.machine.host import CpuInfo, GpuInfo, HostSnapshot
 from launcher.tui.screens.browse import BrowseScreen
 
 

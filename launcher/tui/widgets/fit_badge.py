@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from launcher.plan import Plan
-from launcher.plan_errors import DoesNotFitError
+from launcher.plan.errors import DoesNotFitError
+from launcher.plan.ladder import Plan
 from launcher.tui.rows import badge
 
 

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from launcher.cli.list_cmd import host_line
-from launcher.host import HostSnapshot
+from launcher.machine.host import HostSnapshot
 
 
 def host_text(host: HostSnapshot) -> Text:

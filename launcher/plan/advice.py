@@ -8,14 +8,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from launcher.display import gib
-from launcher.host import GpuInfo, HostSnapshot
-from launcher.placement import Attempt, describe
-from launcher.plan_errors import DoesNotFitError, PlanRequestError
-from launcher.speed import SpeedEstimate
+from launcher.machine.host import GpuInfo, HostSnapshot
+from launcher.plan.errors import DoesNotFitError, PlanRequestError
+from launcher.plan.placement import Attempt, describe
+from launcher.plan.speed import SpeedEstimate
 from registry.schema import Accelerator, ModelCard
 
 if TYPE_CHECKING:
-    from launcher.plan import PlanRequest
+    from launcher.plan.ladder import PlanRequest
 
 
 def bare_does_not_fit(card: ModelCard, attempts: Sequence[Attempt]) -> DoesNotFitError:
@@ -75,7 +75,7 @@ def does_not_fit(
 
 def _fits(card: ModelCard, host: HostSnapshot, request: PlanRequest) -> bool:
     try:
-        from launcher.plan import Plan, make_plan  # the planner calls this module: import it when run
+        from launcher.plan.ladder import Plan, make_plan  # the planner calls this module: import it when run
 
         return isinstance(make_plan(card, host, request, explain=False), Plan)
     except PlanRequestError:
@@ -148,7 +148,7 @@ def smallest_fitting_hardware(
         max_memory=None,
         exclude=(),
     )
-    from launcher.plan import Plan, make_plan  # the planner calls this module: import it when run
+    from launcher.plan.ladder import Plan, make_plan  # the planner calls this module: import it when run
 
     for _, count, acc in options:
         host = named_host(acc, count)

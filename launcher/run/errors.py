@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from launcher.errors import LauncherError
+from launcher.machine.errors import LauncherError
 
 
 class LoadError(LauncherError, RuntimeError):

@@ -26,19 +26,19 @@ import transformers
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
 from launcher import display
-from launcher.host import HostSnapshot
-from launcher.load_errors import (
+from launcher.machine.host import HostSnapshot
+from launcher.plan.errors import DoesNotFitError
+from launcher.plan.ladder import RAM_HEADROOM_BYTES, Plan, PlanRequest, plan_or_raise
+from launcher.run.errors import (
     LoadError,
     MemoryBudgetExceeded,
     OutOfMemoryError,
     RemoteCodeRefusedError,
     UnsafeWeightsError,
 )
-from launcher.measure import MemoryGuard, MemoryMeter, PhasePeak, estimated_devices, nvml_used_bytes
-from launcher.plan import RAM_HEADROOM_BYTES, Plan, PlanRequest, plan_or_raise
-from launcher.plan_errors import DoesNotFitError
-from launcher.source import ModelSource
-from launcher.store import Measurement, machine_key
+from launcher.run.measure import MemoryGuard, MemoryMeter, PhasePeak, estimated_devices, nvml_used_bytes
+from launcher.run.source import ModelSource
+from launcher.run.store import Measurement, machine_key
 from registry.importer import weight_files
 from registry.memory import CUDA_RUNTIME_BYTES
 from registry.params import LINEAR_SUBCLASS_FAMILIES
@@ -393,7 +393,7 @@ def fetch_files(
 ) -> Path:
     """The folder transformers loads from: downloaded into the Hub cache, or the local folder as given."""
     if source.kind == "hub":
-        from launcher.download import fetch
+        from launcher.run.download import fetch
 
         folder, _ = fetch(source.card, options.allow_pickle, options.trust_remote_code, environ, tqdm_class)
         return folder

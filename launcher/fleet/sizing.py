@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from launcher.display import gib
-from launcher.fleet_types import EngineSettings, FleetQuant, NodeGroup, ReplicaEstimate, Shape
-from launcher.host import DEFAULT_PCIE_BANDWIDTH
+from launcher.fleet.types import EngineSettings, FleetQuant, NodeGroup, ReplicaEstimate, Shape
+from launcher.machine.host import DEFAULT_PCIE_BANDWIDTH
 from registry.memory import (
     DTYPE_BYTES,
     Precision,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from launcher import display
-from launcher.plan import Plan
-from launcher.plan_errors import DoesNotFitError
-from launcher.store import Measurement
+from launcher.plan.errors import DoesNotFitError
+from launcher.plan.ladder import Plan
+from launcher.run.store import Measurement
 
 #: Verdict words for each strategy, as `berth list` shows them.
 FIT_LABELS = {

@@ -11,7 +11,7 @@ the fastest that fits):
 
 Every rung places whole blocks (decoder layers, embeddings, head) on devices the way accelerate does, so the
 plan's device map can be handed to `from_pretrained` unchanged. How blocks are placed and timed lives in
-`launcher/placement.py`; what to suggest when nothing fits, in `launcher/plan_advice.py`.
+`launcher/plan/placement.py`; what to suggest when nothing fits, in `launcher/plan/advice.py`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from launcher.display import gib
-from launcher.host import GpuInfo, HostSnapshot
-from launcher.placement import (
+from launcher.machine.host import GpuInfo, HostSnapshot
+from launcher.plan.advice import bare_does_not_fit, does_not_fit, named_host, smallest_fitting_hardware
+from launcher.plan.errors import DoesNotFitError, PlanRequestError
+from launcher.plan.placement import (
     DISK_HEADROOM_BYTES,
     GPU_HEADROOM_FRACTION,
     RAM_HEADROOM_BYTES,
@@ -35,9 +37,7 @@ from launcher.placement import (
     describe,
     try_rung,
 )
-from launcher.plan_advice import bare_does_not_fit, does_not_fit, named_host, smallest_fitting_hardware
-from launcher.plan_errors import DoesNotFitError, PlanRequestError
-from launcher.speed import SpeedEstimate
+from launcher.plan.speed import SpeedEstimate
 from registry.memory import Precision, Quant
 from registry.params import LINEAR_SUBCLASS_FAMILIES, layout
 from registry.schema import Accelerator, Dtype, ModelCard

@@ -12,9 +12,9 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from launcher.errors import HardwareSpecError
-from launcher.host import CpuInfo, GpuInfo, HostSnapshot
-from launcher.probe import probe_host
+from launcher.machine.errors import HardwareSpecError
+from launcher.machine.host import CpuInfo, GpuInfo, HostSnapshot
+from launcher.machine.probe import probe_host
 from registry.catalog import Catalog
 from registry.errors import UnknownAcceleratorError
 from registry.schema import Accelerator

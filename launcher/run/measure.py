@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from launcher.load_errors import MemoryBudgetExceeded
-from launcher.plan import Plan
+from launcher.plan.ladder import Plan
+from launcher.run.errors import MemoryBudgetExceeded
 from registry.memory import DeviceKind, activation_bytes, estimate_memory, runtime_bytes
 from registry.schema import ModelCard
 
@@ -87,7 +87,7 @@ def nvml_used_bytes(nvml: Any = None, environ: Mapping[str, str] | None = None) 
 
     `nvml` is the NVML module (default: pynvml when installed); failures become an empty reading.
     """
-    from launcher.probe import load_nvml, probe_nvidia_gpus
+    from launcher.machine.probe import load_nvml, probe_nvidia_gpus
     from registry.catalog import Catalog
 
     module = nvml if nvml is not None else load_nvml()

@@ -1,6 +1,6 @@
 """Values the fleet planner takes and returns: node groups, workloads, replica shapes and the plan.
 
-Everything here is an immutable dataclass with int bytes; the planner (`launcher.fleet`) builds them, the
+Everything here is an immutable dataclass with int bytes; the planner (`launcher.fleet.planner`) builds them, the
 report and the exporters only read them.
 """
 

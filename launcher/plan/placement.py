@@ -4,7 +4,7 @@
 forward order as accelerate's infer_auto_device_map does: GPUs (balanced when several share the work), then
 RAM, then disk, a tied output layer joining its embedding. Offloaded blocks are streamed to the main device to
 run, so it keeps room for the largest of them and for their KV cache. `attempt_speed` turns the placement
-into roofline stages for `launcher.speed`. Pure: no I/O.
+into roofline stages for `launcher.plan.speed`. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from launcher.host import CpuInfo, GpuInfo, HostSnapshot
-from launcher.speed import CPU_BF16_EMULATION_FACTOR, SpeedEstimate, Stage, estimate_speed
+from launcher.machine.host import CpuInfo, GpuInfo, HostSnapshot
+from launcher.plan.speed import CPU_BF16_EMULATION_FACTOR, SpeedEstimate, Stage, estimate_speed
 from registry.memory import (
     ALLOCATOR_SLACK,
     DTYPE_BYTES,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from launcher import display
-from launcher.fleet_types import Alternative, FleetPlan, ModelPlan, NodePlan, ReplicaEstimate
+from launcher.fleet.types import Alternative, FleetPlan, ModelPlan, NodePlan, ReplicaEstimate
 
 _DTYPE = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
 

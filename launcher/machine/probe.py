@@ -12,10 +12,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from launcher.bandwidth import cached_bandwidth, measure_bandwidth, save_bandwidth
-from launcher.errors import ProbeError
-from launcher.host import DEFAULT_CPU_BANDWIDTH, CpuInfo, GpuInfo, HostSnapshot
-from launcher.sysinfo import cgroup_memory, parse_cpuinfo, visible_gpus
+from launcher.machine.bandwidth import cached_bandwidth, measure_bandwidth, save_bandwidth
+from launcher.machine.errors import ProbeError
+from launcher.machine.host import DEFAULT_CPU_BANDWIDTH, CpuInfo, GpuInfo, HostSnapshot
+from launcher.machine.sysinfo import cgroup_memory, parse_cpuinfo, visible_gpus
 from registry.catalog import Catalog
 from registry.schema import Accelerator
 

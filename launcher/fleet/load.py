@@ -14,9 +14,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from launcher.fleet_errors import FleetFileError, FleetProblem
-from launcher.fleet_schema import SECTIONS, FleetFile, WorkloadSpec
-from launcher.fleet_types import EngineSettings, FleetRequest, NodeGroup, Workload
+from launcher.fleet.errors import FleetFileError, FleetProblem
+from launcher.fleet.schema import SECTIONS, FleetFile, WorkloadSpec
+from launcher.fleet.types import EngineSettings, FleetRequest, NodeGroup, Workload
 from registry.catalog import Catalog
 from registry.errors import UnknownAcceleratorError, UnknownModelError, UnsupportedArchitectureError
 from registry.params import layout

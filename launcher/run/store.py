@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from launcher.host import HostSnapshot
+from launcher.machine.host import HostSnapshot
 from registry.userdirs import data_dir
 
 Role = Literal["system", "user", "assistant"]

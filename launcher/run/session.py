@@ -21,10 +21,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from launcher.store import Store
+from launcher.run.store import Store
 
 if TYPE_CHECKING:
-    from launcher.load import LoadedModel
+    from launcher.run.load import LoadedModel
 
 Task = Literal["chat", "completion", "fill-mask"]
 Role = Literal["system", "user", "assistant"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 
-from launcher.fleet_types import NodeGroup, NodePlan, Shape, StagePlacement
+from launcher.fleet.types import NodeGroup, NodePlan, Shape, StagePlacement
 
 
 class GroupAllocator:

@@ -1,7 +1,7 @@
 """Capacity planning for a fleet: replica shapes, replica counts, placement on nodes, and what is missing.
 
 Pure: takes a FleetRequest (machines, workloads, engine settings) and returns a FleetPlan. No I/O, no clock,
-no environment. The serving itself is left to Ray Serve LLM with vLLM (see `launcher.export`).
+no environment. The serving itself is left to Ray Serve LLM with vLLM (see `launcher.fleet.export`).
 
 For each workload and each node group it may use, the planner walks replica shapes from the fewest GPUs up
 and takes the first that holds the weights with room for a useful KV cache and meets the speed target.
@@ -18,8 +18,8 @@ from dataclasses import dataclass, replace
 from math import ceil
 
 from launcher.display import gib
-from launcher.fleet_placement import GroupAllocator
-from launcher.fleet_sizing import (
+from launcher.fleet.placement import GroupAllocator
+from launcher.fleet.sizing import (
     DECODE_EFFICIENCY,
     FP8_MIN_CAPABILITY,
     DoesNotFit,
@@ -34,7 +34,7 @@ from launcher.fleet_sizing import (
     size_replica,
     valid_tensor_sizes,
 )
-from launcher.fleet_types import (
+from launcher.fleet.types import (
     Addition,
     Alternative,
     EngineSettings,

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from launcher.errors import ProbeError
+from launcher.machine.errors import ProbeError
 from registry.userdirs import data_dir
 
 CACHE_NAME = "cpu_bandwidth.json"

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from launcher.load_errors import DownloadError, GatedModelError, UnsafeWeightsError
-from launcher.probe import hf_cache_dir
+from launcher.machine.probe import hf_cache_dir
+from launcher.run.errors import DownloadError, GatedModelError, UnsafeWeightsError
 from registry.schema import ModelCard
 
 #: Model configuration files transformers reads.

@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 import yaml
 
-from launcher.fleet_errors import FleetShortError
-from launcher.fleet_types import FleetPlan, ModelPlan, NodeGroup, NodePlan, ReplicaEstimate
+from launcher.fleet.errors import FleetShortError
+from launcher.fleet.types import FleetPlan, ModelPlan, NodeGroup, NodePlan, ReplicaEstimate
 from registry.schema import Accelerator
 
 ExportFormat = Literal["ray-serve", "kuberay", "vllm"]

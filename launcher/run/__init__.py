@@ -1,0 +1,1 @@
+"""Running a model: where its weights come from, download, load as planned, measure, sessions, the store."""
