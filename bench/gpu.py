@@ -180,7 +180,7 @@ def compare_budget(settings: Settings, card: Any) -> dict[str, int]:
     """
     if not settings.tiny:
         return {"0": settings.gpu_budget_bytes, "cpu": settings.cpu_budget_bytes}
-    from launcher.plan.ladder import RAM_HEADROOM_BYTES
+    from launcher.plan.placement import RAM_HEADROOM_BYTES
     from registry.memory import Precision, activation_bytes, kv_cache_bytes, runtime_bytes
 
     context = settings.prompt_tokens + settings.compare_new_tokens
@@ -982,7 +982,7 @@ def child_case(spec: Mapping[str, Any], result: dict[str, Any], save: Callable[[
         _pipeline_case(torch, folder, max_memory, text, warmup, new_tokens, spec, nvml_start, result, save)
         return
 
-    from launcher.plan.ladder import PlanRequest
+    from launcher.plan.request import PlanRequest
     from launcher.run.load import LoadOptions, load_model
     from launcher.run.session import GenerationSettings, open_session
     from launcher.run.source import resolve_source

@@ -84,7 +84,7 @@ def speed(folder: Path, rounds: int, tokens: int, max_tries: int = 6) -> dict[st
     from transformers import pipeline
 
     from launcher.machine.probe import probe_host
-    from launcher.plan.ladder import PlanRequest
+    from launcher.plan.request import PlanRequest
     from launcher.run.load import LoadOptions, load_model
     from launcher.run.session import GenerationSettings, open_session
     from launcher.run.source import ModelSource
@@ -167,7 +167,7 @@ def measure_one(folder: Path, dtype: str, context: int) -> dict[str, Any]:
     import torch
 
     from launcher.machine.probe import probe_host
-    from launcher.plan.ladder import PlanRequest
+    from launcher.plan.request import PlanRequest
     from launcher.run.load import LoadOptions, load_model
     from launcher.run.source import ModelSource
     from registry.catalog import load_catalog

@@ -14,7 +14,9 @@ from types import ModuleType
 
 import pytest
 
-from launcher.plan.ladder import PlanRequest, named_host, plan_or_raise
+from launcher.plan.advice import named_host
+from launcher.plan.ladder import plan_or_raise
+from launcher.plan.request import PlanRequest
 from launcher.run.measure import estimated_devices
 from registry.catalog import load_catalog
 from registry.memory import CUDA_RUNTIME_BYTES

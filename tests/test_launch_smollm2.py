@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from conftest import cpu_host
 
 from launcher.cli import cli
-from launcher.plan.ladder import PlanRequest
+from launcher.plan.request import PlanRequest
 from launcher.run.load import LoadOptions, load_model
 from launcher.run.session import GenerationSettings, open_session
 from launcher.run.source import ModelSource

@@ -7,7 +7,9 @@ import pytest
 import torch
 from conftest import TINY_FAMILIES, cpu_host, save_tiny_model
 
-from launcher.plan.ladder import PlanRequest, named_host, plan_or_raise
+from launcher.plan.advice import named_host
+from launcher.plan.ladder import plan_or_raise
+from launcher.plan.request import PlanRequest
 from launcher.run.errors import LoadError, MemoryBudgetExceeded, RemoteCodeRefusedError, UnsafeWeightsError
 from launcher.run.load import (
     LoadOptions,

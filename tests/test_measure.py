@@ -7,7 +7,9 @@ import pytest
 from conftest import cpu_host
 from hardware_fakes import FakeDevice, FakeNvml
 
-from launcher.plan.ladder import PlanRequest, named_host, plan_or_raise
+from launcher.plan.advice import named_host
+from launcher.plan.ladder import plan_or_raise
+from launcher.plan.request import PlanRequest
 from launcher.run.errors import MemoryBudgetExceeded
 from launcher.run.measure import (
     MemoryGuard,

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from launcher.machine.host import CpuInfo, GpuInfo, HostSnapshot
+from launcher.plan.advice import named_host
 from launcher.plan.errors import DoesNotFitError, PlanRequestError
-from launcher.plan.ladder import Plan, PlanRequest, make_plan, named_host, plan_or_raise
+from launcher.plan.ladder import make_plan, plan_or_raise
+from launcher.plan.request import Plan, PlanRequest
 from registry.memory import Precision, weight_bytes
 
 GB = 10**9

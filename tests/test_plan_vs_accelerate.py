@@ -8,7 +8,9 @@ from collections import Counter
 import pytest
 
 from launcher.machine.host import HostSnapshot
-from launcher.plan.ladder import Plan, make_plan, named_host
+from launcher.plan.advice import named_host
+from launcher.plan.ladder import make_plan
+from launcher.plan.request import Plan
 from registry.catalog import load_catalog
 from registry.memory import block_weight_bytes
 from registry.params import layout

@@ -20,8 +20,9 @@ from launcher.cli.errors import EXIT_FAILURE, EXIT_USAGE, register
 from launcher.cli.plan_cmd import build_request, plan_options, resolve_host_for
 from launcher.machine.hwspec import parse_size
 from launcher.plan.errors import DoesNotFitError
-from launcher.plan.ladder import Plan, make_plan
+from launcher.plan.ladder import make_plan
 from launcher.plan.report import render_does_not_fit, render_plan
+from launcher.plan.request import Plan
 from launcher.run.errors import (
     GatedModelError,
     LoadError,

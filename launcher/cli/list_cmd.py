@@ -13,8 +13,9 @@ from launcher.cli.context import echo_json, get_catalog
 from launcher.cli.plan_cmd import build_request, plan_options, resolve_host_for
 from launcher.machine.host import HostSnapshot
 from launcher.plan.errors import DoesNotFitError, PlanRequestError
-from launcher.plan.ladder import Plan, PlanRequest, make_plan
+from launcher.plan.ladder import make_plan
 from launcher.plan.report import verdict
+from launcher.plan.request import Plan, PlanRequest
 from launcher.run.store import latest_measurements, machine_key
 from registry.catalog import Catalog
 from registry.schema import ModelCard

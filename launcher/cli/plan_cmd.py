@@ -12,7 +12,7 @@ from launcher.cli.context import echo_json, get_catalog
 from launcher.cli.errors import EXIT_FAILURE, EXIT_USAGE, register
 from launcher.machine.host import HostSnapshot
 from launcher.plan.errors import DoesNotFitError, PlanRequestError
-from launcher.plan.ladder import PlanRequest, make_plan
+from launcher.plan.ladder import make_plan
 from launcher.plan.report import (
     does_not_fit_to_dict,
     measured_to_dict,
@@ -21,6 +21,7 @@ from launcher.plan.report import (
     render_measured,
     render_plan,
 )
+from launcher.plan.request import PlanRequest
 from launcher.run.store import Measurement, latest_measurement, machine_key
 
 

@@ -15,7 +15,7 @@ from launcher.plan.speed import SpeedEstimate
 from registry.schema import Accelerator, ModelCard
 
 if TYPE_CHECKING:
-    from launcher.plan.ladder import PlanRequest
+    from launcher.plan.request import PlanRequest
 
 
 def bare_does_not_fit(card: ModelCard, attempts: Sequence[Attempt]) -> DoesNotFitError:
@@ -75,7 +75,8 @@ def does_not_fit(
 
 def _fits(card: ModelCard, host: HostSnapshot, request: PlanRequest) -> bool:
     try:
-        from launcher.plan.ladder import Plan, make_plan  # the planner calls this module: import it when run
+        from launcher.plan.ladder import make_plan
+        from launcher.plan.request import Plan
 
         return isinstance(make_plan(card, host, request, explain=False), Plan)
     except PlanRequestError:
@@ -148,7 +149,8 @@ def smallest_fitting_hardware(
         max_memory=None,
         exclude=(),
     )
-    from launcher.plan.ladder import Plan, make_plan  # the planner calls this module: import it when run
+    from launcher.plan.ladder import make_plan
+    from launcher.plan.request import Plan
 
     for _, count, acc in options:
         host = named_host(acc, count)

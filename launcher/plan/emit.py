@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Iterator
 
-from launcher.plan.ladder import Plan
+from launcher.plan.request import Plan
 from registry.params import LINEAR_SUBCLASS_FAMILIES
 from registry.schema import ModelCard
 

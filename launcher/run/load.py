@@ -28,7 +28,9 @@ from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokeniz
 from launcher import display
 from launcher.machine.host import HostSnapshot
 from launcher.plan.errors import DoesNotFitError
-from launcher.plan.ladder import RAM_HEADROOM_BYTES, Plan, PlanRequest, plan_or_raise
+from launcher.plan.ladder import plan_or_raise
+from launcher.plan.placement import RAM_HEADROOM_BYTES
+from launcher.plan.request import Plan, PlanRequest
 from launcher.run.errors import (
     LoadError,
     MemoryBudgetExceeded,

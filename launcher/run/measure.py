@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from launcher.plan.ladder import Plan
+from launcher.plan.request import Plan
 from launcher.run.errors import MemoryBudgetExceeded
 from registry.memory import DeviceKind, activation_bytes, estimate_memory, runtime_bytes
 from registry.schema import ModelCard

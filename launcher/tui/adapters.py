@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from launcher.machine.host import HostSnapshot
-from launcher.plan.ladder import Plan, PlanRequest
+from launcher.plan.request import Plan, PlanRequest
 from launcher.tui.backend import (
     ChatRecord,
     ChatSummary,

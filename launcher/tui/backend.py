@@ -15,7 +15,7 @@ from typing import Literal, Protocol
 
 from launcher.machine.host import HostSnapshot
 from launcher.plan.errors import DoesNotFitError
-from launcher.plan.ladder import Plan, PlanRequest
+from launcher.plan.request import Plan, PlanRequest
 from registry.schema import Accelerator, ModelCard, Task
 
 Role = Literal["system", "user", "assistant"]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from launcher.machine.host import HostSnapshot
-from launcher.plan.ladder import Plan
+from launcher.plan.request import Plan
 from launcher.tui.backend import (
     ChatRecord,
     ChatSummary,

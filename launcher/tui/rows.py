@@ -12,8 +12,8 @@ from launcher import display
 from launcher.cli.list_cmd import FIT_ORDER, Row, matches, sort_rows
 from launcher.machine.host import HostSnapshot
 from launcher.plan.errors import DoesNotFitError, PlanRequestError
-from launcher.plan.ladder import Plan, PlanRequest
 from launcher.plan.report import verdict
+from launcher.plan.request import Plan, PlanRequest
 from registry.schema import ModelCard
 
 #: Badge text and colour name for each verdict (colour names are Rich's).

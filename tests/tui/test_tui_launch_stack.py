@@ -163,7 +163,8 @@ def smollm2_gguf() -> Path:
 @pytest.mark.slow
 async def test_real_smollm2_launches_in_the_app_and_replies(catalog, smollm2_gguf, tmp_path):
     from launcher.machine.probe import probe_host
-    from launcher.plan.ladder import Plan, PlanRequest, make_plan
+    from launcher.plan.ladder import make_plan
+    from launcher.plan.request import Plan, PlanRequest
     from launcher.run.source import resolve_source
     from launcher.run.store import Store
     from launcher.tui.adapters import LaunchStackFactory, SqliteChatStore

@@ -6,7 +6,7 @@ import threading
 
 from textual.widgets import DataTable, Static
 
-from launcher.plan.ladder import Plan
+from launcher.plan.request import Plan
 from launcher.tui.fake import FakeSessionFactory
 from launcher.tui.screens.browse import BrowseScreen
 from launcher.tui.screens.chat import ChatScreen, CompletionScreen

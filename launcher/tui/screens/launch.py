@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from launcher import display
-from launcher.plan.ladder import Plan
+from launcher.plan.request import Plan
 from launcher.tui.backend import (
     DownloadProgress,
     Fallback,

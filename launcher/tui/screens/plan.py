@@ -11,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
-from launcher.plan.ladder import PlanRequest
+from launcher.plan.request import PlanRequest
 from launcher.tui.widgets.plan_view import PlanDetails, PlanView
 from registry.schema import ModelCard
 

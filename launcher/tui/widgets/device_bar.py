@@ -7,7 +7,7 @@ from textual.geometry import Size
 from textual.widget import Widget
 
 from launcher import display
-from launcher.plan.ladder import Placement
+from launcher.plan.placement import Placement
 
 #: Segment colours (Rich names), in bar order.
 SEGMENTS = (

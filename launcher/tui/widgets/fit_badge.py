@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from launcher.plan.errors import DoesNotFitError
-from launcher.plan.ladder import Plan
+from launcher.plan.request import Plan
 from launcher.tui.rows import badge
 
 

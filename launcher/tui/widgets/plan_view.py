@@ -14,8 +14,8 @@ from textual.widgets import DataTable, Static
 from launcher import display
 from launcher.machine.host import HostSnapshot
 from launcher.plan.errors import DoesNotFitError
-from launcher.plan.ladder import Plan
 from launcher.plan.report import verdict
+from launcher.plan.request import Plan
 from launcher.tui.rows import Alternative, card_warnings, free_bytes
 from launcher.tui.widgets.device_bar import DeviceBar
 from launcher.tui.widgets.fit_badge import fit_badge_text
