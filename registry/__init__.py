@@ -1,7 +1,7 @@
 """Berth's registry: the catalog of open models and accelerators, and what each model needs in memory."""
 
 from registry.catalog import Catalog, load_catalog
-from registry.errors import CatalogError, RegistryError, UnknownAcceleratorError, UnknownModelError
+from registry.errors import BerthError, CatalogError, UnknownAcceleratorError, UnknownModelError
 from registry.memory import MemoryEstimate, Precision, estimate_memory
 from registry.params import Block, Layout, count_params, layout
 from registry.schema import Accelerator, Architecture, ModelCard
@@ -9,6 +9,7 @@ from registry.schema import Accelerator, Architecture, ModelCard
 __all__ = [
     "Accelerator",
     "Architecture",
+    "BerthError",
     "Block",
     "Catalog",
     "CatalogError",
@@ -16,7 +17,6 @@ __all__ = [
     "MemoryEstimate",
     "ModelCard",
     "Precision",
-    "RegistryError",
     "UnknownAcceleratorError",
     "UnknownModelError",
     "count_params",

@@ -1,17 +1,31 @@
-"""Errors of the registry, with structured fields the CLI turns into one-paragraph messages."""
+"""Berth's one error root, and the registry's errors; stdlib only (every layer imports this module)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
+#: Exit codes: 1 the request is valid but cannot be met (does not fit, load failed), 2 bad input.
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
 
-class RegistryError(Exception):
-    """Base class of every error the registry raises on purpose."""
+
+class BerthError(Exception):
+    """Root of every error Berth raises on purpose: what went wrong (`message`), the next thing to try
+    (`hint`, naming a command or an option where there is one) and the exit code the CLI ends with."""
+
+    exit_code: int = EXIT_FAILURE
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(message)
 
 
-class CatalogError(RegistryError, ValueError):
+class CatalogError(BerthError, ValueError):
     """A catalog file that cannot be read or does not follow the schema."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(
         self,
@@ -21,12 +35,15 @@ class CatalogError(RegistryError, ValueError):
         field: str | None = None,
         suggestion: str | None = None,
     ) -> None:
-        self.message = message
         self.path = Path(path) if path is not None else None
         self.line = line
         self.field = field
         self.suggestion = suggestion
-        super().__init__(self.__str__())
+        super().__init__(
+            message,
+            hint="Fix the entry (each field is described in registry/schema.py), then check the file with "
+            f"`berth catalog validate {self.path or 'FILE'}`.",
+        )
 
     def __str__(self) -> str:
         where = ""
@@ -37,15 +54,16 @@ class CatalogError(RegistryError, ValueError):
         return f"{where}{field}{self.message}{hint}"
 
 
-class _UnknownNameError(RegistryError, KeyError):
+class _UnknownNameError(BerthError, KeyError):
     """A name the catalog does not know, with the closest names it does."""
 
     kind = "name"
+    exit_code = EXIT_USAGE
 
-    def __init__(self, query: str, suggestions: Sequence[str] = ()) -> None:
+    def __init__(self, query: str, suggestions: Sequence[str] = (), hint: str = "") -> None:
         self.query = query
         self.suggestions = list(suggestions)
-        super().__init__(query)
+        super().__init__(f"unknown {self.kind} '{query}'", hint)
 
     def __str__(self) -> str:
         hint = f"; did you mean {', '.join(self.suggestions)}?" if self.suggestions else ""
@@ -57,15 +75,33 @@ class UnknownModelError(_UnknownNameError):
 
     kind = "model"
 
+    def __init__(self, query: str, suggestions: Sequence[str] = ()) -> None:
+        super().__init__(
+            query,
+            suggestions,
+            hint="See every model with `berth list`, search with `berth list --search TEXT`, or pass a local "
+            "model folder or --gguf FILE.",
+        )
+
 
 class UnknownAcceleratorError(_UnknownNameError):
     """A GPU name that is not in the catalog's accelerators."""
 
     kind = "accelerator"
 
+    def __init__(self, query: str, suggestions: Sequence[str] = ()) -> None:
+        super().__init__(
+            query,
+            suggestions,
+            hint="Known GPUs are the catalog's accelerators: `berth probe --hardware NAME` checks a name and "
+            "lists them. Add others to your catalog overlay.",
+        )
 
-class UnsupportedArchitectureError(RegistryError, ValueError):
+
+class UnsupportedArchitectureError(BerthError, ValueError):
     """A model_type whose parameter layout Berth does not know."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, model_type: str, supported: Sequence[str]) -> None:
         self.model_type = model_type
@@ -75,5 +111,7 @@ class UnsupportedArchitectureError(RegistryError, ValueError):
         )
 
 
-class ImportModelError(RegistryError, ValueError):
+class ImportModelError(BerthError, ValueError):
     """A local model directory or file that cannot be turned into a catalog entry."""
+
+    exit_code = EXIT_USAGE

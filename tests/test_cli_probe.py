@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from hardware_fakes import write_catalog
 
 from launcher.cli import cli
-from launcher.cli.probe_cmd import _ranges, explain_launcher_error
+from launcher.cli.probe_cmd import _ranges
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -137,10 +137,6 @@ def test_list_and_probe_never_measure(berth_home: Path):
     assert run("probe").exit_code == 0
     assert run("list").exit_code == 0
     assert not (berth_home / "cpu_bandwidth.json").exists()
-
-
-def test_explain_leaves_other_errors_alone():
-    assert explain_launcher_error(ValueError("x")) is None
 
 
 def test_ranges():

@@ -10,8 +10,8 @@ from launcher.fleet.sizing import (
     NON_TORCH_BYTES_DISTRIBUTED,
     NON_TORCH_BYTES_SINGLE,
     PREFILL_EFFICIENCY,
-    DoesNotFit,
     Load,
+    ShapeDoesNotFitError,
     kv_bytes_per_token_per_layer_per_rank,
     model_weights,
     size_replica,
@@ -162,14 +162,14 @@ def test_batch_is_the_largest_that_meets_the_speed_target():
 
 def test_speed_target_out_of_reach_is_a_reason():
     weights = model_weights(card("llama-70b"), "bfloat16", None)
-    with pytest.raises(DoesNotFit, match="below the 200 target"):
+    with pytest.raises(ShapeDoesNotFitError, match="below the 200 target"):
         size_replica(weights, Shape(4, 1), group(), Load(context=4096, tokens_per_s_per_user=200), ENGINE)
 
 
 def test_too_large_for_the_shape_says_why():
     weights = model_weights(card("llama-70b"), "bfloat16", None)
     # 131 GiB over two H100s: 65.7 GiB each + 5 GiB activations + 0.6 GiB > 71.3 GiB.
-    with pytest.raises(DoesNotFit, match=r"exceed the 71\.3 GiB"):
+    with pytest.raises(ShapeDoesNotFitError, match=r"exceed the 71\.3 GiB"):
         size_replica(weights, Shape(2, 1), group(), Load(context=4096), ENGINE)
 
 

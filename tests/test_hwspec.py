@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from hardware_fakes import hardware_catalog
 
-from launcher.machine.errors import HardwareSpecError, LauncherError
+from launcher.machine.errors import HardwareSpecError
 from launcher.machine.hwspec import (
     DEFAULT_CPU_RAM_BYTES,
     DEFAULT_DISK_BYTES,
@@ -17,6 +17,7 @@ from launcher.machine.hwspec import (
     resolve_host,
 )
 from registry.catalog import Catalog
+from registry.errors import BerthError
 
 GB = 10**9
 H100_BYTES = 85_520_809_984
@@ -207,7 +208,7 @@ def test_missing_yaml_file(cat: Catalog, tmp_path: Path):
 def test_impossible_or_unreadable_specs(cat: Catalog, text: str, expected: str):
     error = spec_error(text, cat)
     assert expected in error.problem
-    assert isinstance(error, LauncherError) and isinstance(error, ValueError)
+    assert isinstance(error, BerthError) and isinstance(error, ValueError)
     assert "cpu,ram=32GB,cores=8" in str(error)  # examples always shown
 
 

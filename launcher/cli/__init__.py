@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from launcher.cli.errors import EXIT_USAGE, explain, register
+from launcher.cli.errors import EXIT_USAGE, explain
 
 #: Subcommands and where they live: a command's module (and what it imports) loads only when it runs,
 #: so `berth list` never pays for the fleet planner or the launch stack.
@@ -94,22 +94,6 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
-
-
-# Launcher errors (probe, hardware specs) can come from any command that resolves a host.
-
-
-def _explain_launcher_error(error: BaseException) -> tuple[str, int] | None:
-    from launcher.machine.errors import LauncherError
-
-    if not isinstance(error, LauncherError):
-        return None
-    from launcher.cli.probe_cmd import explain_launcher_error
-
-    return explain_launcher_error(error)
-
-
-register(_explain_launcher_error)
 
 
 __all__ = ["EXIT_USAGE", "cli", "main"]

@@ -1,10 +1,19 @@
-"""Turn Berth's errors into one paragraph that names the next command, and an exit code."""
+"""The one table that turns Berth's errors into the paragraph a user reads; imports only the small errors modules
+(never torch, transformers or a planner), so `berth list` stays quick to start."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from launcher.fleet.errors import FleetFileError, FleetShortError
+from launcher.machine.errors import HardwareSpecError, ProbeError
+from launcher.plan.errors import DoesNotFitError, PlanRequestError
+from launcher.run.errors import LoadError, SessionError
 from registry.errors import (
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    BerthError,
     CatalogError,
     ImportModelError,
     UnknownAcceleratorError,
@@ -12,55 +21,72 @@ from registry.errors import (
     UnsupportedArchitectureError,
 )
 
-#: Exit codes: 0 ok, 1 the request is valid but cannot be met (does not fit, load failed), 2 bad input.
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
+__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "explain", "paragraph"]
+
+
+def _did_you_mean(suggestions: list[str], otherwise: str = "") -> str:
+    return f"Did you mean {', '.join(suggestions)}? " if suggestions else otherwise
+
+
+def _unknown_model(error: UnknownModelError) -> str:
+    close = _did_you_mean(error.suggestions, "No catalog entry looks close. ")
+    return f"Unknown model '{error.query}'. {close}{error.hint}"
+
+
+def _unknown_accelerator(error: UnknownAcceleratorError) -> str:
+    return f"Unknown accelerator '{error.query}'. {_did_you_mean(error.suggestions)}{error.hint}"
+
+
+def _fleet_file(error: FleetFileError) -> str:
+    count = len(error.problems)
+    listed = "\n".join(p.text(error.path) for p in error.problems)
+    # \b keeps click from rewrapping the located problems, one per line.
+    return f"{count} problem{'s' if count > 1 else ''} in {error.path or 'the fleet file'}:\n\n\b\n{listed}\n\n{error.hint}"
+
+
+def _with(prefix: str, joiner: str = " ", hint_format: str = "{}") -> Callable[[Any], str]:
+    """'{prefix}{message}.' followed by the hint (formatted, after `joiner`) when there is one."""
+
+    def text(error: BerthError) -> str:
+        hint = f"{joiner}{hint_format.format(error.hint)}" if error.hint else ""
+        return f"{prefix}{error.message}.{hint}"
+
+    return text
+
+
+#: What the user reads for each error class; the most specific class listed in an error's MRO wins.
+PARAGRAPHS: dict[type[BerthError], Callable[[Any], str]] = {
+    CatalogError: lambda e: f"Catalog problem: {e}. {e.hint}",
+    UnknownModelError: _unknown_model,
+    UnknownAcceleratorError: _unknown_accelerator,
+    UnsupportedArchitectureError: lambda e: (
+        f"Berth cannot size model_type '{e.model_type}' yet. Supported: {', '.join(e.supported)}."
+    ),
+    ImportModelError: lambda e: f"Cannot use that model: {e}",
+    HardwareSpecError: lambda e: f"{str(e)[0].upper()}{str(e)[1:]} {e.hint}",
+    ProbeError: _with("Cannot describe this machine: "),
+    PlanRequestError: _with("Cannot plan that: ", hint_format="Try: {}."),
+    DoesNotFitError: lambda e: (
+        f"{e.model_id} does not fit. Ways out: {e.hint or 'no smaller option is known'}."
+    ),
+    LoadError: _with("", hint_format="Next: {}."),
+    SessionError: lambda e: f"{e}.",
+    FleetFileError: _fleet_file,
+    FleetShortError: _with("Cannot export: "),
+    BerthError: lambda e: f"{e.message}. {e.hint}".rstrip(),
+}
+
+
+def paragraph(error: BerthError) -> str:
+    """The one paragraph (before wrapping) that says what went wrong and what to run next."""
+    for cls in type(error).__mro__:
+        if cls in PARAGRAPHS:
+            return PARAGRAPHS[cls](error)
+    raise AssertionError("BerthError is in the table")  # pragma: no cover
 
 
 def explain(error: BaseException) -> tuple[str, int] | None:
-    """A message and exit code for an error Berth raises on purpose; None for a bug (shown as a traceback)."""
-    if isinstance(error, CatalogError):
-        return (
-            f"Catalog problem: {error}. Fix the entry (each field is described in registry/schema.py), "
-            f"then check the file with `berth catalog validate {error.path or 'FILE'}`.",
-            EXIT_USAGE,
-        )
-    if isinstance(error, UnknownModelError):
-        hint = (
-            f"Did you mean {', '.join(error.suggestions)}? "
-            if error.suggestions
-            else "No catalog entry looks close. "
-        )
-        return (
-            f"Unknown model '{error.query}'. {hint}See every model with `berth list`, search with "
-            f"`berth list --search TEXT`, or pass a local model folder or --gguf FILE.",
-            EXIT_USAGE,
-        )
-    if isinstance(error, UnknownAcceleratorError):
-        hint = f"Did you mean {', '.join(error.suggestions)}? " if error.suggestions else ""
-        return (
-            f"Unknown accelerator '{error.query}'. {hint}Known GPUs are the catalog's accelerators: "
-            f"see `berth show --accelerators`, or add one to your catalog overlay.",
-            EXIT_USAGE,
-        )
-    if isinstance(error, UnsupportedArchitectureError):
-        return (
-            f"Berth cannot size model_type '{error.model_type}' yet. Supported: "
-            f"{', '.join(error.supported)}.",
-            EXIT_USAGE,
-        )
-    if isinstance(error, ImportModelError):
-        return (f"Cannot use that model: {error}", EXIT_USAGE)
-    for handler in _EXTRA_HANDLERS:
-        found = handler(error)
-        if found is not None:
-            return found
-    return None
-
-
-_EXTRA_HANDLERS: list[Callable[[BaseException], tuple[str, int] | None]] = []
-
-
-def register(handler: Callable[[BaseException], tuple[str, int] | None]) -> None:
-    """Add a handler for errors of a later stage (probe, plan, load) without importing them here."""
-    _EXTRA_HANDLERS.append(handler)
+    """The paragraph and exit code for an error Berth raises on purpose; None for a bug (shown as a traceback)."""
+    if not isinstance(error, BerthError):
+        return None
+    return paragraph(error), error.exit_code

@@ -7,36 +7,12 @@ from pathlib import Path
 import click
 
 from launcher.cli.context import echo_json, get_catalog
-from launcher.cli.errors import EXIT_FAILURE, EXIT_USAGE, register
-from launcher.fleet.errors import FleetFileError, FleetShortError
+from launcher.cli.errors import EXIT_FAILURE
 from launcher.fleet.export import DEFAULT_IMAGE, FORMATS, ExportFormat, export_text
 from launcher.fleet.load import load_fleet
 from launcher.fleet.planner import plan_fleet
 from launcher.fleet.report import plan_text, plan_to_dict
 from launcher.fleet.types import FleetPlan
-
-
-def explain_fleet_error(error: BaseException) -> tuple[str, int] | None:
-    """Messages for fleet errors (registered with the CLI's error mapping)."""
-    if isinstance(error, FleetFileError):
-        count = len(error.problems)
-        where = error.path or "the fleet file"
-        listed = "\n".join(p.text(error.path) for p in error.problems)
-        return (
-            f"{count} problem{'s' if count > 1 else ''} in {where}:\n\n\b\n{listed}\n\n"
-            "Each field is described in launcher/fleet/schema.py; examples/fleet.yaml is a complete example.",
-            EXIT_USAGE,
-        )
-    if isinstance(error, FleetShortError):
-        return (
-            f"Cannot export: {error}. See what to add with `berth fleet plan FLEET.yaml`, or export what "
-            "fits with --allow-partial.",
-            EXIT_FAILURE,
-        )
-    return None
-
-
-register(explain_fleet_error)
 
 
 def _plan(ctx: click.Context, fleet_file: str) -> FleetPlan:

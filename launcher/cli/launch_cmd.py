@@ -16,43 +16,20 @@ import click
 
 from launcher import display
 from launcher.cli.context import get_catalog
-from launcher.cli.errors import EXIT_FAILURE, EXIT_USAGE, register
+from launcher.cli.errors import EXIT_FAILURE
 from launcher.cli.plan_cmd import build_request, plan_options, resolve_host_for
 from launcher.machine.hwspec import parse_size
 from launcher.plan.errors import DoesNotFitError
 from launcher.plan.ladder import make_plan
 from launcher.plan.report import render_does_not_fit, render_plan
 from launcher.plan.request import Plan
-from launcher.run.errors import (
-    GatedModelError,
-    LoadError,
-    RemoteCodeRefusedError,
-    UnsafeWeightsError,
-)
+from launcher.run.errors import LoadError, RemoteCodeRefusedError, UnsafeWeightsError
 from launcher.run.source import ModelSource, resolve_source
 from launcher.run.store import Measurement, Store
 
 if TYPE_CHECKING:
     from launcher.run.load import LoadedModel
     from launcher.run.session import Reply, Session
-
-
-def _explain_load_error(error: BaseException) -> tuple[str, int] | None:
-    from launcher.run.session import SessionError
-
-    if isinstance(error, LoadError):
-        hint = f" Next: {error.hint}." if error.hint else ""
-        usage = isinstance(error, (UnsafeWeightsError, RemoteCodeRefusedError))
-        code = EXIT_USAGE if usage else EXIT_FAILURE
-        if isinstance(error, GatedModelError):
-            code = EXIT_FAILURE
-        return f"{error.message}.{hint}", code
-    if isinstance(error, SessionError):
-        return f"{error}.", EXIT_USAGE
-    return None
-
-
-register(_explain_load_error)
 
 
 def parse_max_memory(text: str | None) -> dict[int | str, int] | None:
@@ -195,7 +172,6 @@ def launch_command(
 
 
 def _dry_run(source: ModelSource, plan: Plan, trust_remote_code: bool, allow_pickle: bool) -> None:
-    from launcher.run.errors import LoadError as _LoadError
 
     click.echo(render_plan(plan))
     click.echo("")
@@ -208,7 +184,7 @@ def _dry_run(source: ModelSource, plan: Plan, trust_remote_code: bool, allow_pic
 
         try:
             fetch_plan = plan_download(source.card, allow_pickle, trust_remote_code)
-        except _LoadError as error:
+        except LoadError as error:
             click.echo(
                 f"  download list unavailable: {error.message}" + (f" ({error.hint})" if error.hint else "")
             )
@@ -268,7 +244,7 @@ def _stream_reply(session: Session, text: str, out: Any) -> Reply:
         out.write(piece)
         out.flush()
 
-    from launcher.run.session import SessionError
+    from launcher.run.errors import SessionError
 
     try:
         reply = session.send(text, on_piece=write)
@@ -383,7 +359,7 @@ def _line_chat(session: Session, loaded: LoadedModel, store: Store) -> None:
             session.reset(system=text[len("/system") :].strip() or None)
             _err("New chat with that system prompt.")
             continue
-        from launcher.run.session import SessionInputError
+        from launcher.run.errors import SessionInputError
 
         if not measured:
             loaded.meter.phase()

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from launcher.cli.context import echo_json, get_catalog
-from launcher.cli.errors import EXIT_FAILURE, EXIT_USAGE, register
+from launcher.cli.errors import EXIT_FAILURE
 from launcher.machine.host import HostSnapshot
 from launcher.plan.errors import DoesNotFitError, PlanRequestError
 from launcher.plan.ladder import make_plan
@@ -23,19 +23,6 @@ from launcher.plan.report import (
 )
 from launcher.plan.request import PlanRequest
 from launcher.run.store import Measurement, latest_measurement, machine_key
-
-
-def _explain_plan_error(error: BaseException) -> tuple[str, int] | None:
-    if isinstance(error, PlanRequestError):
-        hint = f" Try: {error.hint}." if error.hint else ""
-        return f"Cannot plan that: {error.message}.{hint}", EXIT_USAGE
-    if isinstance(error, DoesNotFitError):
-        ways = "; ".join(error.suggestions) or "no smaller option is known"
-        return f"{error.model_id} does not fit. Ways out: {ways}.", EXIT_FAILURE
-    return None
-
-
-register(_explain_plan_error)
 
 
 def host_options(func: Callable[..., Any]) -> Callable[..., Any]:

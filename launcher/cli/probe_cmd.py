@@ -11,8 +11,6 @@ import click
 
 from launcher import display
 from launcher.cli.context import echo_json, get_catalog
-from launcher.cli.errors import EXIT_USAGE
-from launcher.machine.errors import HardwareSpecError, ProbeError
 from launcher.machine.host import GpuInfo, HostSnapshot
 from launcher.machine.hwspec import resolve_host
 from launcher.machine.probe import probe_host
@@ -140,21 +138,3 @@ def _ranges(indexes: Sequence[int]) -> str:
     if run:
         parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
     return ",".join(parts)
-
-
-def explain_launcher_error(error: BaseException) -> tuple[str, int] | None:
-    """A paragraph and exit code for HardwareSpecError and ProbeError (registered in launcher.cli)."""
-    if isinstance(error, HardwareSpecError):
-        where = (
-            "Fix or unset BERTH_HARDWARE, or pass --hardware SPEC."
-            if error.origin
-            else "Check a spec with `berth probe --hardware SPEC`; leave --hardware out for this machine."
-        )
-        return f"{str(error)[0].upper()}{str(error)[1:]} {where}", EXIT_USAGE
-    if isinstance(error, ProbeError):
-        return (
-            f"Cannot describe this machine: {error.message}. See what can be read with `berth probe`, or "
-            f"name the hardware instead with --hardware SPEC (for example 'cpu,ram=32GB').",
-            EXIT_USAGE,
-        )
-    return None

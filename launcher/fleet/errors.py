@@ -1,4 +1,4 @@
-"""Errors of fleet planning and export, with structured fields the CLI turns into messages."""
+"""Errors of fleet planning and export, with structured fields; imports only registry.errors."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-
-class FleetError(Exception):
-    """Base class of every error fleet planning raises on purpose."""
+from registry.errors import EXIT_USAGE, BerthError
 
 
 @dataclass(frozen=True)
@@ -30,19 +28,24 @@ class FleetProblem:
         return f"{where}{field}{self.message}{hint}"
 
 
-class FleetFileError(FleetError, ValueError):
+class FleetFileError(BerthError, ValueError):
     """A fleet file that cannot be read, does not follow the schema, or names things the catalog lacks."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, path: Path | str | None, problems: Sequence[FleetProblem]) -> None:
         self.path = Path(path) if path is not None else None
         self.problems = list(problems)
-        super().__init__(self.__str__())
+        super().__init__(
+            self.__str__(),
+            hint="Each field is described in launcher/fleet/schema.py; examples/fleet.yaml is a complete example.",
+        )
 
     def __str__(self) -> str:
         return "\n".join(p.text(self.path) for p in self.problems)
 
 
-class FleetShortError(FleetError):
+class FleetShortError(BerthError):
     """The fleet cannot carry the workload, so an export would not deploy as planned."""
 
     def __init__(self, models: Sequence[str], missing_gpus: int) -> None:
@@ -51,5 +54,6 @@ class FleetShortError(FleetError):
         super().__init__(
             f"the fleet has no room for all of {', '.join(self.models)} ({missing_gpus} GPUs missing)"
             if missing_gpus
-            else f"{', '.join(self.models)} cannot run on any node group of the fleet"
+            else f"{', '.join(self.models)} cannot run on any node group of the fleet",
+            hint="See what to add with `berth fleet plan FLEET.yaml`, or export what fits with --allow-partial.",
         )

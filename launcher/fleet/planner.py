@@ -22,9 +22,9 @@ from launcher.fleet.placement import GroupAllocator
 from launcher.fleet.sizing import (
     DECODE_EFFICIENCY,
     FP8_MIN_CAPABILITY,
-    DoesNotFit,
     Load,
     ModelWeights,
+    ShapeDoesNotFitError,
     Sizing,
     activation_peak_bytes,
     capability,
@@ -183,7 +183,7 @@ def choose_shape(
     for shape in _shapes(tps, group, arch.num_layers, start):
         try:
             sizing = size_replica(weights, shape, group, load, engine, network_bytes_per_s)
-        except DoesNotFit as reason:
+        except ShapeDoesNotFitError as reason:
             last = str(reason)
             continue
         useful = MIN_USEFUL_SEQUENCES

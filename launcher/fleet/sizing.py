@@ -14,6 +14,7 @@ from functools import cached_property
 from launcher.display import gib
 from launcher.fleet.types import EngineSettings, FleetQuant, NodeGroup, ReplicaEstimate, Shape
 from launcher.machine.host import DEFAULT_PCIE_BANDWIDTH
+from registry.errors import BerthError
 from registry.memory import (
     DTYPE_BYTES,
     Precision,
@@ -271,8 +272,9 @@ class _Stage:
     """Cache bytes a decode step reads per running sequence (the average live length)."""
 
 
-class DoesNotFit(Exception):
-    """This shape cannot hold the model (a reason, in words)."""
+class ShapeDoesNotFitError(BerthError):
+    """This replica shape cannot hold the model or is too slow (a reason, in words); the planner tries the next
+    shape, so it reaches a user only inside a fleet plan's reasons."""
 
 
 def _stages(weights: ModelWeights, shape: Shape, load: Load, block: int) -> list[_Stage]:
@@ -388,7 +390,7 @@ def size_replica(
     network_bytes_per_s: int | None = None,
 ) -> Sizing:
     """One replica of this shape on this group, its batch chosen by the cache, the speed target and
-    max_num_seqs; raises DoesNotFit with the reason when the shape cannot hold the model or is too slow."""
+    max_num_seqs; raises ShapeDoesNotFitError with the reason when the shape cannot hold the model or is too slow."""
     acc = group.accelerator
     batched = engine.max_num_batched_tokens or default_batched_tokens(group)
     budget = int(acc.total_bytes * engine.gpu_memory_utilization)
@@ -399,7 +401,7 @@ def size_replica(
     rooms = [budget - s.weights_per_rank - activation - other for s in stages]
     room = min(rooms)
     if room <= 0:
-        raise DoesNotFit(
+        raise ShapeDoesNotFitError(
             f"{shape.label}: weights {gib(heaviest)} + activations {gib(activation)} + "
             f"{gib(other)} non-torch per GPU exceed the {gib(budget)} vLLM may use "
             f"({engine.gpu_memory_utilization:g} of {gib(acc.total_bytes)})"
@@ -408,14 +410,14 @@ def size_replica(
     tokens = min(r // (s.kv_token_bytes * block) for r, s in zip(rooms, stages, strict=True)) * block
     sequences = min(r // s.kv_sequence_bytes for r, s in zip(rooms, stages, strict=True))
     if sequences < 1:
-        raise DoesNotFit(
+        raise ShapeDoesNotFitError(
             f"{shape.label}: the KV cache ({gib(room)} per GPU) holds no {load.context:,}-token sequence"
         )
     cap = min(sequences, engine.max_num_seqs or default_max_num_seqs(group), batched)
     single = decode_rate(weights, stages, shape, group, 1)
     target = load.tokens_per_s_per_user
     if target is not None and single < target:
-        raise DoesNotFit(
+        raise ShapeDoesNotFitError(
             f"{shape.label}: {single:.1f} tokens/s per user at batch 1, below the {target:g} target"
         )
     batch = cap

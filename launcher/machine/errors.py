@@ -1,8 +1,10 @@
-"""Errors of the launcher, with structured fields the CLI turns into one-paragraph messages."""
+"""Errors of describing a machine (probe, hardware specs), with structured fields; imports only registry.errors."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+from registry.errors import EXIT_USAGE, BerthError
 
 #: Specs shown whenever one cannot be read, so the message always holds something to copy.
 SPEC_EXAMPLES = (
@@ -14,22 +16,25 @@ SPEC_EXAMPLES = (
 )
 
 
-class LauncherError(Exception):
-    """Base class of every error the launcher raises on purpose."""
-
-
-class ProbeError(LauncherError, RuntimeError):
+class ProbeError(BerthError, RuntimeError):
     """This machine could not be described (RAM unreadable, a requested measurement failed)."""
 
+    exit_code = EXIT_USAGE
+
     def __init__(self, message: str, reading: str | None = None) -> None:
-        self.message = message
         self.reading = reading
         """What was being read: 'ram', 'cpu_bandwidth' …"""
-        super().__init__(message)
+        super().__init__(
+            message,
+            hint="See what can be read with `berth probe`, or name the hardware instead with --hardware SPEC "
+            "(for example 'cpu,ram=32GB').",
+        )
 
 
-class HardwareSpecError(LauncherError, ValueError):
+class HardwareSpecError(BerthError, ValueError):
     """A hardware spec that cannot be parsed, names an unknown GPU, or describes an impossible machine."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(
         self,
@@ -46,7 +51,12 @@ class HardwareSpecError(LauncherError, ValueError):
         self.origin = origin
         """Where the spec came from when not the command line ('BERTH_HARDWARE')."""
         self.examples = SPEC_EXAMPLES
-        super().__init__(self.__str__())
+        super().__init__(
+            problem,
+            hint="Fix or unset BERTH_HARDWARE, or pass --hardware SPEC."
+            if origin
+            else "Check a spec with `berth probe --hardware SPEC`; leave --hardware out for this machine.",
+        )
 
     def with_origin(self, origin: str) -> HardwareSpecError:
         """The same error, saying where the spec came from."""

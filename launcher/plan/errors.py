@@ -1,15 +1,14 @@
-"""Errors of the planner: a model that does not fit, or a request that contradicts itself or the host."""
+"""Errors of the planner: a model that does not fit, or a request that contradicts itself or the host; imports
+only registry.errors."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-
-class PlanError(Exception):
-    """Base class of the planner's errors."""
+from registry.errors import EXIT_USAGE, BerthError
 
 
-class DoesNotFitError(PlanError):
+class DoesNotFitError(BerthError):
     """Nothing on the ladder fits: how much is needed, how much is free, and the nearest ways out."""
 
     def __init__(
@@ -25,14 +24,14 @@ class DoesNotFitError(PlanError):
         self.available_bytes = available_bytes
         self.suggestions = list(suggestions)
         self.detail = detail
-        super().__init__(f"{model_id} does not fit: needs {required_bytes} bytes, {available_bytes} free")
+        super().__init__(
+            f"{model_id} does not fit: needs {required_bytes} bytes, {available_bytes} free",
+            hint="; ".join(self.suggestions),
+        )
 
 
-class PlanRequestError(PlanError, ValueError):
+class PlanRequestError(BerthError, ValueError):
     """A request that cannot be planned as asked: context above the model's maximum, a quantization this host
-    cannot run, an unknown GPU index, options that contradict each other."""
+    cannot run, an unknown GPU index, options that contradict each other. `hint` is the fix, in words."""
 
-    def __init__(self, message: str, hint: str = "") -> None:
-        self.message = message
-        self.hint = hint
-        super().__init__(message)
+    exit_code = EXIT_USAGE

@@ -1,25 +1,26 @@
-"""Errors of getting and loading weights, with structured fields the CLI turns into one-paragraph messages."""
+"""Errors of getting and loading weights and of chat sessions, with structured fields; imports only
+registry.errors."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from launcher.machine.errors import LauncherError
+from registry.errors import EXIT_USAGE, BerthError
 
 
-class LoadError(LauncherError, RuntimeError):
-    """Base class of the errors `berth launch` raises on purpose while fetching, loading or running a model."""
+class LoadError(BerthError, RuntimeError):
+    """Base class of the errors `berth launch` raises on purpose while fetching, loading or running a model;
+    `hint` is the next thing to try, in words (it may name a command or an option)."""
 
     def __init__(self, model_id: str, message: str, hint: str = "") -> None:
         self.model_id = model_id
-        self.message = message
-        self.hint = hint
-        """The next thing to try, in words (may name a command or an option)."""
-        super().__init__(message)
+        super().__init__(message, hint)
 
 
 class UnsafeWeightsError(LoadError):
     """The only weights are pickle files (.bin/.pt), which run code when loaded, and --allow-pickle was not given."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, model_id: str, files: Sequence[str]) -> None:
         self.files = list(files)
@@ -36,6 +37,8 @@ class UnsafeWeightsError(LoadError):
 
 class RemoteCodeRefusedError(LoadError):
     """The model needs Python code from its repository (trust_remote_code) and --trust-remote-code was not given."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, model_id: str) -> None:
         super().__init__(
@@ -81,8 +84,23 @@ class OutOfMemoryError(LoadError):
         )
 
 
+class SessionError(BerthError):
+    """Base class of errors a session raises on purpose."""
+
+    exit_code = EXIT_USAGE
+
+
+class SessionBusyError(SessionError):
+    """A reply is still being generated; stop it or wait before sending the next message."""
+
+
+class SessionInputError(SessionError, ValueError):
+    """The message cannot be used for this kind of model (a fill-mask prompt without [MASK], an empty prompt)."""
+
+
 class MemoryBudgetExceeded(MemoryError):
-    """Raised inside loading when the process passes a memory cap the user set (treated as out of memory)."""
+    """Raised inside loading when the process passes a memory cap the user set; a MemoryError on purpose, so
+    loading treats it as running out of memory (it never reaches the user as itself)."""
 
     def __init__(self, device: str, used_bytes: int, limit_bytes: int) -> None:
         self.device = device

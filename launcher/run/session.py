@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from launcher.run.errors import SessionBusyError, SessionInputError
 from launcher.run.store import Store
 
 if TYPE_CHECKING:
@@ -32,18 +33,6 @@ FinishReason = Literal["stop", "length", "stopped", "error"]
 
 #: Candidates shown for a fill-mask prompt.
 FILL_MASK_TOP_K = 5
-
-
-class SessionError(Exception):
-    """Base class of errors a session raises on purpose."""
-
-
-class SessionBusyError(SessionError):
-    """A reply is still being generated; stop it or wait before sending the next message."""
-
-
-class SessionInputError(SessionError, ValueError):
-    """The message cannot be used for this kind of model (a fill-mask prompt without [MASK], an empty prompt)."""
 
 
 @dataclass(frozen=True)
