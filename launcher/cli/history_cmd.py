@@ -9,7 +9,7 @@ import click
 
 from launcher import display
 from launcher.cli.context import echo_json
-from launcher.cli.errors import EXIT_USAGE
+from launcher.run.errors import UnknownChatError
 from launcher.run.store import Chat, Store, default_path
 
 
@@ -18,13 +18,11 @@ def _store() -> Store | None:
     return Store(path) if path.is_file() else None
 
 
-def _chat_or_exit(ctx: click.Context, chat_id: int) -> Chat:
+def _chat(chat_id: int) -> Chat:
     store = _store()
     chat = store.chat(chat_id) if store is not None else None
     if chat is None:
-        click.echo(f"Error: there is no chat {chat_id}. See the chats with `berth history list`.", err=True)
-        ctx.exit(EXIT_USAGE)
-    assert chat is not None
+        raise UnknownChatError(chat_id)
     return chat
 
 
@@ -68,10 +66,9 @@ def history_list(limit: int, as_json: bool) -> None:
 @history_group.command("show")
 @click.argument("chat_id", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.pass_context
-def history_show(ctx: click.Context, chat_id: int, as_json: bool) -> None:
+def history_show(chat_id: int, as_json: bool) -> None:
     """One chat, message by message."""
-    chat = _chat_or_exit(ctx, chat_id)
+    chat = _chat(chat_id)
     store = _store()
     assert store is not None
     click.echo(store.export(chat.id, "json" if as_json else "md"), nl=False)
@@ -81,10 +78,9 @@ def history_show(ctx: click.Context, chat_id: int, as_json: bool) -> None:
 @click.argument("chat_id", type=int)
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write to FILE.")
-@click.pass_context
-def history_export(ctx: click.Context, chat_id: int, fmt: str, output: str | None) -> None:
+def history_export(chat_id: int, fmt: str, output: str | None) -> None:
     """A chat as Markdown or JSON (stdout, or --output FILE)."""
-    _chat_or_exit(ctx, chat_id)
+    _chat(chat_id)
     store = _store()
     assert store is not None
     text = store.export(chat_id, "json" if fmt == "json" else "md")

@@ -98,6 +98,19 @@ class SessionInputError(SessionError, ValueError):
     """The message cannot be used for this kind of model (a fill-mask prompt without [MASK], an empty prompt)."""
 
 
+class UnknownChatError(BerthError, KeyError):
+    """A chat id that is not in the history store."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, chat_id: int) -> None:
+        self.chat_id = chat_id
+        super().__init__(f"there is no chat {chat_id}", hint="See the chats with `berth history list`.")
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class MemoryBudgetExceeded(MemoryError):
     """Raised inside loading when the process passes a memory cap the user set; a MemoryError on purpose, so
     loading treats it as running out of memory (it never reaches the user as itself)."""
