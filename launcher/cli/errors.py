@@ -39,16 +39,17 @@ def _unknown_accelerator(error: UnknownAcceleratorError) -> str:
 
 def _fleet_file(error: FleetFileError) -> str:
     count = len(error.problems)
+    where = error.path or "the fleet file"
     listed = "\n".join(p.text(error.path) for p in error.problems)
     # \b keeps click from rewrapping the located problems, one per line.
-    return f"{count} problem{'s' if count > 1 else ''} in {error.path or 'the fleet file'}:\n\n\b\n{listed}\n\n{error.hint}"
+    return f"{count} problem{'s' if count > 1 else ''} in {where}:\n\n\b\n{listed}\n\n{error.hint}"
 
 
-def _with(prefix: str, joiner: str = " ", hint_format: str = "{}") -> Callable[[Any], str]:
-    """'{prefix}{message}.' followed by the hint (formatted, after `joiner`) when there is one."""
+def _with(prefix: str, hint_format: str = "{}") -> Callable[[Any], str]:
+    """'{prefix}{message}.' followed by the hint, put in `hint_format`, when there is one."""
 
     def text(error: BerthError) -> str:
-        hint = f"{joiner}{hint_format.format(error.hint)}" if error.hint else ""
+        hint = f" {hint_format.format(error.hint)}" if error.hint else ""
         return f"{prefix}{error.message}.{hint}"
 
     return text
