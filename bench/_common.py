@@ -1,22 +1,18 @@
-"""Helpers the benchmark scripts share: the repository on sys.path, a token-timing streamer, atomic JSON writes.
+"""Helpers the benchmark scripts share: the repository root, a token-timing streamer, atomic JSON writes.
 
-Imported by the scripts as `_common` (a script's own folder is first on sys.path when Python runs it).
-Importing this module puts the repository root on sys.path, so `registry` and `launcher` import without
-PYTHONPATH. Nothing here imports torch.
+Imported as `bench._common` (the scripts run from the repository root as `python -m bench.NAME`). Nothing
+here imports torch.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 MiB = 2**20
 GiB = 2**30

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, TimingStreamer
+from bench._common import ROOT, TimingStreamer
 
 PROMPT = "Write a long, detailed story about a lighthouse keeper who finds a message in a bottle."
 MiB = 2**20
