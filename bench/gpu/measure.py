@@ -22,7 +22,7 @@ from launcher.plan.request import Plan
 from registry.schema import ModelCard
 
 if TYPE_CHECKING:
-    from transformers import Pipeline
+    from transformers import Pipeline, PreTrainedTokenizerBase
 
     from launcher.run.load import LoadedModel
     from launcher.run.measure import MemoryMeter
@@ -91,7 +91,7 @@ def estimate_record(card: ModelCard, plan: Plan) -> dict[str, Any]:
     }
 
 
-def tokenizer_check(tokenizer: Any) -> dict[str, Any]:
+def tokenizer_check(tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
     """What AutoTokenizer (inside load_model) made of the folder: its class and whether words stay one token."""
     try:
         ids = tokenizer("t3 t4 t5", add_special_tokens=False)["input_ids"]

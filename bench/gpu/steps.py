@@ -201,8 +201,16 @@ def _model_steps(
     weights = bf16_bytes(card)
     base = StepSpec(model=key, folder=str(settings.work_dir / "models" / key), card=card)
 
-    def case(name: str, label: str, must: bool, **fields: Any) -> Step:
-        spec = replace(base, **fields)
+    def case(
+        name: str,
+        label: str,
+        must: bool,
+        mode: Mode,
+        new_tokens: int,
+        quant: Quant | Literal["none"] | None = None,
+        max_memory: dict[str, int] | None = None,
+    ) -> Step:
+        spec = replace(base, mode=mode, quant=quant, max_memory=max_memory, new_tokens=new_tokens)
         expect = case_expect_s(weights, label, spec.new_tokens, settings.max_time_s, settings.tiny)
         return Step(f"{key}-{name}", "case", key, expect, must, spec)
 
