@@ -1,22 +1,21 @@
-"""Helpers the benchmark scripts share: the repository on sys.path, a token-timing streamer, atomic JSON writes.
+"""Helpers the benchmark scripts share: the repository root, a token-timing streamer, atomic JSON writes.
 
-Imported by the scripts as `_common` (a script's own folder is first on sys.path when Python runs it).
-Importing this module puts the repository root on sys.path, so `registry` and `launcher` import without
-PYTHONPATH. Nothing here imports torch.
+Imported as `bench._common` (the scripts run from the repository root as `python -m bench.NAME`). Nothing
+here imports torch.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 MiB = 2**20
 GiB = 2**30
@@ -29,7 +28,7 @@ class TimingStreamer:
         self.times: list[float] = []
         self.prompt_seen = False
 
-    def put(self, value: Any) -> None:
+    def put(self, value: torch.Tensor) -> None:
         if not self.prompt_seen:
             self.prompt_seen = True
             return
@@ -49,7 +48,7 @@ class TimingStreamer:
         return first - started, rate, n
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: object) -> None:
     """Write JSON through a .tmp file and a rename, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(path.name + ".tmp")

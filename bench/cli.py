@@ -1,7 +1,7 @@
 """Time `berth list --json` as a whole process: the real catalog, then generated catalogs of growing size.
 
 Prints the median of 10 runs after a warm-up. Targets: under 0.3 s for the shipped catalog on the CI machine,
-and growth no worse than linear in the number of models. Run: .venv/bin/python bench/cli.py
+and growth no worse than linear in the number of models. Run: .venv/bin/python -m bench.cli
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Planning 100 workloads on a 1,000-node fleet: how long `berth fleet plan` takes (target: under 2 s).
 
-Run:  PYTHONPATH=. python bench/fleet.py [--repeat N]
+Run:  python -m bench.fleet [--repeat N]
 
 Uses the fixed test catalog (tests/data/fleet_catalog.yaml: Llama 3.1 8B/70B, Mixtral, Falcon, Gemma 2,
 DeepSeek-V3; H100, A100, L40S, L4) so the figures do not move when catalog.yaml grows. Times the whole

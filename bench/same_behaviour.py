@@ -5,8 +5,8 @@ seed models on three hardware specs, `berth show MODEL --json`, and the three ex
 (plus `berth fleet plan --json`). Each tree runs in its own process with an empty BERTH_HOME and the Hub
 offline, so nothing on this machine (overlay, measurements) leaks into the output.
 
-    .venv/bin/python bench/same_behaviour.py                 # this tree against main before the house refactor
-    .venv/bin/python bench/same_behaviour.py --base HEAD~3   # this tree against any commit
+    .venv/bin/python -m bench.same_behaviour                 # this tree against main before the house refactor
+    .venv/bin/python -m bench.same_behaviour --base HEAD~3   # this tree against any commit
 
 Prints one line per command (same / DIFFERENT) and exits 1 when any output differs.
 """

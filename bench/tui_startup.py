@@ -3,7 +3,7 @@
 The app is run with the hidden `--ready-file` option: once the Browse table is planned and drawn it writes
 the file and exits. The figure is the time from spawning the process to the file appearing (interpreter
 start, imports, catalog, probe, first paint, planning every model). Median of RUNS runs after a warm-up,
-for this machine (probed) and for named hardware. Target: under 1 s. Run: .venv/bin/python bench/tui_startup.py
+for this machine (probed) and for named hardware. Target: under 1 s. Run: .venv/bin/python -m bench.tui_startup
 """
 
 from __future__ import annotations
