@@ -20,7 +20,6 @@ from math import ceil
 from launcher.display import gib
 from launcher.fleet.placement import GroupAllocator
 from launcher.fleet.sizing import (
-    DECODE_EFFICIENCY,
     FP8_MIN_CAPABILITY,
     DoesNotFit,
     Load,
@@ -47,6 +46,7 @@ from launcher.fleet.types import (
     Shape,
     Workload,
 )
+from launcher.plan.speed import VLLM_BATCHED, effective_bandwidth
 from registry.schema import Dtype
 
 #: A replica whose cache holds fewer full-context sequences than this (or than the workload needs, if
@@ -172,7 +172,8 @@ def choose_shape(
         )
     target = load.tokens_per_s_per_user
     if target is not None:
-        best = DECODE_EFFICIENCY * acc.bandwidth_bytes_per_s * max(tps) / max(1, _active_bytes(weights))
+        bandwidth = effective_bandwidth(acc.bandwidth_bytes_per_s, VLLM_BATCHED.gpu_decode)
+        best = bandwidth * max(tps) / max(1, _active_bytes(weights))
         if best < target:
             return (
                 f"at most {best:.1f} tokens/s per user even with TP{max(tps)} (the model reads "
