@@ -66,7 +66,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -344,31 +344,38 @@ def case_summary(case: Mapping[str, Any], cuda_runtime_bytes: int) -> dict[str, 
     return row
 
 
+#: The transformers speed profile's figures the GPU run checks, as `constants_in_use` names them.
+DECODE = "TRANSFORMERS_BATCH1.gpu_decode"
+PREFILL = "TRANSFORMERS_BATCH1.gpu_prefill"
+QUANT_FACTORS = "TRANSFORMERS_BATCH1.quant_decode"
+PCIE = "TRANSFORMERS_BATCH1.pcie"
+
+
 def implied_constants(
     cases: Sequence[Mapping[str, Any]], constants: Mapping[str, Any], pcie_bytes_per_s: int | None = None
 ) -> dict[str, Any]:
     """What the measurements say the speed and runtime constants should be (GPU cases only; per case).
 
-    - GPU_DECODE_EFFICIENCY: current x measured/estimated decode tokens/s of the bf16 single-GPU cases.
-    - QUANT_DECODE_FACTOR[q]: current x (measured/estimated of the q case) / (measured/estimated of the same
-      model's bf16 case), so the bf16 correction is not counted twice.
-    - GPU_PREFILL_MFU: current x estimated/measured time to first token of the bf16 cases (a 2,048-token
-      prefill is compute-bound on these sizes).
+    - TRANSFORMERS_BATCH1.gpu_decode: current x measured/estimated decode tokens/s of the bf16 single-GPU cases.
+    - TRANSFORMERS_BATCH1.quant_decode[q]: current x (measured/estimated of the q case) / (measured/estimated
+      of the same model's bf16 case), so the bf16 correction is not counted twice.
+    - TRANSFORMERS_BATCH1.gpu_prefill: current x estimated/measured time to first token of the bf16 cases (a
+      2,048-token prefill is compute-bound on these sizes).
     - CUDA_RUNTIME_BYTES: NVML used (minus before CUDA started) less torch's reserved, after loading.
-    - PCIE_EFFICIENCY (rough, GPU time per token ignored): bytes of CPU-offloaded weights copied per token
+    - TRANSFORMERS_BATCH1.pcie (rough, GPU time per token ignored): bytes of CPU-offloaded weights copied per token
       over the link's bandwidth, against the measured time per token, for the Berth offload case.
     """
     speed = constants.get("launcher.plan.speed", {})
-    eff = speed.get("GPU_DECODE_EFFICIENCY")
-    mfu = speed.get("GPU_PREFILL_MFU")
-    factors = speed.get("QUANT_DECODE_FACTOR", {})
+    eff = speed.get(DECODE)
+    mfu = speed.get(PREFILL)
+    factors = speed.get(QUANT_FACTORS, {})
     ratio: dict[str, float] = {}
     out: dict[str, dict[str, Any]] = {
-        "GPU_DECODE_EFFICIENCY": {},
-        "QUANT_DECODE_FACTOR": {},
-        "GPU_PREFILL_MFU": {},
+        DECODE: {},
+        QUANT_FACTORS: {},
+        PREFILL: {},
         "CUDA_RUNTIME_BYTES": {},
-        "PCIE_EFFICIENCY": {},
+        PCIE: {},
     }
     for case in cases:
         plan = case.get("plan") or {}
@@ -378,7 +385,7 @@ def implied_constants(
         meas = gen.get("tokens_per_s")
         if plan.get("strategy") == "offload" and meas and pcie_bytes_per_s:
             copied = sum(p["weights_bytes"] for p in case["estimate"]["placements"] if p["device"] == "cpu")
-            out["PCIE_EFFICIENCY"][case["name"]] = copied * meas / pcie_bytes_per_s
+            out[PCIE][case["name"]] = copied * meas / pcie_bytes_per_s
         if plan.get("strategy") not in ("gpu", "quantized"):
             continue
         est = (plan.get("speed") or {}).get("decode_tokens_per_s")
@@ -391,17 +398,15 @@ def implied_constants(
             out["CUDA_RUNTIME_BYTES"][case["name"]] = nvml - reserved
         if plan.get("precision") == "bf16":
             if eff and case["name"] in ratio:
-                out["GPU_DECODE_EFFICIENCY"][case["name"]] = eff * ratio[case["name"]]
+                out[DECODE][case["name"]] = eff * ratio[case["name"]]
             est_ttft = (plan.get("speed") or {}).get("time_to_first_token_s")
             ttft = gen.get("time_to_first_token_s")
             if mfu and est_ttft and ttft:
-                out["GPU_PREFILL_MFU"][case["name"]] = mfu * est_ttft / ttft
+                out[PREFILL][case["name"]] = mfu * est_ttft / ttft
     for name, r in ratio.items():
         model, _, quant = name.partition("-")
         if quant in factors and f"{model}-bf16" in ratio:
-            out["QUANT_DECODE_FACTOR"].setdefault(quant, {})[name] = (
-                factors[quant] * r / ratio[f"{model}-bf16"]
-            )
+            out[QUANT_FACTORS].setdefault(quant, {})[name] = factors[quant] * r / ratio[f"{model}-bf16"]
     return out
 
 
@@ -497,7 +502,8 @@ def markdown(report: Mapping[str, Any]) -> str:
 
 
 def constants_in_use() -> dict[str, dict[str, Any]]:
-    """Every upper-case number (or table of numbers) each estimate module defines itself, by module."""
+    """Every upper-case number (or table of numbers) each estimate module defines itself, by module; a
+    dataclass of them (an engine's efficiency profile) as NAME.field entries."""
     import inspect
 
     import launcher.machine.host
@@ -515,18 +521,29 @@ def constants_in_use() -> dict[str, dict[str, Any]]:
         launcher.machine.host,
     ):
         defined = set(re.findall(r"^([A-Z][A-Z0-9_]*)\s*(?::[^=]*)?=", inspect.getsource(module), re.M))
-        values: dict[str, Any] = {}
+        named: dict[str, Any] = {}
         for name in sorted(defined):
             value = getattr(module, name, None)
-            if isinstance(value, bool) or not isinstance(value, (int, float, dict)):
-                continue
-            if isinstance(value, dict):
-                if not all(isinstance(v, (int, float)) for v in value.values()):
-                    continue
-                value = {str(k): v for k, v in value.items()}
-            values[name] = value
-        result[module.__name__] = values
+            if is_dataclass(value) and not isinstance(value, type):
+                named.update({f"{name}.{f.name}": getattr(value, f.name) for f in fields(value)})
+            else:
+                named[name] = value
+        result[module.__name__] = _numbers(named)
     return result
+
+
+def _numbers(named: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries that are numbers or tables of numbers (their keys as strings); booleans left out."""
+    values: dict[str, Any] = {}
+    for name, value in named.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float, dict)):
+            continue
+        if isinstance(value, dict):
+            if not all(isinstance(v, (int, float)) for v in value.values()):
+                continue
+            value = {str(k): v for k, v in value.items()}
+        values[name] = value
+    return values
 
 
 def versions() -> dict[str, str | None]:

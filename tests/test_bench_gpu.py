@@ -17,6 +17,7 @@ import pytest
 from launcher.plan.advice import named_host
 from launcher.plan.ladder import plan_or_raise
 from launcher.plan.request import PlanRequest
+from launcher.plan.speed import TRANSFORMERS_BATCH1, VLLM_BATCHED
 from launcher.run.measure import estimated_devices
 from registry.catalog import load_catalog
 from registry.memory import CUDA_RUNTIME_BYTES
@@ -173,12 +174,14 @@ def test_gpu_summary_markdown_and_implied_constants(gpu):
 
     constants = gpu.constants_in_use()
     assert constants["registry.memory"]["CUDA_RUNTIME_BYTES"] == CUDA_RUNTIME_BYTES
-    assert "GPU_DECODE_EFFICIENCY" in constants["launcher.plan.speed"]
+    speed = constants["launcher.plan.speed"]
+    assert speed[gpu.DECODE] == TRANSFORMERS_BATCH1.gpu_decode
+    assert speed["VLLM_BATCHED.gpu_prefill"] == VLLM_BATCHED.gpu_prefill
     implied = gpu.implied_constants(cases, constants)
-    efficiency = constants["launcher.plan.speed"]["GPU_DECODE_EFFICIENCY"]
-    assert implied["GPU_DECODE_EFFICIENCY"]["mistral-bf16"] == pytest.approx(efficiency / 2)
-    factor = constants["launcher.plan.speed"]["QUANT_DECODE_FACTOR"]["int8"]
-    assert implied["QUANT_DECODE_FACTOR"]["int8"]["mistral-int8"] == pytest.approx(factor)
+    assert implied[gpu.DECODE]["mistral-bf16"] == pytest.approx(TRANSFORMERS_BATCH1.gpu_decode / 2)
+    factor = speed[gpu.QUANT_FACTORS]["int8"]
+    assert factor == TRANSFORMERS_BATCH1.quant_decode["int8"]
+    assert implied[gpu.QUANT_FACTORS]["int8"]["mistral-int8"] == pytest.approx(factor)
     assert implied["CUDA_RUNTIME_BYTES"]["mistral-bf16"] == 600 * 2**20
 
     report = {
