@@ -3,7 +3,9 @@
 Pure functions over the registry's parameter layout. Memory follows vLLM's own accounting: each rank may use
 `gpu_memory_utilization` × its total memory; weights, the activation peak of the profiling run and non-torch
 memory come off the top; what is left is KV cache, cut in blocks of `block_size` tokens, and every rank gets
-as many blocks as the tightest rank has room for.
+as many blocks as the tightest rank has room for. The cache is registry.memory's, in vLLM's layout
+(`vllm_cache`); speed is launcher.plan.speed's roofline with the VLLM_BATCHED efficiencies. Imports registry,
+launcher.display, launcher.machine.host, launcher.plan.speed and the fleet's types.
 """
 
 from __future__ import annotations

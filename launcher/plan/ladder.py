@@ -11,7 +11,8 @@ the fastest that fits):
 
 Every rung places whole blocks (decoder layers, embeddings, head) on devices the way accelerate does, so the
 plan's device map can be handed to `from_pretrained` unchanged. How blocks are placed and timed lives in
-`launcher/plan/placement.py`; what to suggest when nothing fits, in `launcher/plan/advice.py`.
+`launcher/plan/placement.py`; what to suggest when nothing fits, in `launcher/plan/advice.py`, which re-plans
+through the function the ladder hands it (it never imports the ladder).
 """
 
 from __future__ import annotations
