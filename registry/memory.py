@@ -127,29 +127,63 @@ def kept_tokens(arch: Architecture, layer: int, tokens: int) -> int:
     return min(tokens, window) if sliding else tokens
 
 
-def kv_bytes_per_token_per_layer(arch: Architecture, dtype: Dtype) -> int:
-    """Bytes one token adds to one layer's cache (MLA caches its compressed latent, not per-head K/V)."""
+@dataclass(frozen=True)
+class CacheLayout:
+    """How a runtime lays out a KV cache: over how many ranks the heads are split, in what size of pages."""
+
+    tensor_parallel: int = 1
+    """Ranks the attention heads are split over: each caches its share of the KV heads, at least one (vLLM
+    replicates heads when TP exceeds them); MLA's compressed latent is cached whole on every rank."""
+    block_tokens: int = 1
+    """Tokens per cache page: vLLM allocates whole blocks of `block_size` tokens; transformers' DynamicCache
+    grows by the token (1)."""
+
+
+#: transformers' DynamicCache on one device: every head, grown token by token.
+TRANSFORMERS_CACHE = CacheLayout()
+
+
+def kv_bytes_per_token_per_layer(
+    arch: Architecture, dtype: Dtype, cache: CacheLayout = TRANSFORMERS_CACHE
+) -> int:
+    """Bytes one token adds to one layer's cache on one rank (MLA caches its compressed latent, not per-head
+    K/V, and replicates it on every rank)."""
     width = DTYPE_BYTES[dtype]
     if arch.is_mla:
         assert arch.kv_lora_rank and arch.qk_rope_head_dim
         return (arch.kv_lora_rank + arch.qk_rope_head_dim) * width
-    return 2 * arch.kv_heads * arch.head_width * width
+    heads = max(1, arch.kv_heads // cache.tensor_parallel)
+    return 2 * heads * arch.head_width * width
 
 
 def kv_cache_bytes_per_layer(
-    card: ModelCard, tokens: int, batch: int = 1, dtype: Dtype = "bfloat16"
+    card: ModelCard,
+    tokens: int,
+    batch: int = 1,
+    dtype: Dtype = "bfloat16",
+    cache: CacheLayout = TRANSFORMERS_CACHE,
 ) -> list[int]:
-    """Each layer's cache for `tokens` tokens per sequence: sliding-window layers keep at most the window."""
+    """Each layer's cache on one rank for `tokens` tokens per sequence, in whole pages of the runtime's
+    layout: sliding-window layers keep at most the window; an encoder (fill-mask) caches nothing."""
     arch = card.architecture
     if card.task == "fill-mask":
         return [0] * arch.num_layers
-    per_token = kv_bytes_per_token_per_layer(arch, dtype) * batch
-    return [kept_tokens(arch, layer, tokens) * per_token for layer in range(arch.num_layers)]
+    per_token = kv_bytes_per_token_per_layer(arch, dtype, cache) * batch
+    page = cache.block_tokens
+    return [
+        -(-kept_tokens(arch, layer, tokens) // page) * page * per_token for layer in range(arch.num_layers)
+    ]
 
 
-def kv_cache_bytes(card: ModelCard, tokens: int, batch: int = 1, dtype: Dtype = "bfloat16") -> int:
-    """Cache for `tokens` tokens per sequence over all layers."""
-    return sum(kv_cache_bytes_per_layer(card, tokens, batch, dtype))
+def kv_cache_bytes(
+    card: ModelCard,
+    tokens: int,
+    batch: int = 1,
+    dtype: Dtype = "bfloat16",
+    cache: CacheLayout = TRANSFORMERS_CACHE,
+) -> int:
+    """Cache for `tokens` tokens per sequence over all layers (on one rank of the layout)."""
+    return sum(kv_cache_bytes_per_layer(card, tokens, batch, dtype, cache))
 
 
 def kv_bytes_per_token(card: ModelCard, dtype: Dtype = "bfloat16") -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.gpu.cli import parse_settings
-from bench.gpu.compare import case_summary, constants_in_use, implied_constants
+from bench.gpu.compare import DECODE, QUANT_FACTORS, case_summary, constants_in_use, implied_constants
 from bench.gpu.measure import estimate_record, plan_record
 from bench.gpu.report import markdown
 from bench.gpu.runner import safe_name
@@ -21,6 +21,7 @@ from bench.gpu.steps import MODELS, Settings, plan_steps, should_run, tiny_card
 from launcher.plan.advice import named_host
 from launcher.plan.ladder import plan_or_raise
 from launcher.plan.request import PlanRequest
+from launcher.plan.speed import TRANSFORMERS_BATCH1, VLLM_BATCHED
 from launcher.run.measure import estimated_devices
 from registry.catalog import load_catalog
 from registry.memory import CUDA_RUNTIME_BYTES
@@ -167,12 +168,14 @@ def test_gpu_summary_markdown_and_implied_constants():
 
     constants = constants_in_use()
     assert constants["registry.memory"]["CUDA_RUNTIME_BYTES"] == CUDA_RUNTIME_BYTES
-    assert "GPU_DECODE_EFFICIENCY" in constants["launcher.plan.speed"]
+    speed = constants["launcher.plan.speed"]
+    assert speed[DECODE] == TRANSFORMERS_BATCH1.gpu_decode
+    assert speed["VLLM_BATCHED.gpu_prefill"] == VLLM_BATCHED.gpu_prefill
     implied = implied_constants(cases, constants)
-    efficiency = constants["launcher.plan.speed"]["GPU_DECODE_EFFICIENCY"]
-    assert implied["GPU_DECODE_EFFICIENCY"]["mistral-bf16"] == pytest.approx(efficiency / 2, rel=1e-4)
-    factor = constants["launcher.plan.speed"]["QUANT_DECODE_FACTOR"]["int8"]
-    assert implied["QUANT_DECODE_FACTOR"]["int8"]["mistral-int8"] == pytest.approx(factor, rel=1e-4)
+    assert implied[DECODE]["mistral-bf16"] == pytest.approx(TRANSFORMERS_BATCH1.gpu_decode / 2, rel=1e-4)
+    factor = speed[QUANT_FACTORS]["int8"]
+    assert factor == TRANSFORMERS_BATCH1.quant_decode["int8"]
+    assert implied[QUANT_FACTORS]["int8"]["mistral-int8"] == pytest.approx(factor, rel=1e-4)
     assert implied["CUDA_RUNTIME_BYTES"]["mistral-bf16"] == 600 * 2**20
 
     report = {

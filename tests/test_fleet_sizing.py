@@ -6,19 +6,18 @@ import pytest
 
 from launcher.fleet.sizing import (
     ACTIVATION_PEAK_BYTES,
-    DECODE_EFFICIENCY,
     NON_TORCH_BYTES_DISTRIBUTED,
     NON_TORCH_BYTES_SINGLE,
-    PREFILL_EFFICIENCY,
     Load,
     ShapeDoesNotFitError,
-    kv_bytes_per_token_per_layer_per_rank,
     model_weights,
     size_replica,
     stage_layer_counts,
     valid_tensor_sizes,
 )
 from launcher.fleet.types import EngineSettings, NodeGroup, Shape
+from launcher.plan.speed import VLLM_BATCHED
+from registry.memory import CacheLayout, kv_bytes_per_token_per_layer
 from tests.fleet_support import GIB, fleet_catalog
 
 ENGINE = EngineSettings()
@@ -58,12 +57,14 @@ def test_llama_8b_on_h100_matches_vllm_accounting():
 
 def test_tensor_parallel_splits_kv_heads_and_replicates_when_ranks_exceed_them():
     arch = card("llama-70b").architecture  # 8 KV heads of 128
-    assert kv_bytes_per_token_per_layer_per_rank(arch, "bfloat16", 1) == 2 * 8 * 128 * 2
-    assert kv_bytes_per_token_per_layer_per_rank(arch, "bfloat16", 4) == 2 * 2 * 128 * 2
-    assert kv_bytes_per_token_per_layer_per_rank(arch, "bfloat16", 16) == 2 * 1 * 128 * 2  # one head each
+    assert kv_bytes_per_token_per_layer(arch, "bfloat16", CacheLayout(tensor_parallel=1)) == 2 * 8 * 128 * 2
+    assert kv_bytes_per_token_per_layer(arch, "bfloat16", CacheLayout(tensor_parallel=4)) == 2 * 2 * 128 * 2
+    assert (
+        kv_bytes_per_token_per_layer(arch, "bfloat16", CacheLayout(tensor_parallel=16)) == 2 * 1 * 128 * 2
+    )  # one head each
     mla = card("deepseek-v3").architecture
     # MLA's latent (512) and rope key (64) are cached whole on every rank.
-    assert kv_bytes_per_token_per_layer_per_rank(mla, "bfloat16", 8) == (512 + 64) * 2
+    assert kv_bytes_per_token_per_layer(mla, "bfloat16", CacheLayout(tensor_parallel=8)) == (512 + 64) * 2
 
 
 def test_replicated_kv_heads_add_weights_per_rank():
@@ -131,7 +132,7 @@ def test_decode_is_bandwidth_bound_at_batch_one():
     sizing = size_replica(weights, Shape(1, 1), h100, load, ENGINE)
     # A step reads all weights and one sequence's cache at its live length (1,000 + 100 tokens).
     read = weights.total_bytes + 1100 * 32 * 2 * 8 * 128 * 2
-    assert sizing.rate_at(1) == pytest.approx(DECODE_EFFICIENCY * 3.35e12 / read)
+    assert sizing.rate_at(1) == pytest.approx(VLLM_BATCHED.gpu_decode * 3.35e12 / read)
     tp2 = size_replica(weights, Shape(2, 1), h100, load, ENGINE)
     pp2 = size_replica(weights, Shape(1, 2), h100, load, ENGINE)
     assert tp2.rate_at(1) > 1.9 * sizing.rate_at(1)  # two GPUs read half each
@@ -143,7 +144,7 @@ def test_decode_is_bandwidth_bound_at_batch_one():
 def test_moe_reads_only_the_experts_a_batch_touches():
     weights = model_weights(card("mixtral-8x7b-instruct"), "bfloat16", None)
     sizing = size_replica(weights, Shape(2, 1), group(), Load(context=4096), ENGINE)
-    dense_rate = DECODE_EFFICIENCY * 3.35e12 * 2 / weights.total_bytes
+    dense_rate = VLLM_BATCHED.gpu_decode * 3.35e12 * 2 / weights.total_bytes
     # One token uses 2 of 8 experts: much faster than reading every expert …
     assert sizing.rate_at(1) > 2.5 * dense_rate
     # … while 64 tokens touch nearly all of them (1 − (6/8)^64 ≈ 1).
@@ -177,7 +178,7 @@ def test_time_to_first_token_is_compute_bound_and_pays_for_pcie():
     weights = model_weights(card("llama-70b"), "bfloat16", None)
     load = Load(context=8192, prompt_tokens=2000, output_tokens=100)
     nvlink = size_replica(weights, Shape(4, 1), group(), load, ENGINE).estimate
-    matmul = 2 * 70_553_706_496 * 2000 / (4 * 989e12 * PREFILL_EFFICIENCY)
+    matmul = 2 * 70_553_706_496 * 2000 / (4 * 989e12 * VLLM_BATCHED.gpu_prefill)
     assert matmul < nvlink.ttft_s < 1.15 * matmul
     pcie = size_replica(weights, Shape(4, 1), group(nvlink=False), load, ENGINE).estimate
     assert pcie.ttft_s > nvlink.ttft_s + 0.1  # 160 all-reduces of 32 MB over 25 GB/s PCIe

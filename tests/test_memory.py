@@ -6,11 +6,13 @@ import pytest
 
 from registry.memory import (
     CUDA_RUNTIME_BYTES,
+    CacheLayout,
     Precision,
     block_weight_bytes,
     estimate_memory,
     kv_bytes_per_token,
     kv_cache_bytes,
+    kv_cache_bytes_per_layer,
     weight_bytes,
 )
 from registry.params import Block, layout
@@ -45,6 +47,21 @@ def test_gemma_2_9b_head_dim_and_alternating_window(catalog):
     assert kv_bytes_per_token(card) == 42 * per_layer
     # 21 sliding layers keep 4,096 tokens, 21 global layers keep all 8,192.
     assert kv_cache_bytes(card, 8192) == (21 * 4096 + 21 * 8192) * per_layer == 2_113_929_216
+
+
+def test_paged_tensor_parallel_cache_layout(catalog):
+    """vLLM's layout: each rank holds its share of KV heads, and every layer's tokens round up to whole
+    blocks; the sliding window caps a layer before the rounding."""
+    card = catalog.get("google/gemma-2-9b-it")  # 8 KV heads of 256, sliding layers keep 4,096 tokens
+    paged = CacheLayout(tensor_parallel=2, block_tokens=16)
+    per_layer = 2 * 4 * 256 * 2
+    layers = kv_cache_bytes_per_layer(card, 5000, cache=paged)
+    assert layers[0] == 4096 * per_layer  # a sliding layer: the window, already whole blocks
+    assert layers[1] == 5008 * per_layer  # a global layer: 5,000 tokens in 313 blocks of 16
+    assert kv_cache_bytes(card, 5000, cache=paged) == 21 * (4096 + 5008) * per_layer
+    assert (
+        kv_cache_bytes(card, 5000) == 21 * (4096 + 5000) * 2 * per_layer
+    )  # transformers: one rank, by token
 
 
 def test_falcon_7b_multi_query_cache(catalog):

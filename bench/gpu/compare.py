@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import fields, is_dataclass
 from typing import Any
+
+#: The transformers speed profile's figures the GPU run checks, as `constants_in_use` names them.
+DECODE = "TRANSFORMERS_BATCH1.gpu_decode"
+PREFILL = "TRANSFORMERS_BATCH1.gpu_prefill"
+QUANT_FACTORS = "TRANSFORMERS_BATCH1.quant_decode"
+PCIE = "TRANSFORMERS_BATCH1.pcie"
 
 
 def _err(estimated: float | None, measured: float | None) -> float | None:
@@ -101,24 +108,25 @@ def implied_constants(
 ) -> dict[str, Any]:
     """What the measurements say the speed and runtime constants should be (GPU cases only; per case).
 
-    - GPU_DECODE_EFFICIENCY: current x measured/estimated decode tokens/s of the bf16 single-GPU cases.
-    - QUANT_DECODE_FACTOR[q]: current x (measured/estimated of the q case) / (measured/estimated of the same
-      model's bf16 case), so the bf16 correction is not counted twice.
-    - GPU_PREFILL_MFU: current x estimated/measured time to first token of the bf16 cases (a 2,048-token
-      prefill is compute-bound on these sizes).
+    - TRANSFORMERS_BATCH1.gpu_decode: current x measured/estimated decode tokens/s of the bf16 single-GPU
+      cases.
+    - TRANSFORMERS_BATCH1.quant_decode[q]: current x (measured/estimated of the q case) / (measured/estimated
+      of the same model's bf16 case), so the bf16 correction is not counted twice.
+    - TRANSFORMERS_BATCH1.gpu_prefill: current x estimated/measured time to first token of the bf16 cases (a
+      2,048-token prefill is compute-bound on these sizes).
     - CUDA_RUNTIME_BYTES: NVML used (minus before CUDA started) less torch's reserved, after loading.
-    - PCIE_EFFICIENCY (rough, GPU time per token ignored): bytes of CPU-offloaded weights copied per token
-      over the link's bandwidth, against the measured time per token, for the Berth offload case.
+    - TRANSFORMERS_BATCH1.pcie (rough, GPU time per token ignored): bytes of CPU-offloaded weights copied per
+      token over the link's bandwidth, against the measured time per token, for the Berth offload case.
     """
     speed = constants.get("launcher.plan.speed", {})
-    factors = speed.get("QUANT_DECODE_FACTOR", {})
+    factors = speed.get(QUANT_FACTORS, {})
     ratio: dict[str, float] = {}
     out: dict[str, dict[str, Any]] = {
-        "GPU_DECODE_EFFICIENCY": {},
-        "QUANT_DECODE_FACTOR": {},
-        "GPU_PREFILL_MFU": {},
+        DECODE: {},
+        QUANT_FACTORS: {},
+        PREFILL: {},
         "CUDA_RUNTIME_BYTES": {},
-        "PCIE_EFFICIENCY": {},
+        PCIE: {},
     }
     for case in cases:
         if case.get("mode") == "berth" and case.get("plan"):
@@ -126,9 +134,7 @@ def implied_constants(
     for name, r in ratio.items():
         model, _, quant = name.partition("-")
         if quant in factors and f"{model}-bf16" in ratio:
-            out["QUANT_DECODE_FACTOR"].setdefault(quant, {})[name] = (
-                factors[quant] * r / ratio[f"{model}-bf16"]
-            )
+            out[QUANT_FACTORS].setdefault(quant, {})[name] = factors[quant] * r / ratio[f"{model}-bf16"]
     return out
 
 
@@ -146,7 +152,7 @@ def _implied_by_case(
     meas = gen.get("tokens_per_s")
     if plan.get("strategy") == "offload" and meas and pcie_bytes_per_s:
         copied = sum(p["weights_bytes"] for p in case["estimate"]["placements"] if p["device"] == "cpu")
-        out["PCIE_EFFICIENCY"][name] = copied * meas / pcie_bytes_per_s
+        out[PCIE][name] = copied * meas / pcie_bytes_per_s
     if plan.get("strategy") not in ("gpu", "quantized"):
         return
     est = estimated.get("decode_tokens_per_s")
@@ -159,16 +165,17 @@ def _implied_by_case(
         out["CUDA_RUNTIME_BYTES"][name] = nvml - reserved
     if plan.get("precision") != "bf16":
         return
-    eff, mfu = speed.get("GPU_DECODE_EFFICIENCY"), speed.get("GPU_PREFILL_MFU")
+    eff, mfu = speed.get(DECODE), speed.get(PREFILL)
     if eff and name in ratio:
-        out["GPU_DECODE_EFFICIENCY"][name] = eff * ratio[name]
+        out[DECODE][name] = eff * ratio[name]
     est_ttft, ttft = estimated.get("time_to_first_token_s"), gen.get("time_to_first_token_s")
     if mfu and est_ttft and ttft:
-        out["GPU_PREFILL_MFU"][name] = mfu * est_ttft / ttft
+        out[PREFILL][name] = mfu * est_ttft / ttft
 
 
 def constants_in_use() -> dict[str, dict[str, Any]]:
-    """Every upper-case number (or table of numbers) each estimate module defines itself, by module."""
+    """Every upper-case number (or table of numbers) each estimate module defines itself, by module; a
+    dataclass of them (an engine's efficiency profile) as NAME.field entries."""
     import inspect
 
     import launcher.machine.host
@@ -186,15 +193,26 @@ def constants_in_use() -> dict[str, dict[str, Any]]:
         launcher.machine.host,
     ):
         defined = set(re.findall(r"^([A-Z][A-Z0-9_]*)\s*(?::[^=]*)?=", inspect.getsource(module), re.M))
-        values: dict[str, Any] = {}
+        named: dict[str, Any] = {}
         for name in sorted(defined):
             value = getattr(module, name, None)
-            if isinstance(value, bool) or not isinstance(value, (int, float, dict)):
-                continue
-            if isinstance(value, dict):
-                if not all(isinstance(v, (int, float)) for v in value.values()):
-                    continue
-                value = {str(k): v for k, v in value.items()}
-            values[name] = value
-        result[module.__name__] = values
+            if is_dataclass(value) and not isinstance(value, type):
+                named.update({f"{name}.{f.name}": getattr(value, f.name) for f in fields(value)})
+            else:
+                named[name] = value
+        result[module.__name__] = _numbers(named)
     return result
+
+
+def _numbers(named: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries that are numbers or tables of numbers (their keys as strings); booleans left out."""
+    values: dict[str, Any] = {}
+    for name, value in named.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float, dict)):
+            continue
+        if isinstance(value, dict):
+            if not all(isinstance(v, (int, float)) for v in value.values()):
+                continue
+            value = {str(k): v for k, v in value.items()}
+        values[name] = value
+    return values

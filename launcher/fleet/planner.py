@@ -20,7 +20,6 @@ from math import ceil
 from launcher.display import gib
 from launcher.fleet.placement import GroupAllocator
 from launcher.fleet.sizing import (
-    DECODE_EFFICIENCY,
     FP8_MIN_CAPABILITY,
     Load,
     ModelWeights,
@@ -47,6 +46,7 @@ from launcher.fleet.types import (
     Shape,
     Workload,
 )
+from launcher.plan.speed import VLLM_BATCHED, effective_bandwidth
 from registry.schema import Dtype
 
 #: A replica whose cache holds fewer full-context sequences than this (or than the workload needs, if
@@ -172,7 +172,8 @@ def choose_shape(
         )
     target = load.tokens_per_s_per_user
     if target is not None:
-        best = DECODE_EFFICIENCY * acc.bandwidth_bytes_per_s * max(tps) / max(1, _active_bytes(weights))
+        bandwidth = effective_bandwidth(acc.bandwidth_bytes_per_s, VLLM_BATCHED.gpu_decode)
+        best = bandwidth * max(tps) / max(1, _active_bytes(weights))
         if best < target:
             return (
                 f"at most {best:.1f} tokens/s per user even with TP{max(tps)} (the model reads "
@@ -326,14 +327,15 @@ def _additions(
     return tuple(additions)
 
 
-def plan_fleet(request: FleetRequest) -> FleetPlan:
-    """Shapes, replica counts and placement for every workload on the fleet, and what to add if short."""
-    cache = _Weights()
-    allocators = {g.name: GroupAllocator(g) for g in request.groups}
-    groups = {g.name: g for g in request.groups}
-    sized: dict[str, tuple[list[_Candidate], list[str]]] = {}
-    for workload in request.workloads:
-        sized[workload.name] = _candidates(workload, request.groups, request, cache, workload.quantization)
+_Sized = dict[str, tuple[list[_Candidate], list[str]]]
+"""Each workload's candidates, best first, and why other groups were ruled out, by workload name."""
+
+
+def _place_workloads(
+    request: FleetRequest, sized: _Sized, allocators: dict[str, GroupAllocator]
+) -> dict[str, tuple[_Candidate, int]]:
+    """Place the largest workloads first, each on the first candidate group that holds all its replicas, else
+    as many as fit on its best group: the candidate chosen and the replicas placed, by workload name."""
 
     def footprint(workload: Workload) -> tuple[int, int]:
         candidates = sized[workload.name][0]
@@ -355,44 +357,63 @@ def plan_fleet(request: FleetRequest) -> FleetPlan:
         else:
             best = candidates[0]
             chosen[workload.name] = (best, _place_all(allocators[best.group.name], workload.name, best))
+    return chosen
 
+
+def _model_plan(
+    workload: Workload,
+    request: FleetRequest,
+    cache: _Weights,
+    allocators: dict[str, GroupAllocator],
+    sized: _Sized,
+    chosen: tuple[_Candidate, int] | None,
+) -> ModelPlan:
+    """One workload's outcome: placed, short of room (with cheaper alternatives), or not fitting anywhere."""
+    reasons = tuple(sized[workload.name][1])
+    if chosen is None:
+        return ModelPlan(
+            workload=workload,
+            status="does-not-fit",
+            replica=None,
+            concurrency_needed=float(workload.concurrency or 0),
+            replicas_needed=0,
+            replicas_placed=0,
+            reasons=reasons or ("no node group in the fleet may run it",),
+            alternatives=_alternatives(workload, request, cache, allocators),
+        )
+    candidate, placed = chosen
+    short = placed < candidate.replicas
+    return ModelPlan(
+        workload=workload,
+        status="short" if short else "ok",
+        replica=candidate.sizing.estimate,
+        concurrency_needed=candidate.concurrency,
+        replicas_needed=candidate.replicas,
+        replicas_placed=placed,
+        reasons=reasons,
+        alternatives=_alternatives(workload, request, cache, allocators) if short else (),
+    )
+
+
+def plan_fleet(request: FleetRequest) -> FleetPlan:
+    """Shapes, replica counts and placement for every workload on the fleet, and what to add if short."""
+    cache = _Weights()
+    allocators = {g.name: GroupAllocator(g) for g in request.groups}
+    groups = {g.name: g for g in request.groups}
+    sized: _Sized = {
+        w.name: _candidates(w, request.groups, request, cache, w.quantization) for w in request.workloads
+    }
+    chosen = _place_workloads(request, sized, allocators)
     plans: list[ModelPlan] = []
     missing: dict[str, list[tuple[str, Shape]]] = {}
     for workload in request.workloads:
-        candidates, reasons = sized[workload.name]
-        if workload.name not in chosen:
-            plans.append(
-                ModelPlan(
-                    workload=workload,
-                    status="does-not-fit",
-                    replica=None,
-                    concurrency_needed=float(workload.concurrency or 0),
-                    replicas_needed=0,
-                    replicas_placed=0,
-                    reasons=tuple(reasons) or ("no node group in the fleet may run it",),
-                    alternatives=_alternatives(workload, request, cache, allocators),
-                )
+        plan = _model_plan(workload, request, cache, allocators, sized, chosen.get(workload.name))
+        plans.append(plan)
+        if plan.replica is not None and plan.replicas_placed < plan.replicas_needed:
+            short_group = chosen[workload.name][0].group.name
+            missing.setdefault(short_group, []).extend(
+                [(workload.name, plan.replica.shape)] * (plan.replicas_needed - plan.replicas_placed)
             )
-            continue
-        candidate, placed = chosen[workload.name]
-        estimate = candidate.sizing.estimate
-        short = placed < candidate.replicas
-        if short:
-            missing.setdefault(candidate.group.name, []).extend(
-                [(workload.name, estimate.shape)] * (candidate.replicas - placed)
-            )
-        plans.append(
-            ModelPlan(
-                workload=workload,
-                status="short" if short else "ok",
-                replica=estimate,
-                concurrency_needed=candidate.concurrency,
-                replicas_needed=candidate.replicas,
-                replicas_placed=placed,
-                reasons=tuple(reasons),
-                alternatives=_alternatives(workload, request, cache, allocators) if short else (),
-            )
-        )
     nodes: list[NodePlan] = []
     for group in request.groups:
         nodes.extend(allocators[group.name].node_plans())

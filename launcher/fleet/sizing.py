@@ -3,36 +3,35 @@
 Pure functions over the registry's parameter layout. Memory follows vLLM's own accounting: each rank may use
 `gpu_memory_utilization` × its total memory; weights, the activation peak of the profiling run and non-torch
 memory come off the top; what is left is KV cache, cut in blocks of `block_size` tokens, and every rank gets
-as many blocks as the tightest rank has room for.
+as many blocks as the tightest rank has room for. The cache is registry.memory's, in vLLM's layout
+(`vllm_cache`); speed is launcher.plan.speed's roofline with the VLLM_BATCHED efficiencies. Imports registry,
+launcher.display, launcher.machine.host, launcher.plan.speed and the fleet's types.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 from launcher.display import gib
 from launcher.fleet.types import EngineSettings, FleetQuant, NodeGroup, ReplicaEstimate, Shape
 from launcher.machine.host import DEFAULT_PCIE_BANDWIDTH
+from launcher.plan.speed import VLLM_BATCHED, compute_seconds, read_seconds
 from registry.errors import BerthError
 from registry.memory import (
     DTYPE_BYTES,
+    CacheLayout,
     Precision,
     block_weight_bytes,
     kept_tokens,
     kv_bytes_per_token_per_layer,
+    kv_cache_bytes_per_layer,
 )
 from registry.params import Block, layout
 from registry.schema import Architecture, Dtype, ModelCard
 
 GIB = 2**30
 
-#: Share of peak memory bandwidth decode reaches: tokens/s ≈ η · bandwidth / bytes read per step. Measured
-#: decode on H100/A100 lands between 0.5 and 0.8 of peak (see reference/accelerators.md); 0.6 is a starting
-#: point to replace with measurements.
-DECODE_EFFICIENCY = 0.6
-#: Share of dense bf16 peak FLOP/s a long prefill reaches (model FLOPs utilisation); a starting point.
-PREFILL_EFFICIENCY = 0.5
 #: vLLM's profiling-run activation peak per rank at 8,192 batched tokens: 4.76–5.64 GiB measured for dense
 #: models from 0.6B to 70B on H100 (llm-d empirical vLLM memory results); it does not shrink with TP.
 ACTIVATION_PEAK_BYTES = 5 * GIB
@@ -220,13 +219,10 @@ def model_weights(card: ModelCard, dtype: Dtype, quant: FleetQuant | None) -> Mo
     )
 
 
-def kv_bytes_per_token_per_layer_per_rank(arch: Architecture, dtype: Dtype, tp: int) -> int:
-    """Cache one token adds to one layer on one rank: KV heads split over the ranks, at least one head each
-    (vLLM replicates heads when TP exceeds them); MLA's latent is replicated on every rank."""
-    if arch.is_mla:
-        return kv_bytes_per_token_per_layer(arch, dtype)
-    heads = max(1, arch.kv_heads // tp)
-    return 2 * heads * arch.head_width * DTYPE_BYTES[dtype]
+def vllm_cache(shape: Shape, engine: EngineSettings) -> CacheLayout:
+    """vLLM's paged KV cache for a replica of this shape: heads split over the TP ranks, blocks of
+    `block_size` tokens."""
+    return CacheLayout(tensor_parallel=shape.tp, block_tokens=engine.block_size)
 
 
 def _replicated_kv_bytes_per_layer(arch: Architecture, tp: int, linear_bytes: float) -> int:
@@ -277,10 +273,16 @@ class ShapeDoesNotFitError(BerthError):
     shape, so it reaches a user only inside a fleet plan's reasons."""
 
 
-def _stages(weights: ModelWeights, shape: Shape, load: Load, block: int) -> list[_Stage]:
+def _stages(weights: ModelWeights, shape: Shape, load: Load, cache: CacheLayout) -> list[_Stage]:
+    """Each pipeline stage's weights and KV cache per rank. The cache a sequence is allotted is counted in
+    whole blocks; a decode step reads only the tokens a sequence holds."""
     card = weights.card
     arch = card.architecture
-    per_layer = kv_bytes_per_token_per_layer_per_rank(arch, weights.dtype, shape.tp)
+    per_layer = kv_bytes_per_token_per_layer(arch, weights.dtype, cache)
+    allotted = kv_cache_bytes_per_layer(card, load.context, dtype=weights.dtype, cache=cache)
+    held = kv_cache_bytes_per_layer(
+        card, load.live_tokens, dtype=weights.dtype, cache=replace(cache, block_tokens=1)
+    )
     replicated = _replicated_kv_bytes_per_layer(
         arch, shape.tp, quant_bytes_per_linear_weight(weights.quant, weights.dtype)
     )
@@ -290,17 +292,14 @@ def _stages(weights: ModelWeights, shape: Shape, load: Load, block: int) -> list
     for index, count in enumerate(counts):
         stop = start + count
         total, routed = weights.stage_bytes(start, stop, index == 0, index == shape.pp - 1, shape.pp)
-        layer_ids = tuple(range(start, stop))
-        sequence = sum(-(-kept_tokens(arch, i, load.context) // block) * block for i in layer_ids) * per_layer
-        live = sum(kept_tokens(arch, i, load.live_tokens) for i in layer_ids) * per_layer
         stages.append(
             _Stage(
-                layers=layer_ids,
+                layers=tuple(range(start, stop)),
                 weights_per_rank=-(-total // shape.tp) + replicated * count,
                 routed_per_rank=routed // shape.tp,
                 kv_token_bytes=per_layer * count,
-                kv_sequence_bytes=sequence,
-                kv_live_bytes=live,
+                kv_sequence_bytes=sum(allotted[start:stop]),
+                kv_live_bytes=sum(held[start:stop]),
             )
         )
         start = stop
@@ -323,11 +322,11 @@ def decode_rate(
     arch = weights.card.architecture
     micro = -(-batch // shape.pp)
     share = _expert_share(arch, micro)
-    bandwidth = DECODE_EFFICIENCY * group.accelerator.bandwidth_bytes_per_s
+    bandwidth = group.accelerator.bandwidth_bytes_per_s
     slowest = 0.0
     for stage in stages:
         read = stage.weights_per_rank - stage.routed_per_rank * (1.0 - share) + micro * stage.kv_live_bytes
-        slowest = max(slowest, read / bandwidth)
+        slowest = max(slowest, read_seconds(read, bandwidth, VLLM_BATCHED.gpu_decode))
     return 1.0 / (shape.pp * slowest)
 
 
@@ -342,7 +341,7 @@ def time_to_first_token(
     weights: ModelWeights, shape: Shape, group: NodeGroup, prompt: int, network_bytes_per_s: int | None
 ) -> float:
     """Seconds to prefill one prompt: matmul FLOPs (2 × active parameters per token) and causal attention
-    at PREFILL_EFFICIENCY of the TP group's peak, plus TP all-reduces over the node's links and the hidden
+    at vLLM's prefill efficiency of the TP group's peak, plus TP all-reduces over the node's links and the hidden
     states handed between pipeline stages (over the network where stages sit on different nodes)."""
     card = weights.card
     arch = card.architecture
@@ -352,8 +351,8 @@ def time_to_first_token(
         for i in range(arch.num_layers)
     )
     flops = 2 * weights.active_params * prompt + attention
-    peak = group.accelerator.bf16_tflops * 1e12 * PREFILL_EFFICIENCY
-    compute = flops / (shape.tp * peak)
+    peak = group.accelerator.bf16_tflops * 1e12
+    compute = compute_seconds(flops, peak, VLLM_BATCHED.gpu_prefill, devices=shape.tp)
     hidden_bytes = prompt * arch.hidden_size * width
     allreduce = 0.0
     if shape.tp > 1:
@@ -381,6 +380,62 @@ class Sizing:
         return decode_rate(self.weights, self.stages, self.estimate.shape, self.group, batch)
 
 
+@dataclass(frozen=True)
+class _Memory:
+    """Per-rank memory of a replica before its KV cache: vLLM's budget and what comes off it."""
+
+    budget: int
+    activation: int
+    other: int
+    heaviest: int
+    """Weights of the heaviest stage's rank."""
+    rooms: tuple[int, ...]
+    """What each stage's ranks have left for KV cache."""
+
+
+def _memory(
+    shape: Shape, group: NodeGroup, engine: EngineSettings, batched: int, stages: tuple[_Stage, ...]
+) -> _Memory:
+    """vLLM's budget per rank less weights, the profiled activation peak and non-torch memory; raises
+    ShapeDoesNotFitError when the tightest rank has nothing left for the cache."""
+    acc = group.accelerator
+    budget = int(acc.total_bytes * engine.gpu_memory_utilization)
+    activation = activation_peak_bytes(batched)
+    other = non_torch_bytes(shape.gpus)
+    heaviest = max(s.weights_per_rank for s in stages)
+    rooms = tuple(budget - s.weights_per_rank - activation - other for s in stages)
+    if min(rooms) <= 0:
+        raise ShapeDoesNotFitError(
+            f"{shape.label}: weights {gib(heaviest)} + activations {gib(activation)} + "
+            f"{gib(other)} non-torch per GPU exceed the {gib(budget)} vLLM may use "
+            f"({engine.gpu_memory_utilization:g} of {gib(acc.total_bytes)})"
+        )
+    return _Memory(budget, activation, other, heaviest, rooms)
+
+
+def _batch_for_target(
+    weights: ModelWeights, stages: tuple[_Stage, ...], shape: Shape, group: NodeGroup, cap: int, load: Load
+) -> int:
+    """The largest batch up to `cap` at which each sequence still decodes at the load's speed target (`cap`
+    without one); raises ShapeDoesNotFitError when even one sequence alone is too slow."""
+    target = load.tokens_per_s_per_user
+    if target is None:
+        return cap
+    single = decode_rate(weights, stages, shape, group, 1)
+    if single < target:
+        raise ShapeDoesNotFitError(
+            f"{shape.label}: {single:.1f} tokens/s per user at batch 1, below the {target:g} target"
+        )
+    low, high = 1, cap
+    while low < high:
+        mid = (low + high + 1) // 2
+        if decode_rate(weights, stages, shape, group, mid) >= target:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
 def size_replica(
     weights: ModelWeights,
     shape: Shape,
@@ -391,57 +446,32 @@ def size_replica(
 ) -> Sizing:
     """One replica of this shape on this group, its batch chosen by the cache, the speed target and
     max_num_seqs; raises ShapeDoesNotFitError with the reason when the shape cannot hold the model or is too slow."""
-    acc = group.accelerator
     batched = engine.max_num_batched_tokens or default_batched_tokens(group)
-    budget = int(acc.total_bytes * engine.gpu_memory_utilization)
-    activation = activation_peak_bytes(batched)
-    other = non_torch_bytes(shape.gpus)
-    stages = tuple(_stages(weights, shape, load, engine.block_size))
-    heaviest = max(s.weights_per_rank for s in stages)
-    rooms = [budget - s.weights_per_rank - activation - other for s in stages]
-    room = min(rooms)
-    if room <= 0:
-        raise ShapeDoesNotFitError(
-            f"{shape.label}: weights {gib(heaviest)} + activations {gib(activation)} + "
-            f"{gib(other)} non-torch per GPU exceed the {gib(budget)} vLLM may use "
-            f"({engine.gpu_memory_utilization:g} of {gib(acc.total_bytes)})"
-        )
+    stages = tuple(_stages(weights, shape, load, vllm_cache(shape, engine)))
+    memory = _memory(shape, group, engine, batched, stages)
     block = engine.block_size
-    tokens = min(r // (s.kv_token_bytes * block) for r, s in zip(rooms, stages, strict=True)) * block
-    sequences = min(r // s.kv_sequence_bytes for r, s in zip(rooms, stages, strict=True))
+    pairs = list(zip(memory.rooms, stages, strict=True))
+    tokens = min(r // (s.kv_token_bytes * block) for r, s in pairs) * block
+    sequences = min(r // s.kv_sequence_bytes for r, s in pairs)
     if sequences < 1:
         raise ShapeDoesNotFitError(
-            f"{shape.label}: the KV cache ({gib(room)} per GPU) holds no {load.context:,}-token sequence"
+            f"{shape.label}: the KV cache ({gib(min(memory.rooms))} per GPU) holds no "
+            f"{load.context:,}-token sequence"
         )
     cap = min(sequences, engine.max_num_seqs or default_max_num_seqs(group), batched)
-    single = decode_rate(weights, stages, shape, group, 1)
-    target = load.tokens_per_s_per_user
-    if target is not None and single < target:
-        raise ShapeDoesNotFitError(
-            f"{shape.label}: {single:.1f} tokens/s per user at batch 1, below the {target:g} target"
-        )
-    batch = cap
-    if target is not None:
-        low, high = 1, cap  # the largest batch at which each sequence still decodes at the target
-        while low < high:
-            mid = (low + high + 1) // 2
-            if decode_rate(weights, stages, shape, group, mid) >= target:
-                low = mid
-            else:
-                high = mid - 1
-        batch = low
+    batch = _batch_for_target(weights, stages, shape, group, cap, load)
     rate = decode_rate(weights, stages, shape, group, batch)
     estimate = ReplicaEstimate(
         group=group.name,
-        accelerator=acc.id,
+        accelerator=group.accelerator.id,
         shape=shape,
         dtype=weights.dtype,
         quantization=weights.quant,
         context=load.context,
-        weights_bytes_per_rank=heaviest,
-        activation_bytes_per_rank=activation,
-        non_torch_bytes_per_rank=other,
-        kv_cache_bytes_per_rank=room,
+        weights_bytes_per_rank=memory.heaviest,
+        activation_bytes_per_rank=memory.activation,
+        non_torch_bytes_per_rank=memory.other,
+        kv_cache_bytes_per_rank=min(memory.rooms),
         kv_cache_tokens=tokens,
         max_concurrent_sequences=sequences,
         batch=batch,

@@ -1,21 +1,24 @@
 """When nothing fits: how much is needed against what is free, and the nearest ways out (shorter context,
-a quantization, offload, the smallest named hardware that holds it). Pure: no I/O."""
+a quantization, offload, the smallest named hardware that holds it). Pure: no I/O.
+
+To ask "would this fit?" the advice re-plans through the planning function it is handed (`find_plan`): the
+ladder passes its own, so this module never imports the ladder."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from launcher.display import gib
 from launcher.machine.host import GpuInfo, HostSnapshot
 from launcher.plan.errors import DoesNotFitError, PlanRequestError
 from launcher.plan.placement import Attempt, describe
+from launcher.plan.request import Plan, PlanRequest
 from launcher.plan.speed import SpeedEstimate
 from registry.schema import Accelerator, ModelCard
 
-if TYPE_CHECKING:
-    from launcher.plan.request import PlanRequest
+#: Plans a model on a host as asked, without advice: the Plan, or None when nothing fits.
+PlanFinder = Callable[[ModelCard, HostSnapshot, PlanRequest], Plan | None]
 
 
 def bare_does_not_fit(card: ModelCard, attempts: Sequence[Attempt]) -> DoesNotFitError:
@@ -34,12 +37,14 @@ def does_not_fit(
     context: int,
     attempts: Sequence[Attempt],
     accelerators: Sequence[Accelerator],
-    too_slow: Sequence[tuple[Attempt, SpeedEstimate]] = (),
+    too_slow: Sequence[tuple[Attempt, SpeedEstimate]],
+    find_plan: PlanFinder,
 ) -> DoesNotFitError:
+    """Needed against usable, with the nearest ways out; `find_plan` re-plans to test them."""
     bare = bare_does_not_fit(card, attempts)
     suggestions: list[str] = []
     if context > 512:
-        shorter = _largest_fitting_context(card, host, request, context)
+        shorter = _largest_fitting_context(card, host, request, context, find_plan)
         if shorter:
             suggestions.append(f"a shorter context fits: --context {shorter}")
     if request.quant == "none":
@@ -53,12 +58,14 @@ def does_not_fit(
             f"{describe(attempt)} fits but runs at about {speed.decode_tokens_per_s:.2g} tokens/s "
             f"(accept that with --allow-slow)"
         )
-    named = smallest_fitting_hardware(card, replace(request, gpus=None, device="auto"), accelerators, context)
+    anywhere = replace(request, gpus=None, device="auto")
+    named = smallest_fitting_hardware(card, anywhere, accelerators, context, find_plan)
     if named:
         spec, how = named
         suggestions.append(f"it fits on {spec} ({how}; see `berth plan {card.id} --hardware {spec}`)")
         if how.split(" on ")[0] in ("int8", "nf4") and request.quant is None:
-            native = smallest_fitting_hardware(card, replace(request, quant="none"), accelerators, context)
+            unquantized = replace(request, quant="none")
+            native = smallest_fitting_hardware(card, unquantized, accelerators, context, find_plan)
             if native:
                 suggestions.append(f"without quantization it fits on {native[0]} ({native[1]})")
     elif accelerators:
@@ -73,25 +80,23 @@ def does_not_fit(
     return DoesNotFitError(card.id, bare.required_bytes, bare.available_bytes, suggestions, detail)
 
 
-def _fits(card: ModelCard, host: HostSnapshot, request: PlanRequest) -> bool:
+def _found(find_plan: PlanFinder, card: ModelCard, host: HostSnapshot, request: PlanRequest) -> Plan | None:
+    """The plan `find_plan` finds, or None when nothing fits or the request cannot be planned there."""
     try:
-        from launcher.plan.ladder import make_plan
-        from launcher.plan.request import Plan
-
-        return isinstance(make_plan(card, host, request, explain=False), Plan)
+        return find_plan(card, host, request)
     except PlanRequestError:
-        return False
+        return None
 
 
 def _largest_fitting_context(
-    card: ModelCard, host: HostSnapshot, request: PlanRequest, context: int
+    card: ModelCard, host: HostSnapshot, request: PlanRequest, context: int, find_plan: PlanFinder
 ) -> int | None:
     low, high = 256, context - 1
-    if not _fits(card, host, replace(request, context=low)):
+    if _found(find_plan, card, host, replace(request, context=low)) is None:
         return None
     while low < high:
         mid = (low + high + 1) // 2
-        if _fits(card, host, replace(request, context=mid)):
+        if _found(find_plan, card, host, replace(request, context=mid)) is not None:
             low = mid
         else:
             high = mid - 1
@@ -127,7 +132,11 @@ def named_host(acc: Accelerator, count: int, ram_bytes: int | None = None) -> Ho
 
 
 def smallest_fitting_hardware(
-    card: ModelCard, request: PlanRequest, accelerators: Sequence[Accelerator], context: int
+    card: ModelCard,
+    request: PlanRequest,
+    accelerators: Sequence[Accelerator],
+    context: int,
+    find_plan: PlanFinder,
 ) -> tuple[str, str] | None:
     """The named hardware with the least GPU memory on which the model runs entirely on GPUs, and how
     (spec, 'nf4 on 2 GPUs …')."""
@@ -149,15 +158,9 @@ def smallest_fitting_hardware(
         max_memory=None,
         exclude=(),
     )
-    from launcher.plan.ladder import make_plan
-    from launcher.plan.request import Plan
-
     for _, count, acc in options:
         host = named_host(acc, count)
-        try:
-            plan = make_plan(card, host, gpu_only, explain=False)
-        except PlanRequestError:
-            continue
-        if isinstance(plan, Plan):
+        plan = _found(find_plan, card, host, gpu_only)
+        if plan is not None:
             return host.label, plan.summary
     return None

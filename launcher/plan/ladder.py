@@ -11,13 +11,14 @@ the fastest that fits):
 
 Every rung places whole blocks (decoder layers, embeddings, head) on devices the way accelerate does, so the
 plan's device map can be handed to `from_pretrained` unchanged. How blocks are placed and timed lives in
-`launcher/plan/placement.py`; what to suggest when nothing fits, in `launcher/plan/advice.py`.
+`launcher/plan/placement.py`; what to suggest when nothing fits, in `launcher/plan/advice.py`, which re-plans
+through the function the ladder hands it (it never imports the ladder).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from launcher.display import gib
 from launcher.machine.host import GpuInfo, HostSnapshot
@@ -33,7 +34,7 @@ from launcher.plan.placement import (
 from launcher.plan.request import DEFAULT_CONTEXT, MIN_USABLE_TOKENS_PER_S, Plan, PlanRequest
 from launcher.plan.speed import SpeedEstimate
 from registry.memory import Precision, Quant
-from registry.params import LINEAR_SUBCLASS_FAMILIES, layout
+from registry.params import LINEAR_SUBCLASS_FAMILIES, Layout, layout
 from registry.schema import Accelerator, Dtype, ModelCard
 
 # --------------------------------------------------------------------------- the ladder
@@ -139,6 +140,102 @@ def _distinct(gpus: Sequence[GpuInfo]) -> list[GpuInfo]:
     return result
 
 
+@dataclass
+class _Climb:
+    """What walking the ladder found: the rung chosen (if one was), the offload rungs that fit, the ones too
+    slow to offer, every attempt made, and the reasons to show."""
+
+    chosen: tuple[Attempt, SpeedEstimate] | None = None
+    fitting_offload: list[tuple[Attempt, SpeedEstimate]] = field(default_factory=list)
+    too_slow: list[tuple[Attempt, SpeedEstimate]] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    def note(self, described: str, reason: str) -> None:
+        """Add one reason per rung description (rungs on identical GPUs say the same thing)."""
+        if not any(r.startswith(described) for r in self.reasons):
+            self.reasons.append(f"{described}: {reason}")
+
+
+def _climb(card: ModelCard, lay: Layout, host: HostSnapshot, request: PlanRequest, context: int) -> _Climb:
+    """Try the rungs in order until one that is not an offload fits, keeping every offload rung that fits."""
+    batch = max(request.batch, 1)
+    prompt_tokens = min(request.prompt_tokens or 512, context)
+    climb = _Climb()
+    for rung in _rungs(card, host, request):
+        if (rung.strategy, rung.precision.label) in request.exclude:
+            climb.note(
+                describe(Attempt(rung, None, 0, 0, {})),
+                "ran out of memory when loaded on this machine → skipped",
+            )
+            continue
+        attempt = try_rung(card, lay, host, rung, context, batch)
+        climb.attempts.append(attempt)
+        if attempt.placements is None:
+            climb.note(
+                describe(attempt),
+                f"weights + KV cache need {gib(attempt.needed)}, "
+                f"{gib(max(attempt.available, 0))} usable after runtime and activations → no",
+            )
+            continue
+        if _duplicate(attempt):
+            continue
+        speed = attempt_speed(card, lay, host, attempt, context, batch, prompt_tokens)
+        if rung.strategy not in _OFFLOAD_STRATEGIES:
+            climb.chosen = (attempt, speed)
+            break
+        if speed.decode_tokens_per_s < MIN_USABLE_TOKENS_PER_S and not request.allow_slow:
+            climb.reasons.append(
+                f"{describe(attempt)}: fits, but about {speed.decode_tokens_per_s:.3f} tokens/s is too slow "
+                f"to offer (--allow-slow to accept)"
+            )
+            climb.too_slow.append((attempt, speed))
+            continue
+        climb.fitting_offload.append((attempt, speed))
+    return climb
+
+
+def _choose_offload(climb: _Climb) -> None:
+    """When no rung on the GPUs alone fits, the fastest offload rung that fits wins."""
+    if climb.chosen is not None or not climb.fitting_offload:
+        return
+    climb.chosen = max(climb.fitting_offload, key=lambda pair: pair[1].decode_tokens_per_s)
+    if len(climb.fitting_offload) > 1:
+        others = ", ".join(
+            f"{describe(a)} ≈ {s.decode_tokens_per_s:.2g} tok/s"
+            for a, s in climb.fitting_offload
+            if a is not climb.chosen[0]
+        )
+        climb.reasons.append(f"fastest option that fits (also fits: {others})")
+
+
+def _plan(card: ModelCard, host: HostSnapshot, request: PlanRequest, context: int, climb: _Climb) -> Plan:
+    """The Plan of the chosen rung."""
+    assert climb.chosen is not None
+    attempt, speed = climb.chosen
+    assert attempt.placements is not None
+    climb.reasons.append(f"→ {describe(attempt)}: {_fit_line(attempt)}")
+    return Plan(
+        model_id=card.id,
+        strategy=attempt.rung.strategy,
+        precision=attempt.rung.precision,
+        context=context,
+        batch=max(request.batch, 1),
+        placements=attempt.placements,
+        speed=speed,
+        reasons=tuple(climb.reasons),
+        warnings=tuple(_warnings(card, host, attempt)),
+        host_label=host.label,
+        device_map=_compact_device_map(attempt),
+    )
+
+
+def _plan_quietly(card: ModelCard, host: HostSnapshot, request: PlanRequest) -> Plan | None:
+    """The plan, or None when nothing fits (no advice): how the advice asks 'would this fit?'."""
+    result = make_plan(card, host, request, explain=False)
+    return result if isinstance(result, Plan) else None
+
+
 def make_plan(
     card: ModelCard,
     host: HostSnapshot,
@@ -154,72 +251,14 @@ def make_plan(
     request = request or PlanRequest()
     host = cap_host(host, request.max_memory)
     context = resolve_context(card, request)
-    batch = max(request.batch, 1)
-    prompt_tokens = min(request.prompt_tokens or 512, context)
-    lay = layout(card)
-    reasons: list[str] = []
-    fitting_offload: list[tuple[Attempt, SpeedEstimate]] = []
-    too_slow: list[tuple[Attempt, SpeedEstimate]] = []
-    chosen: tuple[Attempt, SpeedEstimate] | None = None
-    attempts: list[Attempt] = []
-    for rung in _rungs(card, host, request):
-        if (rung.strategy, rung.precision.label) in request.exclude:
-            described = describe(Attempt(rung, None, 0, 0, {}))
-            if not any(r.startswith(described) for r in reasons):
-                reasons.append(f"{described}: ran out of memory when loaded on this machine → skipped")
-            continue
-        attempt = try_rung(card, lay, host, rung, context, batch)
-        attempts.append(attempt)
-        if attempt.placements is None:
-            if not any(r.startswith(describe(attempt)) for r in reasons):
-                reasons.append(
-                    f"{describe(attempt)}: weights + KV cache need {gib(attempt.needed)}, "
-                    f"{gib(max(attempt.available, 0))} usable after runtime and activations → no"
-                )
-            continue
-        if _duplicate(attempt):
-            continue
-        speed = attempt_speed(card, lay, host, attempt, context, batch, prompt_tokens)
-        if rung.strategy in _OFFLOAD_STRATEGIES:
-            if speed.decode_tokens_per_s < MIN_USABLE_TOKENS_PER_S and not request.allow_slow:
-                reasons.append(
-                    f"{describe(attempt)}: fits, but about {speed.decode_tokens_per_s:.3f} tokens/s is too slow "
-                    f"to offer (--allow-slow to accept)"
-                )
-                too_slow.append((attempt, speed))
-                continue
-            fitting_offload.append((attempt, speed))
-            continue
-        chosen = (attempt, speed)
-        break
-    if chosen is None and fitting_offload:
-        chosen = max(fitting_offload, key=lambda pair: pair[1].decode_tokens_per_s)
-        if len(fitting_offload) > 1:
-            others = ", ".join(
-                f"{describe(a)} ≈ {s.decode_tokens_per_s:.2g} tok/s"
-                for a, s in fitting_offload
-                if a is not chosen[0]
-            )
-            reasons.append(f"fastest option that fits (also fits: {others})")
-    if chosen is None:
-        if not explain:
-            return bare_does_not_fit(card, attempts)
-        return does_not_fit(card, host, request, context, attempts, accelerators, too_slow)
-    attempt, speed = chosen
-    assert attempt.placements is not None
-    reasons.append(f"→ {describe(attempt)}: {_fit_line(attempt)}")
-    return Plan(
-        model_id=card.id,
-        strategy=attempt.rung.strategy,
-        precision=attempt.rung.precision,
-        context=context,
-        batch=batch,
-        placements=attempt.placements,
-        speed=speed,
-        reasons=tuple(reasons),
-        warnings=tuple(_warnings(card, host, attempt)),
-        host_label=host.label,
-        device_map=_compact_device_map(attempt),
+    climb = _climb(card, layout(card), host, request, context)
+    _choose_offload(climb)
+    if climb.chosen is not None:
+        return _plan(card, host, request, context, climb)
+    if not explain:
+        return bare_does_not_fit(card, climb.attempts)
+    return does_not_fit(
+        card, host, request, context, climb.attempts, accelerators, climb.too_slow, find_plan=_plan_quietly
     )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from launcher.machine.host import CpuInfo, GpuInfo, HostSnapshot
-from launcher.plan.speed import CPU_BF16_EMULATION_FACTOR, SpeedEstimate, Stage, estimate_speed
+from launcher.plan.speed import TRANSFORMERS_BATCH1, SpeedEstimate, Stage, estimate_speed
 from registry.memory import (
     ALLOCATOR_SLACK,
     DTYPE_BYTES,
@@ -195,106 +195,182 @@ def gpus_label(gpus: Sequence[GpuInfo]) -> str:
     return f"{len(gpus)} GPUs {span} ({' + '.join(names)})"
 
 
+@dataclass(frozen=True)
+class _Room:
+    """What each device of a rung offers resident blocks before the main device's streaming reserve."""
+
+    gpus: tuple[int, ...]
+    ram: int
+    disk: int
+
+
+def _room(card: ModelCard, host: HostSnapshot, rung: Rung, context: int, batch: int) -> _Room:
+    """Each GPU's free memory less its runtime, activations and headroom; RAM less the process floor (and the
+    CPU's activations when it computes); disk less its headroom."""
+    dtype = rung.precision.dtype
+    gpus = tuple(g.usable_bytes - gpu_reserve(card, g, context, batch, dtype) for g in rung.gpus)
+    ram = host.ram_available_bytes - (runtime_bytes("cpu") + RAM_HEADROOM_BYTES)
+    if not rung.gpus:
+        ram -= activation_bytes(card, context, batch, dtype, "cpu")
+    disk = (host.disk_free_bytes or 0) - DISK_HEADROOM_BYTES
+    return _Room(gpus, ram, disk)
+
+
+def _offloading(rung: Rung) -> bool:
+    """Whether some blocks of this rung are streamed to the main device to run (RAM behind GPUs, disk)."""
+    return (rung.cpu and bool(rung.gpus)) or rung.disk
+
+
+def _bins(
+    rung: Rung, room: _Room, sized: Sequence[_Sized], main_reserve: int
+) -> tuple[list[_Bin], list[bool]]:
+    """One bin per device in fill order, and whether each is charged its blocks' KV cache (devices that
+    compute their own blocks are; RAM behind a GPU and disk are not)."""
+    bins: list[_Bin] = []
+    charge: list[bool] = []
+    for i, gpu in enumerate(rung.gpus):
+        cap = room.gpus[i] - (main_reserve if i == 0 else 0)
+        bins.append(_Bin(f"cuda:{gpu.index}", int(cap / (1 + ALLOCATOR_SLACK))))
+        charge.append(True)
+    if len(rung.gpus) > 1 and not _offloading(rung):
+        largest = max((s.weights for s in sized if s.block.role == "layer"), default=0)
+        resident = sum(s.resident for s in sized)
+        for b, budget in zip(
+            bins, _balanced_budgets(resident, [b.budget for b in bins], largest), strict=True
+        ):
+            b.budget = budget
+    if rung.cpu:
+        cap = room.ram - (main_reserve if not rung.gpus else 0)
+        bins.append(_Bin("cpu", int(cap / (1 + ALLOCATOR_SLACK))))
+        charge.append(not rung.gpus)
+    if rung.disk:
+        bins.append(_Bin("disk", max(room.disk, 0)))
+        charge.append(False)
+    return bins, charge
+
+
+def _settled_fill(
+    rung: Rung, room: _Room, sized: Sequence[_Sized]
+) -> tuple[list[_Bin], list[bool], int] | None:
+    """Fill the bins; when offloading, again until the main device's reserve settles. Streaming offloaded
+    layers needs room for the largest one on the main device, and the KV cache of offloaded layers lives there
+    too (they execute on the main device). Returns (bins, charged, reserve), or None when the blocks do not fit."""
+    main_reserve = 0
+    for _ in range(6):
+        bins, charge = _bins(rung, room, sized, main_reserve)
+        if any(b.budget < 0 for b in bins[: len(rung.gpus)]) or not _fill(sized, bins, charge):
+            return None
+        if not _offloading(rung):
+            return bins, charge, main_reserve
+        streamed = [s for i, b in enumerate(bins) if not charge[i] for s in b.items]
+        want = max((s.weights for s in streamed), default=0) + sum(s.kv for s in streamed)
+        if want <= main_reserve:
+            return bins, charge, main_reserve
+        main_reserve = want
+    return None  # pragma: no cover - the reserve grows monotonically and settles well within six rounds
+
+
+def _placement(
+    card: ModelCard,
+    host: HostSnapshot,
+    rung: Rung,
+    where: tuple[int, _Bin, bool],
+    context: int,
+    batch: int,
+    main_reserve: int,
+) -> tuple[Placement, int | str]:
+    """What one filled bin holds as a Placement, with its overheads, and its key in the device map."""
+    index, b, charged = where
+    dtype = rung.precision.dtype
+    weights = sum(s.weights for s in b.items)
+    kv = sum(s.kv for s in b.items) if charged else 0
+    layers = [s.layer for s in b.items if s.layer is not None]
+    slack = int((weights + kv) * ALLOCATOR_SLACK)
+    key: int | str
+    if b.device.startswith("cuda:"):
+        gpu = rung.gpus[index]
+        overhead = gpu_reserve(card, gpu, context, batch, dtype, headroom=False) + slack
+        if index == 0 and _offloading(rung):
+            overhead += main_reserve
+        label, budget, key = gpu_label(gpu), gpu.usable_bytes, gpu.index
+    elif b.device == "cpu":
+        overhead = runtime_bytes("cpu") + slack
+        if not rung.gpus:
+            overhead += activation_bytes(card, context, batch, dtype, "cpu")
+            overhead += main_reserve if rung.disk else 0
+        label, budget, key = "CPU RAM", host.ram_available_bytes, "cpu"
+    else:
+        overhead, label, budget, key = 0, "disk", host.disk_free_bytes or 0, "disk"
+    placement = Placement(
+        device=b.device,
+        label=label,
+        blocks=tuple(s.block.name for s in b.items),
+        layers=(min(layers), max(layers)) if layers else None,
+        weights_bytes=weights,
+        kv_cache_bytes=kv,
+        overhead_bytes=overhead,
+        budget_bytes=budget,
+        weights_budget_bytes=b.budget - (sum(s.kv for s in b.items) if charged else 0),
+    )
+    return placement, key
+
+
 def try_rung(
     card: ModelCard, lay: Layout, host: HostSnapshot, rung: Rung, context: int, batch: int
 ) -> Attempt:
     """Place every block for one rung; report what it needs and what is there either way."""
-    precision = rung.precision
-    sized = _sized_blocks(card, lay, precision, context, batch)
-    weights_total = sum(s.weights for s in sized)
-    kv_total = sum(s.kv for s in sized)
-    largest = max((s.weights for s in sized if s.block.role == "layer"), default=0)
-    slack = lambda n: int(n * ALLOCATOR_SLACK)  # noqa: E731
-
-    gpu_caps = [g.usable_bytes - gpu_reserve(card, g, context, batch, precision.dtype) for g in rung.gpus]
-    ram_floor = runtime_bytes("cpu") + RAM_HEADROOM_BYTES
-    ram_cap = host.ram_available_bytes - ram_floor
-    if not rung.gpus:
-        ram_cap -= activation_bytes(card, context, batch, precision.dtype, "cpu")
-    disk_cap = (host.disk_free_bytes or 0) - DISK_HEADROOM_BYTES
-
-    offloading = (rung.cpu and bool(rung.gpus)) or rung.disk
-    needed = weights_total + kv_total + slack(weights_total + kv_total)
-    available = sum(max(c, 0) for c in gpu_caps) + (max(ram_cap, 0) if rung.cpu else 0)
-    available += max(disk_cap, 0) if rung.disk else 0
-
-    # Streaming offloaded layers needs room for the largest one on the main device, and the KV cache of
-    # offloaded layers lives there too (they execute on the main device). Iterate until that reserve settles.
-    main_reserve = 0
-    for _ in range(6):
-        bins: list[_Bin] = []
-        charge: list[bool] = []
-        for i, gpu in enumerate(rung.gpus):
-            cap = gpu_caps[i] - (main_reserve if i == 0 else 0)
-            bins.append(_Bin(f"cuda:{gpu.index}", int(cap / (1 + ALLOCATOR_SLACK))))
-            charge.append(True)
-        if len(rung.gpus) > 1 and not offloading:
-            caps = [b.budget for b in bins]
-            resident = sum(s.resident for s in sized)
-            for b, budget in zip(bins, _balanced_budgets(resident, caps, largest), strict=True):
-                b.budget = budget
-        if rung.cpu:
-            cap = ram_cap - (main_reserve if not rung.gpus else 0)
-            bins.append(_Bin("cpu", int(cap / (1 + ALLOCATOR_SLACK))))
-            charge.append(not rung.gpus)
-        if rung.disk:
-            bins.append(_Bin("disk", max(disk_cap, 0)))
-            charge.append(False)
-        if any(b.budget < 0 for b in bins[: len(rung.gpus)]):
-            return Attempt(rung, None, needed, available, {})
-        if not _fill(sized, bins, charge):
-            return Attempt(rung, None, needed, available, {})
-        if not offloading:
-            break
-        # Blocks on uncharged bins (RAM behind a GPU, disk) are streamed to the main device to run there.
-        streamed = [s for i, b in enumerate(bins) if not charge[i] for s in b.items]
-        want = max((s.weights for s in streamed), default=0) + sum(s.kv for s in streamed)
-        if want <= main_reserve:
-            break
-        main_reserve = want
-    else:  # pragma: no cover - the reserve grows monotonically and settles well within six rounds
+    sized = _sized_blocks(card, lay, rung.precision, context, batch)
+    resident = sum(s.weights for s in sized) + sum(s.kv for s in sized)
+    needed = resident + int(resident * ALLOCATOR_SLACK)
+    room = _room(card, host, rung, context, batch)
+    available = sum(max(c, 0) for c in room.gpus) + (max(room.ram, 0) if rung.cpu else 0)
+    available += max(room.disk, 0) if rung.disk else 0
+    filled = _settled_fill(rung, room, sized)
+    if filled is None:
         return Attempt(rung, None, needed, available, {})
-
+    bins, charge, main_reserve = filled
     placements = []
     device_map: dict[str, int | str] = {}
     for i, b in enumerate(bins):
         if not b.items and b.device != "cuda:0" and not (b.device == "cpu" and not rung.gpus):
             continue
-        weights = sum(s.weights for s in b.items)
-        kv = sum(s.kv for s in b.items) if charge[i] else 0
-        layers = [s.layer for s in b.items if s.layer is not None]
-        if b.device.startswith("cuda:"):
-            gpu = rung.gpus[i]
-            overhead = gpu_reserve(card, gpu, context, batch, precision.dtype, headroom=False)
-            overhead += slack(weights + kv)
-            if i == 0 and offloading:
-                overhead += main_reserve
-            label, budget = gpu_label(gpu), gpu.usable_bytes
-            key: int | str = gpu.index
-        elif b.device == "cpu":
-            overhead = runtime_bytes("cpu") + slack(weights + kv)
-            if not rung.gpus:
-                overhead += activation_bytes(card, context, batch, precision.dtype, "cpu")
-                overhead += main_reserve if rung.disk else 0
-            label, budget, key = "CPU RAM", host.ram_available_bytes, "cpu"
-        else:
-            overhead, label, budget, key = 0, "disk", host.disk_free_bytes or 0, "disk"
-        placements.append(
-            Placement(
-                device=b.device,
-                label=label,
-                blocks=tuple(s.block.name for s in b.items),
-                layers=(min(layers), max(layers)) if layers else None,
-                weights_bytes=weights,
-                kv_cache_bytes=kv,
-                overhead_bytes=overhead,
-                budget_bytes=budget,
-                weights_budget_bytes=b.budget - (sum(s.kv for s in b.items) if charge[i] else 0),
-            )
-        )
-        for s in b.items:
-            device_map[s.block.name] = key
+        placement, key = _placement(card, host, rung, (i, b, charge[i]), context, batch, main_reserve)
+        placements.append(placement)
+        device_map.update((s.block.name, key) for s in b.items)
     return Attempt(rung, tuple(placements), needed, available, device_map)
+
+
+def _compute_stage(
+    placement: Placement,
+    blocks: Sequence[Block],
+    precision: Precision,
+    gpus: dict[str, GpuInfo],
+    cpu: CpuInfo,
+) -> Stage | None:
+    """The stage of a device that computes its own blocks (a GPU, or the CPU when there is no GPU); None for
+    a device whose blocks are streamed to another (RAM behind a GPU, disk)."""
+    active = sum(block_weight_bytes(b, precision) * b.active // max(b.total, 1) for b in blocks)
+    active_params = sum(b.active for b in blocks)
+    if placement.device in gpus:
+        gpu = gpus[placement.device]
+        return Stage(
+            "gpu",
+            bytes_per_token=active + placement.kv_cache_bytes,
+            bandwidth_bytes_per_s=gpu.bandwidth_bytes_per_s or UNKNOWN_GPU_BANDWIDTH,
+            flops=(gpu.bf16_tflops or UNKNOWN_GPU_TFLOPS) * 1e12,
+            active_params=active_params,
+        )
+    if placement.device == "cpu" and not gpus:
+        emulated = precision.dtype == "bfloat16" and not cpu.fast_bf16
+        return Stage(
+            "cpu",
+            bytes_per_token=active + placement.kv_cache_bytes,
+            bandwidth_bytes_per_s=cpu.memory_bandwidth_bytes_per_s,
+            flops=float(cpu.flops),
+            active_params=active_params,
+            slowdown=TRANSFORMERS_BATCH1.cpu_bf16_emulation if emulated else 1.0,
+        )
+    return None
 
 
 def attempt_speed(
@@ -306,6 +382,7 @@ def attempt_speed(
     batch: int,
     prompt_tokens: int,
 ) -> SpeedEstimate:
+    """The roofline stages of a placement, timed by `estimate_speed` for transformers at this batch."""
     assert attempt.placements is not None
     precision = attempt.rung.precision
     by_name = {b.name: b for b in lay.blocks}
@@ -315,43 +392,17 @@ def attempt_speed(
     pcie_bytes = 0
     for p in attempt.placements:
         blocks = [by_name[n] for n in p.blocks]
+        stage = _compute_stage(p, blocks, precision, gpus, host.cpu)
+        if stage is not None:
+            stages.append(stage)
+            continue
+        # accelerate copies each offloaded block to the main device for every forward pass, all experts included.
         full = sum(block_weight_bytes(b, precision) for b in blocks)
-        active = sum(block_weight_bytes(b, precision) * b.active // max(b.total, 1) for b in blocks)
-        active_params = sum(b.active for b in blocks)
-        if p.device in gpus:
-            gpu = gpus[p.device]
-            stages.append(
-                Stage(
-                    "gpu",
-                    bytes_per_token=active + p.kv_cache_bytes,
-                    bandwidth_bytes_per_s=gpu.bandwidth_bytes_per_s or UNKNOWN_GPU_BANDWIDTH,
-                    flops=(gpu.bf16_tflops or UNKNOWN_GPU_TFLOPS) * 1e12,
-                    active_params=active_params,
-                )
-            )
-        elif p.device == "cpu" and not gpus:
-            cpu: CpuInfo = host.cpu
-            stages.append(
-                Stage(
-                    "cpu",
-                    bytes_per_token=active + p.kv_cache_bytes,
-                    bandwidth_bytes_per_s=cpu.memory_bandwidth_bytes_per_s,
-                    flops=float(cpu.flops),
-                    active_params=active_params,
-                    slowdown=1.0
-                    if precision.dtype != "bfloat16" or cpu.fast_bf16
-                    else CPU_BF16_EMULATION_FACTOR,
-                )
-            )
-        elif p.device == "cpu":
-            # accelerate copies each CPU-offloaded block to the GPU for every forward pass, all experts included.
-            pcie_bytes += full
-            streamed_params += active_params
-        else:  # disk
+        if p.device == "disk":
             stages.append(Stage("disk", full, host.disk_bandwidth_bytes_per_s, prefill_bytes=full))
-            if gpus:
-                pcie_bytes += full
-            streamed_params += active_params
+        if p.device == "cpu" or gpus:
+            pcie_bytes += full
+        streamed_params += sum(b.active for b in blocks)
     if pcie_bytes:
         first_gpu = attempt.rung.gpus[0]
         stages.append(
@@ -361,14 +412,14 @@ def attempt_speed(
         # Streamed blocks are computed on the main device.
         main = next(i for i, s in enumerate(stages) if s.kind in ("gpu", "cpu"))
         stages[main] = replace(stages[main], active_params=stages[main].active_params + streamed_params)
-    file_bytes = card.params * DTYPE_BYTES[card.native_dtype]
     return estimate_speed(
         stages,
         precision.quant,
-        file_bytes=file_bytes,
+        file_bytes=card.params * DTYPE_BYTES[card.native_dtype],
         disk_bandwidth_bytes_per_s=host.disk_bandwidth_bytes_per_s,
         batch=batch,
         prompt_tokens=prompt_tokens,
+        engine=TRANSFORMERS_BATCH1,
     )
 
 
