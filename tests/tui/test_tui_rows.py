@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from launcher.cli.list_cmd import plan_all
 from launcher.plan.errors import DoesNotFitError
 from launcher.plan.ladder import make_plan
 from launcher.plan.request import Plan, PlanRequest
+from launcher.plan.rows import plan_all
 from launcher.tui.backend import ChatRecord, Message, ReplyStats, Sampling, chat_title
 from launcher.tui.fake import FakeSession, TickClock, canned_reply, pieces
 from launcher.tui.history import FileChatStore

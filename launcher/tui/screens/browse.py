@@ -16,7 +16,7 @@ from textual.timer import Timer
 from textual.widgets import Checkbox, DataTable, Footer, Header, Input, Select, Static
 from textual.worker import get_current_worker
 
-from launcher.cli.list_cmd import Row, plan_all
+from launcher.plan.rows import Row, plan_all
 from launcher.tui.rows import COLUMNS, BrowseFilter, Column, badge, cells, choices, columns_for, sort_by
 from launcher.tui.widgets.host_header import HostHeader
 from launcher.tui.widgets.plan_view import PlanDetails, PlanView
