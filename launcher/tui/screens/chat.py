@@ -29,7 +29,7 @@ from launcher.tui.widgets.prompt_input import PromptInput
 from registry.schema import ModelCard
 
 if TYPE_CHECKING:
-    from launcher.tui.app import BerthApp
+    from launcher.tui.berth_app import BerthAppApi
 
 #: Seconds between readings of the model's memory for the status line.
 MEMORY_EVERY_S = 2.0
@@ -88,9 +88,9 @@ class ChatScreen(Screen[None]):
         self.last_stats: ReplyStats | None = None
 
     @property
-    def berth(self) -> BerthApp:
+    def berth(self) -> BerthAppApi:
         """The app, typed."""
-        return cast("BerthApp", self.app)
+        return cast("BerthAppApi", self.app)
 
     @property
     def read_only(self) -> bool:

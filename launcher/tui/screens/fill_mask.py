@@ -18,7 +18,7 @@ from launcher.tui.backend import Launched, MaskGuess
 from registry.schema import ModelCard
 
 if TYPE_CHECKING:
-    from launcher.tui.app import BerthApp
+    from launcher.tui.berth_app import BerthAppApi
 
 #: Cells of the probability bar.
 BAR_CELLS = 20
@@ -48,9 +48,9 @@ class FillMaskScreen(Screen[None]):
         self.guesses: list[MaskGuess] = []
 
     @property
-    def berth(self) -> BerthApp:
+    def berth(self) -> BerthAppApi:
         """The app, typed."""
-        return cast("BerthApp", self.app)
+        return cast("BerthAppApi", self.app)
 
     @property
     def mask(self) -> str:
