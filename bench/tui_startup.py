@@ -27,7 +27,7 @@ def one_run(args: list[str], env: dict[str, str], ready: Path) -> float:
     """Seconds from spawn to the ready file (the app drawn and planned)."""
     ready.unlink(missing_ok=True)
     primary, secondary = pty.openpty()
-    code = "import sys; sys.argv[0] = 'berth'; from launcher.cli import main; main()"
+    code = "import sys; sys.argv[0] = 'berth'; from launcher.entry import main; main()"
     start = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-c", code, *args, "--ready-file", str(ready)],

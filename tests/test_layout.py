@@ -11,8 +11,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: Data flow order: a package may import only packages listed before it (and itself). The two faces come last
-#: and never import each other.
+#: Data flow order: a package may import only packages listed before it (and itself). The two faces come next
+#: and never import each other; the entry point, last, composes them.
 LAYERS = [
     ("registry",),
     ("launcher.display",),
@@ -20,6 +20,7 @@ LAYERS = [
     ("launcher.plan",),
     ("launcher.run", "launcher.fleet"),
     ("launcher.cli", "launcher.tui"),
+    ("launcher.entry",),
 ]
 
 

@@ -9,7 +9,8 @@ import threading
 from conftest import cpu_host
 
 from launcher.machine.host import GpuInfo
-from launcher.run.store import Measurement, Store, default_path, latest_measurement, machine_key
+from launcher.plan.measured import Measurement, machine_key
+from launcher.run.store import Store, default_path, latest_measurement
 
 
 def test_chats_messages_and_exports(berth_home):

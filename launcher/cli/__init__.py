@@ -22,8 +22,9 @@ COMMANDS = {
     "fleet": "launcher.cli.fleet_cmd:fleet_group",
     "launch": "launcher.cli.launch_cmd:launch_command",
     "history": "launcher.cli.history_cmd:history_group",
-    "tui": "launcher.cli.tui_cmd:tui_command",
 }
+#: The command `berth` alone runs on a terminal, when the entry point (launcher.entry) has added it.
+INTERACTIVE = "tui"
 
 
 def load_command(name: str) -> click.Command:
@@ -38,10 +39,10 @@ class BerthGroup(click.Group):
     (traceback: BERTH_DEBUG=1)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(COMMANDS)
+        return [*COMMANDS, *(name for name in self.commands if name not in COMMANDS)]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return load_command(cmd_name) if cmd_name in COMMANDS else None
+        return load_command(cmd_name) if cmd_name in COMMANDS else super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -79,10 +80,9 @@ def cli(ctx: click.Context, catalog_path: str | None, no_overlay: bool) -> None:
     ctx.obj["catalog_path"] = catalog_path
     ctx.obj["overlay"] = not no_overlay
     if ctx.invoked_subcommand is None:
-        if sys.stdout.isatty() and sys.stdin.isatty():
-            from launcher.cli.tui_cmd import run_tui
-
-            run_tui(ctx)
+        interactive = cli.commands.get(INTERACTIVE)
+        if interactive is not None and sys.stdout.isatty() and sys.stdin.isatty():
+            ctx.invoke(interactive)
         else:
             ctx.invoke(load_command("list"))
 

@@ -24,6 +24,7 @@ from launcher.plan.ladder import make_plan
 from launcher.plan.report import render_does_not_fit, render_plan
 from launcher.plan.request import Plan
 from launcher.run.errors import LoadError, RemoteCodeRefusedError, UnsafeWeightsError
+from launcher.run.session import DEFAULT_MAX_NEW_TOKENS
 from launcher.run.source import ModelSource, resolve_source
 from launcher.run.store import Measurement, Store
 
@@ -72,7 +73,9 @@ def _err(message: str) -> None:
     "--prompt", default=None, metavar="TEXT|-", help="Answer one prompt ('-' reads stdin) and exit."
 )
 @click.option("--system", default=None, metavar="TEXT", help="System prompt for chat models.")
-@click.option("--max-new-tokens", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option(
+    "--max-new-tokens", type=click.IntRange(min=1), default=DEFAULT_MAX_NEW_TOKENS, show_default=True
+)
 @click.option("--temperature", type=click.FloatRange(min=0.0), default=0.7, show_default=True)
 @click.option(
     "--top-p", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=0.95, show_default=True

@@ -6,8 +6,8 @@ from typing import Any
 
 from launcher import display
 from launcher.plan.errors import DoesNotFitError
+from launcher.plan.measured import Measurement
 from launcher.plan.request import Plan
-from launcher.run.store import Measurement
 
 #: Verdict words for each strategy, as `berth list` shows them.
 FIT_LABELS = {

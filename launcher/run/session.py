@@ -22,24 +22,25 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from launcher.run.errors import SessionBusyError, SessionInputError
-from launcher.run.store import Store
+from launcher.run.store import Role, Store
+from registry.schema import Task
 
 if TYPE_CHECKING:
     from launcher.run.load import LoadedModel
 
-Task = Literal["chat", "completion", "fill-mask"]
-Role = Literal["system", "user", "assistant"]
 FinishReason = Literal["stop", "length", "stopped", "error"]
 
 #: Candidates shown for a fill-mask prompt.
 FILL_MASK_TOP_K = 5
+#: Longest reply by default, for the command line and the TUI alike.
+DEFAULT_MAX_NEW_TOKENS = 256
 
 
 @dataclass(frozen=True)
 class GenerationSettings:
     """Sampling settings for each reply; temperature 0 means greedy decoding."""
 
-    max_new_tokens: int = 256
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     temperature: float = 0.7
     top_p: float = 0.95
     seed: int | None = None
@@ -48,10 +49,11 @@ class GenerationSettings:
 
 @dataclass(frozen=True)
 class Turn:
-    """One message of the conversation."""
+    """One message of the conversation; an assistant turn a UI keeps may carry the reply that produced it."""
 
     role: Role
     content: str
+    reply: Reply | None = None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ store is thread-safe: one connection guarded by a lock, every write committed at
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import threading
@@ -18,7 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from launcher.machine.host import HostSnapshot
+from launcher.plan.measured import Measurement
+from launcher.plan.measured import machine_key as machine_key  # re-exported: callers key the store by it
 from registry.userdirs import data_dir
 
 Role = Literal["system", "user", "assistant"]
@@ -75,13 +75,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def machine_key(host: HostSnapshot) -> str:
-    """A stable name for this machine's hardware: CPU model, RAM size and GPU names (not free memory)."""
-    gpus = ",".join(f"{g.name}/{round(g.total_bytes / 2**30)}GiB" for g in host.gpus) or "no-gpu"
-    text = f"{host.cpu.model}|{round(host.ram_total_bytes / 2**30)}GiB|{gpus}"
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 @dataclass(frozen=True)
 class Message:
     """One message of a chat."""
@@ -109,38 +102,6 @@ class Chat:
     updated_at: str
     message_count: int = 0
     messages: tuple[Message, ...] = ()
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """What one launch really used on this machine, next to what the planner estimated."""
-
-    model_id: str
-    precision: str
-    """Precision label (fp32, bf16, int8, nf4)."""
-    strategy: str
-    context: int
-    """Context the plan was made for."""
-    tokens_used: int
-    """Tokens held in the cache when the peak was read (prompt + reply)."""
-    machine_key: str
-    host_label: str
-    peak_bytes: int
-    """Peak memory over all devices while loading and generating the first reply."""
-    estimated_bytes: int
-    """The planner's estimate for the same devices at `tokens_used` tokens."""
-    devices: Mapping[str, int] = field(default_factory=dict)
-    """Peak per device: 'cpu' (process RSS), 'cuda:0' (torch peak reserved) …"""
-    load_seconds: float | None = None
-    time_to_first_token_s: float | None = None
-    tokens_per_s: float | None = None
-    created_at: str = ""
-    id: int | None = None
-
-    @property
-    def error(self) -> float:
-        """Relative error of the estimate: (estimated - measured) / measured."""
-        return (self.estimated_bytes - self.peak_bytes) / self.peak_bytes if self.peak_bytes else 0.0
 
 
 class Store:

@@ -3,7 +3,7 @@
 - `LaunchStackFactory` downloads with `launcher.run.load.fetch_files` (a tqdm class that reports bytes per file),
   loads with `launcher.run.load.load_model` (its progress hook and notes), and opens `launcher.run.session` sessions.
 - `LaunchStackSession` drives a `launcher.run.session.Session` from the conversation the screen holds, streams its
-  pieces, maps its Reply to ReplyStats, and records the first full reply's memory and speed in the store.
+  pieces, and records the first full reply's memory and speed in the store.
 - `SqliteChatStore` keeps the TUI's chats in `launcher.run.store.Store`, the file `berth history` reads.
 
 torch is imported by launcher.run.load/launcher.run.session, only when a model is launched; nothing here imports it.
@@ -26,20 +26,18 @@ from launcher.tui.backend import (
     LaunchCancelledError,
     Launched,
     LoadProgress,
-    MaskGuess,
-    Message,
     Note,
     PieceCallback,
-    ReplyStats,
-    Sampling,
 )
+from launcher.tui.transcript import reply_from_figures, settings_from
 from registry.catalog import Catalog
 from registry.schema import ModelCard, Task
 
 if TYPE_CHECKING:
     from launcher.run.load import LoadedModel
-    from launcher.run.session import GenerationSettings, Reply, Session
+    from launcher.run.session import Candidate, GenerationSettings, Reply, Session, Turn
     from launcher.run.source import ModelSource
+    from launcher.run.store import Message as StoredMessage
     from launcher.run.store import Store
 
 #: Replies shorter than this do not say much about speed; the first longer one is recorded as a measurement.
@@ -50,26 +48,6 @@ def request_for(plan: Plan) -> PlanRequest:
     """A request that makes the planner choose `plan` again (its context and precision)."""
     precision = plan.precision
     return PlanRequest(context=plan.context, dtype=precision.dtype, quant=precision.quant or "none")
-
-
-def settings_for(sampling: Sampling) -> GenerationSettings:
-    """The session's generation settings for the TUI's sampling."""
-    from launcher.run.session import GenerationSettings
-
-    return GenerationSettings(
-        max_new_tokens=sampling.max_new_tokens, temperature=sampling.temperature, top_p=sampling.top_p
-    )
-
-
-def stats_for(reply: Reply) -> ReplyStats:
-    """The TUI's figures for a finished reply."""
-    return ReplyStats(
-        tokens=reply.new_tokens,
-        seconds=reply.total_s,
-        time_to_first_token_s=reply.time_to_first_token_s,
-        stopped=reply.stopped,
-        decode_tokens_per_s=reply.tokens_per_s,
-    )
 
 
 def measured_by_label(plan: Plan, devices: dict[str, int]) -> dict[str, int]:
@@ -216,13 +194,13 @@ class LaunchStackSession:
         self.task: Task = session.task
         self._measured = False
 
-    def _run(self, text: str, sampling: Sampling, on_piece: PieceCallback) -> ReplyStats:
+    def _run(self, text: str, settings: GenerationSettings, on_piece: PieceCallback) -> Reply:
         # send() generates in the calling thread: the TUI's worker, a short-lived thread per reply, so only
         # one OpenMP team is ever live (the session module explains why that matters on few cores).
         self.loaded.meter.phase()
-        reply = self.session.send(text, on_piece=on_piece, settings=settings_for(sampling))
+        reply = self.session.send(text, on_piece=on_piece, settings=settings)
         self._measure(reply)
-        return stats_for(reply)
+        return reply
 
     def _measure(self, reply: Reply) -> None:
         if self._measured or self.store is None or reply.stopped or reply.new_tokens < MIN_MEASURED_TOKENS:
@@ -233,26 +211,30 @@ class LaunchStackSession:
         )
         self.store.record_measurement(measurement)
 
-    def chat(self, messages: Sequence[Message], sampling: Sampling, on_piece: PieceCallback) -> ReplyStats:
+    def chat(
+        self,
+        messages: Sequence[Turn],
+        settings: GenerationSettings,
+        system_prompt: str,
+        on_piece: PieceCallback,
+    ) -> Reply:
         """Reply to the last user message with the turns before it as history."""
-        from launcher.run.session import Turn
-
         *earlier, last = messages
-        self.session.history = [Turn(m.role, m.content) for m in earlier if m.role != "system"]
-        self.session.system = sampling.system_prompt or None
-        return self._run(last.content, sampling, on_piece)
+        self.session.history = [m for m in earlier if m.role != "system"]
+        self.session.system = system_prompt or None
+        return self._run(last.content, settings, on_piece)
 
-    def complete(self, prompt: str, sampling: Sampling, on_piece: PieceCallback) -> ReplyStats:
+    def complete(self, prompt: str, settings: GenerationSettings, on_piece: PieceCallback) -> Reply:
         """Continue a text on its own."""
         self.session.history = []
         self.session.system = None
-        return self._run(prompt, sampling, on_piece)
+        return self._run(prompt, settings, on_piece)
 
-    def fill_mask(self, text: str, top_k: int = 5) -> list[MaskGuess]:
+    def fill_mask(self, text: str, top_k: int = 5) -> list[Candidate]:
         """The session's candidates for the mask."""
         self.session.history = []
         reply = self.session.send(text.replace(self.mask_token, "[MASK]"))
-        return [MaskGuess(c.token, c.score, c.text) for c in reply.candidates[:top_k]]
+        return list(reply.candidates[:top_k])
 
     @property
     def mask_token(self) -> str:
@@ -299,32 +281,23 @@ class SqliteChatStore:
                     for message in record.messages[len(stored) :]:
                         self._add(int(record.id), message)
                     return record.id
-        sampling = record.sampling
+        settings = record.settings
         chat_id = self.store.new_chat(
             record.model_id,
             record.task,
-            sampling.system_prompt or None,
+            record.system_prompt or None,
             {
-                "max_new_tokens": sampling.max_new_tokens,
-                "temperature": sampling.temperature,
-                "top_p": sampling.top_p,
+                "max_new_tokens": settings.max_new_tokens,
+                "temperature": settings.temperature,
+                "top_p": settings.top_p,
             },
         )
         for message in record.messages:
             self._add(chat_id, message)
         return str(chat_id)
 
-    def _add(self, chat_id: int, message: Message) -> None:
-        stats = None
-        if message.stats is not None:
-            s = message.stats
-            stats = {
-                "new_tokens": s.tokens,
-                "total_s": s.seconds,
-                "time_to_first_token_s": s.time_to_first_token_s,
-                "tokens_per_s": s.tokens_per_s,
-                "stopped": s.stopped,
-            }
+    def _add(self, chat_id: int, message: Turn) -> None:
+        stats = message.reply.stats() if message.reply is not None else None
         self.store.add_message(chat_id, message.role, message.content, stats)
 
     def list_chats(self) -> list[ChatSummary]:
@@ -339,28 +312,13 @@ class SqliteChatStore:
         chat = self.store.chat(int(chat_id)) if chat_id.isdigit() else None
         if chat is None:
             raise KeyError(chat_id)
-        settings = dict(chat.settings)
-        sampling = Sampling(
-            temperature=float(settings.get("temperature", Sampling.temperature)),
-            top_p=float(settings.get("top_p", Sampling.top_p)),
-            max_new_tokens=int(settings.get("max_new_tokens", Sampling.max_new_tokens)),
-            system_prompt=chat.system or "",
-        )
-        messages = []
-        for m in chat.messages:
-            if m.role == "system":
-                continue
-            stats = dict(m.stats)
-            reply = None
-            if m.role == "assistant" and "new_tokens" in stats:
-                reply = ReplyStats(
-                    tokens=int(stats.get("new_tokens") or 0),
-                    seconds=float(stats.get("total_s") or 0.0),
-                    time_to_first_token_s=stats.get("time_to_first_token_s"),
-                    stopped=bool(stats.get("stopped", False)),
-                    decode_tokens_per_s=stats.get("tokens_per_s"),
-                )
-            messages.append(Message(m.role, m.content, reply))
+        from launcher.run.session import Turn
+
+        messages = [
+            Turn(m.role, m.content, reply_from_figures(m.content, dict(m.stats)) if _is_reply(m) else None)
+            for m in chat.messages
+            if m.role != "system"
+        ]
         task: Task = "chat"
         if chat.task == "completion":
             task = "completion"
@@ -369,7 +327,8 @@ class SqliteChatStore:
         return ChatRecord(
             model_id=chat.model_id,
             messages=tuple(messages),
-            sampling=sampling,
+            settings=settings_from(chat.settings),
+            system_prompt=chat.system or "",
             task=task,
             title=chat.title or "",
             id=str(chat.id),
@@ -388,3 +347,8 @@ class SqliteChatStore:
             if m.host_label == host_label and m.tokens_per_s:
                 return float(m.tokens_per_s)
         return None
+
+
+def _is_reply(message: StoredMessage) -> bool:
+    """Whether a stored message is an assistant reply with its figures."""
+    return message.role == "assistant" and "new_tokens" in message.stats

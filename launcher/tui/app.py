@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from textual.app import App, SystemCommand
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.screen import Screen
 
 from launcher.machine.host import HostSnapshot
@@ -28,6 +28,7 @@ from launcher.tui.backend import (
     Planner,
     SessionFactory,
 )
+from launcher.tui.berth_app import APP_BINDINGS, BerthAppApi
 from launcher.tui.commands import ModelCommands
 from launcher.tui.rows import alternatives
 from launcher.tui.widgets.plan_view import PlanDetails
@@ -43,10 +44,7 @@ class BerthApp(App[None]):
     SUB_TITLE = "which open LLMs fit this machine"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (150, "-wide")]  # noqa: RUF012 (Textual declares it so)
     COMMANDS = App.COMMANDS | {ModelCommands}
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f1", "help", "Help", tooltip="Every key, screen by screen."),
-        Binding("question_mark", "help", "Help", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = APP_BINDINGS
 
     def __init__(
         self,
@@ -323,3 +321,8 @@ def build_app(
         context=context,
         on_ready=on_ready,
     )
+
+
+def _conforms(app: BerthApp) -> BerthAppApi:
+    """Type check only: the app is what its screens are typed against."""
+    return app

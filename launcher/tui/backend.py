@@ -3,7 +3,7 @@
 The app is built against this seam: a planner, a session factory that downloads and loads a model while
 reporting progress, the session it returns (stream a reply piece by piece, stop, stats), and a chat store.
 Tests pass the deterministic fakes in `launcher.tui.fake`; `launcher.tui.adapters` maps the real launch
-stack onto the same shapes.
+stack onto the same shapes. The chat values themselves are launcher.run.session's (imported without torch).
 """
 
 from __future__ import annotations
@@ -11,15 +11,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
 from launcher.machine.host import HostSnapshot
 from launcher.plan.errors import DoesNotFitError
 from launcher.plan.request import Plan, PlanRequest
+from launcher.run.session import Candidate, GenerationSettings, Reply, Turn
 from registry.schema import Accelerator, ModelCard, Task
-
-Role = Literal["system", "user", "assistant"]
-
 
 # --------------------------------------------------------------------------- planning
 
@@ -42,59 +40,8 @@ HardwareResolver = Callable[[str], HostSnapshot]
 
 
 # --------------------------------------------------------------------------- chat values
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """How replies are sampled, and the system prompt that goes before the conversation."""
-
-    temperature: float = 0.7
-    """0 means greedy decoding."""
-    top_p: float = 0.95
-    max_new_tokens: int = 512
-    system_prompt: str = ""
-
-
-@dataclass(frozen=True)
-class ReplyStats:
-    """How one reply went: time to first token, tokens generated, wall time, and whether it was stopped."""
-
-    tokens: int
-    seconds: float
-    time_to_first_token_s: float | None = None
-    stopped: bool = False
-    decode_tokens_per_s: float | None = None
-    """Decode speed as the session measured it (token times); else derived from the figures above."""
-
-    @property
-    def tokens_per_s(self) -> float | None:
-        """Decode speed: tokens after the first over the time since the first (None for an empty reply)."""
-        if self.decode_tokens_per_s is not None:
-            return self.decode_tokens_per_s
-        if self.tokens <= 0 or self.seconds <= 0:
-            return None
-        decode = self.seconds - (self.time_to_first_token_s or 0.0)
-        if self.tokens > 1 and decode > 0:
-            return (self.tokens - 1) / decode
-        return self.tokens / self.seconds
-
-
-@dataclass(frozen=True)
-class Message:
-    """One turn of a conversation; assistant turns carry the stats of the reply that produced them."""
-
-    role: Role
-    content: str
-    stats: ReplyStats | None = None
-
-
-@dataclass(frozen=True)
-class MaskGuess:
-    """One candidate for a fill-mask blank: the token, its probability, and the text with it filled in."""
-
-    token: str
-    score: float
-    text: str
+# Turns, replies, settings and fill-mask candidates are the session's own (launcher.run.session): a Turn the
+# TUI keeps carries its Reply; the system prompt travels beside the GenerationSettings.
 
 
 PieceCallback = Callable[[str], None]
@@ -107,15 +54,21 @@ class Session(Protocol):
     model_id: str
     task: Task
 
-    def chat(self, messages: Sequence[Message], sampling: Sampling, on_piece: PieceCallback) -> ReplyStats:
-        """Reply to a conversation (the system prompt comes from `sampling`), streaming pieces."""
+    def chat(
+        self,
+        messages: Sequence[Turn],
+        settings: GenerationSettings,
+        system_prompt: str,
+        on_piece: PieceCallback,
+    ) -> Reply:
+        """Reply to a conversation after the system prompt ('' for none), streaming pieces."""
         ...
 
-    def complete(self, prompt: str, sampling: Sampling, on_piece: PieceCallback) -> ReplyStats:
+    def complete(self, prompt: str, settings: GenerationSettings, on_piece: PieceCallback) -> Reply:
         """Continue a text, streaming pieces."""
         ...
 
-    def fill_mask(self, text: str, top_k: int = 5) -> list[MaskGuess]:
+    def fill_mask(self, text: str, top_k: int = 5) -> list[Candidate]:
         """The likeliest tokens for the mask in `text`."""
         ...
 
@@ -219,8 +172,9 @@ class ChatRecord:
     """A saved conversation."""
 
     model_id: str
-    messages: tuple[Message, ...]
-    sampling: Sampling = Sampling()
+    messages: tuple[Turn, ...]
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    system_prompt: str = ""
     task: Task = "chat"
     title: str = ""
     id: str | None = None
@@ -265,7 +219,7 @@ class ChatStore(Protocol):
         ...
 
 
-def chat_title(messages: Sequence[Message], width: int = 60) -> str:
+def chat_title(messages: Sequence[Turn], width: int = 60) -> str:
     """A title from the first user message."""
     for message in messages:
         if message.role == "user" and message.content.strip():

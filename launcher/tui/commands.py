@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, cast
 from textual.command import Hit, Hits, Provider
 
 if TYPE_CHECKING:
-    from launcher.tui.app import BerthApp
+    from launcher.tui.berth_app import BerthAppApi
 
 
 class ModelCommands(Provider):
@@ -16,7 +16,7 @@ class ModelCommands(Provider):
 
     async def search(self, query: str) -> Hits:
         """Models matching the query, best first."""
-        app = cast("BerthApp", self.app)
+        app = cast("BerthAppApi", self.app)
         matcher = self.matcher(query)
         for card in app.catalog.models:
             names = [card.id, *card.aliases]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from launcher.machine.host import HostSnapshot
 from launcher.plan.request import Plan
+from launcher.run.session import Candidate, GenerationSettings, Reply, Turn
 from launcher.tui.backend import (
     ChatRecord,
     ChatSummary,
@@ -23,19 +24,15 @@ from launcher.tui.backend import (
     LaunchCancelledError,
     Launched,
     LoadProgress,
-    MaskGuess,
-    Message,
     Note,
     PieceCallback,
-    ReplyStats,
-    Sampling,
 )
 from registry.schema import ModelCard, Task
 
 _WORD = re.compile(r"\s*\S+")
 
 
-def canned_reply(messages: Sequence[Message]) -> str:
+def canned_reply(messages: Sequence[Turn]) -> str:
     """The fake model's answer: it repeats the last question and shows a little Markdown."""
     last = next((m.content for m in reversed(messages) if m.role == "user"), "")
     turns = sum(1 for m in messages if m.role == "user")
@@ -58,6 +55,16 @@ def pieces(text: str) -> list[str]:
     return found
 
 
+def decode_rate(tokens: int, seconds: float, first_s: float | None) -> float | None:
+    """Decode tokens/s from a reply's figures: tokens after the first over the time since the first."""
+    if tokens <= 0 or seconds <= 0:
+        return None
+    decode = seconds - (first_s or 0.0)
+    if tokens > 1 and decode > 0:
+        return (tokens - 1) / decode
+    return tokens / seconds
+
+
 @dataclass
 class FakeSession:
     """A generator that streams a canned reply word by word; `stop()` ends it after the current word."""
@@ -76,46 +83,56 @@ class FakeSession:
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     closed: bool = False
 
-    def _stream(self, text: str, on_piece: PieceCallback, sampling: Sampling) -> ReplyStats:
+    def _stream(self, text: str, on_piece: PieceCallback, settings: GenerationSettings) -> Reply:
         self._stop.clear()
         start = self.clock()
         first: float | None = None
-        sent = 0
-        for piece in pieces(text)[: max(sampling.max_new_tokens, 1)]:
+        sent: list[str] = []
+        for piece in pieces(text)[: max(settings.max_new_tokens, 1)]:
             if self._stop.is_set():
                 break
             on_piece(piece)
-            sent += 1
+            sent.append(piece)
             if first is None:
                 first = self.clock() - start
             if self.piece_delay_s:
                 self._stop.wait(self.piece_delay_s)
-        return ReplyStats(
-            tokens=sent,
-            seconds=self.clock() - start,
+        seconds = self.clock() - start
+        return Reply(
+            text="".join(sent),
+            prompt_tokens=0,
+            new_tokens=len(sent),
             time_to_first_token_s=first,
-            stopped=self._stop.is_set(),
+            tokens_per_s=decode_rate(len(sent), seconds, first),
+            total_s=seconds,
+            finish_reason="stopped" if self._stop.is_set() else "stop",
         )
 
-    def chat(self, messages: Sequence[Message], sampling: Sampling, on_piece: PieceCallback) -> ReplyStats:
+    def chat(
+        self,
+        messages: Sequence[Turn],
+        settings: GenerationSettings,
+        system_prompt: str,
+        on_piece: PieceCallback,
+    ) -> Reply:
         """Stream the next scripted reply, or canned_reply(messages)."""
         self.calls.append(("chat", tuple(messages)))
         text = self.replies.pop(0) if self.replies else canned_reply(messages)
-        return self._stream(text, on_piece, sampling)
+        return self._stream(text, on_piece, settings)
 
-    def complete(self, prompt: str, sampling: Sampling, on_piece: PieceCallback) -> ReplyStats:
+    def complete(self, prompt: str, settings: GenerationSettings, on_piece: PieceCallback) -> Reply:
         """Stream a fixed continuation."""
         self.calls.append(("complete", prompt))
         text = self.replies.pop(0) if self.replies else " and then the story went on, one word at a time."
-        return self._stream(text, on_piece, sampling)
+        return self._stream(text, on_piece, settings)
 
-    def fill_mask(self, text: str, top_k: int = 5) -> list[MaskGuess]:
+    def fill_mask(self, text: str, top_k: int = 5) -> list[Candidate]:
         """Five fixed guesses, most likely first."""
         self.calls.append(("fill_mask", text))
         words = ["Paris", "London", "Berlin", "Rome", "Madrid"][:top_k]
         scores = [0.62, 0.14, 0.09, 0.05, 0.03]
         return [
-            MaskGuess(w, s, text.replace(self.mask_token, w, 1)) for w, s in zip(words, scores, strict=False)
+            Candidate(w, s, text.replace(self.mask_token, w, 1)) for w, s in zip(words, scores, strict=False)
         ]
 
     @property

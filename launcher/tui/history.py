@@ -87,12 +87,12 @@ class FileChatStore:
             samples: dict[tuple[str, str], list[float]] = {}
             for record in self._records():
                 for message in record.messages:
-                    stats = message.stats
-                    if stats is None or stats.stopped or stats.tokens < MIN_MEASURED_TOKENS:
+                    reply = message.reply
+                    if reply is None or reply.stopped or reply.new_tokens < MIN_MEASURED_TOKENS:
                         continue
-                    if stats.tokens_per_s is not None:
+                    if reply.tokens_per_s is not None:
                         samples.setdefault((record.model_id, record.host_label), []).append(
-                            stats.tokens_per_s
+                            reply.tokens_per_s
                         )
             self._speeds = {key: statistics.median(values) for key, values in samples.items()}
         return self._speeds.get((model_id, host_label))

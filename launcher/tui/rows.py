@@ -1,6 +1,6 @@
 """What the Browse table shows, as plain values: filters, columns, sort orders and cell texts (no textual).
 
-The verdicts themselves come from `launcher.cli.list_cmd.plan_all`, the same rows `berth list` prints.
+The verdicts themselves come from `launcher.plan.rows.plan_all`, the same rows `berth list` prints.
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from launcher import display
-from launcher.cli.list_cmd import FIT_ORDER, Row, matches, sort_rows
 from launcher.machine.host import HostSnapshot
 from launcher.plan.errors import DoesNotFitError, PlanRequestError
 from launcher.plan.report import verdict
 from launcher.plan.request import Plan, PlanRequest
+from launcher.plan.rows import FIT_ORDER, Row, matches, sort_rows
 from registry.schema import ModelCard
 
 #: Badge text and colour name for each verdict (colour names are Rich's).

@@ -3,52 +3,58 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from launcher import display
-from launcher.tui.backend import ChatRecord, Message, ReplyStats, Sampling
+from launcher.run.session import GenerationSettings, Reply, Turn
+from launcher.tui.backend import ChatRecord
 
 
-def stats_line(stats: ReplyStats) -> str:
+def stats_line(reply: Reply) -> str:
     """'42 tokens · 12.3 tokens/s · first token 180 ms' (plus 'stopped')."""
-    parts = [f"{stats.tokens} tokens", f"{display.rate(stats.tokens_per_s)} tokens/s"]
-    if stats.time_to_first_token_s is not None:
-        parts.append(f"first token {display.seconds(stats.time_to_first_token_s)}")
-    if stats.stopped:
+    parts = [f"{reply.new_tokens} tokens", f"{display.rate(reply.tokens_per_s)} tokens/s"]
+    if reply.time_to_first_token_s is not None:
+        parts.append(f"first token {display.seconds(reply.time_to_first_token_s)}")
+    if reply.stopped:
         parts.append("stopped")
     return " · ".join(parts)
 
 
-def _stats_to_dict(stats: ReplyStats | None) -> dict[str, Any] | None:
-    if stats is None:
+def _reply_to_dict(reply: Reply | None) -> dict[str, Any] | None:
+    if reply is None:
         return None
     return {
-        "tokens": stats.tokens,
-        "seconds": round(stats.seconds, 4),
+        "tokens": reply.new_tokens,
+        "seconds": round(reply.total_s, 4),
         "time_to_first_token_s": (
-            None if stats.time_to_first_token_s is None else round(stats.time_to_first_token_s, 4)
+            None if reply.time_to_first_token_s is None else round(reply.time_to_first_token_s, 4)
         ),
-        "tokens_per_s": None if stats.tokens_per_s is None else round(stats.tokens_per_s, 3),
-        "decode_tokens_per_s": stats.decode_tokens_per_s,
-        "stopped": stats.stopped,
+        "tokens_per_s": None if reply.tokens_per_s is None else round(reply.tokens_per_s, 3),
+        "decode_tokens_per_s": reply.tokens_per_s,
+        "stopped": reply.stopped,
     }
 
 
-def _stats_from_dict(value: dict[str, Any] | None) -> ReplyStats | None:
-    if not value:
-        return None
-    return ReplyStats(
-        tokens=int(value["tokens"]),
-        seconds=float(value["seconds"]),
-        time_to_first_token_s=value.get("time_to_first_token_s"),
-        stopped=bool(value.get("stopped", False)),
-        decode_tokens_per_s=value.get("decode_tokens_per_s"),
+def reply_from_figures(text: str, figures: dict[str, Any]) -> Reply:
+    """A finished reply rebuilt from the figures kept with its message (the export's or the store's keys)."""
+    tokens_per_s = figures.get("decode_tokens_per_s")
+    if tokens_per_s is None:
+        tokens_per_s = figures.get("tokens_per_s")
+    return Reply(
+        text=text,
+        prompt_tokens=int(figures.get("prompt_tokens") or 0),
+        new_tokens=int(figures.get("tokens", figures.get("new_tokens")) or 0),
+        time_to_first_token_s=figures.get("time_to_first_token_s"),
+        tokens_per_s=None if tokens_per_s is None else float(tokens_per_s),
+        total_s=float(figures.get("seconds", figures.get("total_s")) or 0.0),
+        finish_reason="stopped" if figures.get("stopped") else figures.get("finish_reason", "stop"),
     )
 
 
 def record_to_dict(record: ChatRecord) -> dict[str, Any]:
     """Everything in a conversation, as plain JSON values."""
-    sampling = record.sampling
+    settings = record.settings
     return {
         "id": record.id,
         "model": record.model_id,
@@ -57,15 +63,24 @@ def record_to_dict(record: ChatRecord) -> dict[str, Any]:
         "created": record.created,
         "host": record.host_label,
         "sampling": {
-            "temperature": sampling.temperature,
-            "top_p": sampling.top_p,
-            "max_new_tokens": sampling.max_new_tokens,
-            "system_prompt": sampling.system_prompt,
+            "temperature": settings.temperature,
+            "top_p": settings.top_p,
+            "max_new_tokens": settings.max_new_tokens,
+            "system_prompt": record.system_prompt,
         },
         "messages": [
-            {"role": m.role, "content": m.content, "stats": _stats_to_dict(m.stats)} for m in record.messages
+            {"role": m.role, "content": m.content, "stats": _reply_to_dict(m.reply)} for m in record.messages
         ],
     }
+
+
+def settings_from(values: Mapping[str, Any]) -> GenerationSettings:
+    """Generation settings from a saved chat's settings (defaults for what is missing)."""
+    return GenerationSettings(
+        temperature=float(values.get("temperature", GenerationSettings.temperature)),
+        top_p=float(values.get("top_p", GenerationSettings.top_p)),
+        max_new_tokens=int(values.get("max_new_tokens", GenerationSettings.max_new_tokens)),
+    )
 
 
 def record_from_dict(value: dict[str, Any]) -> ChatRecord:
@@ -78,14 +93,14 @@ def record_from_dict(value: dict[str, Any]) -> ChatRecord:
         title=value.get("title", ""),
         created=value.get("created", ""),
         host_label=value.get("host", ""),
-        sampling=Sampling(
-            temperature=float(sampling.get("temperature", Sampling.temperature)),
-            top_p=float(sampling.get("top_p", Sampling.top_p)),
-            max_new_tokens=int(sampling.get("max_new_tokens", Sampling.max_new_tokens)),
-            system_prompt=str(sampling.get("system_prompt", "")),
-        ),
+        settings=settings_from(sampling),
+        system_prompt=str(sampling.get("system_prompt", "")),
         messages=tuple(
-            Message(role=m["role"], content=m["content"], stats=_stats_from_dict(m.get("stats")))
+            Turn(
+                m["role"],
+                m["content"],
+                reply_from_figures(m["content"], m["stats"]) if m.get("stats") else None,
+            )
             for m in value.get("messages", [])
         ),
     )
@@ -98,7 +113,7 @@ def to_json(record: ChatRecord) -> str:
 
 def to_markdown(record: ChatRecord) -> str:
     """The conversation as Markdown: a heading, the settings, then each turn under its speaker."""
-    sampling = record.sampling
+    settings = record.settings
     lines = [
         f"# {record.title or 'Chat'}",
         "",
@@ -107,14 +122,14 @@ def to_markdown(record: ChatRecord) -> str:
     if record.created:
         lines.append(f"- started: {record.created}")
     lines.append(
-        f"- sampling: temperature {sampling.temperature}, top-p {sampling.top_p}, "
-        f"up to {sampling.max_new_tokens} new tokens"
+        f"- sampling: temperature {settings.temperature}, top-p {settings.top_p}, "
+        f"up to {settings.max_new_tokens} new tokens"
     )
-    if sampling.system_prompt:
-        lines += ["", "## System", "", sampling.system_prompt]
+    if record.system_prompt:
+        lines += ["", "## System", "", record.system_prompt]
     for message in record.messages:
         speaker = {"user": "You", "assistant": "Assistant", "system": "System"}[message.role]
         lines += ["", f"## {speaker}", "", message.content.rstrip()]
-        if message.stats is not None:
-            lines += ["", f"*{stats_line(message.stats)}*"]
+        if message.reply is not None:
+            lines += ["", f"*{stats_line(message.reply)}*"]
     return "\n".join(lines) + "\n"

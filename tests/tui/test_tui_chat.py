@@ -8,8 +8,8 @@ import time
 
 from textual.widgets import Input, Markdown, Static, TextArea
 
+from launcher.run.session import GenerationSettings
 from launcher.tui.app import BerthApp
-from launcher.tui.backend import Sampling
 from launcher.tui.fake import FakeSessionFactory, TickClock, canned_reply
 from launcher.tui.history import FileChatStore
 from launcher.tui.screens.chat import ChatScreen
@@ -61,8 +61,8 @@ async def test_reply_streams_in_full_with_stats(make_app):
         markdown = reply.query_one(Markdown)
         assert markdown.source == expected  # the tail is there, not only what the stream had drawn
         assert "The end." in markdown.source
-        stats = chat.messages[-1].stats
-        assert stats is not None and stats.tokens == len(expected.split())
+        stats = chat.messages[-1].reply
+        assert stats is not None and stats.new_tokens == len(expected.split())
         status = str(chat.query_one("#chat-status", Static).render())
         assert "last reply" in status and "tokens/s" in status and "memory" in status
 
@@ -77,8 +77,8 @@ async def test_escape_stops_a_reply_and_keeps_what_came(make_app, factory: FakeS
         await pilot.press("escape")
         await wait_until(pilot, lambda: not chat.streaming)
         reply = chat.messages[-1]
-        assert reply.role == "assistant" and reply.stats is not None and reply.stats.stopped
-        assert 2 <= reply.stats.tokens < len(canned_reply(chat.messages[:1]).split())
+        assert reply.role == "assistant" and reply.reply is not None and reply.reply.stopped
+        assert 2 <= reply.reply.new_tokens < len(canned_reply(chat.messages[:1]).split())
         assert bubbles(chat)[-1].query_one(Markdown).source == reply.content
 
 
@@ -146,16 +146,15 @@ async def test_regenerate_clear_and_settings(make_app, factory: FakeSessionFacto
         settings.query_one("#max-new-tokens", Input).value = "5"
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: app.screen is chat)
-        assert chat.sampling == Sampling(
-            temperature=0.0, top_p=0.95, max_new_tokens=5, system_prompt="Answer in French."
-        )
+        assert chat.settings == GenerationSettings(temperature=0.0, top_p=0.95, max_new_tokens=5)
+        assert chat.system_prompt == "Answer in French."
         await send(pilot, chat, "again")
-        assert chat.messages[-1].stats.tokens == 5
+        assert chat.messages[-1].reply.new_tokens == 5
         # Clear starts a new chat; the old one stays saved.
         saved = chat.record_id
         await pilot.press("ctrl+l")
         assert chat.messages == [] and bubbles(chat) == [] and chat.record_id is None
-        assert app.store.load_chat(saved).messages[-1].stats.tokens == 5
+        assert app.store.load_chat(saved).messages[-1].reply.new_tokens == 5
 
 
 async def test_bad_settings_are_refused(make_app):
@@ -168,7 +167,7 @@ async def test_bad_settings_are_refused(make_app):
         await pilot.press("ctrl+s")
         assert isinstance(app.screen, SettingsScreen)
         await pilot.press("escape")
-        assert app.screen is chat and chat.sampling == Sampling()
+        assert app.screen is chat and chat.settings == GenerationSettings() and chat.system_prompt == ""
 
 
 async def test_copy_a_message_and_the_last_reply(make_app):

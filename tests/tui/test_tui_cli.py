@@ -12,31 +12,38 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from launcher.cli import cli
+from launcher.entry import berth
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_berth_without_a_terminal_prints_the_list(monkeypatch):
     monkeypatch.setenv("BERTH_HARDWARE", "rtx-4090")
-    result = CliRunner().invoke(cli, [])
+    result = CliRunner().invoke(berth(), [])
     assert result.exit_code == 0, result.output
     assert "models fit" in result.output
 
 
 def test_berth_tui_needs_a_terminal():
-    result = CliRunner().invoke(cli, ["tui", "--hardware", "rtx-4090"])
+    result = CliRunner().invoke(berth(), ["tui", "--hardware", "rtx-4090"])
     assert result.exit_code == 2
     assert "needs a terminal" in result.output
+
+
+def test_berth_help_lists_tui_which_the_entry_point_adds_to_the_cli():
+    result = CliRunner().invoke(berth(), ["--help"])
+    assert result.exit_code == 0
+    commands = result.output.split("Commands:")[1].split()
+    assert "tui" in commands and "list" in commands
 
 
 def test_list_does_not_import_textual():
     code = (
         "import sys, io, contextlib\n"
-        "from launcher.cli import cli\n"
+        "from launcher.entry import berth\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    try:\n"
-        "        cli(['--no-overlay'], prog_name='berth', standalone_mode=False)\n"
+        "        berth()(['--no-overlay'], prog_name='berth', standalone_mode=False)\n"
         "    except SystemExit:\n"
         "        pass\n"
         "print('HEAVY=' + ','.join(m for m in ('textual', 'torch', 'transformers') if m in sys.modules))\n"
@@ -50,7 +57,7 @@ def test_berth_tui_opens_the_app_on_a_terminal(tmp_path):
     """The real entry point in a pseudo-terminal: the Browse table comes up and --ready-file ends it."""
     ready = tmp_path / "ready"
     env = dict(os.environ, PYTHONPATH=str(ROOT), BERTH_HOME=str(tmp_path), TERM="xterm-256color")
-    code = "import sys; from launcher.cli import main; sys.argv[0] = 'berth'; main()"
+    code = "import sys; from launcher.entry import main; sys.argv[0] = 'berth'; main()"
     primary, secondary = pty.openpty()
     try:
         process = subprocess.Popen(

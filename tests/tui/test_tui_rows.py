@@ -6,12 +6,13 @@ import json
 
 import pytest
 
-from launcher.cli.list_cmd import plan_all
 from launcher.plan.errors import DoesNotFitError
 from launcher.plan.ladder import make_plan
 from launcher.plan.request import Plan, PlanRequest
-from launcher.tui.backend import ChatRecord, Message, ReplyStats, Sampling, chat_title
-from launcher.tui.fake import FakeSession, TickClock, canned_reply, pieces
+from launcher.plan.rows import plan_all
+from launcher.run.session import GenerationSettings, Turn
+from launcher.tui.backend import ChatRecord, chat_title
+from launcher.tui.fake import FakeSession, TickClock, canned_reply, decode_rate, pieces
 from launcher.tui.history import FileChatStore
 from launcher.tui.rows import (
     COLUMNS,
@@ -29,7 +30,7 @@ from launcher.tui.transcript import record_from_dict, record_to_dict, to_markdow
 from launcher.tui.widgets.device_bar import bar_cells
 from launcher.tui.widgets.progress_line import RateMeter, transfer_text
 
-from .tui_helpers import TEST_HOST
+from .tui_helpers import TEST_HOST, finished_reply
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +141,7 @@ def test_rate_meter_and_transfer_text():
 
 
 def test_fake_pieces_join_back_exactly():
-    text = canned_reply([Message("user", "hi  there\n")])
+    text = canned_reply([Turn("user", "hi  there\n")])
     assert "".join(pieces(text)) == text
     assert "".join(pieces("  a b\n\n")) == "  a b\n\n"
 
@@ -154,25 +155,27 @@ def test_fake_session_streams_and_stops():
         if len(got) == 3:
             session.stop()
 
-    stats = session.chat([Message("user", "q")], Sampling(), on_piece)
-    assert len(got) == 3 and stats.tokens == 3 and stats.stopped
+    stats = session.chat([Turn("user", "q")], GenerationSettings(), "", on_piece)
+    assert len(got) == 3 and stats.new_tokens == 3 and stats.stopped and stats.text == "".join(got)
     assert stats.time_to_first_token_s == pytest.approx(0.1)
     assert stats.tokens_per_s is not None and stats.tokens_per_s > 0
 
 
-def test_reply_stats_rate():
-    assert ReplyStats(tokens=0, seconds=1.0).tokens_per_s is None
-    assert ReplyStats(tokens=11, seconds=1.5, time_to_first_token_s=0.5).tokens_per_s == pytest.approx(10.0)
+def test_fake_decode_rate():
+    assert decode_rate(0, 1.0, None) is None
+    assert decode_rate(11, 1.5, 0.5) == pytest.approx(10.0)
+    assert decode_rate(1, 0.5, 0.5) == pytest.approx(2.0)
 
 
 def test_transcript_round_trip_and_markdown():
     record = ChatRecord(
         model_id="org/model",
         messages=(
-            Message("user", "Hello?"),
-            Message("assistant", "**Hi.**", ReplyStats(5, 0.5, 0.1)),
+            Turn("user", "Hello?"),
+            Turn("assistant", "**Hi.**", finished_reply("**Hi.**", 5, 0.5, 0.1, rate=10.0)),
         ),
-        sampling=Sampling(temperature=0.2, system_prompt="Be brief."),
+        settings=GenerationSettings(temperature=0.2),
+        system_prompt="Be brief.",
         title="Hello?",
         id="abc",
         created="2025-01-01T00:00:00+00:00",
@@ -184,7 +187,7 @@ def test_transcript_round_trip_and_markdown():
     assert markdown.startswith("# Hello?\n")
     assert "## System\n\nBe brief." in markdown and "## Assistant\n\n**Hi.**" in markdown
     assert "5 tokens" in markdown
-    assert chat_title([Message("user", " a\nb ")]) == "a b"
+    assert chat_title([Turn("user", " a\nb ")]) == "a b"
     assert chat_title([]) == "(empty chat)"
 
 
@@ -192,15 +195,15 @@ def test_file_store_saves_lists_loads_deletes_and_measures(tmp_path):
     clock_values = iter(["2025-01-01T10:00:00+00:00", "2025-01-02T10:00:00+00:00"])
     store = FileChatStore(tmp_path / "chats", clock=lambda: next(clock_values))
     assert store.list_chats() == []
-    slow = ReplyStats(tokens=21, seconds=2.0, time_to_first_token_s=0.0)
+    slow = finished_reply("x", tokens=21, seconds=2.0, first_s=0.0, rate=10.0)
     first = store.save_chat(
-        ChatRecord("org/a", (Message("user", "one"), Message("assistant", "x", slow)), host_label="box")
+        ChatRecord("org/a", (Turn("user", "one"), Turn("assistant", "x", slow)), host_label="box")
     )
-    second = store.save_chat(ChatRecord("org/b", (Message("user", "two"),)))
+    second = store.save_chat(ChatRecord("org/b", (Turn("user", "two"),)))
     listed = store.list_chats()
     assert [c.id for c in listed] == [second, first]
     loaded = store.load_chat(first)
-    assert loaded.messages[1].stats == slow and loaded.created == "2025-01-01T10:00:00+00:00"
+    assert loaded.messages[1].reply == slow and loaded.created == "2025-01-01T10:00:00+00:00"
     store.save_chat(loaded)  # replacing keeps the id and time
     assert len(store.list_chats()) == 2
     assert store.measured_speed("org/a", "box") == pytest.approx(10.0)

@@ -10,6 +10,7 @@ from typing import Any
 from textual.pilot import Pilot
 
 from launcher.machine.host import CpuInfo, GpuInfo, HostSnapshot
+from launcher.run.session import Reply
 from launcher.tui.screens.browse import BrowseScreen
 
 
@@ -83,3 +84,18 @@ class FakeResolver:
         if spec in self.hosts:
             return self.hosts[spec]
         raise ValueError(f"unknown hardware {spec!r}")
+
+
+def finished_reply(
+    text: str, tokens: int, seconds: float, first_s: float | None = None, rate: float | None = None
+) -> Reply:
+    """A finished reply as the session returns it (and as a saved chat gives it back)."""
+    return Reply(
+        text=text,
+        prompt_tokens=0,
+        new_tokens=tokens,
+        time_to_first_token_s=first_s,
+        tokens_per_s=rate,
+        total_s=seconds,
+        finish_reason="stop",
+    )

@@ -16,13 +16,13 @@ from textual.timer import Timer
 from textual.widgets import Checkbox, DataTable, Footer, Header, Input, Select, Static
 from textual.worker import get_current_worker
 
-from launcher.cli.list_cmd import Row, plan_all
+from launcher.plan.rows import Row, plan_all
 from launcher.tui.rows import COLUMNS, BrowseFilter, Column, badge, cells, choices, columns_for, sort_by
 from launcher.tui.widgets.host_header import HostHeader
 from launcher.tui.widgets.plan_view import PlanDetails, PlanView
 
 if TYPE_CHECKING:
-    from launcher.tui.app import BerthApp
+    from launcher.tui.berth_app import BerthAppApi
 
 ANY = Select.NULL
 #: Seconds the highlight must rest on a row before the side panel re-plans it.
@@ -60,9 +60,9 @@ class BrowseScreen(Screen[None]):
         self.columns: tuple[Column, ...] = ()
 
     @property
-    def berth(self) -> BerthApp:
+    def berth(self) -> BerthAppApi:
         """The app, typed."""
-        return cast("BerthApp", self.app)
+        return cast("BerthAppApi", self.app)
 
     def compose(self) -> ComposeResult:
         catalog = self.berth.catalog
@@ -125,7 +125,7 @@ class BrowseScreen(Screen[None]):
         app = self.berth
         rows = plan_all(app.catalog, app.host, app.request, planner=app.planner)
         if not get_current_worker().is_cancelled:
-            app.call_from_thread(self._rows_ready, rows, generation)
+            self.app.call_from_thread(self._rows_ready, rows, generation)
 
     def _rows_ready(self, rows: list[Row], generation: int) -> None:
         if generation != self._generation:

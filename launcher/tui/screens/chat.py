@@ -8,7 +8,6 @@ message is never lost however the stream batched it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.text import Text
@@ -22,14 +21,15 @@ from textual.widgets import Footer, Header, Static
 from textual.widgets.markdown import MarkdownStream
 
 from launcher import display
-from launcher.tui.backend import ChatRecord, Launched, Message, ReplyStats, Sampling, chat_title
+from launcher.run.session import GenerationSettings, Reply, Turn
+from launcher.tui.backend import ChatRecord, Launched, chat_title
 from launcher.tui.transcript import stats_line
 from launcher.tui.widgets.chat_message import ChatMessage
 from launcher.tui.widgets.prompt_input import PromptInput
 from registry.schema import ModelCard
 
 if TYPE_CHECKING:
-    from launcher.tui.app import BerthApp
+    from launcher.tui.berth_app import BerthAppApi
 
 #: Seconds between readings of the model's memory for the status line.
 MEMORY_EVERY_S = 2.0
@@ -62,7 +62,7 @@ class ChatScreen(Screen[None]):
     class Done(TextualMessage):
         """The reply ended (finished, stopped, or failed with `error`)."""
 
-        def __init__(self, text: str, stats: ReplyStats | None, turn: int, error: str = "") -> None:
+        def __init__(self, text: str, stats: Reply | None, turn: int, error: str = "") -> None:
             super().__init__()
             self.text = text
             self.stats = stats
@@ -78,19 +78,20 @@ class ChatScreen(Screen[None]):
         self.model_id = card.id if card else (record.model_id if record else "?")
         self.record_id: str | None = record.id if record else None
         self.created = record.created if record else ""
-        self.messages: list[Message] = list(record.messages) if record else []
-        self.sampling = record.sampling if record else Sampling()
+        self.messages: list[Turn] = list(record.messages) if record else []
+        self.settings = record.settings if record else GenerationSettings()
+        self.system_prompt = record.system_prompt if record else ""
         self.streaming = False
         self._turn = 0
         self._reply: ChatMessage | None = None
         self._stream: MarkdownStream | None = None
         self._pieces: list[str] = []
-        self.last_stats: ReplyStats | None = None
+        self.last_stats: Reply | None = None
 
     @property
-    def berth(self) -> BerthApp:
+    def berth(self) -> BerthAppApi:
         """The app, typed."""
-        return cast("BerthApp", self.app)
+        return cast("BerthAppApi", self.app)
 
     @property
     def read_only(self) -> bool:
@@ -124,12 +125,12 @@ class ChatScreen(Screen[None]):
         self._update_status()
 
     def _subtitle(self) -> str:
-        s = self.sampling
+        s = self.settings
         mode = "read-only" if self.read_only else f"temperature {s.temperature:g} · top-p {s.top_p:g}"
         return f"{self.model_id} · {mode}"
 
-    def _bubble(self, message: Message) -> ChatMessage:
-        return ChatMessage(message.role, message.content, message.stats, model=self._speaker_suffix())
+    def _bubble(self, message: Turn) -> ChatMessage:
+        return ChatMessage(message.role, message.content, message.reply, model=self._speaker_suffix())
 
     def _speaker_suffix(self) -> str:
         return ""
@@ -161,7 +162,7 @@ class ChatScreen(Screen[None]):
             return
         if self.read_only:
             return
-        self.messages.append(Message("user", event.text))
+        self.messages.append(Turn("user", event.text))
         await self.query_one("#messages", VerticalScroll).mount(ChatMessage("user", event.text))
         await self._generate()
 
@@ -182,12 +183,12 @@ class ChatScreen(Screen[None]):
         self._update_status()
         self._run_generation(self._turn, list(self.messages))
 
-    def _call_session(self, messages: list[Message], on_piece: Callable[[str], None]) -> ReplyStats:
+    def _call_session(self, messages: list[Turn], on_piece: Callable[[str], None]) -> Reply:
         assert self.launched is not None
-        return self.launched.session.chat(messages, self.sampling, on_piece)
+        return self.launched.session.chat(messages, self.settings, self.system_prompt, on_piece)
 
     @work(thread=True, group="generate")
-    def _run_generation(self, turn: int, messages: list[Message]) -> None:
+    def _run_generation(self, turn: int, messages: list[Turn]) -> None:
         pieces: list[str] = []
 
         def on_piece(piece: str) -> None:
@@ -227,7 +228,7 @@ class ChatScreen(Screen[None]):
         if message.error:
             self.notify(f"The reply failed: {message.error}", severity="error", timeout=8)
         if message.text or message.stats is not None:
-            self.messages.append(Message("assistant", message.text, message.stats))
+            self.messages.append(Turn("assistant", message.text, message.stats))
             self._save()
         self._update_status()
 
@@ -244,7 +245,8 @@ class ChatScreen(Screen[None]):
         return ChatRecord(
             model_id=self.model_id,
             messages=tuple(self.messages),
-            sampling=self.sampling,
+            settings=self.settings,
+            system_prompt=self.system_prompt,
             task=self.card.task if self.card else "chat",
             title=chat_title(self.messages),
             id=self.record_id,
@@ -289,11 +291,11 @@ class ChatScreen(Screen[None]):
         """Edit the system prompt and sampling."""
         from launcher.tui.screens.settings import SettingsScreen
 
-        self.app.push_screen(SettingsScreen(self.sampling), self._settings_chosen)
+        self.app.push_screen(SettingsScreen(self.settings, self.system_prompt), self._settings_chosen)
 
-    def _settings_chosen(self, sampling: object) -> None:
-        if isinstance(sampling, Sampling):
-            self.sampling = sampling
+    def _settings_chosen(self, chosen: tuple[GenerationSettings, str] | None) -> None:
+        if chosen is not None:
+            self.settings, self.system_prompt = chosen
             self.sub_title = self._subtitle()
 
     def action_copy_last(self) -> None:
@@ -339,10 +341,10 @@ class CompletionScreen(ChatScreen):
 
     prompt_placeholder = "Text to continue (Enter runs, ctrl+j new line, ↑ earlier prompts)"
 
-    def _call_session(self, messages: list[Message], on_piece: Callable[[str], None]) -> ReplyStats:
+    def _call_session(self, messages: list[Turn], on_piece: Callable[[str], None]) -> Reply:
         assert self.launched is not None
         prompt = next(m.content for m in reversed(messages) if m.role == "user")
-        return self.launched.session.complete(prompt, replace(self.sampling, system_prompt=""), on_piece)
+        return self.launched.session.complete(prompt, self.settings, on_piece)
 
     def _speaker_suffix(self) -> str:
         return "continuation"

@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Label
 from launcher.tui.backend import ChatStore, ChatSummary
 
 if TYPE_CHECKING:
-    from launcher.tui.app import BerthApp
+    from launcher.tui.berth_app import BerthAppApi
 
 
 class ChatsScreen(ModalScreen[str | None]):
@@ -70,7 +70,7 @@ class ChatsScreen(ModalScreen[str | None]):
         chat = self._selected()
         if chat is None:
             return
-        app = cast("BerthApp", self.app)
+        app = cast("BerthAppApi", self.app)
         path = app.export_chat(self.store.load_chat(chat.id), fmt)
         self.notify(f"Exported to {path}", timeout=6)
 

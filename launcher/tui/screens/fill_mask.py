@@ -14,11 +14,12 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from launcher import display
-from launcher.tui.backend import Launched, MaskGuess
+from launcher.run.session import Candidate
+from launcher.tui.backend import Launched
 from registry.schema import ModelCard
 
 if TYPE_CHECKING:
-    from launcher.tui.app import BerthApp
+    from launcher.tui.berth_app import BerthAppApi
 
 #: Cells of the probability bar.
 BAR_CELLS = 20
@@ -45,12 +46,12 @@ class FillMaskScreen(Screen[None]):
         super().__init__()
         self.card = card
         self.launched = launched
-        self.guesses: list[MaskGuess] = []
+        self.guesses: list[Candidate] = []
 
     @property
-    def berth(self) -> BerthApp:
+    def berth(self) -> BerthAppApi:
         """The app, typed."""
-        return cast("BerthApp", self.app)
+        return cast("BerthAppApi", self.app)
 
     @property
     def mask(self) -> str:
@@ -95,7 +96,7 @@ class FillMaskScreen(Screen[None]):
             return
         self.app.call_from_thread(self._show, guesses)
 
-    def _show(self, guesses: list[MaskGuess]) -> None:
+    def _show(self, guesses: list[Candidate]) -> None:
         self.guesses = guesses
         table = self.query_one("#guesses", DataTable)
         table.clear()

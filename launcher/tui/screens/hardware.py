@@ -15,7 +15,7 @@ from textual.widgets.option_list import Option
 from launcher.tui.rows import hardware_presets
 
 if TYPE_CHECKING:
-    from launcher.tui.app import BerthApp
+    from launcher.tui.berth_app import BerthAppApi
 
 
 class HardwareScreen(ModalScreen[str | None]):
@@ -24,7 +24,7 @@ class HardwareScreen(ModalScreen[str | None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def compose(self) -> ComposeResult:
-        app = cast("BerthApp", self.app)
+        app = cast("BerthAppApi", self.app)
         presets = hardware_presets(a.id for a in app.catalog.accelerators)
         with Vertical(id="hardware", classes="dialog"):
             yield Label("Plan for which hardware?", classes="plan-heading")

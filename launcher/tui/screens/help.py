@@ -13,6 +13,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from launcher.tui.berth_app import APP_BINDINGS
+
 #: Keys that widgets handle in code rather than through BINDINGS.
 EXTRA_KEYS: dict[str, list[tuple[str, str]]] = {
     "Everywhere": [
@@ -34,7 +36,6 @@ EXTRA_KEYS: dict[str, list[tuple[str, str]]] = {
 
 
 def _sections() -> list[tuple[str, list[BindingType]]]:
-    from launcher.tui.app import BerthApp
     from launcher.tui.screens.browse import BrowseScreen
     from launcher.tui.screens.chat import ChatScreen
     from launcher.tui.screens.chats import ChatsScreen
@@ -46,7 +47,7 @@ def _sections() -> list[tuple[str, list[BindingType]]]:
     from launcher.tui.widgets.chat_message import ChatMessage
 
     return [
-        ("Everywhere", list(BerthApp.BINDINGS)),
+        ("Everywhere", list(APP_BINDINGS)),
         ("Browse", list(BrowseScreen.BINDINGS)),
         ("Plan", list(PlanScreen.BINDINGS)),
         ("Launch", list(LaunchScreen.BINDINGS)),

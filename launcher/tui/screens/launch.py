@@ -32,7 +32,7 @@ from launcher.tui.widgets.progress_line import ProgressLine, RateMeter, transfer
 from registry.schema import ModelCard
 
 if TYPE_CHECKING:
-    from launcher.tui.app import BerthApp
+    from launcher.tui.berth_app import BerthAppApi
 
 #: How often progress widgets are redrawn while events pour in (seconds).
 REDRAW_S = 0.1
@@ -101,9 +101,9 @@ class LaunchScreen(Screen[None]):
         self._dirty = False
 
     @property
-    def berth(self) -> BerthApp:
+    def berth(self) -> BerthAppApi:
         """The app, typed."""
-        return cast("BerthApp", self.app)
+        return cast("BerthAppApi", self.app)
 
     def compose(self) -> ComposeResult:
         yield Header()

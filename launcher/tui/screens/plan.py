@@ -16,7 +16,7 @@ from launcher.tui.widgets.plan_view import PlanDetails, PlanView
 from registry.schema import ModelCard
 
 if TYPE_CHECKING:
-    from launcher.tui.app import BerthApp
+    from launcher.tui.berth_app import BerthAppApi
 
 
 class PlanScreen(Screen[None]):
@@ -36,9 +36,9 @@ class PlanScreen(Screen[None]):
         self.details: PlanDetails | None = None
 
     @property
-    def berth(self) -> BerthApp:
+    def berth(self) -> BerthAppApi:
         """The app, typed."""
-        return cast("BerthApp", self.app)
+        return cast("BerthAppApi", self.app)
 
     def compose(self) -> ComposeResult:
         yield Header()

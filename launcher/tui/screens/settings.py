@@ -11,26 +11,30 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, TextArea
 
-from launcher.tui.backend import Sampling
+from launcher.run.session import GenerationSettings
+
+ChatSettings = tuple[GenerationSettings, str]
+"""Generation settings and the system prompt ('' for none)."""
 
 
-class SettingsScreen(ModalScreen[Sampling | None]):
-    """Edit a Sampling; Save returns the new one, Esc returns None."""
+class SettingsScreen(ModalScreen[ChatSettings | None]):
+    """Edit the system prompt and generation settings; Save returns both, Esc returns None."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+s", "save", "Save"),
     ]
 
-    def __init__(self, sampling: Sampling) -> None:
+    def __init__(self, settings: GenerationSettings, system_prompt: str = "") -> None:
         super().__init__()
-        self.sampling = sampling
+        self.settings = settings
+        self.system_prompt = system_prompt
 
     def compose(self) -> ComposeResult:
-        s = self.sampling
+        s = self.settings
         with Vertical(id="settings", classes="dialog"):
             yield Label("System prompt", classes="plan-heading")
-            yield TextArea(s.system_prompt, id="system-prompt", soft_wrap=True)
+            yield TextArea(self.system_prompt, id="system-prompt", soft_wrap=True)
             with Horizontal(classes="field"):
                 yield Label("temperature (0 = greedy)")
                 yield Input(str(s.temperature), id="temperature", type="number", compact=True)
@@ -44,7 +48,7 @@ class SettingsScreen(ModalScreen[Sampling | None]):
                 yield Button("Save (ctrl+s)", id="save", variant="primary")
                 yield Button("Cancel (esc)", id="cancel")
 
-    def _read(self) -> Sampling | None:
+    def _read(self) -> ChatSettings | None:
         try:
             temperature = float(self.query_one("#temperature", Input).value or 0)
             top_p = float(self.query_one("#top-p", Input).value or 1)
@@ -53,22 +57,18 @@ class SettingsScreen(ModalScreen[Sampling | None]):
             return None
         if not (0 <= temperature <= 5 and 0 < top_p <= 1 and 1 <= max_new <= 1_000_000):
             return None
-        return Sampling(
-            temperature=temperature,
-            top_p=top_p,
-            max_new_tokens=max_new,
-            system_prompt=self.query_one("#system-prompt", TextArea).text.strip(),
-        )
+        settings = GenerationSettings(max_new_tokens=max_new, temperature=temperature, top_p=top_p)
+        return settings, self.query_one("#system-prompt", TextArea).text.strip()
 
     def action_save(self) -> None:
         """Return the settings if they are valid."""
-        sampling = self._read()
-        if sampling is None:
+        chosen = self._read()
+        if chosen is None:
             self.notify(
                 "Temperature 0–5, top-p above 0 up to 1, max new tokens at least 1.", severity="error"
             )
             return
-        self.dismiss(sampling)
+        self.dismiss(chosen)
 
     def action_cancel(self) -> None:
         """Keep the old settings."""

@@ -9,7 +9,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import Markdown, Static
 
-from launcher.tui.backend import Message, ReplyStats, Role
+from launcher.run.session import Reply, Turn
+from launcher.run.store import Role
 from launcher.tui.transcript import stats_line
 
 SPEAKERS: dict[Role, str] = {"user": "You", "assistant": "Assistant", "system": "System"}
@@ -20,7 +21,7 @@ class ChatMessage(Vertical, can_focus=True):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("c,y", "copy", "Copy message")]
 
-    def __init__(self, role: Role, text: str = "", stats: ReplyStats | None = None, model: str = "") -> None:
+    def __init__(self, role: Role, text: str = "", stats: Reply | None = None, model: str = "") -> None:
         super().__init__(classes=f"message -{role}")
         self.role = role
         self.text = text
@@ -44,7 +45,7 @@ class ChatMessage(Vertical, can_focus=True):
         """The Markdown widget that shows the text."""
         return self.query_one(".message-body", Markdown)
 
-    def set_stats(self, stats: ReplyStats | None) -> None:
+    def set_stats(self, stats: Reply | None) -> None:
         """Show a finished reply's stats in the header."""
         self.stats = stats
         self.query_one(".message-header", Static).update(self._header())
@@ -53,9 +54,9 @@ class ChatMessage(Vertical, can_focus=True):
         """Mark the message as still being written."""
         self.set_class(waiting, "-streaming")
 
-    def as_message(self) -> Message:
-        """The turn as a backend Message."""
-        return Message(self.role, self.text, self.stats)
+    def as_message(self) -> Turn:
+        """The turn, with its reply."""
+        return Turn(self.role, self.text, self.stats)
 
     def action_copy(self) -> None:
         """Put the message's text on the clipboard."""

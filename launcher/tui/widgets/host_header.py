@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from launcher.cli.list_cmd import host_line
 from launcher.machine.host import HostSnapshot
+from launcher.plan.rows import host_line
 
 
 def host_text(host: HostSnapshot) -> Text:

@@ -1,4 +1,6 @@
-"""`berth tui` (and `berth` on a terminal): the Textual app. textual is imported only when it runs."""
+"""The `berth` console entry point, above both faces: the CLI's click group with the `tui` command that runs
+the Textual app. The only module that imports both launcher.cli and launcher.tui (textual only when the app runs).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from launcher.cli import cli
+from launcher.cli import main as cli_main
 from launcher.cli.context import get_catalog
 from launcher.cli.plan_cmd import host_options, resolve_host_for
 from launcher.machine.host import HostSnapshot
@@ -87,3 +91,15 @@ def tui_command(
     if not sys.stdout.isatty() and not ready_file:
         raise click.UsageError("the TUI needs a terminal; use `berth list` in scripts")
     run_tui(ctx, hardware, context, demo, ready_file)
+
+
+def berth() -> click.Group:
+    """The whole `berth` command: the CLI's group with `tui` added (which `berth` alone opens on a terminal)."""
+    cli.add_command(tui_command)
+    return cli
+
+
+def main() -> None:
+    """Console entry point (pyproject's [project.scripts] berth)."""
+    berth()
+    cli_main()

@@ -1,0 +1,125 @@
+"""The rows both faces list: every catalog model's verdict on one host, its order, search and the host line.
+
+Pure: imports registry, display, machine and the rest of the plan layer; measurements come in as values."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from launcher import display
+from launcher.machine.host import HostSnapshot
+from launcher.plan.errors import DoesNotFitError, PlanRequestError
+from launcher.plan.ladder import make_plan
+from launcher.plan.measured import Measurement
+from launcher.plan.report import verdict
+from launcher.plan.request import Plan, PlanRequest
+from registry.catalog import Catalog
+from registry.schema import ModelCard
+
+SORT_KEYS = ("fit", "size", "speed", "name")
+
+#: Verdicts from best to worst, for --sort fit.
+FIT_ORDER = ("fits on GPU", "sharded", "quantized", "offloaded", "CPU", "disk offload", "does not fit")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One model's verdict on one host."""
+
+    card: ModelCard
+    result: Plan | DoesNotFitError
+
+    @property
+    def fits(self) -> bool:
+        return isinstance(self.result, Plan)
+
+    @property
+    def needed_bytes(self) -> int:
+        return self.result.required_bytes
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        return self.result.speed.decode_tokens_per_s if isinstance(self.result, Plan) else None
+
+    def as_dict(self) -> dict[str, Any]:
+        plan = self.result if isinstance(self.result, Plan) else None
+        return {
+            "id": self.card.id,
+            "aliases": list(self.card.aliases),
+            "family": self.card.family,
+            "task": self.card.task,
+            "license": self.card.license,
+            "gated": self.card.gated,
+            "params": self.card.params,
+            "fits": self.fits,
+            "verdict": verdict(self.result),
+            "strategy": plan.strategy if plan else None,
+            "dtype": plan.precision.dtype if plan else None,
+            "quantization": plan.precision.quant if plan else None,
+            "context": plan.context if plan else None,
+            "needed_bytes": self.needed_bytes,
+            "available_bytes": None if plan else self.result.available_bytes,  # type: ignore[union-attr]
+            "decode_tokens_per_s": round(plan.speed.decode_tokens_per_s, 3) if plan else None,
+            "speed_basis": plan.speed.basis if plan else None,
+        }
+
+
+def plan_all(
+    catalog: Catalog,
+    host: HostSnapshot,
+    request: PlanRequest,
+    planner: Callable[..., Plan | DoesNotFitError] = make_plan,
+) -> list[Row]:
+    """A verdict for every catalog model (contexts above a model's maximum are capped to it).
+
+    `planner` has make_plan's signature (the TUI passes the one it was built with)."""
+    rows = []
+    for card in catalog.models:
+        context = min(request.context, card.context_length) if request.context else None
+        try:
+            result = planner(card, host, replace(request, context=context), explain=False)
+        except PlanRequestError:
+            continue
+        rows.append(Row(card, result))
+    return rows
+
+
+def sort_rows(rows: list[Row], key: str) -> list[Row]:
+    """Order rows by fit (best first, then fastest), size, speed (fastest first) or name."""
+    if key == "name":
+        return sorted(rows, key=lambda r: r.card.id.lower())
+    if key == "size":
+        return sorted(rows, key=lambda r: r.card.params)
+    if key == "speed":
+        return sorted(rows, key=lambda r: -(r.tokens_per_s or -1.0))
+    return sorted(rows, key=lambda r: (FIT_ORDER.index(verdict(r.result)), -(r.tokens_per_s or 0.0)))
+
+
+def matches(card: ModelCard, text: str) -> bool:
+    """Whether a search text appears in the id, an alias, the family or the task."""
+    needle = text.lower()
+    return any(needle in field.lower() for field in (card.id, card.family, card.task, *card.aliases))
+
+
+def host_line(host: HostSnapshot) -> str:
+    """The machine in one line: GPUs free/total, RAM, disk."""
+    parts = [f"{host.label}:"]
+    for gpu in host.gpus:
+        parts.append(
+            f"GPU {gpu.index} {gpu.name} {display.gib(gpu.usable_bytes)}/{display.gib(gpu.total_bytes)} free"
+        )
+    if not host.gpus:
+        parts.append("no GPU")
+    parts.append(f"RAM {display.gib(host.ram_available_bytes)}/{display.gib(host.ram_total_bytes)} free")
+    if host.disk_free_bytes is not None:
+        parts.append(f"disk {display.gib(host.disk_free_bytes)} free")
+    return "  ".join(parts)
+
+
+def measured_rate(row: Row, measured: Mapping[tuple[str, str], Measurement]) -> float | None:
+    """Decode tokens/s measured here for the row's model in its planned precision (None when never launched)."""
+    plan = row.result if isinstance(row.result, Plan) else None
+    found = measured.get((row.card.id, plan.precision.label)) if plan else None
+    return found.tokens_per_s if found else None
