@@ -16,7 +16,7 @@ import click
 from launcher.cli import cli
 from launcher.cli import main as cli_main
 from launcher.cli.context import get_catalog
-from launcher.cli.plan_cmd import host_options, resolve_host_for
+from launcher.cli.options import host_option, resolve_host_for
 from launcher.machine.host import HostSnapshot
 from registry.catalog import Catalog
 
@@ -75,7 +75,7 @@ def run_tui(
 
 
 @click.command("tui")
-@host_options
+@host_option
 @click.option("--context", type=click.IntRange(min=1), default=None, help="Context length to plan for.")
 @click.option(
     "--demo",

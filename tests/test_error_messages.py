@@ -62,9 +62,9 @@ def test_unknown_model_with_close_names():
     assert result.exit_code == EXIT_USAGE
     assert result.stdout == ""
     assert result.stderr == (
-        "Error: Unknown model 'llama-3.1-70b-instrct'. Did you mean meta-llama/Llama-3.1-70B-Instruct, meta-\n"
-        "llama/Llama-3.1-8B-Instruct, mistralai/Mixtral-8x7B-Instruct-v0.1? See every model with `berth\n"
-        "list`, search with `berth list --search TEXT`, or pass a local model folder or --gguf FILE.\n"
+        "Error: Unknown model 'llama-3.1-70b-instrct'. Did you mean meta-llama/Llama-3.1-70B-Instruct,\n"
+        "meta-llama/Llama-3.1-8B-Instruct, mistralai/Mixtral-8x7B-Instruct-v0.1? See every model with\n"
+        "`berth list`, search with `berth list --search TEXT`, or pass a local model folder or --gguf FILE.\n"
     )
 
 
@@ -95,8 +95,8 @@ def test_bad_hardware_spec():
     assert result.stderr == (
         "Error: Cannot use hardware spec 'cpu,ram=16': ram=16 is not a size (write a unit: 64GB, 64GiB,\n"
         "68719476736B). Valid specs look like '2xA100-80GB,ram=512GB', 'rtx-4090,ram=64GB,disk=1TB',\n"
-        "'cpu,ram=32GB,cores=8', '8xH100+8xH100', 'path/to/hardware.yaml'. Check a spec with `berth probe\n"
-        "--hardware SPEC`; leave --hardware out for this machine.\n"
+        "'cpu,ram=32GB,cores=8', '8xH100+8xH100', 'path/to/hardware.yaml'. Check a spec with\n"
+        "`berth probe --hardware SPEC`; leave --hardware out for this machine.\n"
     )
 
 

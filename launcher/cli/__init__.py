@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from launcher.cli.errors import EXIT_USAGE, explain
+from launcher.cli.errors import EXIT_USAGE, explain, wrap_paragraphs
 
 #: Subcommands and where they live: a command's module (and what it imports) loads only when it runs,
 #: so `berth list` never pays for the fleet planner or the launch stack.
@@ -56,7 +56,7 @@ class BerthGroup(click.Group):
             if found is None:
                 raise
             message, code = found
-            click.echo(click.wrap_text(f"Error: {message}", width=100, preserve_paragraphs=True), err=True)
+            click.echo(wrap_paragraphs(f"Error: {message}"), err=True)
             ctx.exit(code)
 
 

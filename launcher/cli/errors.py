@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -41,7 +43,7 @@ def _fleet_file(error: FleetFileError) -> str:
     count = len(error.problems)
     where = error.path or "the fleet file"
     listed = "\n".join(p.text(error.path) for p in error.problems)
-    # \b keeps click from rewrapping the located problems, one per line.
+    # \b keeps wrap_paragraphs from rewrapping the located problems, one per line.
     return f"{count} problem{'s' if count > 1 else ''} in {where}:\n\n\b\n{listed}\n\n{error.hint}"
 
 
@@ -91,3 +93,22 @@ def explain(error: BaseException) -> tuple[str, int] | None:
     if not isinstance(error, BerthError):
         return None
     return paragraph(error), error.exit_code
+
+
+def wrap_paragraphs(text: str, width: int = 100) -> str:
+    """Wrap each paragraph of a message at `width`, never inside a model id, a path or a `command` (no breaks
+    at hyphens, no split words, none inside backticks), so what the message names can be copied whole; a
+    paragraph that starts with a \\b line (click's marker) keeps its lines as they are."""
+    return "\n\n".join(
+        part.removeprefix("\b\n") if part.startswith("\b\n") else _fill(part, width)
+        for part in text.split("\n\n")
+    )
+
+
+def _fill(paragraph: str, width: int) -> str:
+    glued = re.sub(r"`[^`]*`", lambda m: m.group(0).replace(" ", _GLUE), " ".join(paragraph.split()))
+    filled = textwrap.fill(glued, width, break_on_hyphens=False, break_long_words=False)
+    return filled.replace(_GLUE, " ")
+
+
+_GLUE = "\0"  # stands for a space inside backticks while wrapping

@@ -17,16 +17,17 @@ import click
 from launcher import display
 from launcher.cli.context import get_catalog
 from launcher.cli.errors import EXIT_FAILURE
-from launcher.cli.plan_cmd import build_request, plan_options, resolve_host_for
+from launcher.cli.options import PlanOptions, plan_options, resolve_host_for
 from launcher.machine.hwspec import parse_size
 from launcher.plan.errors import DoesNotFitError
 from launcher.plan.ladder import make_plan
+from launcher.plan.measured import Measurement
 from launcher.plan.report import render_does_not_fit, render_plan
 from launcher.plan.request import Plan
 from launcher.run.errors import LoadError, RemoteCodeRefusedError, UnsafeWeightsError
 from launcher.run.session import DEFAULT_MAX_NEW_TOKENS
 from launcher.run.source import ModelSource, resolve_source
-from launcher.run.store import Measurement, Store
+from launcher.run.store import Store
 
 if TYPE_CHECKING:
     from launcher.run.load import LoadedModel
@@ -68,7 +69,12 @@ def _err(message: str) -> None:
     metavar="DEV=SIZE,…",
     help="Cap memory per device (cpu=8GiB,0=20GB): planned within it and enforced while loading.",
 )
-@click.option("--no-tui", is_flag=True, help="Plain terminal output (the chat screen is coming).")
+@click.option(
+    "--no-tui",
+    is_flag=True,
+    expose_value=False,
+    help="Chat in this terminal, not the app: what launch does today; accepted so scripts keep working.",
+)
 @click.option(
     "--prompt", default=None, metavar="TEXT|-", help="Answer one prompt ('-' reads stdin) and exit."
 )
@@ -92,18 +98,9 @@ def _err(message: str) -> None:
 def launch_command(
     ctx: click.Context,
     model: str | None,
-    context: int | None,
-    batch: int,
-    dtype: str | None,
-    quant: str | None,
-    gpus: str | None,
-    cpu_only: bool,
-    no_offload: bool,
-    allow_slow: bool,
-    hardware: str | None,
+    options: PlanOptions,
     gguf: str | None,
     max_memory: str | None,
-    no_tui: bool,
     prompt: str | None,
     system: str | None,
     max_new_tokens: int,
@@ -120,17 +117,17 @@ def launch_command(
     """
     from dataclasses import replace
 
-    if batch != 1:
+    if options.batch != 1:
         raise click.BadParameter("a session generates one sequence at a time", param_hint="--batch")
     catalog = get_catalog(ctx)
     source = resolve_source(model, catalog, gguf)
     caps = parse_max_memory(max_memory)
     request = replace(
-        build_request(context, 1, dtype, quant, gpus, cpu_only, no_offload, allow_slow),
+        options.request(),
         max_memory=caps,
         allow_disk=source.kind != "gguf",
     )
-    host = resolve_host_for(ctx, hardware)
+    host = resolve_host_for(ctx, options.hardware)
     planned = make_plan(source.card, host, request, catalog.accelerators)
     if isinstance(planned, DoesNotFitError):
         click.echo(render_does_not_fit(planned, host.label), err=not dry_run)
@@ -148,12 +145,12 @@ def launch_command(
     from launcher.run.load import LoadOptions, load_model
     from launcher.run.session import GenerationSettings, open_session
 
-    options = LoadOptions(
+    load_options = LoadOptions(
         trust_remote_code=trust_remote_code,
         allow_pickle=allow_pickle,
         memory_limits=caps,
     )
-    loaded = load_model(source, host, request, options, catalog.accelerators, notify=_err)
+    loaded = load_model(source, host, request, load_options, catalog.accelerators, notify=_err)
     try:
         _report_load(loaded, planned)
         store = Store()

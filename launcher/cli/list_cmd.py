@@ -6,11 +6,12 @@ import click
 
 from launcher import display
 from launcher.cli.context import echo_json, get_catalog
-from launcher.cli.plan_cmd import build_request, plan_options, resolve_host_for
+from launcher.cli.options import PlanOptions, plan_options, resolve_host_for
+from launcher.plan.measured import machine_key
 from launcher.plan.report import verdict
 from launcher.plan.request import Plan
 from launcher.plan.rows import SORT_KEYS, Row, host_line, matches, measured_rate, plan_all, sort_rows
-from launcher.run.store import latest_measurements, machine_key
+from launcher.run.store import latest_measurements
 from registry.catalog import Catalog
 
 
@@ -25,15 +26,7 @@ from registry.catalog import Catalog
 @click.pass_context
 def list_command(
     ctx: click.Context,
-    context: int | None = None,
-    batch: int = 1,
-    dtype: str | None = None,
-    quant: str | None = None,
-    gpus: str | None = None,
-    cpu_only: bool = False,
-    no_offload: bool = False,
-    allow_slow: bool = False,
-    hardware: str | None = None,
+    options: PlanOptions,
     fits_only: bool = False,
     search: str | None = None,
     sort_key: str = "fit",
@@ -41,8 +34,8 @@ def list_command(
 ) -> None:
     """Every catalog model: does it fit here, how (GPU, sharded, quantized, offloaded, CPU), and how fast."""
     catalog = get_catalog(ctx)
-    request = build_request(context, batch, dtype, quant, gpus, cpu_only, no_offload, allow_slow)
-    host = resolve_host_for(ctx, hardware)
+    request = options.request()
+    host = resolve_host_for(ctx, options.hardware)
     if search:
         catalog = Catalog(tuple(c for c in catalog.models if matches(c, search)), catalog.accelerators)
     rows = sort_rows(plan_all(catalog, host, request), sort_key)

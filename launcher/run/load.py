@@ -29,6 +29,7 @@ from launcher import display
 from launcher.machine.host import HostSnapshot
 from launcher.plan.errors import DoesNotFitError
 from launcher.plan.ladder import plan_or_raise
+from launcher.plan.measured import Measurement, machine_key
 from launcher.plan.placement import RAM_HEADROOM_BYTES
 from launcher.plan.request import Plan, PlanRequest
 from launcher.run.errors import (
@@ -40,7 +41,6 @@ from launcher.run.errors import (
 )
 from launcher.run.measure import MemoryGuard, MemoryMeter, PhasePeak, estimated_devices, nvml_used_bytes
 from launcher.run.source import ModelSource
-from launcher.run.store import Measurement, machine_key
 from registry.importer import weight_files
 from registry.memory import CUDA_RUNTIME_BYTES
 from registry.params import LINEAR_SUBCLASS_FAMILIES
