@@ -10,22 +10,17 @@ import sys
 import time
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from launcher.cli import cli
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_berth_without_a_terminal_prints_the_list(monkeypatch):
-    monkeypatch.setenv("BERTH_HARDWARE", "rtx-4090")
-    result = CliRunner().invoke(cli, [])
+def test_berth_without_a_terminal_prints_the_list(berth):
+    result = berth(env={"BERTH_HARDWARE": "rtx-4090"})
     assert result.exit_code == 0, result.output
     assert "models fit" in result.output
 
 
-def test_berth_tui_needs_a_terminal():
-    result = CliRunner().invoke(cli, ["tui", "--hardware", "rtx-4090"])
+def test_berth_tui_needs_a_terminal(berth):
+    result = berth("tui", "--hardware", "rtx-4090")
     assert result.exit_code == 2
     assert "needs a terminal" in result.output
 
