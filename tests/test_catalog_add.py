@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from registry.catalog import load_catalog
 from registry.params import layout
 
 
+@pytest.mark.slow  # builds a model with transformers, then reads its safetensors
 def test_add_a_local_folder_then_plan_it(berth, tiny_models, berth_home):
     folder = tiny_models("mistral")
     result = berth("catalog", "add", str(folder), "--id", "me/tiny-mistral", "--alias", "tiny")
@@ -46,6 +49,7 @@ def test_add_refuses_to_rewrite_an_overlay_it_cannot_append_to(berth, tiny_model
     assert "paste this entry" in result.output
 
 
+@pytest.mark.slow  # reads the real SmolLM2 GGUF
 def test_add_a_gguf_file(berth, smollm2_gguf, berth_home):
     result = berth("catalog", "add", str(smollm2_gguf), "--json")
     assert result.exit_code == 0, result.output
@@ -62,6 +66,7 @@ def test_add_an_uncached_repo_says_how_to_get_it(berth, berth_home, tmp_path, mo
     assert not (berth_home / "catalog.yaml").exists()
 
 
+@pytest.mark.slow  # loads the real SmolLM2 weights
 def test_an_added_gguf_launches_from_its_file(berth, smollm2_gguf, berth_home, catalog):
     from launcher.run.source import resolve_source
 

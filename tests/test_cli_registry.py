@@ -87,7 +87,7 @@ def test_light_commands_never_import_torch(args, tmp_path):
         "heavy = [m for m in ('torch', 'transformers', 'accelerate', 'textual') if m in sys.modules]\n"
         "print('HEAVY=' + ','.join(heavy))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert "HEAVY=\n" in out.stdout or out.stdout.rstrip().endswith("HEAVY="), (
         out.stdout[-500:] + out.stderr[-500:]
     )
