@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 TORCH  ?= torch==2.13.0
 
-.PHONY: run test install install-dev lint typecheck unit clean
+.PHONY: run test quick install install-dev lint typecheck unit clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -37,6 +37,10 @@ unit: install-dev
 	$(PY) -m pytest
 
 test: lint typecheck unit
+
+# The edit loop: the same checks without the tests marked slow (real weights, many models, subprocesses).
+quick: lint typecheck
+	$(PY) -m pytest -m "not slow"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,13 +1,16 @@
-"""Shared fixtures: the user's directory points at tmp_path, the shipped catalog loads once, and the models
-the launcher tests load for real (tiny random ones per family, and SmolLM2-135M) are built once per session."""
+"""Shared fixtures: the user's directory points at tmp_path, `berth` runs the CLI in-process, the shipped
+catalog loads once, and the models the launcher tests load for real (tiny random ones per family, and
+SmolLM2-135M) are built once per session."""
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Protocol
 
 import pytest
+from click.testing import CliRunner, Result
 
 from launcher.machine.host import CpuInfo, HostSnapshot
 from registry.catalog import Catalog, load_catalog
@@ -23,6 +26,41 @@ def berth_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("BERTH_HARDWARE", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return home
+
+
+class Berth(Protocol):
+    """The `berth` fixture: run `berth ARGS...` and get click's Result (exit_code, stdout, stderr, output)."""
+
+    def __call__(
+        self,
+        *args: str,
+        input: str | None = None,
+        env: Mapping[str, str | None] | None = None,
+        catch_exceptions: bool = False,
+    ) -> Result: ...
+
+
+@pytest.fixture
+def berth(berth_home: Path) -> Berth:
+    """`berth ARGS...` run in-process through click's CliRunner, against this test's own BERTH_HOME.
+
+    An exception the CLI does not turn into an exit code fails the test with its traceback, unless
+    `catch_exceptions=True` asks for it on `result.exception`. `env` adds or (with None) removes variables.
+    """
+    from launcher.entry import berth as whole_command
+
+    command = whole_command()
+    runner = CliRunner()
+
+    def invoke(
+        *args: str,
+        input: str | None = None,
+        env: Mapping[str, str | None] | None = None,
+        catch_exceptions: bool = False,
+    ) -> Result:
+        return runner.invoke(command, list(args), input=input, env=env, catch_exceptions=catch_exceptions)
+
+    return invoke
 
 
 @pytest.fixture(scope="session")

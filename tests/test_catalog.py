@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import registry.catalog as catalog_module
 from registry.catalog import check_catalog_file, load_catalog
 from registry.errors import CatalogError, UnknownAcceleratorError, UnknownModelError
 
@@ -62,10 +62,11 @@ def test_shipped_catalog_is_large_and_complete(catalog):
         assert acc.source
 
 
-def test_catalog_loads_fast():
-    start = time.perf_counter()
-    load_catalog(overlay=False)
-    assert time.perf_counter() - start < 1.0  # the CLI bench holds the real target (0.3 s for `berth list`)
+def test_catalog_is_parsed_by_libyaml_when_pyyaml_has_it():
+    """The C parser is what keeps loading the catalog (every command) quick; bench/cli.py prints the time."""
+    if not getattr(yaml, "__with_libyaml__", False):
+        pytest.skip("this PyYAML was built without libyaml")
+    assert catalog_module._Loader is yaml.CSafeLoader
 
 
 def test_lookup_by_id_alias_name_and_case(catalog):
@@ -175,6 +176,7 @@ documents = st.one_of(
 )
 
 
+@pytest.mark.slow  # 150 generated catalogs
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(documents)
 def test_random_documents_raise_only_catalog_errors(tmp_path, text):

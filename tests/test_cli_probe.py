@@ -9,10 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from hardware_fakes import write_catalog
 
-from launcher.cli import cli
 from launcher.cli.probe_cmd import _ranges
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,10 +19,6 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def catalog_file(tmp_path: Path) -> Path:
     return write_catalog(tmp_path)
-
-
-def run(*args: str, env: dict[str, str] | None = None):
-    return CliRunner().invoke(cli, list(args), env=env)
 
 
 def assert_explained(result, code: int = 2) -> str:
@@ -36,16 +30,16 @@ def assert_explained(result, code: int = 2) -> str:
     return " ".join(result.output.split())  # unwrapped
 
 
-def test_probe_this_machine():
-    result = run("probe")
+def test_probe_this_machine(berth):
+    result = berth("probe")
     assert result.exit_code == 0, result.output
     for part in ("This machine", "GPUs:", "RAM:", "Disk:", "CPU:", "memory bandwidth"):
         assert part in result.output
     assert "berth probe --measure" in result.output
 
 
-def test_probe_json_has_every_reading_as_bytes():
-    result = run("probe", "--json")
+def test_probe_json_has_every_reading_as_bytes(berth):
+    result = berth("probe", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["source"] == "probe" and data["label"] == "this machine"
@@ -59,8 +53,8 @@ def test_probe_json_has_every_reading_as_bytes():
     assert isinstance(data["warnings"], list)
 
 
-def test_probe_a_spec(catalog_file: Path):
-    result = run("--catalog", str(catalog_file), "probe", "--hardware", "2xA100-80GB,ram=512GB", "--json")
+def test_probe_a_spec(berth, catalog_file: Path):
+    result = berth("--catalog", str(catalog_file), "probe", "--hardware", "2xA100-80GB,ram=512GB", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["source"] == "spec" and data["label"] == "2xA100-80GB,ram=512GB"
@@ -72,8 +66,8 @@ def test_probe_a_spec(catalog_file: Path):
     assert data["gpus"][0]["supports_bf16"] is True
 
 
-def test_probe_two_nodes_human(catalog_file: Path):
-    result = run("--catalog", str(catalog_file), "probe", "--hardware", "8xH100+8xH100")
+def test_probe_two_nodes_human(berth, catalog_file: Path):
+    result = berth("--catalog", str(catalog_file), "probe", "--hardware", "8xH100+8xH100")
     assert result.exit_code == 0, result.output
     out = result.output
     assert "Hardware spec '8xH100+8xH100'" in out and "2 nodes" in out
@@ -83,59 +77,63 @@ def test_probe_two_nodes_human(catalog_file: Path):
     assert lines[0].rstrip().endswith("1-7") and lines[8].rstrip().endswith("9-15")
 
 
-def test_probe_spec_from_the_environment(catalog_file: Path):
-    result = run(
+def test_probe_spec_from_the_environment(berth, catalog_file: Path):
+    result = berth(
         "--catalog", str(catalog_file), "probe", "--json", env={"BERTH_HARDWARE": "rtx-4090,ram=64GB"}
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["label"] == "rtx-4090,ram=64GB"
 
 
-def test_unknown_gpu_is_explained_with_suggestions(catalog_file: Path):
-    out = assert_explained(run("--catalog", str(catalog_file), "probe", "--hardware", "2xA100-90GB"))
+def test_unknown_gpu_is_explained_with_suggestions(berth, catalog_file: Path):
+    out = assert_explained(berth("--catalog", str(catalog_file), "probe", "--hardware", "2xA100-90GB"))
     assert "unknown GPU 'A100-90GB'" in out and "Did you mean a100-80gb" in out
     assert "2xA100-80GB,ram=512GB" in out
     assert "berth probe --hardware SPEC" in out
 
 
 @pytest.mark.parametrize("spec", ["cpu,ram=-1", "cpu,ram=5PB", "0xH100", "8xH100++", ""])
-def test_impossible_specs_exit_2(catalog_file: Path, spec: str):
+def test_impossible_specs_exit_2(berth, catalog_file: Path, spec: str):
     assert "Cannot use hardware spec" in assert_explained(
-        run("--catalog", str(catalog_file), "probe", "--hardware", spec)
+        berth("--catalog", str(catalog_file), "probe", "--hardware", spec)
     )
 
 
-def test_bad_environment_spec_names_the_variable(catalog_file: Path):
-    out = assert_explained(run("--catalog", str(catalog_file), "probe", env={"BERTH_HARDWARE": "cpu,ram=64"}))
+def test_bad_environment_spec_names_the_variable(berth, catalog_file: Path):
+    out = assert_explained(
+        berth("--catalog", str(catalog_file), "probe", env={"BERTH_HARDWARE": "cpu,ram=64"})
+    )
     assert "BERTH_HARDWARE='cpu,ram=64'" in out and "unset BERTH_HARDWARE" in out
 
 
-def test_measure_with_a_spec_is_a_usage_error():
-    result = run("probe", "--measure", "--hardware", "cpu")
+def test_measure_with_a_spec_is_a_usage_error(berth):
+    result = berth("probe", "--measure", "--hardware", "cpu")
     assert result.exit_code == 2
     assert "--measure measures this machine" in result.output
 
 
-def test_measure_then_probe_uses_the_measurement(berth_home: Path):
-    result = run("probe", "--measure")
+def test_measure_then_probe_uses_the_measurement(berth, berth_home: Path):
+    result = berth("probe", "--measure")
     assert result.exit_code == 0, result.output
     assert "(measured)" in result.output
     assert (berth_home / "cpu_bandwidth.json").exists()
-    data = json.loads(run("probe", "--json").output)
+    data = json.loads(berth("probe", "--json").output)
     assert data["cpu"]["bandwidth_measured"] is True
 
 
-def test_measure_that_cannot_be_saved_is_a_probe_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_measure_that_cannot_be_saved_is_a_probe_error(
+    berth, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
     monkeypatch.setenv("BERTH_HOME", str(blocker))
-    out = assert_explained(run("probe", "--measure"))
+    out = assert_explained(berth("probe", "--measure"))
     assert "Cannot describe this machine" in out and "cannot save it" in out
 
 
-def test_list_and_probe_never_measure(berth_home: Path):
-    assert run("probe").exit_code == 0
-    assert run("list").exit_code == 0
+def test_list_and_probe_never_measure(berth, berth_home: Path):
+    assert berth("probe").exit_code == 0
+    assert berth("list").exit_code == 0
     assert not (berth_home / "cpu_bandwidth.json").exists()
 
 

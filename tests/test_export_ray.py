@@ -114,7 +114,7 @@ def test_rayservice_serve_config_validates_too(plan):
         LLMConfig.model_validate(config)
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
+def wait_until(condition: Callable[[], bool], timeout: float = 120.0) -> bool:
     """Poll: Ray's view of available resources follows the raylets' periodic reports."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -181,6 +181,7 @@ def ray_cluster(plan) -> Iterator[Any]:
         os.environ.update(saved)
 
 
+@pytest.mark.slow  # starts a local Ray cluster
 def test_every_replica_is_placeable_on_the_planned_nodes(plan, ray_cluster):
     from ray.util.placement_group import placement_group, remove_placement_group
 
@@ -192,7 +193,7 @@ def test_every_replica_is_placeable_on_the_planned_nodes(plan, ray_cluster):
     wanted.sort(key=lambda item: -len(item[0]))  # as the plan packed them: largest first
     groups = [placement_group(bundles, strategy=strategy) for bundles, strategy in wanted]
     try:
-        ready = [pg.wait(timeout_seconds=60) for pg in groups]
+        ready = [pg.wait(timeout_seconds=300) for pg in groups]  # generous: a busy machine is slow, not wrong
         assert all(ready), (
             f"{ready.count(False)} of {len(ready)} replica placement groups could not be placed"
         )

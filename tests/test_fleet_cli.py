@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
-from launcher.cli import cli
 from tests.fleet_support import FLEET_CATALOG
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,14 +48,19 @@ def fleet_file(tmp_path: Path) -> Path:
     return path
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, ["--catalog", str(FLEET_CATALOG), "--no-overlay", *args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.exit_code, result.stdout, result.stderr
+@pytest.fixture
+def berth_fleet(berth):
+    """`berth --catalog FLEET_CATALOG --no-overlay ARGS...` as (exit code, stdout, stderr)."""
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        result = berth("--catalog", str(FLEET_CATALOG), "--no-overlay", *args)
+        return result.exit_code, result.stdout, result.stderr
+
+    return invoke
 
 
-def test_plan_prints_models_nodes_and_totals(fleet_file):
-    code, out, _ = run("fleet", "plan", str(fleet_file))
+def test_plan_prints_models_nodes_and_totals(berth_fleet, fleet_file):
+    code, out, _ = berth_fleet("fleet", "plan", str(fleet_file))
     assert code == 0
     assert "Models (KV cache per GPU in GiB" in out
     chat = next(line for line in out.splitlines() if line.startswith("chat "))
@@ -66,8 +69,8 @@ def test_plan_prints_models_nodes_and_totals(fleet_file):
     assert "Totals: 20 GPUs" in out
 
 
-def test_plan_json_has_bytes_and_placement(fleet_file):
-    code, out, _ = run("fleet", "plan", str(fleet_file), "--json")
+def test_plan_json_has_bytes_and_placement(berth_fleet, fleet_file):
+    code, out, _ = berth_fleet("fleet", "plan", str(fleet_file), "--json")
     assert code == 0
     data = json.loads(out)
     assert data["complete"] is True
@@ -79,24 +82,24 @@ def test_plan_json_has_bytes_and_placement(fleet_file):
     assert data["totals"]["gpus"] == 20
 
 
-def test_short_fleet_exits_1_and_says_what_to_add(tmp_path):
+def test_short_fleet_exits_1_and_says_what_to_add(berth_fleet, tmp_path):
     path = tmp_path / "fleet.yaml"
     path.write_text(FLEET.replace("requests_per_s: 1", "requests_per_s: 40"))
-    code, out, _ = run("fleet", "plan", str(path))
+    code, out, _ = berth_fleet("fleet", "plan", str(path))
     assert code == 1
     assert "To carry the whole workload, add:" in out and "node(s) to h100" in out
-    code, out, _ = run("fleet", "plan", str(path), "--json")
+    code, out, _ = berth_fleet("fleet", "plan", str(path), "--json")
     assert code == 1 and json.loads(out)["additions"][0]["group"] == "h100"
-    code, _, err = run("fleet", "export", str(path), "--format", "ray-serve")
+    code, _, err = berth_fleet("fleet", "export", str(path), "--format", "ray-serve")
     assert code == 1 and "--allow-partial" in err and "Traceback" not in err
-    code, out, _ = run("fleet", "export", str(path), "--format", "ray-serve", "--allow-partial")
+    code, out, _ = berth_fleet("fleet", "export", str(path), "--format", "ray-serve", "--allow-partial")
     assert code == 0 and yaml.safe_load(out)["applications"]
 
 
-def test_export_writes_each_format(fleet_file, tmp_path):
+def test_export_writes_each_format(berth_fleet, fleet_file, tmp_path):
     for fmt in ("ray-serve", "kuberay", "vllm"):
         target = tmp_path / f"out.{fmt}"
-        code, _, err = run("fleet", "export", str(fleet_file), "--format", fmt, "-o", str(target))
+        code, _, err = berth_fleet("fleet", "export", str(fleet_file), "--format", fmt, "-o", str(target))
         assert code == 0, err
         assert f"Wrote {target}" in err
         text = target.read_text()
@@ -115,33 +118,31 @@ def test_export_writes_each_format(fleet_file, tmp_path):
         (("ram: 2TB", "rams: 2TB"), "did you mean 'ram'?"),
     ],
 )
-def test_bad_input_exits_2_with_file_and_line(tmp_path, change, expected):
+def test_bad_input_exits_2_with_file_and_line(berth_fleet, tmp_path, change, expected):
     path = tmp_path / "fleet.yaml"
     path.write_text(FLEET.replace(*change))
-    code, out, err = run("fleet", "plan", str(path))
+    code, out, err = berth_fleet("fleet", "plan", str(path))
     assert code == 2
     assert expected in err and f"{path}:" in err
     assert "Traceback" not in err + out
     assert "launcher/fleet/schema.py" in err
 
 
-def test_does_not_fit_anywhere_exits_1(tmp_path):
+def test_does_not_fit_anywhere_exits_1(berth_fleet, tmp_path):
     path = tmp_path / "fleet.yaml"
     path.write_text(
         FLEET.split("models:")[0].replace("count: 2", "count: 1")
         + "models:\n  - model: deepseek-v3\n    context: 16384\n    concurrency: 2\n    accelerator: l4\n"
     )
-    code, out, _ = run("fleet", "plan", str(path))
+    code, out, _ = berth_fleet("fleet", "plan", str(path))
     assert code == 1
     assert "does not fit" in out and "do not fit even" in out
-    code, _, err = run("fleet", "export", str(path), "--format", "vllm")
+    code, _, err = berth_fleet("fleet", "export", str(path), "--format", "vllm")
     assert code == 1 and "cannot run on any node group" in err
 
 
-def test_example_fleet_plans_with_the_shipped_catalog():
-    result = CliRunner().invoke(
-        cli, ["--no-overlay", "fleet", "plan", str(ROOT / "examples" / "fleet.yaml"), "--json"]
-    )
+def test_example_fleet_plans_with_the_shipped_catalog(berth):
+    result = berth("--no-overlay", "fleet", "plan", str(ROOT / "examples" / "fleet.yaml"), "--json")
     assert result.exit_code in (0, 1), result.output
     data = json.loads(result.stdout)
     assert {m["name"] for m in data["models"]} == {"mixtral", "llama-70b", "gemma", "deepseek"}

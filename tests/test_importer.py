@@ -123,6 +123,7 @@ def test_pickle_only_folder_is_counted_from_the_config(tiny_models, tmp_path):
     assert card.params == layout(card).total and card.params_source == "computed"
 
 
+@pytest.mark.slow  # reads the real SmolLM2 GGUF
 def test_gguf_metadata(smollm2_gguf):
     card = card_from_gguf(smollm2_gguf)
     arch = card.architecture

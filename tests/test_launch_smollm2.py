@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 from conftest import cpu_host
 
-from launcher.cli import cli
 from launcher.plan.request import PlanRequest
 from launcher.run.load import LoadOptions, load_model
 from launcher.run.session import GenerationSettings, open_session
@@ -27,32 +25,27 @@ def _source(folder):
     return ModelSource(card_from_dir(folder), "dir", folder)
 
 
-def test_gguf_launch_answers_on_stdout_and_keeps_the_chat(smollm2_gguf):
-    runner = CliRunner()
-    result = runner.invoke(
-        cli,
-        [
-            "launch",
-            "--gguf",
-            str(smollm2_gguf),
-            "--no-tui",
-            "--prompt",
-            "-",
-            "--temperature",
-            "0",
-            "--max-new-tokens",
-            "12",
-        ],
+def test_gguf_launch_answers_on_stdout_and_keeps_the_chat(berth, smollm2_gguf):
+    result = berth(
+        "launch",
+        "--gguf",
+        str(smollm2_gguf),
+        "--no-tui",
+        "--prompt",
+        "-",
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "12",
         input=QUESTION + "\n",
-        catch_exceptions=False,
     )
     assert result.exit_code == 0, result.stderr[-2000:]
     assert "Paris" in result.stdout
     assert result.stdout.strip().count("\n") <= 1  # the reply and nothing else
     assert "Memory at" in result.stderr and "measured" in result.stderr
-    chats = json.loads(runner.invoke(cli, ["history", "list", "--json"]).stdout)["chats"]
+    chats = json.loads(berth("history", "list", "--json").stdout)["chats"]
     assert len(chats) == 1 and chats[0]["messages"] == 2
-    exported = runner.invoke(cli, ["history", "export", str(chats[0]["id"]), "--format", "md"]).stdout
+    exported = berth("history", "export", str(chats[0]["id"]), "--format", "md").stdout
     assert QUESTION in exported and "Paris" in exported
     (measured,) = Store().measurements()
     assert measured.model_id == "local/SmolLM2-135M-Instruct.Q4_1" and measured.peak_bytes > 0

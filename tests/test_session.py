@@ -70,7 +70,7 @@ def test_user_message_is_stored_before_generation_and_survives_a_crash(tmp_path)
 
 def test_stop_from_another_thread_ends_the_reply(tmp_path):
     store = Store(tmp_path / "b.db")
-    backend = ScriptedBackend(replies=[[f"w{i} " for i in range(200)]], delay_s=0.01)
+    backend = ScriptedBackend(replies=[[f"w{i} " for i in range(200)]], delay_s=0.2)  # 40 s unless stopped
     session = Session(backend, "org/chat", store=store)
     stream = session.stream("go on forever")
     got = [next(stream)]
@@ -89,7 +89,7 @@ def test_stop_from_another_thread_ends_the_reply(tmp_path):
 
 def test_interrupted_iteration_can_resume():
     """Ctrl-C while reading a stream leaves it usable: stop, then keep reading to the end."""
-    backend = ScriptedBackend(replies=[[f"{i} " for i in range(100)]], delay_s=0.005)
+    backend = ScriptedBackend(replies=[[f"{i} " for i in range(100)]], delay_s=0.2)  # 20 s unless stopped
     session = Session(backend, "m")
     stream = session.stream("count")
     next(stream)

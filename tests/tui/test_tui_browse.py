@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from textual.widgets import Checkbox, DataTable, Input, Select, Static
 
 from launcher.tui.rows import badge
@@ -92,6 +93,7 @@ async def test_sort_by_key_and_by_clicking_a_header(make_app):
         assert needed == sorted(needed)
 
 
+@pytest.mark.slow  # plans the whole catalog twice
 async def test_hardware_switch_replans_everything(make_app):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

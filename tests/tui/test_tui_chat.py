@@ -4,8 +4,8 @@ saved chats reopened after a restart, exports, and a UI that stays responsive wh
 from __future__ import annotations
 
 import json
-import time
 
+import pytest
 from textual.widgets import Input, Markdown, Static, TextArea
 
 from launcher.run.session import GenerationSettings
@@ -68,7 +68,7 @@ async def test_reply_streams_in_full_with_stats(make_app):
 
 
 async def test_escape_stops_a_reply_and_keeps_what_came(make_app, factory: FakeSessionFactory):
-    factory.piece_delay_s = 0.05
+    factory.piece_delay_s = 0.5  # a reply lasts about 20 s unless stopped: Esc lands mid-reply on any machine
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         chat = await start_chat(pilot)
@@ -83,17 +83,15 @@ async def test_escape_stops_a_reply_and_keeps_what_came(make_app, factory: FakeS
 
 
 async def test_typing_while_a_reply_streams_stays_responsive(make_app, factory: FakeSessionFactory):
-    factory.piece_delay_s = 0.2
+    factory.piece_delay_s = 1.0  # a reply lasts about 40 s unless stopped
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         chat = await start_chat(pilot)
         await pilot.press(*"first", "enter")
         await wait_until(pilot, lambda: chat.streaming and chat._pieces)
         prompt = chat.query_one(PromptInput)
-        started = time.monotonic()
         await pilot.press(*"next question")
-        assert time.monotonic() - started < 3.0
-        assert chat.streaming, "the reply should still be streaming while we type"
+        assert chat.streaming, "every key was handled while the reply was still streaming"
         assert prompt.text == "next question"
         seen = len(chat._pieces)
         await wait_until(pilot, lambda: len(chat._pieces) > seen)  # pieces keep arriving
@@ -182,6 +180,7 @@ async def test_copy_a_message_and_the_last_reply(make_app):
         assert app.clipboard == "copy me"
 
 
+@pytest.mark.slow  # two app runs, a whole chat each
 async def test_history_is_reopened_after_a_restart(catalog, tmp_path, make_app):
     store = FileChatStore(tmp_path / "chats")
     app = make_app(store=store)

@@ -10,28 +10,25 @@ import sys
 import time
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from launcher.entry import berth
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_berth_without_a_terminal_prints_the_list(monkeypatch):
-    monkeypatch.setenv("BERTH_HARDWARE", "rtx-4090")
-    result = CliRunner().invoke(berth(), [])
+def test_berth_without_a_terminal_prints_the_list(berth):
+    result = berth(env={"BERTH_HARDWARE": "rtx-4090"})
     assert result.exit_code == 0, result.output
     assert "models fit" in result.output
 
 
-def test_berth_tui_needs_a_terminal():
-    result = CliRunner().invoke(berth(), ["tui", "--hardware", "rtx-4090"])
+def test_berth_tui_needs_a_terminal(berth):
+    result = berth("tui", "--hardware", "rtx-4090")
     assert result.exit_code == 2
     assert "needs a terminal" in result.output
 
 
-def test_berth_help_lists_tui_which_the_entry_point_adds_to_the_cli():
-    result = CliRunner().invoke(berth(), ["--help"])
+def test_berth_help_lists_tui_which_the_entry_point_adds_to_the_cli(berth):
+    result = berth("--help")
     assert result.exit_code == 0
     commands = result.output.split("Commands:")[1].split()
     assert "tui" in commands and "list" in commands
@@ -49,10 +46,11 @@ def test_list_does_not_import_textual():
         "print('HEAVY=' + ','.join(m for m in ('textual', 'torch', 'transformers') if m in sys.modules))\n"
     )
     env = dict(os.environ, BERTH_HARDWARE="rtx-4090", PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert out.stdout.strip().endswith("HEAVY="), out.stdout[-500:] + out.stderr[-500:]
 
 
+@pytest.mark.slow  # the real app in a subprocess on a pseudo-terminal
 def test_berth_tui_opens_the_app_on_a_terminal(tmp_path):
     """The real entry point in a pseudo-terminal: the Browse table comes up and --ready-file ends it."""
     ready = tmp_path / "ready"
@@ -68,14 +66,32 @@ def test_berth_tui_opens_the_app_on_a_terminal(tmp_path):
             env=env,
             close_fds=True,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300  # generous: only a hung app gets near it
         while process.poll() is None and time.monotonic() < deadline:
             readable, _, _ = select.select([primary], [], [], 0.1)
             if readable:
                 os.read(primary, 65536)  # keep the terminal drained
-        process.wait(timeout=10)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+            pytest.fail("berth tui --ready-file was still running after 300 s")
     finally:
         os.close(primary)
         os.close(secondary)
     assert process.returncode == 0
     assert float(ready.read_text()) > 0
+
+
+def test_the_app_gets_the_real_launch_stack_and_the_sqlite_history(berth_home):
+    """Outside demo mode `berth tui` launches through launcher.run and keeps chats where `berth history`
+    reads them (a lookup by module name once turned both off silently after a package move)."""
+    from launcher.tui.adapters import LaunchStackFactory, SqliteChatStore
+    from launcher.tui.fake import FakeSessionFactory
+    from launcher.tui.wiring import default_wiring
+    from registry.catalog import load_catalog
+
+    catalog = load_catalog()
+    real = default_wiring(catalog)
+    assert isinstance(real.session_factory, LaunchStackFactory)
+    assert isinstance(real.store, SqliteChatStore)
+    assert isinstance(default_wiring(catalog, demo=True).session_factory, FakeSessionFactory)

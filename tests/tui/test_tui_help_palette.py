@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from textual.binding import Binding
 
 from launcher.tui.screens.browse import BrowseScreen
@@ -11,6 +12,19 @@ from launcher.tui.screens.plan import PlanScreen
 from .tui_helpers import browse_ready, wait_until
 
 SIZE = (120, 36)
+
+
+async def palette_run(pilot, title: str) -> None:
+    """Open the command palette, type `title`, wait until that command is the highlighted hit, press Enter."""
+    await pilot.press("ctrl+p", *title)
+    options = pilot.app.screen.query_one("CommandList")
+
+    def highlighted_is_it() -> bool:
+        index = options.highlighted
+        return index is not None and title in str(options.get_option_at_index(index).prompt)
+
+    await wait_until(pilot, highlighted_is_it)
+    await pilot.press("enter")
 
 
 async def test_help_lists_every_binding(make_app):
@@ -76,6 +90,7 @@ async def test_palette_finds_a_model_and_opens_its_plan(make_app):
         assert isinstance(app.screen_stack[1], BrowseScreen)
 
 
+@pytest.mark.slow  # launch, chat, export and regenerate in one run
 async def test_palette_runs_chat_actions(make_app, berth_home):
     from launcher.tui.screens.chat import ChatScreen
     from launcher.tui.screens.launch import LaunchScreen
@@ -93,14 +108,10 @@ async def test_palette_runs_chat_actions(make_app, berth_home):
         await wait_until(pilot, lambda: not chat.streaming and len(chat.messages) == 2)
         titles = [c.title for c in app.get_system_commands(chat)]
         assert {"Stop reply", "Regenerate last reply", "Chat settings", "Back to Browse"} <= set(titles)
-        await pilot.press("ctrl+p", *"Export chat as JSON")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
+        await palette_run(pilot, "Export chat as JSON")
         await wait_until(
             pilot, lambda: (berth_home / "exports").is_dir() and any((berth_home / "exports").iterdir())
         )
-        await pilot.press("ctrl+p", *"Regenerate last reply")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
+        await palette_run(pilot, "Regenerate last reply")
         await wait_until(pilot, lambda: len(chat._pieces) and not chat.streaming and len(chat.messages) == 2)
         assert chat._turn == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from textual.widgets import DataTable, Static
 
 from launcher.plan.request import Plan
@@ -28,6 +29,7 @@ async def open_model(pilot, screen: BrowseScreen, model: str) -> None:
     await pilot.press("enter")
 
 
+@pytest.mark.slow  # several plans drawn in full
 async def test_plan_screen_shows_reasons_bars_alternatives_and_code(make_app):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -69,6 +71,7 @@ async def test_plan_for_a_model_that_does_not_fit_names_ways_out(make_app):
         assert isinstance(app.screen, PlanScreen)
 
 
+@pytest.mark.slow  # the whole launch screen, then the chat
 async def test_launch_shows_progress_then_memory_then_chat(make_app, factory: FakeSessionFactory):
     factory.fallback = "int8 kernels missing: loaded in bf16 instead"
     app = make_app()
@@ -80,12 +83,11 @@ async def test_launch_shows_progress_then_memory_then_chat(make_app, factory: Fa
         await wait_until(pilot, lambda: isinstance(app.screen, LaunchScreen))
         launch = app.screen
         await wait_until(pilot, lambda: launch.launched is not None)
-        await pilot.pause(0.15)
+        memory = launch.query_one("#memory", DataTable)
+        await wait_until(pilot, lambda: memory.display and memory.row_count == 1)
         assert set(launch.files) == {"config.json", "model.safetensors"}
         assert all(done == total for done, total in launch.files.values())
         assert "fallback: int8 kernels missing" in str(launch.query_one("#fallbacks", Static).render())
-        memory = launch.query_one("#memory", DataTable)
-        assert memory.display and memory.row_count == 1
         assert memory.get_row_at(0)[3] == "-3%"
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen))
@@ -138,6 +140,7 @@ async def test_launch_is_refused_for_named_hardware_and_without_a_loader(make_ap
         assert any("launching runs on this machine" in str(n.message) for n in app._notifications)
 
 
+@pytest.mark.slow  # a launch per task
 async def test_each_task_gets_its_screen(make_app, catalog):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

@@ -13,13 +13,18 @@ from launcher.machine.host import CpuInfo, GpuInfo, HostSnapshot
 from launcher.run.session import Reply
 from launcher.tui.screens.browse import BrowseScreen
 
+#: How long wait_until waits by default: only a broken app ever needs it, so it is generous enough for a
+#: machine busy with other work (a fast run never waits more than it must).
+PATIENCE_S = 120.0
 
-async def wait_until(pilot: Pilot[Any], predicate: Callable[[], object], timeout: float = 10.0) -> None:
+
+async def wait_until(pilot: Pilot[Any], predicate: Callable[[], object], timeout: float = PATIENCE_S) -> None:
     """Let the app run until `predicate()` is true; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {getattr(predicate, '__name__', predicate)}")
+            name = getattr(predicate, "__name__", predicate)
+            raise AssertionError(f"still waiting after {timeout:.0f} s for {name}")
         await pilot.pause(0.01)
 
 
