@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -118,23 +119,7 @@ def speed(folder: Path, rounds: int, tokens: int, max_tries: int = 6) -> dict[st
         return first - start, (n - 1) / (last - first), n
 
     berth_round(), pipeline_round()  # warm-up: kernels, caches, allocator
-    results: dict[str, list[tuple[float, float, int]]] = {"berth": [], "pipeline": []}
-    tried = 0
-    # This machine may be shared: a round counts only when other processes used almost no CPU during it.
-    while len(results["berth"]) < rounds and tried < rounds * max_tries:
-        order = [("berth", berth_round), ("pipeline", pipeline_round)]
-        pair: dict[str, tuple[float, float, int]] = {}
-        quiet = True
-        for name, fn in order if tried % 2 == 0 else reversed(order):
-            before = _cpu_use()
-            pair[name] = fn()
-            quiet = quiet and _others_share(before, _cpu_use()) < QUIET_SHARE
-        tried += 1
-        if quiet:
-            for name, row in pair.items():
-                results[name].append(row)
-    if not results["berth"]:
-        sys.exit(f"no quiet round in {tried}: other programs kept the CPU busy; run again later")
+    results, tried = _quiet_rounds({"berth": berth_round, "pipeline": pipeline_round}, rounds, max_tries)
     summary: dict[str, Any] = {
         "machine": f"{host.cpu.model}, {host.cpu.logical_cores} threads, torch threads {torch.get_num_threads()}",
         "berth_plan": loaded.plan.summary,
@@ -144,8 +129,46 @@ def speed(folder: Path, rounds: int, tokens: int, max_tries: int = 6) -> dict[st
         "rounds": len(results["berth"]),
         "rounds_tried": tried,
     }
+    summary |= _round_figures(results)
+    loaded.close()
+    return summary
+
+
+#: (time to first token in s, decode tokens/s, new tokens) of one round.
+RoundResult = tuple[float, float, int]
+
+
+def _quiet_rounds(
+    runs: dict[str, Callable[[], RoundResult]], rounds: int, max_tries: int
+) -> tuple[dict[str, list[RoundResult]], int]:
+    """Each run's results of `rounds` quiet rounds, and how many rounds were tried. The order of the runs
+    flips every round; this machine may be shared, so a round counts only when other processes used almost
+    no CPU during it."""
+    results: dict[str, list[RoundResult]] = {name: [] for name in runs}
+    first = next(iter(runs))
+    tried = 0
+    while len(results[first]) < rounds and tried < rounds * max_tries:
+        order = list(runs.items())
+        pair: dict[str, RoundResult] = {}
+        quiet = True
+        for name, fn in order if tried % 2 == 0 else reversed(order):
+            before = _cpu_use()
+            pair[name] = fn()
+            quiet = quiet and _others_share(before, _cpu_use()) < QUIET_SHARE
+        tried += 1
+        if quiet:
+            for name, row in pair.items():
+                results[name].append(row)
+    if not results[first]:
+        sys.exit(f"no quiet round in {tried}: other programs kept the CPU busy; run again later")
+    return results, tried
+
+
+def _round_figures(results: dict[str, list[RoundResult]]) -> dict[str, Any]:
+    """Medians per run, and berth's ratios to the pipeline."""
+    figures: dict[str, Any] = {}
     for name, rows in results.items():
-        summary[name] = {
+        figures[name] = {
             "ttft_s": statistics.median(r[0] for r in rows),
             "tokens_per_s": statistics.median(r[1] for r in rows),
             "new_tokens": [r[2] for r in rows],
@@ -153,10 +176,9 @@ def speed(folder: Path, rounds: int, tokens: int, max_tries: int = 6) -> dict[st
         }
     # Ratios within each round (the two ran back to back), then the median: robust to load from other programs.
     pairs = list(zip(results["berth"], results["pipeline"], strict=True))
-    summary["decode_ratio"] = statistics.median(b[1] / p[1] for b, p in pairs)
-    summary["ttft_ratio"] = statistics.median(b[0] / p[0] for b, p in pairs)
-    loaded.close()
-    return summary
+    figures["decode_ratio"] = statistics.median(b[1] / p[1] for b, p in pairs)
+    figures["ttft_ratio"] = statistics.median(b[0] / p[0] for b, p in pairs)
+    return figures
 
 
 # --------------------------------------------------------------------------- 2. memory

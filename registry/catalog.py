@@ -146,7 +146,7 @@ def check_catalog_file(path: Path | str) -> list[CatalogError]:
     problems: list[CatalogError] = []
     top_unknown = set(raw) - set(CatalogFile.model_fields)
     for key in sorted(top_unknown):
-        problems.append(_unknown_key_error(path, raw, (key,), CatalogFile))
+        problems.append(_unknown_key_error(path, (key,), CatalogFile))
     for section, model in (("models", ModelCard), ("accelerators", Accelerator)):
         items = raw.get(section, [])
         if not isinstance(items, list):
@@ -205,7 +205,7 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 def _section(raw: dict[str, Any], name: str, path: Path) -> list[Any]:
     unknown = set(raw) - set(CatalogFile.model_fields)
     if unknown:
-        raise _unknown_key_error(path, raw, (sorted(unknown)[0],), CatalogFile)
+        raise _unknown_key_error(path, (sorted(unknown)[0],), CatalogFile)
     version = raw.get("schema_version", 1)
     if version != 1:
         raise CatalogError(
@@ -324,7 +324,7 @@ def _from_validation_error(
     entry_name = item.get("id") if isinstance(item.get("id"), str) else f"{loc[0]}[{loc[1]}]"
     dotted = ".".join(str(p) for p in field_loc)
     if first["type"] == "extra_forbidden":
-        return _unknown_key_error(path, item, field_loc, model, loc, entry_name)
+        return _unknown_key_error(path, field_loc, model, loc, entry_name)
     message = first["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
@@ -341,7 +341,6 @@ def _from_validation_error(
 
 def _unknown_key_error(
     path: Path,
-    item: dict[str, Any],
     field_loc: tuple[Any, ...],
     model: type[BaseModel],
     loc: tuple[Any, ...] = (),

@@ -152,18 +152,7 @@ def card_from_dir(folder: Path | str, model_id: str | None = None) -> ModelCard:
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise ImportModelError(f"{folder} is not a folder")
-    config = _read_json(folder / "config.json", required=True)
-    assert config is not None
-    model_type = config.get("model_type")
-    if not isinstance(model_type, str):
-        raise ImportModelError(f"{folder / 'config.json'} has no model_type")
-    if model_type not in FAMILIES:
-        raise UnsupportedArchitectureError(model_type, supported_model_types())
-    if config.get("quantization_config"):
-        method = config["quantization_config"].get("quant_method", "unknown")
-        raise ImportModelError(
-            f"{folder} holds a pre-quantized checkpoint ({method}); Berth plans from unquantized weights"
-        )
+    config, model_type = _plannable_config(folder)
     files = weight_files(folder)
     if files.format is None:
         raise ImportModelError(f"{folder} has no weight files (*.safetensors or pytorch_model*.bin)")
@@ -171,29 +160,16 @@ def card_from_dir(folder: Path | str, model_id: str | None = None) -> ModelCard:
     for path in files.safetensors:
         tensors.update(read_safetensors_header(path))
 
-    fields = architecture_fields(model_type, config)
-    if "tie_word_embeddings" not in fields:
-        fields["tie_word_embeddings"] = not tensors or not any(n.endswith("lm_head.weight") for n in tensors)
-    extras = {k: config[k] for k in _EXTRA_KEYS.get(model_type, ()) if k in config}
-    if extras:
-        fields["config_extras"] = extras
+    fields = _dir_fields(model_type, config, tensors)
     context = context_length_of(model_type, config)
     if context is None:
         raise ImportModelError(f"{folder / 'config.json'} gives no context length")
-    architectures = config.get("architectures") or []
-    task: Task
-    if any("MaskedLM" in str(a) for a in architectures) or model_type == "bert":
-        task = "fill-mask"
-    elif has_chat_template(folder):
-        task = "chat"
-    else:
-        task = "completion"
     dtype = _config_dtype(config) or _majority_dtype(tensors) or "float32"
     base: dict[str, Any] = {
         "id": model_id or local_model_id(folder.name),
         "family": model_type,
         "model_type": model_type,
-        "task": task,
+        "task": _dir_task(folder, config, model_type),
         "license": str(config.get("license") or "unknown"),
         "native_dtype": dtype,
         "context_length": context,
@@ -208,20 +184,89 @@ def card_from_dir(folder: Path | str, model_id: str | None = None) -> ModelCard:
     return _with_counts(_card(base, fields, folder), stored, "hub-safetensors")
 
 
+def _plannable_config(folder: Path) -> tuple[dict[str, Any], str]:
+    """config.json and its model_type, refused unless Berth knows the family and the weights are unquantized."""
+    config = _read_json(folder / "config.json", required=True)
+    assert config is not None
+    model_type = config.get("model_type")
+    if not isinstance(model_type, str):
+        raise ImportModelError(f"{folder / 'config.json'} has no model_type")
+    if model_type not in FAMILIES:
+        raise UnsupportedArchitectureError(model_type, supported_model_types())
+    if config.get("quantization_config"):
+        method = config["quantization_config"].get("quant_method", "unknown")
+        raise ImportModelError(
+            f"{folder} holds a pre-quantized checkpoint ({method}); Berth plans from unquantized weights"
+        )
+    return config, model_type
+
+
+def _dir_fields(model_type: str, config: dict[str, Any], tensors: dict[str, TensorInfo]) -> dict[str, Any]:
+    """Architecture fields from config.json; tied embeddings inferred from the tensors when config is silent."""
+    fields = architecture_fields(model_type, config)
+    if "tie_word_embeddings" not in fields:
+        fields["tie_word_embeddings"] = not tensors or not any(n.endswith("lm_head.weight") for n in tensors)
+    extras = {k: config[k] for k in _EXTRA_KEYS.get(model_type, ()) if k in config}
+    if extras:
+        fields["config_extras"] = extras
+    return fields
+
+
+def _dir_task(folder: Path, config: dict[str, Any], model_type: str) -> Task:
+    """fill-mask for masked-LM heads, chat when the tokenizer has a chat template, completion otherwise."""
+    architectures = config.get("architectures") or []
+    if any("MaskedLM" in str(a) for a in architectures) or model_type == "bert":
+        return "fill-mask"
+    return "chat" if has_chat_template(folder) else "completion"
+
+
 def card_from_gguf(path: Path | str, model_id: str | None = None) -> ModelCard:
     """A catalog entry for a GGUF file, from its metadata and tensor table (weights load dequantized)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ImportModelError(f"{path} is not a file")
+    reader = _gguf_reader(path)
+    meta = {name: _gguf_value(field) for name, field in reader.fields.items()}
+    arch, model_type = _gguf_architecture(path, meta)
+    fields = _gguf_fields(reader, meta, arch, model_type)
+    context = meta.get(f"{arch}.context_length")
+    if not isinstance(context, int):
+        raise ImportModelError(f"{path} gives no {arch}.context_length")
+    file_type = meta.get("general.file_type")
+    base: dict[str, Any] = {
+        "id": model_id or local_model_id(path.stem),
+        "family": str(meta.get("general.basename") or model_type),
+        "model_type": model_type,
+        "task": "chat" if meta.get("tokenizer.chat_template") else "completion",
+        "license": str(meta.get("general.license") or "unknown"),
+        # transformers dequantizes GGUF blocks to float32 unless told otherwise
+        "native_dtype": _GGUF_FILE_TYPES.get(file_type, "float32")
+        if isinstance(file_type, int)
+        else "float32",
+        "context_length": context,
+        "params": 1,
+        "params_source": "computed",
+        "weight_format": "gguf",
+        "source": str(path),
+        "description": f"imported from {path.name}",
+    }
+    return _with_counts(_card(base, fields, path), sum(int(t.n_elements) for t in reader.tensors), "computed")
+
+
+def _gguf_reader(path: Path) -> Any:
+    """The gguf package's reader for `path` (the package is imported here, only when a GGUF file is read)."""
     try:
         import gguf
     except ImportError:
         raise ImportModelError("reading GGUF files needs the gguf package: pip install gguf") from None
     try:
-        reader = gguf.GGUFReader(str(path))
+        return gguf.GGUFReader(str(path))
     except Exception as error:  # the gguf package raises ValueError, struct and OS errors alike
         raise ImportModelError(f"{path} is not a readable GGUF file ({error})") from None
-    meta = {name: _gguf_value(field) for name, field in reader.fields.items()}
+
+
+def _gguf_architecture(path: Path, meta: dict[str, Any]) -> tuple[str, str]:
+    """The file's general.architecture and the transformers model_type Berth sizes it as."""
     arch = meta.get("general.architecture")
     if not isinstance(arch, str):
         raise ImportModelError(f"{path} has no general.architecture")
@@ -230,6 +275,11 @@ def card_from_gguf(path: Path | str, model_id: str | None = None) -> ModelCard:
         raise ImportModelError(
             f"{path} is a '{arch}' GGUF; Berth can size GGUF files of {', '.join(sorted(GGUF_ARCHITECTURES))}"
         )
+    return arch, model_type
+
+
+def _gguf_fields(reader: Any, meta: dict[str, Any], arch: str, model_type: str) -> dict[str, Any]:
+    """Architecture fields from the GGUF metadata (`{arch}.…` keys) and tensor names; missing ones left out."""
     names = {t.name for t in reader.tensors}
     vocab = meta.get(f"{arch}.vocab_size")
     if vocab is None:
@@ -253,29 +303,7 @@ def card_from_gguf(path: Path | str, model_id: str | None = None) -> ModelCard:
     if model_type == "gpt2":
         for key in ("num_key_value_heads", "sliding_window"):
             fields.pop(key)
-    fields = {k: v for k, v in fields.items() if v is not None}
-    context = meta.get(f"{arch}.context_length")
-    if not isinstance(context, int):
-        raise ImportModelError(f"{path} gives no {arch}.context_length")
-    file_type = meta.get("general.file_type")
-    base: dict[str, Any] = {
-        "id": model_id or local_model_id(path.stem),
-        "family": str(meta.get("general.basename") or model_type),
-        "model_type": model_type,
-        "task": "chat" if meta.get("tokenizer.chat_template") else "completion",
-        "license": str(meta.get("general.license") or "unknown"),
-        # transformers dequantizes GGUF blocks to float32 unless told otherwise
-        "native_dtype": _GGUF_FILE_TYPES.get(file_type, "float32")
-        if isinstance(file_type, int)
-        else "float32",
-        "context_length": context,
-        "params": 1,
-        "params_source": "computed",
-        "weight_format": "gguf",
-        "source": str(path),
-        "description": f"imported from {path.name}",
-    }
-    return _with_counts(_card(base, fields, path), sum(int(t.n_elements) for t in reader.tensors), "computed")
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def _card(base: dict[str, Any], fields: dict[str, Any], where: Path) -> ModelCard:

@@ -240,12 +240,11 @@ def estimate_memory(
     return MemoryEstimate(weights=weights, kv_cache=cache, activations=acts, overhead=overhead)
 
 
-def precisions_for(card: ModelCard) -> list[Precision]:
-    """The precisions worth showing for a card: fp32, bf16, fp16, int8, nf4 (bf16 compute)."""
-    return [
-        Precision("float32"),
-        Precision("bfloat16"),
-        Precision("float16"),
-        Precision("bfloat16", "int8"),
-        Precision("bfloat16", "nf4"),
-    ]
+#: The precisions worth showing for any card: fp32, bf16, fp16, int8, nf4 (bf16 compute).
+SHOWN_PRECISIONS: tuple[Precision, ...] = (
+    Precision("float32"),
+    Precision("bfloat16"),
+    Precision("float16"),
+    Precision("bfloat16", "int8"),
+    Precision("bfloat16", "nf4"),
+)

@@ -45,25 +45,8 @@ def build_meta_model(card: ModelCard) -> Any:
 
 def meta_counts(card: ModelCard, block_names: list[str] | None = None) -> MetaCounts:
     """Count the meta model's parameters the way Berth's analytic layout splits them."""
-    from torch import nn
-    from transformers.pytorch_utils import Conv1D
-
     model = build_meta_model(card)
-    seen: set[int] = set()
-    total = 0
-    for param in model.parameters():  # parameters() yields a tied tensor once
-        if id(param) not in seen:
-            seen.add(id(param))
-            total += param.numel()
-    skip = {name for name, mod in model.named_modules() if mod is model.get_output_embeddings()}
-    quantizable = 0
-    for name, module in model.named_modules():
-        if name in skip:
-            continue
-        if (type(module) is nn.Linear or isinstance(module, Conv1D) or _is_linear_subclass(module)) and (
-            module.weight.data_ptr() is not None
-        ):
-            quantizable += module.weight.numel()
+    total = _count_once(model.parameters(), set())  # parameters() yields a tied tensor once
     per_block: dict[str, int] = {}
     if block_names:
         owned: set[int] = set()
@@ -73,13 +56,35 @@ def meta_counts(card: ModelCard, block_names: list[str] | None = None) -> MetaCo
             except AttributeError:
                 per_block[block] = 0
                 continue
-            count = 0
-            for param in module.parameters():
-                if id(param) not in owned:
-                    owned.add(id(param))
-                    count += param.numel()
-            per_block[block] = count
-    return MetaCounts(total=total, quantizable_linear=quantizable, module_params=per_block)
+            per_block[block] = _count_once(module.parameters(), owned)
+    return MetaCounts(total=total, quantizable_linear=_quantizable_weights(model), module_params=per_block)
+
+
+def _count_once(params: Any, seen: set[int]) -> int:
+    """Elements of the parameters not in `seen` (by identity), adding them to it."""
+    count = 0
+    for param in params:
+        if id(param) not in seen:
+            seen.add(id(param))
+            count += param.numel()
+    return count
+
+
+def _quantizable_weights(model: Any) -> int:
+    """Elements of the nn.Linear / Conv1D weights bitsandbytes would replace (the output head is kept)."""
+    from torch import nn
+    from transformers.pytorch_utils import Conv1D
+
+    skip = {name for name, mod in model.named_modules() if mod is model.get_output_embeddings()}
+    quantizable = 0
+    for name, module in model.named_modules():
+        if name in skip:
+            continue
+        if (type(module) is nn.Linear or isinstance(module, Conv1D) or _is_linear_subclass(module)) and (
+            module.weight.data_ptr() is not None
+        ):
+            quantizable += module.weight.numel()
+    return quantizable
 
 
 def _is_linear_subclass(module: Any) -> bool:

@@ -38,7 +38,7 @@ class BerthGroup(click.Group):
     """Loads subcommands lazily, runs them, and turns Berth's errors into a paragraph and an exit code
     (traceback: BERTH_DEBUG=1)."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, _ctx: click.Context) -> list[str]:
         return [*COMMANDS, *(name for name in self.commands if name not in COMMANDS)]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:

@@ -12,10 +12,10 @@ from launcher.cli.context import echo_json, get_catalog
 from launcher.cli.errors import EXIT_USAGE
 from registry.catalog import check_catalog_file, default_catalog_path
 from registry.memory import (
+    SHOWN_PRECISIONS,
     estimate_memory,
     kv_bytes_per_token,
     kv_cache_bytes,
-    precisions_for,
 )
 from registry.params import layout
 from registry.schema import ModelCard
@@ -33,7 +33,7 @@ def memory_rows(card: ModelCard, context: int) -> list[dict[str, Any]]:
     """Memory needs per precision at a context length, on a GPU (weights, KV cache, activations, floor)."""
     lay = layout(card)
     rows = []
-    for precision in precisions_for(card):
+    for precision in SHOWN_PRECISIONS:
         est = estimate_memory(card, precision, context, lay=lay)
         rows.append(
             {
@@ -87,6 +87,16 @@ def show_command(ctx: click.Context, model: str, context: int | None, as_json: b
             }
         )
         return
+    click.echo(_card_text(card, kv_1k))
+    click.echo("")
+    click.echo(f"Memory on one GPU at {ctx_len:,} tokens of context, batch 1:")
+    click.echo(_memory_table(rows))
+    if card.unconfirmed:
+        click.echo(f"\nUnconfirmed fields: {', '.join(card.unconfirmed)}")
+
+
+def _card_text(card: ModelCard, kv_1k: int) -> str:
+    """The entry's identity, size and architecture, one fact group per line."""
     lay = layout(card)
     arch = card.architecture
     lines = [
@@ -105,30 +115,19 @@ def show_command(ctx: click.Context, model: str, context: int | None, as_json: b
         + (f", MLA latent {arch.kv_lora_rank}+{arch.qk_rope_head_dim}" if arch.is_mla else "")
         + (f", sliding window {arch.sliding_window:,}" if arch.sliding_window else ""),
         f"  KV cache: {display.gib(kv_1k, 2)} per 1,000 tokens (bf16)",
-        "",
-        f"Memory on one GPU at {ctx_len:,} tokens of context, batch 1:",
     ]
-    click.echo("\n".join(line for line in lines if line is not None))
-    table_rows = [
-        [
-            r["precision"],
-            display.gib(r["weights_bytes"]),
-            display.gib(r["kv_cache_bytes"]),
-            display.gib(r["activations_bytes"]),
-            display.gib(r["overhead_bytes"]),
-            display.gib(r["total_bytes"]),
-        ]
-        for r in rows
-    ]
-    click.echo(
-        display.table(
-            ["precision", "weights", "KV cache", "activations", "overhead", "total"],
-            table_rows,
-            right=(1, 2, 3, 4, 5),
-        )
+    return "\n".join(line for line in lines if line is not None)
+
+
+def _memory_table(rows: list[dict[str, Any]]) -> str:
+    """Memory needs per precision, one row each, in GiB."""
+    keys = ["weights_bytes", "kv_cache_bytes", "activations_bytes", "overhead_bytes", "total_bytes"]
+    table_rows = [[r["precision"], *(display.gib(r[key]) for key in keys)] for r in rows]
+    return display.table(
+        ["precision", "weights", "KV cache", "activations", "overhead", "total"],
+        table_rows,
+        right=(1, 2, 3, 4, 5),
     )
-    if card.unconfirmed:
-        click.echo(f"\nUnconfirmed fields: {', '.join(card.unconfirmed)}")
 
 
 @click.group("catalog")

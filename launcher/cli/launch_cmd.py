@@ -9,6 +9,7 @@ transformers are imported only after the plan is made and only when something is
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,7 @@ from launcher.run.store import Store
 
 if TYPE_CHECKING:
     from launcher.run.load import LoadedModel
-    from launcher.run.session import Reply, Session
+    from launcher.run.session import GenerationSettings, Reply, Session
 
 
 def parse_max_memory(text: str | None) -> dict[int | str, int] | None:
@@ -122,11 +123,7 @@ def launch_command(
     catalog = get_catalog(ctx)
     source = resolve_source(model, catalog, gguf)
     caps = parse_max_memory(max_memory)
-    request = replace(
-        options.request(),
-        max_memory=caps,
-        allow_disk=source.kind != "gguf",
-    )
+    request = replace(options.request(), max_memory=caps, allow_disk=source.kind != "gguf")
     host = resolve_host_for(ctx, options.hardware)
     planned = make_plan(source.card, host, request, catalog.accelerators)
     if isinstance(planned, DoesNotFitError):
@@ -136,14 +133,12 @@ def launch_command(
     if dry_run:
         _dry_run(source, planned, trust_remote_code, allow_pickle)
         return
-    text = prompt
-    if prompt == "-":
-        text = sys.stdin.read().rstrip("\r\n")  # the newline a shell or echo adds is not part of it
+    text = _read_prompt(prompt)
     _err(render_plan(planned))
     _err("")
 
     from launcher.run.load import LoadOptions, load_model
-    from launcher.run.session import GenerationSettings, open_session
+    from launcher.run.session import GenerationSettings
 
     load_options = LoadOptions(
         trust_remote_code=trust_remote_code,
@@ -152,20 +147,35 @@ def launch_command(
     )
     loaded = load_model(source, host, request, load_options, catalog.accelerators, notify=_err)
     try:
-        _report_load(loaded, planned)
-        store = Store()
         settings = GenerationSettings(max_new_tokens, temperature, top_p, seed)
-        session = open_session(loaded, store, system, settings)
-        if session.task != loaded.card.task:
-            _err(f"Note: the tokenizer has no chat template, so this is plain {session.task}.")
-        if text is not None:
-            reply = _answer(session, text, loaded, store)
-            if reply.error:
-                ctx.exit(EXIT_FAILURE)
-        else:
-            _line_chat(session, loaded, store)
+        if not _chat_or_answer(loaded, system, settings, text):
+            ctx.exit(EXIT_FAILURE)
     finally:
         loaded.close()
+
+
+def _read_prompt(prompt: str | None) -> str | None:
+    """The --prompt text; '-' reads it from stdin."""
+    if prompt == "-":
+        return sys.stdin.read().rstrip("\r\n")  # the newline a shell or echo adds is not part of it
+    return prompt
+
+
+def _chat_or_answer(
+    loaded: LoadedModel, system: str | None, settings: GenerationSettings, text: str | None
+) -> bool:
+    """Report the load, open a session, then answer `text` or chat line by line; False when the answer failed."""
+    from launcher.run.session import open_session
+
+    _report_load(loaded)
+    store = Store()
+    session = open_session(loaded, store, system, settings)
+    if session.task != loaded.card.task:
+        _err(f"Note: the tokenizer has no chat template, so this is plain {session.task}.")
+    if text is None:
+        _line_chat(session, loaded, store)
+        return True
+    return not _answer(session, text, loaded, store).error
 
 
 # --------------------------------------------------------------------------- dry run
@@ -223,7 +233,7 @@ def _dry_run(source: ModelSource, plan: Plan, trust_remote_code: bool, allow_pic
 # --------------------------------------------------------------------------- after loading
 
 
-def _report_load(loaded: LoadedModel, first: Plan) -> None:
+def _report_load(loaded: LoadedModel) -> None:
     plan = loaded.plan
     failed = [a for a in loaded.attempts if a.error]
     if failed:
@@ -286,18 +296,23 @@ def _candidates(reply: Reply) -> str:
 def _answer(session: Session, text: str, loaded: LoadedModel, store: Store) -> Reply:
     loaded.meter.phase()
     reply = _stream_reply(session, text, sys.stdout)
-    if reply.candidates:
-        sys.stdout.write("\n")
-        _err(_candidates(reply))
-    elif not reply.text.endswith("\n"):
-        sys.stdout.write("\n")
-    sys.stdout.flush()
+    _end_reply(reply, _err)
     if reply.error:
         _err(f"Generation failed: {reply.error}")
         return reply
     _err(_reply_stats(reply))
     _measure(loaded, reply, store)
     return reply
+
+
+def _end_reply(reply: Reply, show_candidates: Callable[[str], None]) -> None:
+    """End the reply's line on stdout; a fill-mask reply's candidates table goes to `show_candidates`."""
+    if reply.candidates:
+        sys.stdout.write("\n")
+        show_candidates(_candidates(reply))
+    elif not reply.text.endswith("\n"):
+        sys.stdout.write("\n")
+    sys.stdout.flush()
 
 
 def _measure(loaded: LoadedModel, reply: Reply, store: Store) -> None:
@@ -334,11 +349,8 @@ def _line_chat(session: Session, loaded: LoadedModel, store: Store) -> None:
     if session.task == "fill-mask":
         _err("Type a sentence with [MASK] where a word is missing.")
     while True:
-        try:
-            _err_prompt()
-            line = sys.stdin.readline()
-        except KeyboardInterrupt:
-            _err("")
+        line = _read_line()
+        if line is None:
             continue
         if not line:
             _err("")
@@ -346,43 +358,62 @@ def _line_chat(session: Session, loaded: LoadedModel, store: Store) -> None:
         text = line.rstrip("\n")
         if not text.strip():
             continue
-        if text.strip() in ("/exit", "/quit"):
+        command = _slash_command(session, text)
+        if command == "exit":
             return
-        if text.strip() == "/help":
-            _err(_HELP)
-            continue
-        if text.strip() == "/reset":
-            session.reset()
-            _err("New chat.")
-            continue
-        if text.startswith("/system"):
-            session.reset(system=text[len("/system") :].strip() or None)
-            _err("New chat with that system prompt.")
-            continue
-        from launcher.run.errors import SessionInputError
+        if command is None:
+            measured = _chat_turn(session, loaded, store, text, measured)
 
-        if not measured:
-            loaded.meter.phase()
-        try:
-            reply = _stream_reply(session, text, sys.stdout)
-        except SessionInputError as error:
-            _err(str(error))
-            continue
-        if reply.candidates:
-            sys.stdout.write("\n")
-            click.echo(_candidates(reply))
-        elif not reply.text.endswith("\n"):
-            sys.stdout.write("\n")
-        sys.stdout.flush()
-        if reply.error:
-            _err(f"Generation failed: {reply.error}")
-            continue
-        stats = _reply_stats(reply)
-        if stats:
-            _err(stats)
-        if not measured:
-            _measure(loaded, reply, store)
-            measured = True
+
+def _read_line() -> str | None:
+    """One line from stdin after the prompt ('' at the end of input); None when Ctrl-C cleared it."""
+    try:
+        _err_prompt()
+        return sys.stdin.readline()
+    except KeyboardInterrupt:
+        _err("")
+        return None
+
+
+def _slash_command(session: Session, text: str) -> str | None:
+    """Carry out a /command: 'exit' to leave the chat, 'done' when it was handled, None for a message."""
+    word = text.strip()
+    if word in ("/exit", "/quit"):
+        return "exit"
+    if word == "/help":
+        _err(_HELP)
+    elif word == "/reset":
+        session.reset()
+        _err("New chat.")
+    elif text.startswith("/system"):
+        session.reset(system=text[len("/system") :].strip() or None)
+        _err("New chat with that system prompt.")
+    else:
+        return None
+    return "done"
+
+
+def _chat_turn(session: Session, loaded: LoadedModel, store: Store, text: str, measured: bool) -> bool:
+    """Send one message and show the reply; measure the first reply that succeeds. Whether one has been."""
+    from launcher.run.errors import SessionInputError
+
+    if not measured:
+        loaded.meter.phase()
+    try:
+        reply = _stream_reply(session, text, sys.stdout)
+    except SessionInputError as error:
+        _err(str(error))
+        return measured
+    _end_reply(reply, click.echo)
+    if reply.error:
+        _err(f"Generation failed: {reply.error}")
+        return measured
+    stats = _reply_stats(reply)
+    if stats:
+        _err(stats)
+    if not measured:
+        _measure(loaded, reply, store)
+    return True
 
 
 def _err_prompt() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from launcher import display
@@ -59,9 +61,20 @@ def list_command(
     for warning in host.warnings:
         click.echo(f"  ! {warning}")
     click.echo()
+    click.echo(_table(rows, rate))
+    fitting = sum(1 for r in rows if r.fits)
+    note = " (* measured here by berth launch)" if any(rate(r) is not None for r in rows) else ""
+    click.echo(
+        f"\n{fitting} of {len(rows)} models fit. Details: berth plan MODEL. Speeds are estimates (±30%){note}."
+    )
+
+
+def _table(rows: list[Row], rate: Callable[[Row], float | None]) -> str:
+    """The list as a text table; a speed measured here (`rate`) wins over the estimate and is starred."""
     table_rows = []
     for r in rows:
         plan = r.result if isinstance(r.result, Plan) else None
+        measured = rate(r)
         table_rows.append(
             [
                 r.card.id,
@@ -70,18 +83,9 @@ def list_command(
                 verdict(r.result),
                 plan.precision.label if plan else "-",
                 display.gib(r.needed_bytes),
-                f"{display.rate(rate(r))}*" if rate(r) is not None else display.rate(r.tokens_per_s),
+                f"{display.rate(measured)}*" if measured is not None else display.rate(r.tokens_per_s),
             ]
         )
-    click.echo(
-        display.table(
-            ["model", "task", "params", "fit", "precision", "needs", "tok/s"],
-            table_rows,
-            right=(2, 5, 6),
-        )
-    )
-    fitting = sum(1 for r in rows if r.fits)
-    note = " (* measured here by berth launch)" if any(rate(r) is not None for r in rows) else ""
-    click.echo(
-        f"\n{fitting} of {len(rows)} models fit. Details: berth plan MODEL. Speeds are estimates (±30%){note}."
+    return display.table(
+        ["model", "task", "params", "fit", "precision", "needs", "tok/s"], table_rows, right=(2, 5, 6)
     )

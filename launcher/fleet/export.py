@@ -298,18 +298,15 @@ def _vllm_args(model: ModelPlan, plan: FleetPlan, port: int, ray: bool) -> list[
     return [*args, "--host", "0.0.0.0", "--port", str(port)]
 
 
+#: The (node, pipeline stage, GPU indices) a replica runs on, one entry per stage.
+_ReplicaPlaces = list[tuple[NodePlan, int, tuple[int, ...]]]
+
+
 def vllm_script(plan: FleetPlan, source: str = "fleet.yaml", allow_partial: bool = False) -> str:
     """`vllm serve` command lines per node: single-node replicas pinned with CUDA_VISIBLE_DEVICES,
     multi-node replicas through one Ray cluster of the GPUs they use (--distributed-executor-backend ray)."""
     models = {m.name: m for m in _served(plan, allow_partial)}
-    nodes_by_name = {n.name: n for n in plan.nodes}
-    replica_nodes: dict[tuple[str, int], list[tuple[NodePlan, int, tuple[int, ...]]]] = {}
-    for node in plan.nodes:
-        for stage in node.stages:
-            if stage.model in models:
-                replica_nodes.setdefault((stage.model, stage.replica), []).append(
-                    (node, stage.stage, stage.gpu_indices)
-                )
+    replica_nodes = _replica_places(plan, models)
     multi = {key for key, where in replica_nodes.items() if len({n.name for n, _, _ in where}) > 1}
     ray_gpus: dict[str, list[int]] = {}
     for key in sorted(multi):
@@ -327,17 +324,9 @@ def vllm_script(plan: FleetPlan, source: str = "fleet.yaml", allow_partial: bool
         ).rstrip("\n"),
         "set -euo pipefail",
     ]
-    ports: dict[str, int] = {}
     if ray_gpus:
-        order = {name: i for i, name in enumerate(nodes_by_name)}
-        head = min(ray_gpus, key=order.__getitem__)
-        out += ["", "# --- Ray cluster for the replicas that span nodes (only their GPUs join it)"]
-        for name in sorted(ray_gpus, key=lambda n: (n != head, order[n])):
-            joined = sorted(ray_gpus[name])
-            visible = ",".join(str(g) for g in joined)
-            start = f"--head --port={RAY_PORT}" if name == head else f"--address={head}:{RAY_PORT}"
-            out.append(f"# on {name}")
-            out.append(f"CUDA_VISIBLE_DEVICES={visible} ray start {start} --num-gpus={len(joined)}")
+        out += _ray_cluster_lines(plan, ray_gpus)
+    ports: dict[str, int] = {}
     for model in models.values():
         replica = model.replica
         assert replica is not None
@@ -351,23 +340,54 @@ def vllm_script(plan: FleetPlan, source: str = "fleet.yaml", allow_partial: bool
             first, _, _ = where[0]
             port = ports.get(first.name, HTTP_PORT)
             ports[first.name] = port + 1
-            if (model.name, index) in multi:
-                stages = ", ".join(f"stage {s} on {n.name} GPUs {','.join(map(str, g))}" for n, s, g in where)
-                out.append(
-                    f"# replica {index}: {stages}; run on {first.name} (joined to the Ray cluster above)"
-                )
-                out.append(shlex.join(_vllm_args(model, plan, port, ray=True)) + " &")
-            else:
-                gpus = sorted(g for _, _, group in where for g in group)
-                visible = ",".join(map(str, gpus))
-                out.append(f"# replica {index}: on {first.name}, GPUs {visible}")
-                out.append(
-                    f"CUDA_VISIBLE_DEVICES={visible} "
-                    + shlex.join(_vllm_args(model, plan, port, ray=False))
-                    + " &"
-                )
+            out += _replica_lines(model, plan, index, where, port, (model.name, index) in multi)
     out += ["", "wait", ""]
     return "\n".join(out)
+
+
+def _replica_places(plan: FleetPlan, models: dict[str, ModelPlan]) -> dict[tuple[str, int], _ReplicaPlaces]:
+    """Where each (model, replica) of the served models runs, in node order."""
+    replica_nodes: dict[tuple[str, int], _ReplicaPlaces] = {}
+    for node in plan.nodes:
+        for stage in node.stages:
+            if stage.model in models:
+                replica_nodes.setdefault((stage.model, stage.replica), []).append(
+                    (node, stage.stage, stage.gpu_indices)
+                )
+    return replica_nodes
+
+
+def _ray_cluster_lines(plan: FleetPlan, ray_gpus: dict[str, list[int]]) -> list[str]:
+    """`ray start` per node for the GPUs of multi-node replicas: the first such node is the head."""
+    order = {name: i for i, name in enumerate(dict.fromkeys(n.name for n in plan.nodes))}
+    head = min(ray_gpus, key=order.__getitem__)
+    out = ["", "# --- Ray cluster for the replicas that span nodes (only their GPUs join it)"]
+    for name in sorted(ray_gpus, key=lambda n: (n != head, order[n])):
+        joined = sorted(ray_gpus[name])
+        visible = ",".join(str(g) for g in joined)
+        start = f"--head --port={RAY_PORT}" if name == head else f"--address={head}:{RAY_PORT}"
+        out.append(f"# on {name}")
+        out.append(f"CUDA_VISIBLE_DEVICES={visible} ray start {start} --num-gpus={len(joined)}")
+    return out
+
+
+def _replica_lines(
+    model: ModelPlan, plan: FleetPlan, index: int, where: _ReplicaPlaces, port: int, spans_nodes: bool
+) -> list[str]:
+    """A comment and the `vllm serve` line for one replica: through Ray when it spans nodes, else pinned."""
+    first, _, _ = where[0]
+    if spans_nodes:
+        stages = ", ".join(f"stage {s} on {n.name} GPUs {','.join(map(str, g))}" for n, s, g in where)
+        return [
+            f"# replica {index}: {stages}; run on {first.name} (joined to the Ray cluster above)",
+            shlex.join(_vllm_args(model, plan, port, ray=True)) + " &",
+        ]
+    gpus = sorted(g for _, _, group in where for g in group)
+    visible = ",".join(map(str, gpus))
+    return [
+        f"# replica {index}: on {first.name}, GPUs {visible}",
+        f"CUDA_VISIBLE_DEVICES={visible} " + shlex.join(_vllm_args(model, plan, port, ray=False)) + " &",
+    ]
 
 
 def export_text(

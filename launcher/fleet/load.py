@@ -140,14 +140,54 @@ def build_request(
 ) -> FleetRequest:
     """Resolve accelerators and models against the catalog; FleetFileError lists every problem."""
     problems: list[FleetProblem] = []
+    groups = _node_groups(spec, catalog, lines, problems)
+    fleet_accelerators = {g.accelerator.id for g in groups}
+    workloads: list[Workload] = []
+    served: set[str] = set()
+    for i, item in enumerate(spec.models):
+        loc = ("models", i)
+        card = _servable_card(item, catalog, loc, lines, problems)
+        if card is None:
+            continue
+        name = item.name or card.id
+        if name in served:
+            field = "name" if item.name else "model"
+            problems.append(
+                _problem(f"'{name}' is served twice; give each entry its own `name`", loc, field, lines)
+            )
+        served.add(name)
+        context = item.context or card.context_length
+        problems.extend(_check_load(item, card, context, loc, lines))
+        pinned = _pinned(item, catalog, fleet_accelerators, loc, lines, problems)
+        workloads.append(_workload(item, name, card, context, pinned))
+    if problems:
+        raise FleetFileError(path, problems)
+    return FleetRequest(
+        groups=tuple(groups),
+        workloads=tuple(workloads),
+        engine=_engine(spec),
+        network_bytes_per_s=spec.network.bandwidth_bytes_per_s if spec.network else None,
+    )
+
+
+def _problem(
+    message: str, loc: tuple[Any, ...], field: str, lines: YamlLines, suggestion: str | None = None
+) -> FleetProblem:
+    """A problem with the field `field` of the entry at `loc`, with its line."""
+    where = (*loc, field)
+    return FleetProblem(message, lines.line(where), _dotted(where), suggestion)
+
+
+def _node_groups(
+    spec: FleetFile, catalog: Catalog, lines: YamlLines, problems: list[FleetProblem]
+) -> list[NodeGroup]:
+    """The node groups whose accelerator the catalog knows; duplicate names and unknown accelerators noted."""
     groups: list[NodeGroup] = []
     seen_groups: set[str] = set()
     for i, node in enumerate(spec.nodes):
         loc: tuple[Any, ...] = ("nodes", i)
         if node.name in seen_groups:
-            where = (*loc, "name")
-            message = f"duplicate node group name '{node.name}'"
-            problems.append(FleetProblem(message, lines.line(where), _dotted(where)))
+            problems.append(_problem(f"duplicate node group name '{node.name}'", loc, "name", lines))
         seen_groups.add(node.name)
         acc = _accelerator(catalog, node.accelerator, (*loc, "accelerator"), lines, problems)
         if acc is None:
@@ -163,93 +203,84 @@ def build_request(
                 nvlink=node.nvlink if node.nvlink is not None else acc.interconnect == "nvlink",
             )
         )
-    fleet_accelerators = {g.accelerator.id for g in groups}
-    workloads: list[Workload] = []
-    served: set[str] = set()
-    for i, item in enumerate(spec.models):
-        loc = ("models", i)
-        try:
-            card = catalog.get(item.model)
-        except UnknownModelError as err:
-            problems.append(
-                FleetProblem(
-                    f"unknown model '{item.model}' (see `berth list`)",
-                    lines.line((*loc, "model")),
-                    _dotted((*loc, "model")),
-                    err.suggestions[0] if err.suggestions else None,
-                )
-            )
-            continue
-        if card.task == "fill-mask":
-            problems.append(
-                FleetProblem(
-                    f"{card.id} is a fill-mask encoder; fleets serve text generation (chat, completion)",
-                    lines.line((*loc, "model")),
-                    _dotted((*loc, "model")),
-                )
-            )
-            continue
-        try:
-            layout(card)
-        except UnsupportedArchitectureError as err:
-            problems.append(FleetProblem(str(err), lines.line((*loc, "model")), _dotted((*loc, "model"))))
-            continue
-        name = item.name or card.id
-        if name in served:
-            field = "name" if item.name else "model"
-            problems.append(
-                FleetProblem(
-                    f"'{name}' is served twice; give each entry its own `name`",
-                    lines.line((*loc, field)),
-                    _dotted((*loc, field)),
-                )
-            )
-        served.add(name)
-        context = item.context or card.context_length
-        problems.extend(_check_load(item, card, context, loc, lines))
-        pinned: tuple[str, ...] = ()
-        if item.accelerator is not None:
-            acc = _accelerator(catalog, item.accelerator, (*loc, "accelerator"), lines, problems)
-            if acc is not None:
-                pinned = (acc.id,)
-                if acc.id not in fleet_accelerators:
-                    problems.append(
-                        FleetProblem(
-                            f"no node group has {acc.id} "
-                            f"(the fleet has {', '.join(sorted(fleet_accelerators)) or 'none'})",
-                            lines.line((*loc, "accelerator")),
-                            _dotted((*loc, "accelerator")),
-                        )
-                    )
-        workloads.append(
-            Workload(
-                name=name,
-                card=card,
-                context=context,
-                concurrency=item.concurrency,
-                requests_per_s=item.requests_per_s,
-                prompt_tokens=item.prompt_tokens,
-                output_tokens=item.output_tokens,
-                tokens_per_s_per_user=item.tokens_per_s_per_user,
-                dtype=item.dtype,
-                quantization=item.quantization,
-                accelerators=pinned,
-            )
+    return groups
+
+
+def _servable_card(
+    item: WorkloadSpec,
+    catalog: Catalog,
+    loc: tuple[Any, ...],
+    lines: YamlLines,
+    problems: list[FleetProblem],
+) -> ModelCard | None:
+    """The entry's catalog model when a fleet can serve it (known, generates text, sizable); else a problem."""
+    try:
+        card = catalog.get(item.model)
+    except UnknownModelError as err:
+        suggestion = err.suggestions[0] if err.suggestions else None
+        message = f"unknown model '{item.model}' (see `berth list`)"
+        problems.append(_problem(message, loc, "model", lines, suggestion))
+        return None
+    if card.task == "fill-mask":
+        message = f"{card.id} is a fill-mask encoder; fleets serve text generation (chat, completion)"
+        problems.append(_problem(message, loc, "model", lines))
+        return None
+    try:
+        layout(card)
+    except UnsupportedArchitectureError as err:
+        problems.append(_problem(str(err), loc, "model", lines))
+        return None
+    return card
+
+
+def _pinned(
+    item: WorkloadSpec,
+    catalog: Catalog,
+    fleet_accelerators: set[str],
+    loc: tuple[Any, ...],
+    lines: YamlLines,
+    problems: list[FleetProblem],
+) -> tuple[str, ...]:
+    """The accelerator the entry is pinned to (none when it names none or an unknown one)."""
+    if item.accelerator is None:
+        return ()
+    acc = _accelerator(catalog, item.accelerator, (*loc, "accelerator"), lines, problems)
+    if acc is None:
+        return ()
+    if acc.id not in fleet_accelerators:
+        message = (
+            f"no node group has {acc.id} (the fleet has {', '.join(sorted(fleet_accelerators)) or 'none'})"
         )
-    if problems:
-        raise FleetFileError(path, problems)
-    engine = EngineSettings(
+        problems.append(_problem(message, loc, "accelerator", lines))
+    return (acc.id,)
+
+
+def _workload(
+    item: WorkloadSpec, name: str, card: ModelCard, context: int, pinned: tuple[str, ...]
+) -> Workload:
+    return Workload(
+        name=name,
+        card=card,
+        context=context,
+        concurrency=item.concurrency,
+        requests_per_s=item.requests_per_s,
+        prompt_tokens=item.prompt_tokens,
+        output_tokens=item.output_tokens,
+        tokens_per_s_per_user=item.tokens_per_s_per_user,
+        dtype=item.dtype,
+        quantization=item.quantization,
+        accelerators=pinned,
+    )
+
+
+def _engine(spec: FleetFile) -> EngineSettings:
+    """The engine section with vLLM's defaults filled in (block size 16)."""
+    return EngineSettings(
         gpu_memory_utilization=spec.engine.gpu_memory_utilization,
         block_size=spec.engine.block_size or 16,
         block_size_set=spec.engine.block_size is not None,
         max_num_seqs=spec.engine.max_num_seqs,
         max_num_batched_tokens=spec.engine.max_num_batched_tokens,
-    )
-    return FleetRequest(
-        groups=tuple(groups),
-        workloads=tuple(workloads),
-        engine=engine,
-        network_bytes_per_s=spec.network.bandwidth_bytes_per_s if spec.network else None,
     )
 
 

@@ -209,6 +209,24 @@ def _node_rows(nodes: Sequence[NodePlan]) -> list[list[str]]:
     return rows
 
 
+_MODEL_COLUMNS = [
+    "model",
+    "status",
+    "on",
+    "shape",
+    "prec",
+    "context",
+    "KV/GPU",
+    "KV tokens",
+    "max seqs",
+    "batch",
+    "tok/s/user",
+    "tok/s/replica",
+    "TTFT",
+    "replicas",
+]
+
+
 def plan_text(plan: FleetPlan) -> str:
     """Per-model table, per-node placement, totals, what is missing and what to add."""
     by_acc: dict[str, int] = {}
@@ -220,26 +238,7 @@ def plan_text(plan: FleetPlan) -> str:
         f"({fleet}); vLLM may use {plan.engine.gpu_memory_utilization:g} of each GPU's memory.",
         "",
         "Models (KV cache per GPU in GiB; speeds are decode tokens/s at the planned batch):",
-        display.table(
-            [
-                "model",
-                "status",
-                "on",
-                "shape",
-                "prec",
-                "context",
-                "KV/GPU",
-                "KV tokens",
-                "max seqs",
-                "batch",
-                "tok/s/user",
-                "tok/s/replica",
-                "TTFT",
-                "replicas",
-            ],
-            _model_rows(plan),
-            right=(5, 6, 7, 8, 9, 10, 11, 12, 13),
-        ),
+        display.table(_MODEL_COLUMNS, _model_rows(plan), right=(5, 6, 7, 8, 9, 10, 11, 12, 13)),
         "",
         "Placement (GPUs used/total; model#replica [GPU indices]):",
         display.table(["node", "accelerator", "used", "replicas"], _node_rows(plan.nodes), right=(2,)),
@@ -247,6 +246,14 @@ def plan_text(plan: FleetPlan) -> str:
         f"Totals: {plan.total_gpus} GPUs, {plan.used_gpus} used, {plan.free_gpus} free"
         + (f"; {plan.missing_gpus} more needed." if plan.missing_gpus else "."),
     ]
+    out += _shortfall_lines(plan)
+    out += _advice_lines(plan)
+    return "\n".join(out)
+
+
+def _shortfall_lines(plan: FleetPlan) -> list[str]:
+    """One line per model that is short of replicas or fits nowhere."""
+    out = []
     for m in plan.models:
         if m.status == "short":
             out.append(
@@ -255,6 +262,12 @@ def plan_text(plan: FleetPlan) -> str:
             )
         elif m.status == "does-not-fit":
             out.append(f"  {m.name}: does not fit any node group of the fleet.")
+    return out
+
+
+def _advice_lines(plan: FleetPlan) -> list[str]:
+    """What to add, the node groups ruled out and why, and the cheaper alternatives (sections only when any)."""
+    out: list[str] = []
     if plan.additions:
         out += ["", "To carry the whole workload, add:"]
         for add in plan.additions:
@@ -275,4 +288,4 @@ def plan_text(plan: FleetPlan) -> str:
                 f"  {name}: {a.label} → {a.replicas} × {a.replica.shape.label} on {a.replica.group} "
                 f"({a.gpus} GPUs, {a.replica.max_concurrent_sequences} sequences per replica), {verdict}"
             )
-    return "\n".join(out)
+    return out

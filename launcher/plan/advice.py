@@ -47,37 +47,58 @@ def does_not_fit(
         shorter = _largest_fitting_context(card, host, request, context, find_plan)
         if shorter:
             suggestions.append(f"a shorter context fits: --context {shorter}")
-    if request.quant == "none":
-        suggestions.append("allow quantization (drop --quant none)")
-    if not request.allow_offload:
-        suggestions.append("allow CPU/disk offload (drop --no-offload)")
-    if request.dtype == "float32":
-        suggestions.append("drop --dtype float32: bf16 halves the weights")
+    suggestions += _relaxed_options(request)
     for attempt, speed in too_slow[:1]:
         suggestions.append(
             f"{describe(attempt)} fits but runs at about {speed.decode_tokens_per_s:.2g} tokens/s "
             f"(accept that with --allow-slow)"
         )
-    anywhere = replace(request, gpus=None, device="auto")
-    named = smallest_fitting_hardware(card, anywhere, accelerators, context, find_plan)
-    if named:
-        spec, how = named
-        suggestions.append(f"it fits on {spec} ({how}; see `berth plan {card.id} --hardware {spec}`)")
-        if how.split(" on ")[0] in ("int8", "nf4") and request.quant is None:
-            unquantized = replace(request, quant="none")
-            native = smallest_fitting_hardware(card, unquantized, accelerators, context, find_plan)
-            if native:
-                suggestions.append(f"without quantization it fits on {native[0]} ({native[1]})")
-    elif accelerators:
-        suggestions.append(
-            "no single machine of up to 8 catalog GPUs holds it: plan several machines with `berth fleet plan`"
-        )
+    suggestions += _other_hardware(card, request, context, accelerators, find_plan)
     detail = "; ".join(
         f"{describe(a)} needs {gib(a.needed)}, {gib(max(a.available, 0))} usable"
         for a in attempts
         if a.rung.strategy in ("gpu", "quantized", "cpu") and len(a.rung.gpus) <= 1
     )
     return DoesNotFitError(card.id, bare.required_bytes, bare.available_bytes, suggestions, detail)
+
+
+def _relaxed_options(request: PlanRequest) -> list[str]:
+    """The options the user gave that rule out a way to fit, each with how to drop it."""
+    return [
+        suggestion
+        for ruled_out, suggestion in (
+            (request.quant == "none", "allow quantization (drop --quant none)"),
+            (not request.allow_offload, "allow CPU/disk offload (drop --no-offload)"),
+            (request.dtype == "float32", "drop --dtype float32: bf16 halves the weights"),
+        )
+        if ruled_out
+    ]
+
+
+def _other_hardware(
+    card: ModelCard,
+    request: PlanRequest,
+    context: int,
+    accelerators: Sequence[Accelerator],
+    find_plan: PlanFinder,
+) -> list[str]:
+    """The smallest catalog machine it fits on (and unquantized, when that took quantization), or the fleet."""
+    anywhere = replace(request, gpus=None, device="auto")
+    named = smallest_fitting_hardware(card, anywhere, accelerators, context, find_plan)
+    if not named:
+        if not accelerators:
+            return []
+        return [
+            "no single machine of up to 8 catalog GPUs holds it: plan several machines with `berth fleet plan`"
+        ]
+    spec, how = named
+    suggestions = [f"it fits on {spec} ({how}; see `berth plan {card.id} --hardware {spec}`)"]
+    if how.split(" on ")[0] in ("int8", "nf4") and request.quant is None:
+        unquantized = replace(request, quant="none")
+        native = smallest_fitting_hardware(card, unquantized, accelerators, context, find_plan)
+        if native:
+            suggestions.append(f"without quantization it fits on {native[0]} ({native[1]})")
+    return suggestions
 
 
 def _found(find_plan: PlanFinder, card: ModelCard, host: HostSnapshot, request: PlanRequest) -> Plan | None:

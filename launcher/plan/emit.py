@@ -64,24 +64,7 @@ def python_snippet(card: ModelCard, plan: Plan, source: str | None = None) -> st
     repo = source or card.id
     auto = "AutoModelForMaskedLM" if card.task == "fill-mask" else "AutoModelForCausalLM"
     precision = plan.precision
-    lines = [
-        f"# {plan.model_id} on {plan.host_label}: {plan.summary}",
-        f"# estimated {plan.speed.decode_tokens_per_s:.3g} tokens/s decode ({plan.speed.basis})",
-        "import torch",
-    ]
-    imports = [auto, "AutoTokenizer"]
-    if precision.quant:
-        imports.append("BitsAndBytesConfig")
-    lines.append(f"from transformers import {', '.join(imports)}")
-    if precision.quant and card.model_type in LINEAR_SUBCLASS_FAMILIES:
-        lines += [
-            "from torch import nn",
-            "from transformers.models.falcon import modeling_falcon",
-            "",
-            "# bitsandbytes replaces plain nn.Linear only; build Falcon with nn.Linear so it can be quantized.",
-            "modeling_falcon.FalconLinear = nn.Linear",
-        ]
-    lines.append("")
+    lines = _header(card, plan, auto)
     args = [f"    {_q(repo)},", f"    dtype={_TORCH_DTYPE[precision.dtype]},"]
     device_map = plan.device_map
     if list(device_map) == [""]:
@@ -96,18 +79,7 @@ def python_snippet(card: ModelCard, plan: Plan, source: str | None = None) -> st
         args.append("    device_map=device_map,")
     if "disk" in set(device_map.values()):
         args.append('    offload_folder="offload",')
-    if precision.quant == "int8":
-        extra = ", llm_int8_enable_fp32_cpu_offload=True" if plan.offloaded else ""
-        args.append(f"    quantization_config=BitsAndBytesConfig(load_in_8bit=True{extra}),")
-    elif precision.quant in ("nf4", "fp4"):
-        args += [
-            "    quantization_config=BitsAndBytesConfig(",
-            "        load_in_4bit=True,",
-            f'        bnb_4bit_quant_type="{precision.quant}",',
-            f"        bnb_4bit_compute_dtype={_TORCH_DTYPE[precision.dtype]},",
-            "        bnb_4bit_use_double_quant=True,",
-            "    ),",
-        ]
+    args += _quantization_args(plan)
     if card.remote_code:
         args.append("    trust_remote_code=True,  # read the repository's code first")
     if card.revision:
@@ -121,3 +93,45 @@ def python_snippet(card: ModelCard, plan: Plan, source: str | None = None) -> st
         + ")"
     )
     return "\n".join(lines) + "\n"
+
+
+def _header(card: ModelCard, plan: Plan, auto: str) -> list[str]:
+    """The plan as a comment, the imports, and Falcon's nn.Linear swap when it is quantized; a blank line."""
+    quant = plan.precision.quant
+    lines = [
+        f"# {plan.model_id} on {plan.host_label}: {plan.summary}",
+        f"# estimated {plan.speed.decode_tokens_per_s:.3g} tokens/s decode ({plan.speed.basis})",
+        "import torch",
+    ]
+    imports = [auto, "AutoTokenizer"]
+    if quant:
+        imports.append("BitsAndBytesConfig")
+    lines.append(f"from transformers import {', '.join(imports)}")
+    if quant and card.model_type in LINEAR_SUBCLASS_FAMILIES:
+        lines += [
+            "from torch import nn",
+            "from transformers.models.falcon import modeling_falcon",
+            "",
+            "# bitsandbytes replaces plain nn.Linear only; build Falcon with nn.Linear so it can be quantized.",
+            "modeling_falcon.FalconLinear = nn.Linear",
+        ]
+    lines.append("")
+    return lines
+
+
+def _quantization_args(plan: Plan) -> list[str]:
+    """The `quantization_config=BitsAndBytesConfig(...)` argument lines for an int8/4-bit plan; none otherwise."""
+    precision = plan.precision
+    if precision.quant == "int8":
+        extra = ", llm_int8_enable_fp32_cpu_offload=True" if plan.offloaded else ""
+        return [f"    quantization_config=BitsAndBytesConfig(load_in_8bit=True{extra}),"]
+    if precision.quant in ("nf4", "fp4"):
+        return [
+            "    quantization_config=BitsAndBytesConfig(",
+            "        load_in_4bit=True,",
+            f'        bnb_4bit_quant_type="{precision.quant}",',
+            f"        bnb_4bit_compute_dtype={_TORCH_DTYPE[precision.dtype]},",
+            "        bnb_4bit_use_double_quant=True,",
+            "    ),",
+        ]
+    return []

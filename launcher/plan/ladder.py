@@ -74,18 +74,29 @@ def _gpu_dtype(gpus: Sequence[GpuInfo], request: PlanRequest) -> Dtype:
     return "bfloat16" if all(g.supports_bf16 for g in gpus) else "float16"
 
 
-def _cpu_dtypes(card: ModelCard, host: HostSnapshot, request: PlanRequest) -> list[Dtype]:
+def _cpu_dtypes(host: HostSnapshot, request: PlanRequest) -> list[Dtype]:
     if request.dtype is not None:
         return [request.dtype]
     return ["bfloat16", "float32"] if host.cpu.fast_bf16 else ["float32", "bfloat16"]
 
 
-def _rungs(card: ModelCard, host: HostSnapshot, request: PlanRequest) -> list[Rung]:
+def _quant_forced(request: PlanRequest) -> bool:
+    return request.quant not in (None, "none")
+
+
+def _rungs(host: HostSnapshot, request: PlanRequest) -> list[Rung]:
     gpus = _chosen_gpus(host, request) if request.device != "cpu" else ()
     gpus = tuple(g for g in gpus if g.vendor in ("nvidia", "amd") or g.unified_memory is False) or gpus
-    quant_forced = request.quant not in (None, "none")
-    cuda = tuple(g for g in gpus if g.vendor == "nvidia")
-    if quant_forced and not cuda:
+    _check_devices(host, request, gpus)
+    rungs = _gpu_rungs(gpus, request) if gpus else []
+    if request.device != "gpu" and not _quant_forced(request):
+        rungs += _cpu_rungs(host, request)
+    return rungs
+
+
+def _check_devices(host: HostSnapshot, request: PlanRequest, gpus: Sequence[GpuInfo]) -> None:
+    """Refuse --quant without an NVIDIA GPU and --device gpu without a GPU."""
+    if _quant_forced(request) and not any(g.vendor == "nvidia" for g in gpus):
         raise PlanRequestError(
             f"--quant {request.quant} needs an NVIDIA GPU: bitsandbytes' 8/4-bit kernels run on CUDA, and "
             f"{host.label} has {'no GPU' if not gpus else 'no NVIDIA GPU'}",
@@ -93,35 +104,47 @@ def _rungs(card: ModelCard, host: HostSnapshot, request: PlanRequest) -> list[Ru
         )
     if request.device == "gpu" and not gpus:
         raise PlanRequestError(f"--device gpu asked, but {host.label} has no GPU", hint="drop --device gpu")
+
+
+def _quants(request: PlanRequest, cuda: Sequence[GpuInfo]) -> list[Quant]:
+    """The quantizations to try: the one asked for, else int8 then nf4 when there is CUDA and it is allowed."""
+    if _quant_forced(request):
+        return [request.quant]  # type: ignore[list-item]
+    if request.quant is None and cuda:
+        return ["int8", "nf4"]
+    return []
+
+
+def _gpu_rungs(gpus: tuple[GpuInfo, ...], request: PlanRequest) -> list[Rung]:
+    """One GPU at a time (fastest first), all of them, quantized, then offloaded from them."""
+    quant_forced = _quant_forced(request)
+    cuda = tuple(g for g in gpus if g.vendor == "nvidia")
+    dtype = _gpu_dtype(gpus, request)
+    by_speed = _distinct(sorted(gpus, key=lambda g: (-(g.bandwidth_bytes_per_s or 0), -g.usable_bytes)))
     rungs: list[Rung] = []
-    if gpus:
-        dtype = _gpu_dtype(gpus, request)
-        by_speed = _distinct(sorted(gpus, key=lambda g: (-(g.bandwidth_bytes_per_s or 0), -g.usable_bytes)))
-        quants: list[Quant] = []
-        if quant_forced:
-            quants = [request.quant]  # type: ignore[list-item]
-        elif request.quant is None and cuda:
-            quants = ["int8", "nf4"]
-        if not quant_forced:
-            rungs += [Rung("gpu", Precision(dtype), (g,), False, False) for g in by_speed]
-            if len(gpus) > 1:
-                rungs.append(Rung("sharded", Precision(dtype), gpus, False, False))
-        for quant in quants:
-            rungs += [
-                Rung("quantized", Precision(dtype, quant), (g,), False, False) for g in by_speed if g in cuda
-            ]
-            if len(cuda) > 1:
-                rungs.append(Rung("quantized", Precision(dtype, quant), cuda, False, False))
-        if request.allow_offload and not quant_forced and request.device != "gpu":
-            rungs.append(Rung("offload", Precision(dtype), gpus, True, False))
-            if request.allow_disk:
-                rungs.append(Rung("disk", Precision(dtype), gpus, True, True))
-    if request.device != "gpu" and not quant_forced:
-        for dtype in _cpu_dtypes(card, host, request):
-            rungs.append(Rung("cpu", Precision(dtype), (), True, False))
-        if request.allow_offload and request.allow_disk:
-            # Disk offload is bound by reads: try both dtypes, the fastest that fits wins.
-            rungs += [Rung("disk", Precision(d), (), True, True) for d in _cpu_dtypes(card, host, request)]
+    if not quant_forced:
+        rungs += [Rung("gpu", Precision(dtype), (g,), False, False) for g in by_speed]
+        if len(gpus) > 1:
+            rungs.append(Rung("sharded", Precision(dtype), gpus, False, False))
+    for quant in _quants(request, cuda):
+        rungs += [
+            Rung("quantized", Precision(dtype, quant), (g,), False, False) for g in by_speed if g in cuda
+        ]
+        if len(cuda) > 1:
+            rungs.append(Rung("quantized", Precision(dtype, quant), cuda, False, False))
+    if request.allow_offload and not quant_forced and request.device != "gpu":
+        rungs.append(Rung("offload", Precision(dtype), gpus, True, False))
+        if request.allow_disk:
+            rungs.append(Rung("disk", Precision(dtype), gpus, True, True))
+    return rungs
+
+
+def _cpu_rungs(host: HostSnapshot, request: PlanRequest) -> list[Rung]:
+    """In memory on the CPU, then (offload and disk allowed) read from disk."""
+    rungs = [Rung("cpu", Precision(dtype), (), True, False) for dtype in _cpu_dtypes(host, request)]
+    if request.allow_offload and request.allow_disk:
+        # Disk offload is bound by reads: try both dtypes, the fastest that fits wins.
+        rungs += [Rung("disk", Precision(d), (), True, True) for d in _cpu_dtypes(host, request)]
     return rungs
 
 
@@ -162,7 +185,7 @@ def _climb(card: ModelCard, lay: Layout, host: HostSnapshot, request: PlanReques
     batch = max(request.batch, 1)
     prompt_tokens = min(request.prompt_tokens or 512, context)
     climb = _Climb()
-    for rung in _rungs(card, host, request):
+    for rung in _rungs(host, request):
         if (rung.strategy, rung.precision.label) in request.exclude:
             climb.note(
                 describe(Attempt(rung, None, 0, 0, {})),
@@ -180,7 +203,7 @@ def _climb(card: ModelCard, lay: Layout, host: HostSnapshot, request: PlanReques
             continue
         if _duplicate(attempt):
             continue
-        speed = attempt_speed(card, lay, host, attempt, context, batch, prompt_tokens)
+        speed = attempt_speed(card, lay, host, attempt, batch, prompt_tokens)
         if rung.strategy not in _OFFLOAD_STRATEGIES:
             climb.chosen = (attempt, speed)
             break

@@ -378,7 +378,6 @@ def attempt_speed(
     lay: Layout,
     host: HostSnapshot,
     attempt: Attempt,
-    context: int,
     batch: int,
     prompt_tokens: int,
 ) -> SpeedEstimate:

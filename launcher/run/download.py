@@ -248,10 +248,16 @@ def _offline_error(card: ModelCard) -> DownloadError:
 
 def translate_hub_error(card: ModelCard, error: BaseException) -> Exception:
     """A huggingface_hub exception as Berth's error with the next step (returned, for `raise ... from`)."""
-    from huggingface_hub import errors as hub
-
     if isinstance(error, (DownloadError, GatedModelError, UnsafeWeightsError)):
         return error
+    refused = _access_error(card, error)
+    return refused if refused is not None else _transfer_error(card, error)
+
+
+def _access_error(card: ModelCard, error: BaseException) -> Exception | None:
+    """The Hub refusing or not knowing the repository or revision; None for any other error."""
+    from huggingface_hub import errors as hub
+
     if isinstance(error, hub.GatedRepoError):
         return GatedModelError(card.id, logged_in=_has_token())
     if isinstance(error, hub.RevisionNotFoundError):
@@ -268,6 +274,13 @@ def translate_hub_error(card: ModelCard, error: BaseException) -> Exception:
             f"{card.id} was not found on the Hub, or your token cannot see it",
             hint="check the id with `berth show`, or log in with an account that has access (`hf auth login`)",
         )
+    return None
+
+
+def _transfer_error(card: ModelCard, error: BaseException) -> Exception:
+    """Offline, unreachable, an HTTP error, or the disk: what failed while fetching, with what to check."""
+    from huggingface_hub import errors as hub
+
     if isinstance(error, (hub.LocalEntryNotFoundError, hub.OfflineModeIsEnabled)) and is_offline():
         return _offline_error(card)
     if isinstance(error, hub.LocalEntryNotFoundError) or _is_network_error(error):

@@ -16,7 +16,7 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -163,13 +163,15 @@ def device_map_argument(plan: Plan) -> dict[str, int | str]:
 
 
 def from_pretrained_kwargs(
-    card: ModelCard,
+    _card: ModelCard,
     plan: Plan,
     source: ModelSource,
     options: LoadOptions,
     offload_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """from_pretrained's arguments for this plan: the same choices `berth plan --emit python` prints."""
+    """from_pretrained's arguments for this plan: the same choices `berth plan --emit python` prints.
+
+    The card (`source.card`) is not read: the first argument stays for the callers that pass it."""
     kwargs: dict[str, Any] = {
         "dtype": TORCH_DTYPES[plan.precision.dtype],
         "device_map": device_map_argument(plan),
@@ -426,95 +428,149 @@ def load_model(
     options = options or LoadOptions()
     request = request or PlanRequest()
     say = notify or (lambda _message: None)
-    card = source.card
     check_safety(source, options)
     if source.kind == "gguf" and request.allow_disk:
         request = replace(request, allow_disk=False)  # transformers cannot disk-offload GGUF weights
     folder = files if files is not None else fetch_files(source, options)
-    cleanup: list[Callable[[], None]] = []
-    offload_dir = options.offload_dir
-    if offload_dir is None:
-        base = data_dir() / "offload"
-        base.mkdir(parents=True, exist_ok=True)
-        temp = tempfile.TemporaryDirectory(prefix="berth-", dir=base)
-        offload_dir = Path(temp.name)
-        cleanup.append(temp.cleanup)
+    offload_dir, cleanup = _offload_dir(options)
     _apply_gpu_limits(options.memory_limits)
     meter = MemoryMeter()
     cpu_limit = options.memory_limits.get("cpu") if options.memory_limits else None
-    guard = MemoryGuard(meter, cpu_limit)
-    attempts: list[LoadAttempt] = []
+    ladder = _Ladder(
+        source, host, accelerators, options, folder, offload_dir, meter, MemoryGuard(meter, cpu_limit), say
+    )
     start = time.perf_counter()
     try:
-        for _ in range(max(options.max_attempts, 1)):
-            try:
-                plan = plan_or_raise(card, host, request, accelerators)
-            except DoesNotFitError as error:
-                if not attempts:
-                    raise
-                raise OutOfMemoryError(
-                    card.id,
-                    [_attempt_line(a) for a in attempts] + [f"nothing else fits ({error.detail or error})"],
-                ) from None
-            _check_devices(card, plan)
-            say(f"Loading {card.id}: {plan.summary}")
-            meter.phase()
-            began = time.perf_counter()
-            try:
-                model = _load_once(card, plan, source, folder, options, offload_dir, guard)
-            except Exception as error:
-                if not is_out_of_memory(error):
-                    raise
-                peak = meter.peak()
-                model = None
-                _free_memory()
-                device = _failed_device(error, plan)
-                attempts.append(LoadAttempt(plan, _describe_oom(error, device), time.perf_counter() - began))
-                cap = _learned_cap(device, peak)
-                key: int | str = int(device) if device.isdigit() else device
-                caps = dict(request.max_memory or {})
-                caps[key] = min(caps.get(key, cap), cap)
-                request = replace(
-                    request,
-                    exclude=(*request.exclude, (plan.strategy, plan.precision.label)),
-                    max_memory=caps,
-                )
-                say(
-                    f"{plan.precision.label} on {_where(plan)} ran out of memory ({attempts[-1].error}); "
-                    f"freed it and stepping down the ladder, counting on {display.gib(cap)} there"
-                )
-                continue
-            load_peak = meter.peak()
-            attempts.append(LoadAttempt(plan, None, time.perf_counter() - began))
-            tokenizer = _load_tokenizer(source, folder, options)
-            differences = tuple(compare_device_maps(plan.device_map, actual_device_map(model)))
-            for line in differences:
-                say(f"device map differs from the plan: {line}")
-            if "disk" not in set(plan.device_map.values()) and cleanup:
-                cleanup.pop()()
-                offload_dir = None
-            loaded = LoadedModel(
-                source=source,
-                card=card,
-                plan=plan,
-                host=host,
-                model=model,
-                tokenizer=tokenizer,
-                attempts=tuple(attempts),
-                device_map_differences=differences,
-                load_seconds=time.perf_counter() - start,
-                load_peak=load_peak,
-                meter=meter,
-                files=folder,
-                offload_dir=offload_dir,
-            )
-            loaded._cleanup.extend(cleanup)
-            return loaded
-        raise OutOfMemoryError(card.id, [_attempt_line(a) for a in attempts])
+        plan, model, load_peak = ladder.load(request)
+        tokenizer = _load_tokenizer(source, folder, options)
+        differences = tuple(compare_device_maps(plan.device_map, actual_device_map(model)))
+        for line in differences:
+            say(f"device map differs from the plan: {line}")
+        kept_offload_dir: Path | None = offload_dir
+        if "disk" not in set(plan.device_map.values()) and cleanup:
+            cleanup.pop()()
+            kept_offload_dir = None
+        loaded = LoadedModel(
+            source=source,
+            card=source.card,
+            plan=plan,
+            host=host,
+            model=model,
+            tokenizer=tokenizer,
+            attempts=tuple(ladder.attempts),
+            device_map_differences=differences,
+            load_seconds=time.perf_counter() - start,
+            load_peak=load_peak,
+            meter=meter,
+            files=folder,
+            offload_dir=kept_offload_dir,
+        )
+        loaded._cleanup.extend(cleanup)
+        return loaded
     except BaseException:
         for fn in cleanup:  # nothing loaded: remove the offload folder made for it
             fn()
         raise
+
+
+@dataclass
+class _Ladder:
+    """What every try of one load_model call shares: the files, options, meter and offload folder, and the
+    tries made so far."""
+
+    source: ModelSource
+    host: HostSnapshot
+    accelerators: Sequence[Accelerator]
+    options: LoadOptions
+    folder: Path
+    offload_dir: Path
+    meter: MemoryMeter
+    guard: MemoryGuard
+    say: Notify
+    attempts: list[LoadAttempt] = field(default_factory=list)
+
+    def load(self, request: PlanRequest) -> tuple[Plan, Any, PhasePeak]:
+        """The plan, the model and the load's memory peak of the first try that does not run out of memory,
+        stepping down the ladder after each that does (at most `options.max_attempts` tries)."""
+        card = self.source.card
+        for _ in range(max(self.options.max_attempts, 1)):
+            plan = _next_plan(card, self.host, request, self.accelerators, self.attempts)
+            _check_devices(card, plan)
+            self.say(f"Loading {card.id}: {plan.summary}")
+            self.meter.phase()
+            began = time.perf_counter()
+            try:
+                model = _load_once(
+                    card, plan, self.source, self.folder, self.options, self.offload_dir, self.guard
+                )
+            except Exception as error:
+                if not is_out_of_memory(error):
+                    raise
+                peak = self.meter.peak()
+                request = _after_out_of_memory(error, plan, request, peak, began, self.attempts, self.say)
+                continue
+            load_peak = self.meter.peak()
+            self.attempts.append(LoadAttempt(plan, None, time.perf_counter() - began))
+            return plan, model, load_peak
+        raise OutOfMemoryError(card.id, [_attempt_line(a) for a in self.attempts])
+
+
+def _offload_dir(options: LoadOptions) -> tuple[Path, list[Callable[[], None]]]:
+    """The folder disk-offloaded weights go to: the one asked for, else a fresh temporary one (with its cleanup)."""
+    if options.offload_dir is not None:
+        return options.offload_dir, []
+    base = data_dir() / "offload"
+    base.mkdir(parents=True, exist_ok=True)
+    temp = tempfile.TemporaryDirectory(prefix="berth-", dir=base)
+    return Path(temp.name), [temp.cleanup]
+
+
+def _next_plan(
+    card: ModelCard,
+    host: HostSnapshot,
+    request: PlanRequest,
+    accelerators: Sequence[Accelerator],
+    attempts: list[LoadAttempt],
+) -> Plan:
+    """The plan for this try; once a try has run out of memory, nothing left to fit is OutOfMemoryError."""
+    try:
+        return plan_or_raise(card, host, request, accelerators)
+    except DoesNotFitError as error:
+        if not attempts:
+            raise
+        raise OutOfMemoryError(
+            card.id,
+            [_attempt_line(a) for a in attempts] + [f"nothing else fits ({error.detail or error})"],
+        ) from None
+
+
+def _after_out_of_memory(
+    error: BaseException,
+    plan: Plan,
+    request: PlanRequest,
+    peak: PhasePeak,
+    began: float,
+    attempts: list[LoadAttempt],
+    say: Notify,
+) -> PlanRequest:
+    """Free what the failed try left, record it, and return the request one rung down with the device that
+    ran out capped at what it held (`peak`)."""
+    _free_memory()
+    device = _failed_device(error, plan)
+    attempts.append(LoadAttempt(plan, _describe_oom(error, device), time.perf_counter() - began))
+    cap = _learned_cap(device, peak)
+    key: int | str = int(device) if device.isdigit() else device
+    caps = dict(request.max_memory or {})
+    caps[key] = min(caps.get(key, cap), cap)
+    say(
+        f"{plan.precision.label} on {_where(plan)} ran out of memory ({attempts[-1].error}); "
+        f"freed it and stepping down the ladder, counting on {display.gib(cap)} there"
+    )
+    return replace(
+        request,
+        exclude=(*request.exclude, (plan.strategy, plan.precision.label)),
+        max_memory=caps,
+    )
 
 
 def _check_devices(card: ModelCard, plan: Plan) -> None:

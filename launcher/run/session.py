@@ -309,50 +309,25 @@ class Session:
         self, prompt: Prompt, stream: ReplyStream, deliver: Callable[[str], None]
     ) -> tuple[Reply, BaseException | None]:
         """Run the backend, collect figures, record the reply; returns it with the error that ended it, if any."""
-        parts: list[str] = []
-        tokens = 0
-        first: float | None = None
-        last: float | None = None
-
-        def emit(piece: Piece) -> None:
-            nonlocal tokens, first, last
-            if piece.tokens:
-                tokens += piece.tokens
-                first = piece.at if first is None else first
-                last = piece.at
-            if piece.text:
-                parts.append(piece.text)
-                deliver(piece.text)
-
+        tally = _Tally(deliver)
         error: BaseException | None = None
         finished: Finished | None = None
         try:
-            finished = self.backend.run(prompt, stream.stop_event, emit)
+            finished = self.backend.run(prompt, stream.stop_event, tally.emit)
         except KeyboardInterrupt:
             stream.stop_event.set()
             finished = Finished(0, "stopped")
         except BaseException as caught:  # handed to whoever waits for the reply, never lost here
             error = caught
-        ended = time.perf_counter()
-        text = "".join(parts)
-        if finished is not None and finished.candidates and not text:
-            text = finished.candidates[0].text
-        ttft = (first - stream.started) if first is not None else None
-        rate = (
-            (tokens - 1) / (last - first) if first is not None and last is not None and last > first else None
-        )
-        reply = Reply(
-            text=text,
-            prompt_tokens=finished.prompt_tokens if finished else 0,
-            new_tokens=tokens,
-            time_to_first_token_s=ttft,
-            tokens_per_s=rate,
-            total_s=ended - stream.started,
-            finish_reason=finished.finish_reason if finished else "error",
-            candidates=finished.candidates if finished else (),
-            dropped_turns=finished.dropped_turns if finished else 0,
-            error=f"{type(error).__name__}: {error}" if error else None,
-        )
+        reply = tally.reply(finished, error, stream.started, time.perf_counter())
+        return reply, self._record(prompt, stream, reply, error)
+
+    def _record(
+        self, prompt: Prompt, stream: ReplyStream, reply: Reply, error: BaseException | None
+    ) -> BaseException | None:
+        """Save the reply and add the exchange to the history (unless it failed before any text); the error to
+        hand on: the run's, else a failure of the store."""
+        text = reply.text
         try:
             with self._lock:
                 if text or error is None:
@@ -363,7 +338,54 @@ class Session:
                     self._active = None
         except BaseException as caught:  # a store failure reaches the caller too
             error = error or caught
-        return reply, error
+        return error
+
+
+@dataclass
+class _Tally:
+    """A reply's text and token times as its pieces arrive; each piece's text is passed on to `deliver`."""
+
+    deliver: Callable[[str], None]
+    parts: list[str] = field(default_factory=list)
+    tokens: int = 0
+    first: float | None = None
+    last: float | None = None
+
+    def emit(self, piece: Piece) -> None:
+        if piece.tokens:
+            self.tokens += piece.tokens
+            self.first = piece.at if self.first is None else self.first
+            self.last = piece.at
+        if piece.text:
+            self.parts.append(piece.text)
+            self.deliver(piece.text)
+
+    def reply(
+        self, finished: Finished | None, error: BaseException | None, started: float, ended: float
+    ) -> Reply:
+        """The Reply with its figures: time to first token and the decode rate after it."""
+        text = "".join(self.parts)
+        if finished is not None and finished.candidates and not text:
+            text = finished.candidates[0].text
+        first, last = self.first, self.last
+        ttft = (first - started) if first is not None else None
+        rate = (
+            (self.tokens - 1) / (last - first)
+            if first is not None and last is not None and last > first
+            else None
+        )
+        return Reply(
+            text=text,
+            prompt_tokens=finished.prompt_tokens if finished else 0,
+            new_tokens=self.tokens,
+            time_to_first_token_s=ttft,
+            tokens_per_s=rate,
+            total_s=ended - started,
+            finish_reason=finished.finish_reason if finished else "error",
+            candidates=finished.candidates if finished else (),
+            dropped_turns=finished.dropped_turns if finished else 0,
+            error=f"{type(error).__name__}: {error}" if error else None,
+        )
 
 
 # --------------------------------------------------------------------------- a deterministic fake
@@ -421,7 +443,7 @@ class _EventStop:
     def __init__(self, event: threading.Event) -> None:
         self.event = event
 
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+    def __call__(self, input_ids: Any, _scores: Any, **_kwargs: Any) -> Any:
         import torch
 
         return torch.full(

@@ -112,10 +112,10 @@ class FakeSession:
         self,
         messages: Sequence[Turn],
         settings: GenerationSettings,
-        system_prompt: str,
+        system_prompt: str,  # noqa: ARG002 - the Session protocol names it; scripted replies ignore it
         on_piece: PieceCallback,
     ) -> Reply:
-        """Stream the next scripted reply, or canned_reply(messages)."""
+        """Stream the next scripted reply, or canned_reply(messages); the system prompt changes nothing."""
         self.calls.append(("chat", tuple(messages)))
         text = self.replies.pop(0) if self.replies else canned_reply(messages)
         return self._stream(text, on_piece, settings)
@@ -175,24 +175,17 @@ class FakeSessionFactory:
         self,
         card: ModelCard,
         plan: Plan,
-        host: HostSnapshot,
+        host: HostSnapshot,  # noqa: ARG002 - the SessionFactory protocol names it; the fake loads nowhere
         on_event: LaunchCallback,
         cancel: threading.Event,
     ) -> Launched:
         """Run the fake launch."""
-
-        def step() -> None:
-            if self.step_delay_s:
-                cancel.wait(self.step_delay_s)
-            if cancel.is_set():
-                raise LaunchCancelledError(card.id)
-
         on_event(Note(f"resolving files of {card.id}"))
         for name, size in self.files:
             chunks = 4
             for i in range(chunks + 1):
                 on_event(DownloadProgress(name, size * i // chunks, size))
-                step()
+                self._step(card, cancel)
         if self.gate is not None:
             while not self.gate.wait(0.01):
                 if cancel.is_set():
@@ -206,13 +199,20 @@ class FakeSessionFactory:
         shards = 3
         for i in range(shards + 1):
             on_event(LoadProgress(i, shards, "checkpoint shards"))
-            step()
+            self._step(card, cancel)
         measured = {p.label: int(p.used_bytes * self.measured_ratio) for p in plan.placements}
         session = FakeSession(
             card.id, card.task, piece_delay_s=self.piece_delay_s, memory=dict(measured), clock=self.clock
         )
         self.sessions.append(session)
         return Launched(session, plan, measured, fallbacks, load_seconds=1.5)
+
+    def _step(self, card: ModelCard, cancel: threading.Event) -> None:
+        """Wait one step (`step_delay_s`); a cancelled launch stops here."""
+        if self.step_delay_s:
+            cancel.wait(self.step_delay_s)
+        if cancel.is_set():
+            raise LaunchCancelledError(card.id)
 
 
 class TickClock:

@@ -102,6 +102,6 @@ class HelpScreen(ModalScreen[None]):
             table.add_row(key, what)
         return table
 
-    async def action_dismiss(self, result: None = None) -> None:
+    async def action_dismiss(self, _result: None = None) -> None:
         """Close help."""
         self.dismiss(None)

@@ -50,7 +50,7 @@ class DeviceBar(Widget):
         label, figures, bar = self._parts(max(self.content_size.width, 10))
         return Text("\n").join([label, figures, bar])
 
-    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+    def get_content_height(self, _container: Size, _viewport: Size, width: int) -> int:
         """The label, the figures as wrapped at `width`, and the bar."""
         _, figures, _ = self._parts(max(width, 10))
         return 2 + len(figures.wrap(self.app.console, max(width, 10)))
