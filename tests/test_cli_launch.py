@@ -147,7 +147,8 @@ def test_max_memory_parsing():
 
 def test_plan_and_list_show_what_was_measured_here(berth, catalog):
     from launcher.machine.probe import probe_host
-    from launcher.run.store import Measurement, Store, machine_key
+    from launcher.plan.measured import Measurement, machine_key
+    from launcher.run.store import Store
 
     planned = json.loads(berth("plan", "gpt2", "--json").stdout)
     assert planned["measured"] is None

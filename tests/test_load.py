@@ -110,9 +110,7 @@ def test_remote_code_is_refused_unless_asked_for_this_launch(tiny_models):
     with pytest.raises(RemoteCodeRefusedError) as caught:
         load_model(source, cpu_host(), PlanRequest(context=32))
     assert "--trust-remote-code" in caught.value.hint
-    kwargs = from_pretrained_kwargs(
-        source.card, plan_or_raise(source.card, cpu_host()), source, LoadOptions()
-    )
+    kwargs = from_pretrained_kwargs(plan_or_raise(source.card, cpu_host()), source, LoadOptions())
     assert kwargs["trust_remote_code"] is False
     loaded = load_model(
         source, cpu_host(), PlanRequest(context=32), LoadOptions(trust_remote_code=True, show_progress=False)
@@ -135,18 +133,18 @@ def test_kwargs_follow_the_plan_like_the_emitted_snippet(catalog, tiny_models):
     host = named_host(catalog.accelerator("rtx-4090"), 1, ram_bytes=64 * 10**9)
     source = ModelSource(card, "hub")
     gpu = plan_or_raise(card, host)
-    kwargs = from_pretrained_kwargs(card, gpu, source, LoadOptions())
+    kwargs = from_pretrained_kwargs(gpu, source, LoadOptions())
     assert kwargs["dtype"] == torch.bfloat16 and kwargs["device_map"] == {"": 0}
     assert kwargs["use_safetensors"] is True and "offload_folder" not in kwargs
     assert "device_map='cuda:0'" in python_snippet(card, gpu).replace('"', "'")
     small = cpu_host(ram_bytes=6 * 10**9)
     disk = plan_or_raise(card, small, PlanRequest(context=512))
     assert disk.strategy == "disk"
-    kwargs = from_pretrained_kwargs(card, disk, source, LoadOptions(), offload_dir=None)
+    kwargs = from_pretrained_kwargs(disk, source, LoadOptions(), offload_dir=None)
     assert "offload_folder" in kwargs and set(kwargs["device_map"].values()) == {"cpu", "disk"}
     assert "offload_folder" in python_snippet(card, disk)
     gguf = ModelSource(card, "gguf", tiny_models("gpt2") / "model.gguf")
-    kwargs = from_pretrained_kwargs(card, gpu, gguf, LoadOptions())
+    kwargs = from_pretrained_kwargs(gpu, gguf, LoadOptions())
     assert kwargs["gguf_file"] == "model.gguf" and "use_safetensors" not in kwargs
 
 

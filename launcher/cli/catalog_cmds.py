@@ -10,6 +10,7 @@ import click
 from launcher import display
 from launcher.cli.context import echo_json, get_catalog
 from launcher.cli.errors import EXIT_USAGE
+from launcher.plan.request import DEFAULT_CONTEXT
 from registry.catalog import check_catalog_file, default_catalog_path
 from registry.memory import (
     SHOWN_PRECISIONS,
@@ -21,7 +22,6 @@ from registry.params import layout
 from registry.schema import ModelCard
 
 #: Context used for memory tables when the user does not give one (capped at the model's own maximum).
-DEFAULT_CONTEXT = 4096
 
 
 def default_context(card: ModelCard) -> int:

@@ -163,15 +163,12 @@ def device_map_argument(plan: Plan) -> dict[str, int | str]:
 
 
 def from_pretrained_kwargs(
-    _card: ModelCard,
     plan: Plan,
     source: ModelSource,
     options: LoadOptions,
     offload_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """from_pretrained's arguments for this plan: the same choices `berth plan --emit python` prints.
-
-    The card (`source.card`) is not read: the first argument stays for the callers that pass it."""
+    """from_pretrained's arguments for this plan: the same choices `berth plan --emit python` prints."""
     kwargs: dict[str, Any] = {
         "dtype": TORCH_DTYPES[plan.precision.dtype],
         "device_map": device_map_argument(plan),
@@ -617,7 +614,7 @@ def _load_once(
     guard: MemoryGuard,
 ) -> Any:
     auto = AutoModelForMaskedLM if card.task == "fill-mask" else AutoModelForCausalLM
-    kwargs = from_pretrained_kwargs(card, plan, source, options, offload_dir)
+    kwargs = from_pretrained_kwargs(plan, source, options, offload_dir)
     with _progress_hook(guard, options), _plain_linear_for(card, plan.precision.quant is not None):
         return auto.from_pretrained(str(folder), **kwargs)
 

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from launcher.plan.measured import Measurement
-from launcher.plan.measured import machine_key as machine_key  # re-exported: callers key the store by it
 from registry.userdirs import data_dir
 
 Role = Literal["system", "user", "assistant"]
-ExportFormat = Literal["md", "json"]
+ChatExportFormat = Literal["md", "json"]
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -210,7 +209,7 @@ class Store:
         )
         return _chat(row, len(messages), messages)
 
-    def export(self, chat_id: int, fmt: ExportFormat = "md") -> str:
+    def export(self, chat_id: int, fmt: ChatExportFormat = "md") -> str:
         """A chat as Markdown or JSON; KeyError when there is no such chat."""
         chat = self.chat(chat_id)
         if chat is None:

@@ -9,9 +9,10 @@ import pytest
 from textual.widgets import Input, Markdown, Static, TextArea
 
 from launcher.run.session import GenerationSettings
+from launcher.run.store import Store
+from launcher.tui.adapters import SqliteChatStore
 from launcher.tui.app import BerthApp
 from launcher.tui.fake import FakeSessionFactory, TickClock, canned_reply
-from launcher.tui.history import FileChatStore
 from launcher.tui.screens.chat import ChatScreen
 from launcher.tui.screens.chats import ChatsScreen
 from launcher.tui.screens.launch import LaunchScreen
@@ -182,14 +183,14 @@ async def test_copy_a_message_and_the_last_reply(make_app):
 
 @pytest.mark.slow  # two app runs, a whole chat each
 async def test_history_is_reopened_after_a_restart(catalog, tmp_path, make_app):
-    store = FileChatStore(tmp_path / "chats")
+    store = SqliteChatStore(Store(tmp_path / "berth.db"))
     app = make_app(store=store)
     async with app.run_test(size=SIZE) as pilot:
         chat = await start_chat(pilot)
         await send(pilot, chat, "remember this")
         await send(pilot, chat, "and this")
     # A new app, as after quitting and starting berth again.
-    store_again = FileChatStore(tmp_path / "chats")
+    store_again = SqliteChatStore(Store(tmp_path / "berth.db"))
     factory = FakeSessionFactory(clock=TickClock())
     app = make_app(store=store_again, session_factory=factory)
     async with app.run_test(size=SIZE) as pilot:

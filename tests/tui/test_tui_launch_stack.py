@@ -27,7 +27,7 @@ class FakeLoaded:
         self.closed = False
 
     def measurement(self, tokens: int, ttft: float | None = None, rate: float | None = None):
-        from launcher.run.store import Measurement
+        from launcher.plan.measured import Measurement
 
         self.measured.append((tokens, ttft, rate))
         return Measurement(

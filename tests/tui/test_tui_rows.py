@@ -13,7 +13,6 @@ from launcher.plan.rows import plan_all
 from launcher.run.session import GenerationSettings, Turn
 from launcher.tui.backend import ChatRecord, chat_title
 from launcher.tui.fake import FakeSession, TickClock, canned_reply, decode_rate, pieces
-from launcher.tui.history import FileChatStore
 from launcher.tui.rows import (
     COLUMNS,
     COLUMNS_NARROW,
@@ -189,27 +188,3 @@ def test_transcript_round_trip_and_markdown():
     assert "5 tokens" in markdown
     assert chat_title([Turn("user", " a\nb ")]) == "a b"
     assert chat_title([]) == "(empty chat)"
-
-
-def test_file_store_saves_lists_loads_deletes_and_measures(tmp_path):
-    clock_values = iter(["2025-01-01T10:00:00+00:00", "2025-01-02T10:00:00+00:00"])
-    store = FileChatStore(tmp_path / "chats", clock=lambda: next(clock_values))
-    assert store.list_chats() == []
-    slow = finished_reply("x", tokens=21, seconds=2.0, first_s=0.0, rate=10.0)
-    first = store.save_chat(
-        ChatRecord("org/a", (Turn("user", "one"), Turn("assistant", "x", slow)), host_label="box")
-    )
-    second = store.save_chat(ChatRecord("org/b", (Turn("user", "two"),)))
-    listed = store.list_chats()
-    assert [c.id for c in listed] == [second, first]
-    loaded = store.load_chat(first)
-    assert loaded.messages[1].reply == slow and loaded.created == "2025-01-01T10:00:00+00:00"
-    store.save_chat(loaded)  # replacing keeps the id and time
-    assert len(store.list_chats()) == 2
-    assert store.measured_speed("org/a", "box") == pytest.approx(10.0)
-    assert store.measured_speed("org/a", "elsewhere") is None
-    store.delete_chat(first)
-    with pytest.raises(KeyError):
-        store.load_chat(first)
-    with pytest.raises(KeyError):
-        store.load_chat("../escape")
