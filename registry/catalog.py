@@ -12,12 +12,21 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from registry.errors import CatalogError, UnknownAcceleratorError, UnknownModelError
+from registry.bounded_read import read_text_capped
+from registry.errors import (
+    BerthError,
+    CatalogError,
+    UnknownAcceleratorError,
+    UnknownModelError,
+    short_repr,
+    short_text,
+)
+from registry.params import supported_model_types
+from registry.paths import expand_user_path
+from registry.safe_yaml import load_yaml_bounded
 from registry.schema import Accelerator, CatalogFile, ModelCard
 from registry.userdirs import overlay_path
 from registry.yaml_lines import YamlLines
-
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 #: Sizes above these are typos, not models (checked after the schema).
 MAX_PARAMS = 10**13
@@ -117,78 +126,93 @@ def load_catalog(
     path: Path | str | None = None,
     overlay: Path | str | bool | None = True,
 ) -> Catalog:
-    """Load the catalog, merged with the user overlay (True: the default overlay if present; False: none)."""
-    base_path = Path(path) if path is not None else default_catalog_path()
-    raw = _read_yaml(base_path)
-    sources = [base_path]
-    overlay_raw: dict[str, Any] | None = None
-    overlay_file: Path | None = None
-    if overlay is True:
-        candidate = overlay_path()
-        overlay_file = candidate if candidate.exists() else None
-    elif overlay:
-        overlay_file = Path(overlay)
-    if overlay_file is not None:
-        overlay_raw = _read_yaml(overlay_file)
-        sources.append(overlay_file)
-    models = _validated_models(raw, base_path, overlay_raw, overlay_file)
-    accelerators = _validated_accelerators(raw, base_path, overlay_raw, overlay_file)
-    return Catalog(models=tuple(models), accelerators=tuple(accelerators), sources=tuple(sources))
+    """Load the catalog, merged with the user overlay (True: the default overlay if present; False: none);
+    CatalogError for the first problem found."""
+    catalog, problems = _load(path, overlay)
+    if problems:
+        raise problems[0]
+    return catalog
+
+
+def check_catalog(
+    path: Path | str | None = None,
+    overlay: Path | str | bool | None = True,
+) -> list[CatalogError]:
+    """Every problem `load_catalog` with the same arguments meets (the list `berth catalog validate` prints):
+    one code path, so what validates loads and what loads validates."""
+    return _load(path, overlay)[1]
 
 
 def check_catalog_file(path: Path | str) -> list[CatalogError]:
-    """Every problem in one catalog file (the whole list, for `berth catalog validate`)."""
-    path = Path(path)
-    try:
-        raw = _read_yaml(path)
-    except CatalogError as err:
-        return [err]
+    """Every problem in one catalog file read on its own, as `--catalog FILE --no-overlay` loads it."""
+    return check_catalog(path, overlay=False)
+
+
+def _load(path: Path | str | None, overlay: Path | str | bool | None) -> tuple[Catalog, list[CatalogError]]:
     problems: list[CatalogError] = []
-    top_unknown = set(raw) - set(CatalogFile.model_fields)
-    for key in sorted(top_unknown):
-        problems.append(_unknown_key_error(path, (key,), CatalogFile))
-    for section, model in (("models", ModelCard), ("accelerators", Accelerator)):
-        items = raw.get(section, [])
-        if not isinstance(items, list):
-            problems.append(CatalogError("must be a list", path, _line_of(path, (section,)), section))
-            continue
-        for index, item in enumerate(items):
-            try:
-                _validate_item(model, item, path, (section, index))
-            except CatalogError as err:
-                problems.append(err)
-    if not problems:
+    base_path = _user_path(path, problems) if path is not None else default_catalog_path()
+    overlay_file = _overlay_file(overlay, problems)
+    sources = tuple(p for p in (base_path, overlay_file) if p is not None)
+    raw = _read_yaml(base_path, problems) if base_path is not None else None
+    overlay_raw = _read_yaml(overlay_file, problems) if overlay_file is not None else None
+    if raw is None or base_path is None or problems:
+        return Catalog(models=(), accelerators=(), sources=sources), problems
+    models = _validated_models(raw, base_path, overlay_raw, overlay_file, problems)
+    accelerators = _validated_accelerators(raw, base_path, overlay_raw, overlay_file, problems)
+    return Catalog(models=tuple(models), accelerators=tuple(accelerators), sources=sources), problems
+
+
+def _user_path(text: Path | str, problems: list[CatalogError]) -> Path | None:
+    try:
+        return expand_user_path(text)
+    except BerthError as err:
+        problems.append(CatalogError(err.message))
+        return None
+
+
+def _overlay_file(overlay: Path | str | bool | None, problems: list[CatalogError]) -> Path | None:
+    if overlay is True:
         try:
-            load_catalog(path, overlay=False)
-        except CatalogError as err:
-            problems.append(err)
-    return problems
+            candidate = overlay_path()
+        except BerthError as err:
+            problems.append(CatalogError(f"cannot find the overlay: {err.message}"))
+            return None
+        return candidate if candidate.exists() else None
+    if overlay:
+        return _user_path(overlay, problems)
+    return None
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_yaml(path: Path, problems: list[CatalogError]) -> dict[str, Any] | None:
+    """The file's top-level mapping ({} for an empty file); None, with the problem noted, when it has none."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CatalogError("file not found", path) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise CatalogError(f"cannot read the file ({err})", path) from None
+        text = read_text_capped(path)
+    except BerthError as err:
+        problems.append(CatalogError(getattr(err, "problem", err.message), path))
+        return None
     try:
-        data = yaml.load(text, Loader=_Loader)
+        data = load_yaml_bounded(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise CatalogError(f"invalid YAML: {problem}", path, line) from None
+        problems.append(CatalogError(f"invalid YAML: {short_text(problem, 200)}", path, line))
+        return None
     except (ValueError, TypeError, RecursionError, OverflowError) as err:
-        raise CatalogError(f"invalid YAML: {err}", path) from None
+        problems.append(CatalogError(f"invalid YAML: {short_text(str(err), 200)}", path))
+        return None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise CatalogError(
-            f"the top level must be a mapping with 'models' and 'accelerators', not a {type(data).__name__}",
-            path,
-            1,
+        problems.append(
+            CatalogError(
+                "the top level must be a mapping with 'models' and 'accelerators', "
+                f"not a {type(data).__name__}",
+                path,
+                1,
+            )
         )
+        return None
     return data
 
 
@@ -202,20 +226,28 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _section(raw: dict[str, Any], name: str, path: Path) -> list[Any]:
-    unknown = set(raw) - set(CatalogFile.model_fields)
+def _section(raw: dict[str, Any], name: str, path: Path, problems: list[CatalogError]) -> list[Any]:
+    """The file's list of `name` entries; [] with the problem noted when the file's top level is wrong."""
+    unknown = sorted(set(raw) - set(CatalogFile.model_fields), key=str)
     if unknown:
-        raise _unknown_key_error(path, (sorted(unknown)[0],), CatalogFile)
+        if name == "models":  # noted once per file, not once per section
+            problems.extend(_unknown_key_error(path, (key,), CatalogFile) for key in unknown)
+        return []
     version = raw.get("schema_version", 1)
-    if version != 1:
-        raise CatalogError(
-            f"schema_version {version!r} is not supported (this Berth reads 1)",
-            path,
-            _line_of(path, ("schema_version",)),
-        )
+    if version != 1 or isinstance(version, bool):
+        if name == "models":
+            problems.append(
+                CatalogError(
+                    f"schema_version {short_repr(version)} is not supported (this Berth reads 1)",
+                    path,
+                    _line_of(path, ("schema_version",)),
+                )
+            )
+        return []
     items = raw.get(name) or []
     if not isinstance(items, list):
-        raise CatalogError("must be a list of entries", path, _line_of(path, (name,)), name)
+        problems.append(CatalogError("must be a list of entries", path, _line_of(path, (name,)), name))
+        return []
     return items
 
 
@@ -223,20 +255,36 @@ _Entry = tuple[Any, Path, tuple[Any, ...]]
 """A raw entry, the file it (last) came from, and its place there (section, index)."""
 
 
+def _entry_id(item: Any) -> str | None:
+    """The entry's id where it is a string (an id of any other type is left for the schema to reject)."""
+    value = item.get("id") if isinstance(item, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def _merged_entries(
-    raw: dict[str, Any], path: Path, overlay: dict[str, Any] | None, overlay_path_: Path | None, section: str
+    raw: dict[str, Any],
+    path: Path,
+    overlay: dict[str, Any] | None,
+    overlay_path_: Path | None,
+    section: str,
+    problems: list[CatalogError],
 ) -> list[_Entry]:
     """The section's entries with the overlay's applied: same id merges field by field, new ids append."""
     entries: list[_Entry] = [
-        (item, path, (section, i)) for i, item in enumerate(_section(raw, section, path))
+        (item, path, (section, i)) for i, item in enumerate(_section(raw, section, path, problems))
     ]
     if overlay is None or overlay_path_ is None:
         return entries
-    by_id = {item.get("id"): n for n, (item, _, _) in enumerate(entries) if isinstance(item, dict)}
-    for i, item in enumerate(_section(overlay, section, overlay_path_)):
+    by_id: dict[str, int] = {}
+    for n, (item, _, _) in enumerate(entries):
+        key = _entry_id(item)
+        if key is not None:
+            by_id.setdefault(key, n)
+    for i, item in enumerate(_section(overlay, section, overlay_path_, problems)):
         loc = (section, i)
-        if isinstance(item, dict) and item.get("id") in by_id:
-            n = by_id[item["id"]]
+        key = _entry_id(item)
+        if key is not None and key in by_id:
+            n = by_id[key]
             entries[n] = (_merge(entries[n][0], item), overlay_path_, loc)
         else:
             entries.append((item, overlay_path_, loc))
@@ -244,76 +292,107 @@ def _merged_entries(
 
 
 def _validated_models(
-    raw: dict[str, Any], path: Path, overlay: dict[str, Any] | None, overlay_path_: Path | None
+    raw: dict[str, Any],
+    path: Path,
+    overlay: dict[str, Any] | None,
+    overlay_path_: Path | None,
+    problems: list[CatalogError],
 ) -> list[ModelCard]:
-    entries = _merged_entries(raw, path, overlay, overlay_path_, "models")
+    entries = _merged_entries(raw, path, overlay, overlay_path_, "models", problems)
     cards: list[ModelCard] = []
-    owners: dict[str, tuple[str, Path, tuple[Any, ...]]] = {}
-    ids: set[str] = set()
+    owners: dict[str, str] = {}
+    supported = supported_model_types()
     for item, where, loc in entries:
-        card = _validate_item(ModelCard, item, where, loc)
-        assert isinstance(card, ModelCard)
-        if card.id.lower() in ids:
-            raise CatalogError(
-                f"duplicate id '{card.id}': each model appears once (override entries in your overlay instead)",
-                where,
-                _line_of(where, (*loc, "id")),
-                "id",
-            )
-        ids.add(card.id.lower())
+        card = _validate_item(ModelCard, item, where, loc, problems)
+        if not isinstance(card, ModelCard):
+            continue
+        problem = _model_type_problem(card, supported) or _key_clash(card, owners)
+        if problem is not None:
+            message, field_name = problem
+            line = _line_of(where, (*loc, field_name))
+            problems.append(CatalogError(f"{message} [in {card.id}]", where, line, field_name))
+            continue
         for key in _model_keys(card):
-            k = key.lower()
-            if k in owners and owners[k][0] != card.id:
-                other = owners[k][0]
-                what = "id" if k == card.id.lower() else "alias"
-                raise CatalogError(
-                    f"duplicate {what} '{key}': already used by '{other}'",
-                    where,
-                    _line_of(where, (*loc, "id")),
-                    "id" if what == "id" else "aliases",
-                )
-            owners[k] = (card.id, where, loc)
+            owners.setdefault(key.lower(), card.id)
         cards.append(card)
     return cards
 
 
+def _model_type_problem(card: ModelCard, supported: Sequence[str]) -> tuple[str, str] | None:
+    if card.model_type in supported:
+        return None
+    return (
+        f"model_type '{card.model_type}' is not one Berth can size; supported: {', '.join(supported)}",
+        "model_type",
+    )
+
+
+def _key_clash(card: ModelCard, owners: dict[str, str]) -> tuple[str, str] | None:
+    """A name of the card that an earlier card already uses: (message, field), or None."""
+    if card.id.lower() in owners and owners[card.id.lower()] == card.id:
+        return (
+            f"duplicate id '{card.id}': each model appears once (override entries in your overlay instead)",
+            "id",
+        )
+    for key in _model_keys(card):
+        other = owners.get(key.lower())
+        if other is not None and other != card.id:
+            what = "id" if key.lower() == card.id.lower() else "alias"
+            return f"duplicate {what} '{key}': already used by '{other}'", "id" if what == "id" else "aliases"
+    return None
+
+
 def _validated_accelerators(
-    raw: dict[str, Any], path: Path, overlay: dict[str, Any] | None, overlay_path_: Path | None
+    raw: dict[str, Any],
+    path: Path,
+    overlay: dict[str, Any] | None,
+    overlay_path_: Path | None,
+    problems: list[CatalogError],
 ) -> list[Accelerator]:
-    items = _merged_entries(raw, path, overlay, overlay_path_, "accelerators")
+    items = _merged_entries(raw, path, overlay, overlay_path_, "accelerators", problems)
     result: list[Accelerator] = []
     seen: dict[str, str] = {}
     for item, where, loc in items:
-        acc = _validate_item(Accelerator, item, where, loc)
-        assert isinstance(acc, Accelerator)
-        for key in (acc.id, *acc.aliases):
-            norm = _norm_gpu(key)
-            if norm in seen and seen[norm] != acc.id:
-                raise CatalogError(
-                    f"duplicate accelerator name '{key}': already used by '{seen[norm]}'",
+        acc = _validate_item(Accelerator, item, where, loc, problems)
+        if not isinstance(acc, Accelerator):
+            continue
+        clash = next((k for k in (acc.id, *acc.aliases) if seen.get(_norm_gpu(k), acc.id) != acc.id), None)
+        if clash is not None:
+            problems.append(
+                CatalogError(
+                    f"duplicate accelerator name '{clash}': already used by '{seen[_norm_gpu(clash)]}'",
                     where,
                     _line_of(where, (*loc, "id")),
                     "id",
                 )
-            seen[norm] = acc.id
+            )
+            continue
+        seen.update((_norm_gpu(k), acc.id) for k in (acc.id, *acc.aliases))
         result.append(acc)
     return result
 
 
-def _validate_item(model: type[BaseModel], item: Any, path: Path, loc: tuple[Any, ...]) -> BaseModel:
+def _validate_item(
+    model: type[BaseModel], item: Any, path: Path, loc: tuple[Any, ...], problems: list[CatalogError]
+) -> BaseModel | None:
+    """The entry as `model`, or None with its first problem noted."""
     if not isinstance(item, dict):
-        raise CatalogError(
-            f"each entry must be a mapping of fields, not {type(item).__name__}",
-            path,
-            _line_of(path, loc),
-            ".".join(str(p) for p in loc),
+        problems.append(
+            CatalogError(
+                f"each entry must be a mapping of fields, not {type(item).__name__}",
+                path,
+                _line_of(path, loc),
+                ".".join(str(p) for p in loc),
+            )
         )
+        return None
     try:
         return model.model_validate(item)
     except ValidationError as err:
-        raise _from_validation_error(err, model, item, path, loc) from None
+        problems.append(_from_validation_error(err, model, item, path, loc))
     except (ValueError, TypeError, RecursionError) as err:  # pragma: no cover - pydantic wraps these
-        raise CatalogError(str(err), path, _line_of(path, loc)) from None
+        problems.append(CatalogError(short_text(str(err), 200), path, _line_of(path, loc)))
+    return None
 
 
 def _from_validation_error(
@@ -321,17 +400,18 @@ def _from_validation_error(
 ) -> CatalogError:
     first = err.errors(include_url=False)[0]
     field_loc = tuple(first["loc"])
-    entry_name = item.get("id") if isinstance(item.get("id"), str) else f"{loc[0]}[{loc[1]}]"
-    dotted = ".".join(str(p) for p in field_loc)
+    entry_id = _entry_id(item)
+    entry_name = short_text(entry_id) if entry_id is not None else f"{loc[0]}[{loc[1]}]"
+    dotted = short_text(".".join(str(p) for p in field_loc), 120)
     if first["type"] == "extra_forbidden":
         return _unknown_key_error(path, field_loc, model, loc, entry_name)
-    message = first["msg"]
+    message = short_text(first["msg"], 300)
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     if first["type"] == "missing":
         message = "required field is missing"
     elif "input" in first and first["type"] not in ("value_error", "assertion_error"):
-        message = f"{message} (got {_short(first['input'])})"
+        message = f"{message} (got {short_repr(first['input'], 60)})"
     more = err.error_count() - 1
     if more:
         message += f"; {more} more problem{'s' if more > 1 else ''} in this entry"
@@ -346,7 +426,7 @@ def _unknown_key_error(
     loc: tuple[Any, ...] = (),
     entry_name: Any = None,
 ) -> CatalogError:
-    key = str(field_loc[-1])
+    key = short_text(str(field_loc[-1]), 80)
     owner: type[BaseModel] = model
     for part in field_loc[:-1]:
         annotation = owner.model_fields.get(str(part))
@@ -359,20 +439,15 @@ def _unknown_key_error(
         f"unknown key '{key}'{where}",
         path,
         _line_of(path, (*loc, *field_loc)),
-        ".".join(str(p) for p in field_loc),
+        short_text(".".join(str(p) for p in field_loc), 120),
         suggestion[0] if suggestion else None,
     )
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _line_of(path: Path, loc: Sequence[Any]) -> int | None:
     """1-based line of the node at loc (keys and list indexes), found by composing the YAML again."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        text = read_text_capped(path)
+    except BerthError:
         return None
     return YamlLines(text).line(loc)

@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 #: Exit codes: 1 the request is valid but cannot be met (does not fit, load failed), 2 bad input.
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+
+
+class _ShortRepr(reprlib.Repr):
+    """reprlib's bounded repr, also for huge integers and byte strings (whose full repr it would build)."""
+
+    def repr_int(self, x: int, _level: int) -> str:
+        if x.bit_length() <= 128:
+            return repr(x)
+        return f"<an integer of {int(x.bit_length() * 0.30103) + 1:,} digits>"
+
+    def repr_bytes(self, x: bytes, _level: int) -> str:
+        return repr(x[: self.maxstring]) + ("..." if len(x) > self.maxstring else "")
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """repr(value) cut to at most `limit` characters, in time and memory bounded whatever the value (deep or
+    shared lists from YAML aliases, huge strings and integers): every message that quotes user input uses it."""
+    short = _ShortRepr()
+    short.maxlevel, short.maxstring, short.maxother = 3, limit, limit
+    return short_text(short.repr(value), limit)
+
+
+def short_text(text: str, limit: int = 80) -> str:
+    """`text` cut to at most `limit` characters, ending in '...' when cut."""
+    return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
 
 
 class BerthError(Exception):
@@ -113,5 +140,24 @@ class UnsupportedArchitectureError(BerthError, ValueError):
 
 class ImportModelError(BerthError, ValueError):
     """A local model directory or file that cannot be turned into a catalog entry."""
+
+    exit_code = EXIT_USAGE
+
+
+class InputFileError(BerthError, ValueError):
+    """A file Berth was asked to read that cannot be used: missing, a folder, unreadable, not text, or too large
+    (`registry.bounded_read.read_text_capped` raises it for every layer)."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, path: Path | str, problem: str, hint: str = "") -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}", hint or "Check the path, then run the command again.")
+
+
+class UserPathError(BerthError, ValueError):
+    """A path Berth cannot expand: `~name/...` for a user this system does not have, or a NUL character
+    (`registry.paths.expand_user_path` raises it for every layer)."""
 
     exit_code = EXIT_USAGE

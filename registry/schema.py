@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Literal
 
@@ -27,23 +28,33 @@ def parse_bytes(value: object) -> object:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str):
+    if isinstance(value, str) and len(value) <= 100:
         match = _SIZE.match(value)
         if match:
             number, prefix, binary = match.groups()
             base = 1024 if binary else 1000
-            return round(float(number) * base ** _UNIT_POWER[prefix.lower()])
+            size = float(number) * base ** _UNIT_POWER[prefix.lower()]
+            if not math.isfinite(size) or size > MAX_BYTES:
+                raise ValueError(f"'{value.strip()[:40]}' is more than 1 PB, larger than any machine")
+            return round(size)
     return value
 
 
 Bytes = Annotated[int, BeforeValidator(parse_bytes), Field(ge=0, le=MAX_BYTES)]
+#: Bytes per second (memory or link bandwidth), at most 1 PB/s.
+Rate = Annotated[int, BeforeValidator(parse_bytes), Field(gt=0, le=MAX_BYTES)]
 PositiveInt = Annotated[int, Field(gt=0)]
+#: A config.json integer kept verbatim: within what a float holds exactly, so arithmetic on it cannot overflow.
+ExtraInt = Annotated[int, Field(ge=-(2**53), le=2**53)]
+#: Short names (ids, aliases, family, licence) and free text (description, source, notes).
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Text = Annotated[str, Field(max_length=2000)]
 
 
 class Strict(BaseModel):
     """Base: unknown keys are errors and values are never silently coerced to another meaning."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, allow_inf_nan=False)
 
 
 class Architecture(Strict):
@@ -69,33 +80,33 @@ class Architecture(Strict):
     """Bias on the q/k/v projections; None means the family's default."""
     mlp_bias: bool | None = None
     """Bias on the feed-forward projections; None means the family's default."""
-    sliding_window: Annotated[int, Field(gt=0)] | None = None
+    sliding_window: Annotated[int, Field(gt=0, le=100_000_000)] | None = None
     """Tokens a sliding-window attention layer keeps in its cache; None for full attention everywhere."""
-    global_attention_every: Annotated[int, Field(gt=0)] | None = None
+    global_attention_every: Annotated[int, Field(gt=0, le=1000)] | None = None
     """With a sliding window: every Nth layer (1-based) attends globally (Gemma 2: 2); None means all slide."""
     # Mixture of experts
     num_experts: Annotated[int, Field(gt=0, le=4096)] | None = None
     """Routed experts per MoE layer."""
-    experts_per_token: Annotated[int, Field(gt=0)] | None = None
+    experts_per_token: Annotated[int, Field(gt=0, le=4096)] | None = None
     """Routed experts each token uses."""
-    moe_intermediate_size: Annotated[int, Field(gt=0)] | None = None
+    moe_intermediate_size: Annotated[int, Field(gt=0, le=1048576)] | None = None
     """Feed-forward width of one routed expert where it differs from intermediate_size."""
-    num_shared_experts: Annotated[int, Field(ge=0)] | None = None
+    num_shared_experts: Annotated[int, Field(ge=0, le=4096)] | None = None
     """Always-on experts per MoE layer (DeepSeek)."""
-    first_dense_layers: Annotated[int, Field(ge=0)] | None = None
+    first_dense_layers: Annotated[int, Field(ge=0, le=1000)] | None = None
     """Leading layers that use a dense feed-forward instead of experts (first_k_dense_replace)."""
     # Multi-head latent attention (DeepSeek-V2/V3)
-    q_lora_rank: Annotated[int, Field(gt=0)] | None = None
+    q_lora_rank: Annotated[int, Field(gt=0, le=131072)] | None = None
     """Rank of the low-rank query projection (MLA)."""
-    kv_lora_rank: Annotated[int, Field(gt=0)] | None = None
+    kv_lora_rank: Annotated[int, Field(gt=0, le=131072)] | None = None
     """Width of the compressed key/value latent that MLA caches."""
-    qk_nope_head_dim: Annotated[int, Field(gt=0)] | None = None
+    qk_nope_head_dim: Annotated[int, Field(gt=0, le=4096)] | None = None
     """Per-head query/key width without rotary position (MLA)."""
-    qk_rope_head_dim: Annotated[int, Field(gt=0)] | None = None
+    qk_rope_head_dim: Annotated[int, Field(gt=0, le=4096)] | None = None
     """Per-head query/key width that carries rotary position (MLA); cached once per token."""
-    v_head_dim: Annotated[int, Field(gt=0)] | None = None
+    v_head_dim: Annotated[int, Field(gt=0, le=4096)] | None = None
     """Per-head value width (MLA)."""
-    config_extras: dict[str, int | float | bool | str | None] = Field(default_factory=dict)
+    config_extras: dict[Name, ExtraInt | float | bool | Text | None] = Field(default_factory=dict)
     """Other config.json keys, verbatim, needed to rebuild the exact architecture in transformers."""
 
     @property
@@ -151,17 +162,17 @@ class Architecture(Strict):
 class ModelCard(Strict):
     """One open model: who publishes it, what it does, and what its memory depends on."""
 
-    id: Annotated[str, Field(min_length=3, pattern=r"^[\w.\-]+/[\w.\-]+$")]
+    id: Annotated[str, Field(min_length=3, max_length=200, pattern=r"^[\w.\-]+/[\w.\-]+$")]
     """Hugging Face repo id, e.g. h2oai/h2o-danube-1.8b-chat."""
-    aliases: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    aliases: list[Name] = Field(default_factory=list)
     """Short names users type (danube-1.8b-chat)."""
-    family: Annotated[str, Field(min_length=1)]
+    family: Name
     """Model family for filtering (llama-3.1, qwen2.5, falcon …)."""
-    model_type: Annotated[str, Field(min_length=1)]
+    model_type: Name
     """transformers' model_type from config.json (llama, mistral, falcon, gpt2 …)."""
     task: Task
     """What a session does with it: chat (has a chat template), completion, or fill-mask."""
-    license: Annotated[str, Field(min_length=1)]
+    license: Name
     """Licence identifier (apache-2.0, llama3.1, gemma, mit …)."""
     gated: bool = False
     """Whether the Hub asks users to accept terms before downloading."""
@@ -173,23 +184,23 @@ class ModelCard(Strict):
     """Published parameter count (the Hub's safetensors total where published), exact."""
     params_source: ParamsSource = "hub-safetensors"
     """Where `params` comes from; 'computed' means no total is published and the analytic count is used."""
-    stored_extra_params: Annotated[int, Field(ge=0)] = 0
+    stored_extra_params: Annotated[int, Field(ge=0, le=10**13)] = 0
     """Values stored in the published files that the transformers model does not build as parameters."""
-    stored_extra_note: str | None = None
+    stored_extra_note: Text | None = None
     """Why the published total is larger (attention-mask buffers, a multi-token-prediction layer …)."""
     remote_code: bool = False
     """Whether loading needs trust_remote_code (transformers has no native class)."""
     weight_format: WeightFormat = "safetensors"
     """How the Hub repo stores weights; pickle-only repos need --allow-pickle."""
-    revision: str | None = None
+    revision: Name | None = None
     """Pinned Hub revision (commit or tag), if any."""
     architecture: Architecture
     """The config.json fields memory depends on."""
-    unconfirmed: list[str] = Field(default_factory=list)
+    unconfirmed: list[Name] = Field(default_factory=list)
     """Fields whose values could not be confirmed against a published config.json."""
-    source: str | None = None
+    source: Text | None = None
     """Where the values were read (config.json URL)."""
-    description: str | None = None
+    description: Text | None = None
     """One line for people browsing."""
 
     @model_validator(mode="after")
@@ -202,11 +213,11 @@ class ModelCard(Strict):
 class Accelerator(Strict):
     """A GPU model and the figures the planner and speed estimates use."""
 
-    id: Annotated[str, Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9.\-]*$")]
+    id: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[a-z0-9][a-z0-9.\-]*$")]
     """Short lowercase name used in hardware specs (a100-80gb, rtx-4090)."""
-    name: str
+    name: Name
     """Marketing name as NVML reports it (NVIDIA A100-SXM4-80GB)."""
-    aliases: list[str] = Field(default_factory=list)
+    aliases: list[Name] = Field(default_factory=list)
     """Other names accepted in specs and matched against NVML names."""
     vendor: Literal["nvidia", "amd", "apple"] = "nvidia"
     """Who makes it."""
@@ -214,17 +225,17 @@ class Accelerator(Strict):
     """Memory quoted on the box (vendors quote GB = 10^9 bytes)."""
     usable_memory_bytes: Bytes | None = None
     """Memory the driver reports as total, when known (lower than the quoted figure)."""
-    bandwidth_bytes_per_s: Annotated[int, BeforeValidator(parse_bytes), Field(gt=0)]
+    bandwidth_bytes_per_s: Rate
     """Peak memory bandwidth in bytes per second."""
-    bf16_tflops: Annotated[float, Field(gt=0)]
+    bf16_tflops: Annotated[float, Field(gt=0, le=1_000_000)]
     """Dense bf16/fp16 tensor throughput in TFLOP/s (no sparsity)."""
     compute_capability: Annotated[str, Field(pattern=r"^\d+\.\d+$")]
     """CUDA compute capability; bf16 needs 8.0 or newer."""
     interconnect: Literal["nvlink", "pcie"] = "pcie"
     """How GPUs of this kind are usually linked inside one machine."""
-    interconnect_bytes_per_s: Annotated[int, BeforeValidator(parse_bytes), Field(gt=0)] | None = None
+    interconnect_bytes_per_s: Rate | None = None
     """Per-GPU bandwidth of that link, when known."""
-    source: Annotated[str, Field(min_length=1)]
+    source: Annotated[str, Field(min_length=1, max_length=2000)]
     """Where the figures come from."""
 
     @property

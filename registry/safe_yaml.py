@@ -1,0 +1,73 @@
+"""Safe YAML loading with a bound on the document's expanded size, so aliases cannot multiply it (billion laughs)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import yaml
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+#: Most values (mappings, lists and scalars, each alias counted again in full) one document may expand to.
+#: The shipped catalog is about 5,000; a hostile document of a few hundred bytes can reach billions.
+MAX_YAML_NODES = 200_000
+
+
+class YamlTooLargeError(yaml.MarkedYAMLError):
+    """A document whose values, with every alias expanded, number more than the limit (or repeat themselves)."""
+
+
+def load_yaml_bounded(text: str, max_nodes: int = MAX_YAML_NODES) -> Any:
+    """The document in `text` through the safe loader (libyaml's where PyYAML has it); YamlTooLargeError, a
+    yaml.YAMLError with the line of the offending node, when it expands to more than `max_nodes` values."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        check_expanded_size(node, max_nodes)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def check_expanded_size(root: yaml.Node, max_nodes: int = MAX_YAML_NODES) -> int:
+    """The number of values the node stands for once every alias is expanded, computed in time linear in the
+    document (each node once); YamlTooLargeError past `max_nodes` or for an alias inside itself."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+            if sizes[key] > max_nodes:
+                raise _too_large(node, f"the document expands to more than {max_nodes:,} values")
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise _too_large(node, "an alias refers to the value that contains it")
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> Iterator[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        yield from node.value
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            yield key
+            yield value
+
+
+def _too_large(node: yaml.Node, problem: str) -> YamlTooLargeError:
+    return YamlTooLargeError(
+        problem=f"{problem} (YAML aliases repeat values; write them out or remove them)",
+        problem_mark=node.start_mark,
+    )
