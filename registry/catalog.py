@@ -299,30 +299,38 @@ def _validated_models(
     problems: list[CatalogError],
 ) -> list[ModelCard]:
     entries = _merged_entries(raw, path, overlay, overlay_path_, "models", problems)
-    cards: list[ModelCard] = []
-    owners: dict[str, str] = {}
-    supported = supported_model_types()
+    valid: list[tuple[ModelCard, Path, tuple[Any, ...]]] = []
     for item, where, loc in entries:
         card = _validate_item(ModelCard, item, where, loc, problems)
-        if not isinstance(card, ModelCard):
-            continue
+        if isinstance(card, ModelCard):
+            valid.append((card, where, loc))
+    owners: dict[str, str] = {}
+    supported = supported_model_types()
+    rejected: set[int] = set()
+    for n in _base_first([where for _, where, _ in valid], path):
+        card, where, loc = valid[n]
         problem = _model_type_problem(card, supported) or _key_clash(card, owners)
         if problem is not None:
             message, field_name = problem
             line = _line_of(where, (*loc, field_name))
             problems.append(CatalogError(f"{message} [in {card.id}]", where, line, field_name))
+            rejected.add(n)
             continue
         for key in _model_keys(card):
             owners.setdefault(key.lower(), card.id)
-        cards.append(card)
-    return cards
+    return [card for n, (card, _, _) in enumerate(valid) if n not in rejected]
+
+
+def _base_first(sources: Sequence[Path], base: Path) -> list[int]:
+    """Entry indexes, those last touched by the base catalog first: a clash with the overlay is the overlay's."""
+    return sorted(range(len(sources)), key=lambda n: sources[n] != base)
 
 
 def _model_type_problem(card: ModelCard, supported: Sequence[str]) -> tuple[str, str] | None:
     if card.model_type in supported:
         return None
     return (
-        f"model_type '{card.model_type}' is not one Berth can size; supported: {', '.join(supported)}",
+        f"'{card.model_type}' is not a model_type Berth can size; supported: {', '.join(supported)}",
         "model_type",
     )
 
@@ -349,27 +357,25 @@ def _validated_accelerators(
     overlay_path_: Path | None,
     problems: list[CatalogError],
 ) -> list[Accelerator]:
-    items = _merged_entries(raw, path, overlay, overlay_path_, "accelerators", problems)
-    result: list[Accelerator] = []
-    seen: dict[str, str] = {}
-    for item, where, loc in items:
+    entries = _merged_entries(raw, path, overlay, overlay_path_, "accelerators", problems)
+    valid: list[tuple[Accelerator, Path, tuple[Any, ...]]] = []
+    for item, where, loc in entries:
         acc = _validate_item(Accelerator, item, where, loc, problems)
-        if not isinstance(acc, Accelerator):
-            continue
-        clash = next((k for k in (acc.id, *acc.aliases) if seen.get(_norm_gpu(k), acc.id) != acc.id), None)
+        if isinstance(acc, Accelerator):
+            valid.append((acc, where, loc))
+    seen: dict[str, str] = {}
+    rejected: set[int] = set()
+    for n in _base_first([where for _, where, _ in valid], path):
+        acc, where, loc = valid[n]
+        names = (acc.id, *acc.aliases)
+        clash = next((k for k in names if seen.get(_norm_gpu(k), acc.id) != acc.id), None)
         if clash is not None:
-            problems.append(
-                CatalogError(
-                    f"duplicate accelerator name '{clash}': already used by '{seen[_norm_gpu(clash)]}'",
-                    where,
-                    _line_of(where, (*loc, "id")),
-                    "id",
-                )
-            )
+            message = f"duplicate accelerator name '{clash}': already used by '{seen[_norm_gpu(clash)]}'"
+            problems.append(CatalogError(message, where, _line_of(where, (*loc, "id")), "id"))
+            rejected.add(n)
             continue
-        seen.update((_norm_gpu(k), acc.id) for k in (acc.id, *acc.aliases))
-        result.append(acc)
-    return result
+        seen.update((_norm_gpu(k), acc.id) for k in names)
+    return [acc for n, (acc, _, _) in enumerate(valid) if n not in rejected]
 
 
 def _validate_item(

@@ -153,7 +153,9 @@ class InputFileError(BerthError, ValueError):
     def __init__(self, path: Path | str, problem: str, hint: str = "") -> None:
         self.path = Path(path)
         self.problem = problem
-        super().__init__(f"{path}: {problem}", hint or "Check the path, then run the command again.")
+        super().__init__(
+            f"{short_text(str(path), 200)}: {problem}", hint or "Check the path, then run the command again."
+        )
 
 
 class UserPathError(BerthError, ValueError):

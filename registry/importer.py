@@ -19,6 +19,7 @@ from typing import Any
 from registry.errors import ImportModelError, UnsupportedArchitectureError
 from registry.hf_config import architecture_fields, context_length_of
 from registry.params import FAMILIES, layout, supported_model_types
+from registry.paths import expand_user_path
 from registry.schema import Dtype, ModelCard, ParamsSource, Task, WeightFormat
 
 #: Largest safetensors header Berth reads (the format itself caps it at 100 MB).
@@ -149,7 +150,7 @@ def local_model_id(name: str) -> str:
 
 def card_from_dir(folder: Path | str, model_id: str | None = None) -> ModelCard:
     """A catalog entry for a local model folder (config.json plus safetensors or pickle weights)."""
-    folder = Path(folder).expanduser()
+    folder = expand_user_path(folder)
     if not folder.is_dir():
         raise ImportModelError(f"{folder} is not a folder")
     config, model_type = _plannable_config(folder)
@@ -222,7 +223,7 @@ def _dir_task(folder: Path, config: dict[str, Any], model_type: str) -> Task:
 
 def card_from_gguf(path: Path | str, model_id: str | None = None) -> ModelCard:
     """A catalog entry for a GGUF file, from its metadata and tensor table (weights load dequantized)."""
-    path = Path(path).expanduser()
+    path = expand_user_path(path)
     if not path.is_file():
         raise ImportModelError(f"{path} is not a file")
     reader = _gguf_reader(path)

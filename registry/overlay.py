@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from registry.bounded_read import read_text_capped
 from registry.catalog import load_catalog
-from registry.errors import CatalogError
+from registry.errors import BerthError, CatalogError
+from registry.safe_yaml import load_yaml_bounded
 from registry.schema import ModelCard
 
 _HEADER = (
@@ -33,12 +36,8 @@ def add_to_overlay(card: ModelCard, path: Path) -> Path:
     does not load, the original is restored.
     """
     if path.exists():
-        original = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(original) or {}
-        if not isinstance(data, dict):
-            raise CatalogError("the overlay's top level is not a mapping; fix it first", path, 1)
-        ids = {m.get("id") for m in data.get("models") or [] if isinstance(m, dict)}
-        if card.id in ids:
+        original, data = _read_overlay(path)
+        if card.id in _ids(data.get("models")):
             raise CatalogError(
                 f"'{card.id}' is already in the overlay; edit that entry, or pass --id to add it under another id",
                 path,
@@ -70,3 +69,30 @@ def add_to_overlay(card: ModelCard, path: Path) -> Path:
             path.write_text(original, encoding="utf-8")
         raise
     return path
+
+
+def _read_overlay(path: Path) -> tuple[str, dict[str, Any]]:
+    """The overlay's text and top-level mapping; CatalogError when it cannot be read or is not a mapping."""
+    try:
+        original = read_text_capped(path)
+        data = load_yaml_bounded(original) or {}
+    except BerthError as err:
+        raise CatalogError(getattr(err, "problem", err.message), path) from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        problem = getattr(err, "problem", None) or "cannot be parsed"
+        raise CatalogError(
+            f"invalid YAML: {problem}; fix it first", path, mark.line + 1 if mark else None
+        ) from None
+    except (ValueError, TypeError, RecursionError, OverflowError):
+        raise CatalogError("invalid YAML; fix it first", path) from None
+    if not isinstance(data, dict):
+        raise CatalogError("the overlay's top level is not a mapping; fix it first", path, 1)
+    return original, data
+
+
+def _ids(models: Any) -> set[str]:
+    """The string ids of the overlay's model entries (anything else is left for loading to report)."""
+    if not isinstance(models, list):
+        return set()
+    return {m["id"] for m in models if isinstance(m, dict) and isinstance(m.get("id"), str)}

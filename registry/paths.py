@@ -13,7 +13,7 @@ def expand_user_path(text: str | Path) -> Path:
     raw = str(text)
     if "\0" in raw:
         raise UserPathError(
-            f"the path {raw[:80]!r} contains a NUL character", "Type the path again without it."
+            f"The path {raw[:80]!r} contains a NUL character", "Type the path again without it."
         )
     path = Path(raw)
     if not raw.startswith("~"):
@@ -24,6 +24,6 @@ def expand_user_path(text: str | Path) -> Path:
         user = raw[1:].split("/", 1)[0]
         who = f"no user '{user[:40]}'" if user else "no home folder (HOME is not set)"
         raise UserPathError(
-            f"cannot expand '{raw[:120]}': this system has {who}",
+            f"Cannot expand '{raw[:120]}': this system has {who}",
             "Write the path in full, or start it with ~/ for your own home folder.",
         ) from None

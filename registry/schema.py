@@ -6,7 +6,9 @@ import math
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, model_validator
+
+from registry.errors import short_repr
 
 Task = Literal["chat", "completion", "fill-mask"]
 Dtype = Literal["float32", "bfloat16", "float16"]
@@ -44,8 +46,30 @@ Bytes = Annotated[int, BeforeValidator(parse_bytes), Field(ge=0, le=MAX_BYTES)]
 #: Bytes per second (memory or link bandwidth), at most 1 PB/s.
 Rate = Annotated[int, BeforeValidator(parse_bytes), Field(gt=0, le=MAX_BYTES)]
 PositiveInt = Annotated[int, Field(gt=0)]
-#: A config.json integer kept verbatim: within what a float holds exactly, so arithmetic on it cannot overflow.
-ExtraInt = Annotated[int, Field(ge=-(2**53), le=2**53)]
+#: Largest config.json integer kept verbatim: what a float holds exactly, so arithmetic on it cannot overflow.
+MAX_EXTRA_INT = 2**53
+
+
+def check_extra_value(value: object) -> object:
+    """A config.json value kept verbatim: a bounded integer, a finite float, a bool, short text or None."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        if abs(value) > MAX_EXTRA_INT:
+            raise ValueError(f"integer beyond ±2**53 (got {short_repr(value)})")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"must be a finite number (got {value})")
+        return value
+    if isinstance(value, str):
+        if len(value) > 2000:
+            raise ValueError("text longer than 2,000 characters")
+        return value
+    raise ValueError(f"must be a number, true/false, text or null (got {short_repr(value)})")
+
+
+ExtraValue = Annotated[int | float | bool | str | None, PlainValidator(check_extra_value)]
 #: Short names (ids, aliases, family, licence) and free text (description, source, notes).
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Text = Annotated[str, Field(max_length=2000)]
@@ -106,7 +130,7 @@ class Architecture(Strict):
     """Per-head query/key width that carries rotary position (MLA); cached once per token."""
     v_head_dim: Annotated[int, Field(gt=0, le=4096)] | None = None
     """Per-head value width (MLA)."""
-    config_extras: dict[Name, ExtraInt | float | bool | Text | None] = Field(default_factory=dict)
+    config_extras: dict[Name, ExtraValue] = Field(default_factory=dict)
     """Other config.json keys, verbatim, needed to rebuild the exact architecture in transformers."""
 
     @property

@@ -5,23 +5,25 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from registry.paths import expand_user_path
+
 
 def config_dir() -> Path:
     """Folder of the user's catalog overlay and settings (~/.config/berth or $BERTH_HOME)."""
     home = os.environ.get("BERTH_HOME")
     if home:
-        return Path(home).expanduser()
+        return expand_user_path(home)
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base).expanduser() / "berth"
+    return expand_user_path(base) / "berth"
 
 
 def data_dir() -> Path:
     """Folder of the history and measurements store (~/.local/share/berth or $BERTH_HOME)."""
     home = os.environ.get("BERTH_HOME")
     if home:
-        return Path(home).expanduser()
+        return expand_user_path(home)
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base).expanduser() / "berth"
+    return expand_user_path(base) / "berth"
 
 
 def overlay_path() -> Path:

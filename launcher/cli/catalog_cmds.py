@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ from launcher import display
 from launcher.cli.context import echo_json, get_catalog
 from launcher.cli.errors import EXIT_USAGE
 from launcher.plan.request import DEFAULT_CONTEXT
-from registry.catalog import check_catalog_file, default_catalog_path
+from registry.catalog import check_catalog, default_catalog_path
+from registry.errors import CatalogError, ImportModelError, short_text
 from registry.memory import (
     SHOWN_PRECISIONS,
     estimate_memory,
@@ -19,6 +21,7 @@ from registry.memory import (
     kv_cache_bytes,
 )
 from registry.params import layout
+from registry.paths import expand_user_path
 from registry.schema import ModelCard
 
 #: Context used for memory tables when the user does not give one (capped at the model's own maximum).
@@ -138,10 +141,12 @@ def catalog_group() -> None:
 @click.command("validate")
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def validate_command(file: str | None, as_json: bool) -> None:
-    """Check a catalog or overlay file against the schema (default: the shipped catalog)."""
-    path = Path(file) if file else default_catalog_path()
-    problems = check_catalog_file(path)
+@click.pass_context
+def validate_command(ctx: click.Context, file: str | None, as_json: bool) -> None:
+    """Check catalog files exactly as every command loads them, listing every problem: with no FILE, the
+    catalog (shipped or --catalog) with your overlay; with FILE, FILE as an overlay over that catalog (the
+    shipped catalog itself, given as FILE, is checked alone)."""
+    path, problems = _validate(ctx.find_root().obj or {}, file)
     if as_json:
         echo_json(
             {
@@ -150,6 +155,7 @@ def validate_command(file: str | None, as_json: bool) -> None:
                 "problems": [
                     {
                         "message": p.message,
+                        "file": str(p.path) if p.path else None,
                         "line": p.line,
                         "field": p.field,
                         "suggestion": p.suggestion,
@@ -168,6 +174,25 @@ def validate_command(file: str | None, as_json: bool) -> None:
         raise SystemExit(EXIT_USAGE)
 
 
+def _validate(options: dict[str, Any], file: str | None) -> tuple[Path, list[CatalogError]]:
+    """The file named in the verdict and every problem loading meets (the same code path as loading)."""
+    base = options.get("catalog_path")
+    overlay = options.get("overlay", True)
+    if file is None:
+        return expand_user_path(base) if base else default_catalog_path(), check_catalog(base, overlay)
+    path = expand_user_path(file)
+    if _same_file(path, default_catalog_path()) and not base:
+        return path, check_catalog(path, overlay=False)
+    return path, check_catalog(base, overlay=path)
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    try:
+        return one.resolve() == other.resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
 @click.command("add")
 @click.argument("path_or_repo")
 @click.option(
@@ -181,17 +206,17 @@ def add_command(
 ) -> None:
     """Add a model to your overlay from a local folder (config.json + safetensors), a GGUF file, or a Hub
     repo already in your Hugging Face cache."""
-    from registry.errors import ImportModelError
     from registry.importer import card_from_dir, card_from_gguf
     from registry.overlay import add_to_overlay
     from registry.userdirs import overlay_path
 
-    path = Path(path_or_repo).expanduser()
-    if path.is_file():
+    path = expand_user_path(path_or_repo)
+    kind = _kind_of(path)
+    if kind == "file":
         card = card_from_gguf(path, model_id)
-    elif path.is_dir():
+    elif kind == "folder":
         card = card_from_dir(path, model_id)
-    elif "/" in path_or_repo and not path_or_repo.startswith((".", "/", "~")):
+    elif _REPO_ID.fullmatch(path_or_repo):
         snapshot = _cached_repo(path_or_repo)
         if snapshot is None:
             raise ImportModelError(
@@ -201,7 +226,7 @@ def add_command(
         card = card_from_dir(snapshot, model_id or path_or_repo)
         card = card.model_copy(update={"source": f"https://huggingface.co/{path_or_repo}"})
     else:
-        raise ImportModelError(f"{path_or_repo}: no such folder or file")
+        raise ImportModelError(f"{short_text(path_or_repo, 120)}: no such folder or file")
     if aliases:
         card = card.model_copy(update={"aliases": list(aliases)})
     get_catalog(ctx)  # the shipped catalog must load before we add to it
@@ -211,6 +236,18 @@ def add_command(
         return
     click.echo(f"Added {card.id} ({display.params(card.params)} parameters, {card.task}) to {target}.")
     click.echo(f"Next: berth plan {card.id}")
+
+
+#: What a Hub repo id looks like (owner/name), as opposed to a path.
+_REPO_ID = re.compile(r"[\w\-][\w.\-]{0,95}/[\w.\-]{1,96}")
+
+
+def _kind_of(path: Path) -> str | None:
+    """'file', 'folder' or None (nothing there); ImportModelError when the path cannot be looked at."""
+    try:
+        return "file" if path.is_file() else "folder" if path.is_dir() else None
+    except OSError as err:
+        raise ImportModelError(f"{short_text(str(path), 120)}: cannot be read ({err.strerror})") from None
 
 
 def _cached_repo(repo: str) -> Path | None:

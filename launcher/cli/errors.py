@@ -18,9 +18,11 @@ from registry.errors import (
     BerthError,
     CatalogError,
     ImportModelError,
+    InputFileError,
     UnknownAcceleratorError,
     UnknownModelError,
     UnsupportedArchitectureError,
+    UserPathError,
 )
 
 __all__ = ["EXIT_FAILURE", "EXIT_USAGE", "explain", "paragraph"]
@@ -66,6 +68,8 @@ PARAGRAPHS: dict[type[BerthError], Callable[[Any], str]] = {
         f"Berth cannot size model_type '{e.model_type}' yet. Supported: {', '.join(e.supported)}."
     ),
     ImportModelError: lambda e: f"Cannot use that model: {e}",
+    InputFileError: _with("Cannot read "),
+    UserPathError: _with(""),
     HardwareSpecError: lambda e: f"{str(e)[0].upper()}{str(e)[1:]} {e.hint}",
     ProbeError: _with("Cannot describe this machine: "),
     PlanRequestError: _with("Cannot plan that: ", hint_format="Try: {}."),
