@@ -166,7 +166,7 @@ def _user_path(text: Path | str, problems: list[CatalogError]) -> Path | None:
     try:
         return expand_user_path(text)
     except BerthError as err:
-        problems.append(CatalogError(err.message))
+        problems.append(CatalogError(err.message[:1].lower() + err.message[1:], hint=err.hint))
         return None
 
 
@@ -175,7 +175,7 @@ def _overlay_file(overlay: Path | str | bool | None, problems: list[CatalogError
         try:
             candidate = overlay_path()
         except BerthError as err:
-            problems.append(CatalogError(f"cannot find the overlay: {err.message}"))
+            problems.append(CatalogError(f"cannot find the overlay: {err.message}", hint=err.hint))
             return None
         return candidate if candidate.exists() else None
     if overlay:
@@ -188,7 +188,7 @@ def _read_yaml(path: Path, problems: list[CatalogError]) -> dict[str, Any] | Non
     try:
         text = read_text_capped(path)
     except BerthError as err:
-        problems.append(CatalogError(getattr(err, "problem", err.message), path))
+        problems.append(CatalogError(getattr(err, "problem", err.message), path, hint=err.hint))
         return None
     try:
         data = load_yaml_bounded(text)

@@ -61,6 +61,7 @@ class CatalogError(BerthError, ValueError):
         line: int | None = None,
         field: str | None = None,
         suggestion: str | None = None,
+        hint: str | None = None,
     ) -> None:
         self.path = Path(path) if path is not None else None
         self.line = line
@@ -68,7 +69,8 @@ class CatalogError(BerthError, ValueError):
         self.suggestion = suggestion
         super().__init__(
             message,
-            hint="Fix the entry (each field is described in registry/schema.py), then check the file with "
+            hint=hint
+            or "Fix the entry (each field is described in registry/schema.py), then check the file with "
             f"`berth catalog validate {self.path or 'FILE'}`.",
         )
 

@@ -77,7 +77,7 @@ def _read_overlay(path: Path) -> tuple[str, dict[str, Any]]:
         original = read_text_capped(path)
         data = load_yaml_bounded(original) or {}
     except BerthError as err:
-        raise CatalogError(getattr(err, "problem", err.message), path) from None
+        raise CatalogError(getattr(err, "problem", err.message), path, hint=err.hint) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         problem = getattr(err, "problem", None) or "cannot be parsed"
