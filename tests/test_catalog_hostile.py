@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from registry.bounded_read import read_text_capped
 from registry.catalog import check_catalog, load_catalog
@@ -226,3 +229,50 @@ def test_short_repr_is_bounded_for_any_value():
     assert len(short_repr(nested)) <= 80
     assert short_repr(10**5000) == "<an integer of 5,001 digits>"
     assert len(short_repr("x" * 10**7, limit=40)) <= 40
+
+
+_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**400), max_value=10**400)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+_fields = st.sampled_from(
+    ["id", "aliases", "family", "model_type", "params", "architecture", "memory_bytes", "bf16_tflops"]
+)
+_overlays = st.dictionaries(
+    st.sampled_from(["models", "accelerators", "schema_version"]),
+    st.lists(
+        st.dictionaries(_fields, _values, max_size=4)
+        | st.just({"id": "h2oai/h2o-danube-1.8b-chat"})
+        | st.builds(lambda v: {"id": "h2oai/h2o-danube-1.8b-chat", "params": v}, _values),
+        max_size=3,
+    )
+    | _values,
+    max_size=3,
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(_overlays)
+def test_random_overlays_raise_only_catalog_errors_and_validate_agrees(tmp_path, document):
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(yaml.safe_dump(document))
+    problems = check_catalog(overlay=overlay)
+    try:
+        load_catalog(overlay=overlay)
+    except CatalogError as err:
+        assert problems and str(problems[0]) == str(err)
+        assert len(str(err)) < 2000
+    else:
+        assert not problems
