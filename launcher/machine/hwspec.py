@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from launcher.machine.errors import HardwareSpecError
+from launcher.machine.errors import HardwareSpecError, UserFileError
 from launcher.machine.host import CpuInfo, GpuInfo, HostSnapshot
 from launcher.machine.numbers import ascii_int, shown
 from launcher.machine.paths import expand_user_path, read_user_text
@@ -417,6 +417,8 @@ def _read_spec_file(path: str) -> str:
     """The file's text, at most MAX_INPUT_BYTES; UserFileError for '~nosuchuser', _Problem otherwise."""
     try:
         return read_user_text(expand_user_path(path, "hardware spec file"))
+    except UserFileError:
+        raise
     except FileNotFoundError:
         raise _Problem("no such file") from None
     except UnicodeDecodeError:

@@ -104,3 +104,23 @@ def _write_problem(path: Path, what: str, error: OSError) -> UserFileError:
         hint="Give another path with -o, or leave -o out for stdout.",
         exit_code=EXIT_FAILURE,
     )
+
+
+def check_folder(folder: Path, what: str, variable: str | None = None) -> None:
+    """UserFileError (exit 2) unless `folder` is a folder that can be written, or can be created: checked
+    before slow work (a download, a load) whose results would go there. `variable` names the setting that
+    chose the folder, for the hint."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    where = f"Point {variable} at a folder (or unset it)" if variable and os.environ.get(variable) else ""
+    if not existing.is_dir():
+        raise UserFileError(
+            f"cannot use {what} {folder}: {existing} is a file, not a folder",
+            hint=(where or "Move that file away") + ", then run the command again.",
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserFileError(
+            f"cannot use {what} {folder}: {existing} is not writable",
+            hint=(where or "Make it writable (chmod u+w)") + ", then run the command again.",
+        )
