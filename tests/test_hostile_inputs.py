@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 
 from launcher.machine.hwspec import MAX_GPUS_PER_NODE
 from launcher.run.store import Store
@@ -29,11 +30,12 @@ models:
 """
 
 
-def clean(result, code: int = 2, fragment: str = "") -> str:  # type: ignore[no-untyped-def]
+def clean(result: Result, code: int = 2, fragment: str = "") -> str:
     """The result ended with `code` and one paragraph holding `fragment`, without a traceback."""
     text = result.output
     assert result.exit_code == code, text
-    assert "Traceback" not in text and result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in text
+    assert result.exception is None or isinstance(result.exception, SystemExit)
     assert fragment in " ".join(text.split()), text
     assert len(text) < 2000, text
     return " ".join(text.split())
@@ -149,7 +151,9 @@ def test_export_to_a_folder(berth: Berth, chat_id: str, tmp_path: Path):
     clean(berth("history", "export", chat_id, "-o", str(tmp_path)), 2, "it is a folder")
 
 
-def test_export_disk_full_leaves_nothing_behind(berth: Berth, chat_id: str, tmp_path: Path, monkeypatch):  # type: ignore[no-untyped-def]
+def test_export_disk_full_leaves_nothing_behind(
+    berth: Berth, chat_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     import errno
 
     def full(*_: object) -> None:
@@ -232,7 +236,9 @@ def test_a_large_spec_parses_within_512_mb():
 # --------------------------------------------------------------------------- 9. BERTH_HOME is a file
 
 
-def test_berth_home_that_is_a_file_is_refused_before_loading(berth: Berth, tmp_path: Path, monkeypatch):  # type: ignore[no-untyped-def]
+def test_berth_home_that_is_a_file_is_refused_before_loading(
+    berth: Berth, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     import launcher.run.load as load
 
     def never(*_: object, **__: object) -> None:
@@ -266,6 +272,9 @@ def test_plan_takes_a_local_folder(berth: Berth, tmp_path: Path):
     folder = tmp_path / "my-model"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(GPT2_CONFIG))
+    header = json.dumps({"wte.weight": {"dtype": "F32", "shape": [1000, 64], "data_offsets": [0, 256_000]}})
+    blob = len(header).to_bytes(8, "little") + header.encode() + bytes(256_000)
+    (folder / "model.safetensors").write_bytes(blob)
     result = berth("plan", str(folder), "--hardware", "cpu,ram=32GB")
     assert result.exit_code == 0, result.output
     assert "context" in result.stdout
