@@ -188,7 +188,7 @@ def test_missing_yaml_file(cat: Catalog, tmp_path: Path):
         ("   ", "empty"),
         ("0xA100-80GB", "no GPU at all"),
         ("-2xA100-80GB", "no GPU at all"),
-        ("2000xH100", "at most 1024"),
+        ("2000xH100", "at most 64 per node"),
         ("cpu,ram=-1", "ram=-1 is not a size"),
         ("cpu,ram=5PB", "at most 64 TB"),
         ("cpu,ram=1MB", "at least"),

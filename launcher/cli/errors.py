@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from launcher.fleet.errors import FleetFileError, FleetShortError
-from launcher.machine.errors import HardwareSpecError, ProbeError
+from launcher.machine.errors import HardwareSpecError, ProbeError, UserFileError
 from launcher.plan.errors import DoesNotFitError, PlanRequestError
 from launcher.run.errors import LoadError, SessionError
 from registry.errors import (
@@ -80,6 +80,7 @@ PARAGRAPHS: dict[type[BerthError], Callable[[Any], str]] = {
     SessionError: lambda e: f"{e}.",
     FleetFileError: _fleet_file,
     FleetShortError: _with("Cannot export: "),
+    UserFileError: lambda e: f"{e.message[:1].upper()}{e.message[1:]}. {e.hint}",
     BerthError: lambda e: f"{e.message}. {e.hint}".rstrip(),
 }
 

@@ -13,6 +13,7 @@ from launcher.fleet.load import load_fleet
 from launcher.fleet.planner import plan_fleet
 from launcher.fleet.report import plan_text, plan_to_dict
 from launcher.fleet.types import FleetPlan
+from launcher.machine.paths import expand_user_path, write_user_text
 
 
 def _plan(ctx: click.Context, fleet_file: str) -> FleetPlan:
@@ -66,8 +67,5 @@ def export_command(
     if output is None:
         click.echo(text, nl=False)
         return
-    try:
-        Path(output).write_text(text, encoding="utf-8")
-    except OSError as err:
-        raise click.FileError(output, hint=str(err)) from None
+    write_user_text(expand_user_path(output, "output file"), text, f"{fmt} export")
     click.echo(f"Wrote {output} ({fmt}).", err=True)

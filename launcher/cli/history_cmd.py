@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
 
 from launcher import display
 from launcher.cli.context import echo_json
+from launcher.cli.options import WholeNumber
+from launcher.machine.paths import expand_user_path, write_user_text
 from launcher.run.errors import UnknownChatError
 from launcher.run.store import Chat, Store, default_path
+
+#: Chat ids are SQLite rowids: positive 64-bit integers.
+CHAT_ID = WholeNumber(1, 2**63 - 1)
 
 
 def _store() -> Store | None:
@@ -44,7 +48,7 @@ def history_group() -> None:
 
 
 @history_group.command("list")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--limit", type=WholeNumber(1, 1_000_000), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def history_list(limit: int, as_json: bool) -> None:
     """The most recent chats first."""
@@ -64,7 +68,7 @@ def history_list(limit: int, as_json: bool) -> None:
 
 
 @history_group.command("show")
-@click.argument("chat_id", type=int)
+@click.argument("chat_id", type=CHAT_ID)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def history_show(chat_id: int, as_json: bool) -> None:
     """One chat, message by message."""
@@ -75,9 +79,11 @@ def history_show(chat_id: int, as_json: bool) -> None:
 
 
 @history_group.command("export")
-@click.argument("chat_id", type=int)
+@click.argument("chat_id", type=CHAT_ID)
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write to FILE.")
+@click.option(
+    "-o", "--output", default=None, metavar="FILE", help="Write to FILE (created or replaced whole)."
+)
 def history_export(chat_id: int, fmt: str, output: str | None) -> None:
     """A chat as Markdown or JSON (stdout, or --output FILE)."""
     _chat(chat_id)
@@ -85,7 +91,7 @@ def history_export(chat_id: int, fmt: str, output: str | None) -> None:
     assert store is not None
     text = store.export(chat_id, "json" if fmt == "json" else "md")
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        write_user_text(expand_user_path(output, "output file"), text, "chat export", private=True)
         click.echo(f"Wrote {output}", err=True)
     else:
         click.echo(text, nl=False)

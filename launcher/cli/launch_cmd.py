@@ -18,8 +18,18 @@ import click
 from launcher import display
 from launcher.cli.context import get_catalog
 from launcher.cli.errors import EXIT_FAILURE
-from launcher.cli.options import PlanOptions, plan_options, resolve_host_for
-from launcher.machine.hwspec import parse_size
+from launcher.cli.options import (
+    MAX_SEED,
+    MAX_TOKENS,
+    PlanOptions,
+    WholeNumber,
+    gpu_index,
+    plan_options,
+    resolve_host_for,
+)
+from launcher.machine.hwspec import MAX_SIZE_BYTES, parse_size
+from launcher.machine.numbers import shown
+from launcher.machine.paths import check_folder
 from launcher.plan.errors import DoesNotFitError
 from launcher.plan.ladder import make_plan
 from launcher.plan.measured import Measurement
@@ -29,6 +39,7 @@ from launcher.run.errors import LoadError, RemoteCodeRefusedError, UnsafeWeights
 from launcher.run.session import DEFAULT_MAX_NEW_TOKENS
 from launcher.run.source import ModelSource, resolve_source
 from launcher.run.store import Store
+from registry.userdirs import data_dir
 
 if TYPE_CHECKING:
     from launcher.run.load import LoadedModel
@@ -43,16 +54,23 @@ def parse_max_memory(text: str | None) -> dict[int | str, int] | None:
     for item in text.split(","):
         device, sep, size = item.partition("=")
         device = device.strip().lower()
-        if not sep or not device or not (device.isdigit() or device in ("cpu", "disk")):
+        index = gpu_index(device)
+        if not sep or not (index is not None or device in ("cpu", "disk")):
             raise click.BadParameter(
-                f"'{item}': give DEVICE=SIZE with DEVICE a GPU index, cpu or disk (cpu=8GiB,0=20GB)",
+                f"'{shown(item)}': give DEVICE=SIZE with DEVICE a GPU index (0-1023), cpu or disk "
+                "(cpu=8GiB,0=20GB)",
                 param_hint="--max-memory",
             )
         try:
-            value = parse_size(size.strip(), "--max-memory")
+            value = parse_size(size.strip(), device)
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="--max-memory") from None
-        caps[int(device) if device.isdigit() else device] = value
+        if value > MAX_SIZE_BYTES:
+            raise click.BadParameter(
+                f"{device}={shown(size.strip())} is more than any machine holds (at most 1 EB)",
+                param_hint="--max-memory",
+            )
+        caps[index if index is not None else device] = value
     return caps
 
 
@@ -81,13 +99,13 @@ def _err(message: str) -> None:
 )
 @click.option("--system", default=None, metavar="TEXT", help="System prompt for chat models.")
 @click.option(
-    "--max-new-tokens", type=click.IntRange(min=1), default=DEFAULT_MAX_NEW_TOKENS, show_default=True
+    "--max-new-tokens", type=WholeNumber(1, MAX_TOKENS), default=DEFAULT_MAX_NEW_TOKENS, show_default=True
 )
 @click.option("--temperature", type=click.FloatRange(min=0.0), default=0.7, show_default=True)
 @click.option(
     "--top-p", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=0.95, show_default=True
 )
-@click.option("--seed", type=int, default=None, help="Seed for repeatable sampling.")
+@click.option("--seed", type=WholeNumber(0, MAX_SEED), default=None, help="Seed for repeatable sampling.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and the download list; load nothing.")
 @click.option(
     "--trust-remote-code", is_flag=True, help="Allow code from the model's repository, this launch."
@@ -133,6 +151,7 @@ def launch_command(
     if dry_run:
         _dry_run(source, planned, trust_remote_code, allow_pickle)
         return
+    check_folder(data_dir(), "Berth's data folder (history and measurements)", "BERTH_HOME")
     text = _read_prompt(prompt)
     _err(render_plan(planned))
     _err("")

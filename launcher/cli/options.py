@@ -12,10 +12,47 @@ import click
 
 from launcher.cli.context import get_catalog
 from launcher.machine.host import HostSnapshot
+from launcher.machine.numbers import ascii_int, shown
 from launcher.plan.errors import PlanRequestError
 from launcher.plan.request import PlanRequest
 from registry.memory import Quant
 from registry.schema import Dtype
+
+#: Bounds of whole-number options: far above any real value, small enough that nothing downstream overflows.
+MAX_TOKENS = 100_000_000
+MAX_BATCH = 1_000_000
+MAX_GPU_INDEX = 1023
+MAX_SEED = 2**63 - 1
+
+
+class WholeNumber(click.ParamType):
+    """A whole number typed with ASCII digits 0-9 within [low, high] (click's int takes '١٠' and 400 digits)."""
+
+    name = "integer"
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low = low
+        self.high = high
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number: int | None = value
+        else:
+            number = ascii_int(str(value), self.high)
+        if number is None:
+            self.fail(f"'{shown(str(value))}' is not a whole number (digits 0-9)", param, ctx)
+        if not self.low <= number <= self.high:
+            self.fail(f"{shown(str(value))} is not between {self.low} and {self.high:,}", param, ctx)
+        return number
+
+    def __repr__(self) -> str:
+        return f"WholeNumber({self.low}, {self.high})"
+
+
+def gpu_index(text: str) -> int | None:
+    """A GPU index as typed ('0', ' 3 '); None unless ASCII digits within 0..MAX_GPU_INDEX."""
+    index = ascii_int(text, MAX_GPU_INDEX)
+    return index if index is not None and index <= MAX_GPU_INDEX else None
 
 
 @dataclass(frozen=True)
@@ -38,10 +75,13 @@ class PlanOptions:
         """The PlanRequest these options ask for; PlanRequestError when they contradict each other."""
         gpu_ids: tuple[int, ...] | None = None
         if self.gpus:
-            try:
-                gpu_ids = tuple(int(part) for part in self.gpus.split(",") if part.strip())
-            except ValueError:
-                raise click.BadParameter("give GPU indexes like 0 or 0,1", param_hint="--gpus") from None
+            indexes = [gpu_index(part) for part in self.gpus.split(",") if part.strip()]
+            if None in indexes:
+                raise click.BadParameter(
+                    f"give GPU indexes like 0 or 0,1 (digits 0-9, at most {MAX_GPU_INDEX})",
+                    param_hint="--gpus",
+                )
+            gpu_ids = tuple(i for i in indexes if i is not None)
         if self.cpu_only and (self.quant in ("int8", "nf4") or gpu_ids):
             raise PlanRequestError(
                 "--cpu contradicts --quant/--gpus", hint="bitsandbytes and GPU choices need a GPU"
@@ -71,9 +111,11 @@ def host_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 _CLICK_OPTIONS: list[Callable[[Any], Any]] = [
-    click.option("--context", type=click.IntRange(min=1), default=None, help="Context length in tokens."),
     click.option(
-        "--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Sequences at once."
+        "--context", type=WholeNumber(1, MAX_TOKENS), default=None, help="Context length in tokens."
+    ),
+    click.option(
+        "--batch", type=WholeNumber(1, MAX_BATCH), default=1, show_default=True, help="Sequences at once."
     ),
     click.option(
         "--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None, help="Force a dtype."

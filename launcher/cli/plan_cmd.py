@@ -19,6 +19,7 @@ from launcher.plan.report import (
     render_measured,
     render_plan,
 )
+from launcher.run.source import resolve_source
 from launcher.run.store import latest_measurement
 
 
@@ -37,9 +38,12 @@ def plan_command(
     emit: str | None,
     as_json: bool,
 ) -> None:
-    """How MODEL should run here: dtype, GPUs, quantization or offload, memory per device, speed, and why."""
+    """How MODEL should run here: dtype, GPUs, quantization or offload, memory per device, speed, and why.
+
+    MODEL is a catalog id or alias, a local model folder, or a .gguf file.
+    """
     catalog = get_catalog(ctx)
-    card = catalog.get(model)
+    card = resolve_source(model, catalog).card  # a catalog id or alias, a local folder or .gguf file
     request = options.request()
     host = resolve_host_for(ctx, options.hardware)
     result = make_plan(card, host, request, catalog.accelerators)

@@ -7,6 +7,7 @@ problem of the file at once, then (once the schema holds) every problem with the
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from launcher.fleet.errors import FleetFileError, FleetProblem
 from launcher.fleet.schema import SECTIONS, FleetFile, WorkloadSpec
 from launcher.fleet.types import EngineSettings, FleetRequest, NodeGroup, Workload
+from launcher.machine.paths import expand_user_path, read_user_text
 from registry.catalog import Catalog
 from registry.errors import UnknownAcceleratorError, UnknownModelError, UnsupportedArchitectureError
 from registry.params import layout
@@ -24,6 +26,11 @@ from registry.schema import Accelerator, ModelCard
 from registry.yaml_lines import YamlLines
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: How a value the schema rejects is quoted: a few items and characters, never the whole of a value
+#: that YAML anchors expanded to millions of items.
+_QUOTE = reprlib.Repr()
+_QUOTE.maxlevel, _QUOTE.maxlist, _QUOTE.maxdict = 2, 4, 4
+_QUOTE.maxstring, _QUOTE.maxother, _QUOTE.maxlong = 50, 50, 40
 
 
 def _dotted(loc: Sequence[Any]) -> str:
@@ -54,7 +61,7 @@ def _schema_problems(err: ValidationError, lines: YamlLines) -> list[FleetProble
         elif item["type"] == "missing":
             message = "required field is missing"
         elif "input" in item and item["type"] not in ("value_error", "assertion_error"):
-            text = repr(item["input"])
+            text = _QUOTE.repr(item["input"])
             message = f"{message} (got {text if len(text) <= 60 else text[:57] + '...'})"
         problems.append(FleetProblem(message, lines.line(loc), _dotted(loc) or None, suggestion))
     return problems
@@ -70,6 +77,9 @@ def parse_fleet_text(text: str, path: Path | None = None) -> tuple[FleetFile, Ya
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         line = mark.line + 1 if mark is not None else None
         raise FleetFileError(path, [FleetProblem(f"invalid YAML: {problem}", line)]) from None
+    except (ValueError, RecursionError):  # a number of thousands of digits; nesting thousands deep
+        problem = "not a fleet file (a number too long, or nesting too deep)"
+        raise FleetFileError(path, [FleetProblem(problem, None)]) from None
     if not isinstance(data, dict):
         kind = "an empty file" if data is None else f"a {type(data).__name__}"
         message = f"the top level must be a mapping with 'nodes' and 'models', not {kind}"
@@ -292,11 +302,14 @@ def load_fleet_text(text: str, catalog: Catalog, path: Path | None = None) -> Fl
 
 def load_fleet(path: Path | str, catalog: Catalog) -> FleetRequest:
     """A FleetRequest from a fleet.yaml file."""
-    path = Path(path)
+    path = expand_user_path(path, "fleet file")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_user_text(path)
     except FileNotFoundError:
         raise FleetFileError(path, [FleetProblem("file not found")]) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise FleetFileError(path, [FleetProblem(f"cannot read the file ({err})")]) from None
+    except UnicodeDecodeError:
+        raise FleetFileError(path, [FleetProblem("the file is not UTF-8 text")]) from None
+    except (OSError, ValueError) as err:
+        reason = getattr(err, "strerror", None) or err
+        raise FleetFileError(path, [FleetProblem(f"cannot read the file ({reason})")]) from None
     return load_fleet_text(text, catalog, path)

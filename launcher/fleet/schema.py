@@ -12,6 +12,15 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from registry.schema import Bytes, Dtype, parse_bytes
 
+
+def _bytes(value: object) -> object:
+    """parse_bytes, with a size too large for a float ('400 digits GB') refused in words, not by OverflowError."""
+    try:
+        return parse_bytes(value)
+    except OverflowError:
+        raise ValueError("a size far too large to be a machine's") from None
+
+
 #: Names that become KubeRay worker group names and served model ids must be simple.
 _NAME = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
 _SERVED = r"^[A-Za-z0-9][A-Za-z0-9._/\-]*$"
@@ -35,7 +44,7 @@ class NodeGroupSpec(Strict):
     """GPUs in each node."""
     count: Annotated[int, Field(gt=0, le=100_000)] = 1
     """Number of such nodes."""
-    ram: Annotated[Bytes, Field(gt=0)]
+    ram: Annotated[Bytes, BeforeValidator(_bytes), Field(gt=0)]
     """System memory of each node ('2TB', '512GiB')."""
     cpus: Annotated[int, Field(gt=0, le=8192)] = 32
     """CPU cores of each node (Ray's CPU resource; KubeRay's pod request)."""
@@ -47,7 +56,7 @@ class NodeGroupSpec(Strict):
 class NetworkSpec(Strict):
     """The network between nodes."""
 
-    bandwidth_bytes_per_s: Annotated[int, BeforeValidator(parse_bytes), Field(gt=0)]
+    bandwidth_bytes_per_s: Annotated[int, BeforeValidator(_bytes), Field(gt=0, le=10**15)]
     """Per-node bandwidth in bytes per second ('50GB' for 400 Gb/s InfiniBand, '12.5GB' for 100 GbE)."""
 
 

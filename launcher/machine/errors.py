@@ -15,6 +15,9 @@ SPEC_EXAMPLES = (
     "path/to/hardware.yaml",
 )
 
+#: Longest spec text repeated in a message (a pasted 100 KB spec is named by its start).
+_SHOWN_SPEC_CHARS = 80
+
 
 class ProbeError(BerthError, RuntimeError):
     """This machine could not be described (RAM unreadable, a requested measurement failed)."""
@@ -65,7 +68,19 @@ class HardwareSpecError(BerthError, ValueError):
     def __str__(self) -> str:
         where = f"{self.origin}=" if self.origin else ""
         hint = f" Did you mean {', '.join(self.suggestions)}?" if self.suggestions else ""
+        spec = self.spec if len(self.spec) <= _SHOWN_SPEC_CHARS else self.spec[: _SHOWN_SPEC_CHARS - 1] + "…"
         return (
-            f"cannot use hardware spec {where}'{self.spec}': {self.problem}.{hint}"
+            f"cannot use hardware spec {where}'{spec}': {self.problem}.{hint}"
             f" Valid specs look like {', '.join(repr(e) for e in SPEC_EXAMPLES)}."
         )
+
+
+class UserFileError(BerthError, OSError):
+    """A file or folder the user named that cannot be used: '~someone' with no such user, a missing folder,
+    a device or folder where a file should be, no permission, too large to read, or a full disk."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, hint: str, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code

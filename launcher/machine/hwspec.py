@@ -6,14 +6,15 @@ import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from launcher.machine.errors import HardwareSpecError
+from launcher.machine.errors import HardwareSpecError, UserFileError
 from launcher.machine.host import CpuInfo, GpuInfo, HostSnapshot
+from launcher.machine.numbers import ascii_int, shown
+from launcher.machine.paths import expand_user_path, read_user_text
 from launcher.machine.probe import probe_host
 from registry.catalog import Catalog
 from registry.errors import UnknownAcceleratorError
@@ -28,20 +29,26 @@ GPU_NODE_RAM_FACTOR = 2
 DEFAULT_DISK_BYTES = 10**12
 #: Cores of a node that does not say cores=: 8, or 8 per GPU on a GPU node.
 DEFAULT_CORES = 8
-#: Bounds outside which a figure is a typo, not a machine.
-MAX_GPUS_PER_ENTRY = 1024
+#: Bounds outside which a figure is a typo, not a machine (they also keep parsing linear and small).
+MAX_GPUS_PER_NODE = 64
 MAX_NODES = 1024
+#: Longest text spec: room for 1,024 nodes of a few GPUs each; a longer one is a paste gone wrong.
+MAX_SPEC_CHARS = 64 * 1024
+#: Largest size any spec or option may state (1 EB); above it a figure cannot be a machine's.
+MAX_SIZE_BYTES = 10**18
 MIN_RAM_BYTES = 256 * 10**6
 MAX_RAM_BYTES = 64 * 10**12
 MAX_DISK_BYTES = 10**15
 MAX_CORES = 4096
 SPEC_CPU_MODEL = "unspecified CPU (hardware spec)"
+#: Longest spec text kept as the snapshot's label (what plans print as the machine's name).
+MAX_LABEL_CHARS = 200
 
 _KEYS = ("ram", "disk", "cores")
-_SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([kmgtpe]?)(i?)b$", re.IGNORECASE)
+_SIZE = re.compile(r"^([0-9]+)((?:\.[0-9]+)?)\s*([kmgtpe]?)(i?)b$", re.IGNORECASE | re.ASCII)
 _POWER = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5, "e": 6}
-_COUNTED = re.compile(r"^(-?[0-9]+)\s*[x×*]\s*(.+)$", re.IGNORECASE)
-_COUNT_LAST = re.compile(r"^(.+?)\s*[x×*]\s*([0-9]+)$", re.IGNORECASE)
+_COUNTED = re.compile(r"^(-?[0-9]+)\s*[x×*]\s*(.+)$", re.IGNORECASE | re.ASCII)
+_COUNT_LAST = re.compile(r"^(.+?)\s*[x×*]\s*([0-9]+)$", re.IGNORECASE | re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -67,27 +74,32 @@ class _Problem(ValueError):
 
 
 def parse_size(text: str, what: str) -> int:
-    """'512GB', '1.5TB', '64GiB' as int bytes (GB = 10^9, GiB = 2^30); a unit is required."""
+    """'512GB', '1.5TB', '64GiB' as int bytes (GB = 10^9, GiB = 2^30); a unit is required and digits are
+    ASCII. A size above MAX_SIZE_BYTES comes back as MAX_SIZE_BYTES + 1 without converting all of its
+    digits (a 400-digit size costs nothing), so the caller's bound check reports it."""
     cleaned = str(text).strip()
     match = _SIZE.match(cleaned)
     if not match:
-        hint = "write a unit" if cleaned.isdigit() else "write a number and a unit"
-        raise _Problem(f"{what}={cleaned} is not a size ({hint}: 64GB, 64GiB, 68719476736B)")
-    number, prefix, binary = match.groups()
-    return round(float(number) * (1024 if binary else 1000) ** _POWER[prefix.lower()])
+        hint = "write a unit" if ascii_int(cleaned, 0) is not None else "write a number and a unit"
+        raise _Problem(f"{what}={shown(cleaned)} is not a size ({hint}: 64GB, 64GiB, 68719476736B)")
+    whole, fraction, prefix, binary = match.groups()
+    if len(whole.lstrip("0")) > len(str(MAX_SIZE_BYTES)):
+        return MAX_SIZE_BYTES + 1
+    value = round(float(whole + fraction[:20]) * (1024 if binary else 1000) ** _POWER[prefix.lower()])
+    return min(value, MAX_SIZE_BYTES + 1)
 
 
 def _bounded(value: int, low: int, high: int, what: str, text: str) -> int:
     show = str if what == "cores" else _show
     if value < low:
-        raise _Problem(f"{what}={text} is less than any machine has (at least {show(low)})")
+        raise _Problem(f"{what}={shown(text)} is less than any machine has (at least {show(low)})")
     if value > high:
-        raise _Problem(f"{what}={text} is more than one machine holds (at most {show(high)})")
+        raise _Problem(f"{what}={shown(text)} is more than one machine holds (at most {show(high)})")
     return value
 
 
 def _show(n_bytes: int) -> str:
-    for unit, size in (("PB", 10**15), ("TB", 10**12), ("GB", 10**9), ("MB", 10**6)):
+    for unit, size in (("EB", 10**18), ("PB", 10**15), ("TB", 10**12), ("GB", 10**9), ("MB", 10**6)):
         if n_bytes >= size:
             return f"{n_bytes / size:g} {unit}"
     return f"{n_bytes} B"
@@ -98,9 +110,10 @@ def _option(key: str, value: str) -> int:
         return _bounded(parse_size(value, key), MIN_RAM_BYTES, MAX_RAM_BYTES, key, value)
     if key == "disk":
         return _bounded(parse_size(value, key), 0, MAX_DISK_BYTES, key, value)
-    if not value.strip().isdigit():
-        raise _Problem(f"cores={value} is not a whole number")
-    return _bounded(int(value), 1, MAX_CORES, key, value)
+    cores = ascii_int(value, MAX_CORES)
+    if cores is None:
+        raise _Problem(f"cores={shown(value)} is not a whole number (digits 0-9)")
+    return _bounded(cores, 1, MAX_CORES, key, value)
 
 
 def _accelerator(name: str, catalog: Catalog) -> Accelerator:
@@ -125,15 +138,23 @@ def _accelerator(name: str, catalog: Catalog) -> Accelerator:
 
 def _gpu_entry(item: str, catalog: Catalog) -> tuple[Accelerator, int]:
     counted = _COUNTED.match(item)
-    count, name = (int(counted.group(1)), counted.group(2).strip()) if counted else (1, item)
+    written, name = (counted.group(1), counted.group(2).strip()) if counted else ("1", item)
     acc = _accelerator(name, catalog)
-    if count < 1:
-        raise _Problem(f"{count} × {acc.id} is no GPU at all (leave it out, or write cpu for no GPUs)")
-    if count > MAX_GPUS_PER_ENTRY:
+    count = ascii_int(written.removeprefix("-"), MAX_GPUS_PER_NODE)
+    if written.startswith("-") or not count:
         raise _Problem(
-            f"{count} × {acc.id} is more GPUs than a spec can describe (at most {MAX_GPUS_PER_ENTRY})"
+            f"{shown(written)} × {acc.id} is no GPU at all (leave it out, or write cpu for no GPUs)"
         )
+    if count > MAX_GPUS_PER_NODE:
+        raise _too_many_gpus(f"{shown(written)} × {acc.id}")
     return acc, count
+
+
+def _too_many_gpus(what: str) -> _Problem:
+    return _Problem(
+        f"{what} is more GPUs than one machine holds (at most {MAX_GPUS_PER_NODE} per node; "
+        "describe more GPUs as several nodes joined with '+', or plan a fleet with `berth fleet plan`)"
+    )
 
 
 # --------------------------------------------------------------------------- text specs
@@ -143,9 +164,13 @@ def parse_spec_nodes(text: str, catalog: Catalog) -> list[NodeSpec]:
     """The nodes of a text spec: '+' separates machines, ',' the entries of one (GPUs, cpu, key=value)."""
     if not text.strip():
         raise _Problem("the spec is empty")
-    parts = text.split("+")
+    if len(text) > MAX_SPEC_CHARS:
+        raise _Problem(
+            f"the spec is {len(text):,} characters long, more than a spec can be (at most {MAX_SPEC_CHARS:,})"
+        )
+    parts = text.split("+", MAX_NODES)
     if len(parts) > MAX_NODES:
-        raise _Problem(f"{len(parts)} nodes is more than a spec can describe (at most {MAX_NODES})")
+        raise _Problem(f"more than {MAX_NODES} nodes is more than a spec can describe")
     nodes = []
     for number, part in enumerate(parts, start=1):
         try:
@@ -153,7 +178,7 @@ def parse_spec_nodes(text: str, catalog: Catalog) -> list[NodeSpec]:
         except _Problem as problem:
             if len(parts) > 1:
                 raise _Problem(
-                    f"node {number} ('{part.strip()}'): {problem.problem}", problem.suggestions
+                    f"node {number} ('{shown(part.strip())}'): {problem.problem}", problem.suggestions
                 ) from None
             raise
     return nodes
@@ -169,24 +194,31 @@ def _parse_node(text: str, catalog: Catalog) -> NodeSpec:
         item = raw.strip()
         if not item:
             raise _Problem("an entry is empty (two commas in a row, or one at an end?)")
-        key, sep, value = item.partition("=")
-        key = key.strip().lower()
-        if sep:
-            if key not in _KEYS:
-                close = difflib.get_close_matches(key, _KEYS, n=1, cutoff=0.5)
-                raise _Problem(f"unknown setting '{key}' (settings: {', '.join(_KEYS)})", close)
-            if key in options:
-                raise _Problem(f"{key}= is given twice")
-            options[key] = _option(key, value.strip())
+        if "=" in item:
+            _setting(item, options)
         elif item.lower() == "cpu":
             cpu = True
         else:
             gpus.append(_gpu_entry(item, catalog))
+            if sum(count for _, count in gpus) > MAX_GPUS_PER_NODE:
+                raise _too_many_gpus(f"{sum(count for _, count in gpus)} GPUs in one node")
     if cpu and gpus:
         raise _Problem("'cpu' means a machine without GPUs, but GPUs are named too")
     if not cpu and not gpus:
         raise _Problem("name the GPUs (8xH100) or write cpu for a machine without GPUs")
     return NodeSpec(tuple(gpus), options.get("ram"), options.get("disk"), options.get("cores"))
+
+
+def _setting(item: str, options: dict[str, int]) -> None:
+    """Read one key=value entry of a node into `options`."""
+    key, _, value = item.partition("=")
+    key = key.strip().lower()
+    if key not in _KEYS:
+        close = difflib.get_close_matches(key, _KEYS, n=1, cutoff=0.5)
+        raise _Problem(f"unknown setting '{shown(key)}' (settings: {', '.join(_KEYS)})", close)
+    if key in options:
+        raise _Problem(f"{key}= is given twice")
+    options[key] = _option(key, value.strip())
 
 
 # --------------------------------------------------------------------------- YAML files
@@ -212,7 +244,7 @@ class GpuGroupFile(_Strict):
 
     kind: str
     """Catalog accelerator id or alias (a100-80gb, H100, rtx-4090)."""
-    count: Annotated[int, Field(ge=1, le=MAX_GPUS_PER_ENTRY)] = 1
+    count: Annotated[int, Field(ge=1, le=MAX_GPUS_PER_NODE)] = 1
     """How many."""
 
 
@@ -244,6 +276,8 @@ def parse_spec_yaml(text: str, catalog: Catalog) -> list[NodeSpec]:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise _Problem(f"not valid YAML{where}") from None
+    except (ValueError, RecursionError):  # a number of thousands of digits; nesting thousands deep
+        raise _Problem("not a hardware file (a number too long, or nesting too deep)") from None
     if not isinstance(raw, dict):
         raise _Problem(
             "the file must be a mapping with nodes: (a list of machines, each with gpus/ram/disk/cores)"
@@ -256,6 +290,8 @@ def parse_spec_yaml(text: str, catalog: Catalog) -> list[NodeSpec]:
     for number, node in enumerate(spec.nodes):
         try:
             gpus = tuple((_accelerator(g.kind, catalog), g.count) for g in node.gpus)
+            if sum(g.count for g in node.gpus) > MAX_GPUS_PER_NODE:
+                raise _too_many_gpus(f"{sum(g.count for g in node.gpus)} GPUs")
         except _Problem as problem:
             raise _Problem(f"nodes.{number}: {problem.problem}", problem.suggestions) from None
         nodes.append(NodeSpec(gpus, node.ram, node.disk, node.cores))
@@ -298,14 +334,7 @@ def host_from_nodes(nodes: Sequence[NodeSpec], label: str) -> HostSnapshot:
     rams, disks, cores = [], [], []
     for number, node in enumerate(nodes):
         kinds = [acc for acc, count in node.gpus for _ in range(count)]
-        first = len(gpus)
-        for k, acc in enumerate(kinds):
-            peers = (
-                tuple(first + j for j, other in enumerate(kinds) if j != k and other.id == acc.id)
-                if acc.interconnect == "nvlink"
-                else ()
-            )
-            gpus.append(_gpu(acc, first + k, number, peers))
+        gpus.extend(_node_gpus(kinds, len(gpus), number))
         rams.append(node.ram_bytes if node.ram_bytes is not None else default_ram_bytes(kinds))
         disks.append(node.disk_bytes if node.disk_bytes is not None else DEFAULT_DISK_BYTES)
         cores.append(node.cores or max(DEFAULT_CORES, DEFAULT_CORES * len(kinds)))
@@ -322,6 +351,20 @@ def host_from_nodes(nodes: Sequence[NodeSpec], label: str) -> HostSnapshot:
         nodes=len(nodes),
         source="spec",
     )
+
+
+def _node_gpus(kinds: Sequence[Accelerator], first: int, node: int) -> list[GpuInfo]:
+    """One node's GPUs, indexes from `first`; GPUs of one NVLink kind are each other's peers. Each kind's
+    index tuple is built once and sliced, so the cost is that of the peer lists (at most 63 per GPU)."""
+    groups: dict[str, list[int]] = {}
+    for k, acc in enumerate(kinds):
+        groups.setdefault(acc.id, []).append(first + k)
+    out = []
+    for k, acc in enumerate(kinds):
+        group = groups[acc.id] if acc.interconnect == "nvlink" else []
+        peers = tuple(i for i in group if i != first + k)
+        out.append(_gpu(acc, first + k, node, peers))
+    return out
 
 
 def default_ram_bytes(gpus: Sequence[Accelerator]) -> int:
@@ -367,15 +410,20 @@ def parse_hardware_spec(text: str, catalog: Catalog) -> HostSnapshot:
             nodes = parse_spec_nodes(label, catalog)
     except _Problem as problem:
         raise HardwareSpecError(label, problem.problem, problem.suggestions) from None
-    return host_from_nodes(nodes, label)
+    return host_from_nodes(nodes, shown(label, MAX_LABEL_CHARS))
 
 
 def _read_spec_file(path: str) -> str:
+    """The file's text, at most MAX_INPUT_BYTES; UserFileError for '~nosuchuser', _Problem otherwise."""
     try:
-        return Path(path).expanduser().read_text(encoding="utf-8")
+        return read_user_text(expand_user_path(path, "hardware spec file"))
+    except UserFileError:
+        raise
     except FileNotFoundError:
         raise _Problem("no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError:
+        raise _Problem("the file is not UTF-8 text") from None
+    except (OSError, ValueError) as error:
         raise _Problem(f"cannot read the file ({getattr(error, 'strerror', None) or error})") from None
 
 

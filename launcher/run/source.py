@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from launcher.machine.paths import expand_user_path
 from registry.catalog import Catalog
 from registry.errors import ImportModelError, UnknownModelError
 from registry.importer import card_from_dir, card_from_gguf, weight_files
@@ -52,7 +53,7 @@ def resolve_source(model: str | None, catalog: Catalog, gguf: str | None = None)
     With --gguf and a MODEL that names a catalog entry, the entry's card is used with the file's weights.
     """
     if gguf is not None:
-        path = Path(gguf).expanduser()
+        path = expand_user_path(gguf, "--gguf file")
         if not path.is_file():
             raise ImportModelError(f"--gguf {gguf}: no such file")
         card: ModelCard | None = None
@@ -67,23 +68,40 @@ def resolve_source(model: str | None, catalog: Catalog, gguf: str | None = None)
     try:
         entry = catalog.get(model)
     except UnknownModelError:
-        path = Path(model).expanduser()
-        if path.is_dir():
-            return ModelSource(card_from_dir(path), "dir", path.resolve())
-        if path.is_file() and path.suffix == ".gguf":
-            return ModelSource(card_from_gguf(path), "gguf", path.resolve())
-        raise
+        named = _local_source(model)
+        if named is None:
+            raise
+        return named
     local = _local_files(entry)
     if local is not None:
         return ModelSource(entry, "gguf" if local.is_file() else "dir", local)
     return ModelSource(entry, "hub")
 
 
+def _local_source(model: str) -> ModelSource | None:
+    """A model folder or .gguf file named by a path; None when `model` does not look like a path."""
+    path = expand_user_path(model, "model path")
+    if path.is_dir():
+        return ModelSource(card_from_dir(path), "dir", path.resolve())
+    if path.is_file() and path.suffix == ".gguf":
+        return ModelSource(card_from_gguf(path), "gguf", path.resolve())
+    if model.startswith(("./", "../", "/", "~")):
+        what = "a file but not a .gguf file" if path.exists() else "no such folder or file"
+        raise ImportModelError(
+            f"{model}: {what}. Give a local model folder (with config.json), a .gguf file, or a catalog id "
+            "or alias (see `berth list`)."
+        )
+    return None
+
+
 def _local_files(card: ModelCard) -> Path | None:
     """The folder or GGUF file an entry added with `berth catalog add` points at, if it is still there."""
     if not card.source or "://" in card.source:
         return None
-    path = Path(card.source).expanduser()
+    try:
+        path = Path(card.source).expanduser()
+    except RuntimeError:  # '~someone' whose account is gone: as if the files were
+        return None
     if path.is_dir() or (path.is_file() and path.suffix == ".gguf"):
         return path.resolve()
     return None
