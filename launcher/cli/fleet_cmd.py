@@ -13,7 +13,8 @@ from launcher.fleet.load import load_fleet
 from launcher.fleet.planner import plan_fleet
 from launcher.fleet.report import plan_text, plan_to_dict
 from launcher.fleet.types import FleetPlan
-from launcher.machine.paths import expand_user_path, write_user_text
+from launcher.machine.paths import write_user_text
+from registry.paths import expand_user_path
 
 
 def _plan(ctx: click.Context, fleet_file: str) -> FleetPlan:
@@ -67,5 +68,5 @@ def export_command(
     if output is None:
         click.echo(text, nl=False)
         return
-    write_user_text(expand_user_path(output, "output file"), text, f"{fmt} export")
+    write_user_text(expand_user_path(output), text, f"{fmt} export")
     click.echo(f"Wrote {output} ({fmt}).", err=True)

@@ -9,9 +9,10 @@ import click
 from launcher import display
 from launcher.cli.context import echo_json
 from launcher.cli.options import WholeNumber
-from launcher.machine.paths import expand_user_path, write_user_text
+from launcher.machine.paths import write_user_text
 from launcher.run.errors import UnknownChatError
 from launcher.run.store import Chat, Store, default_path
+from registry.paths import expand_user_path
 
 #: Chat ids are SQLite rowids: positive 64-bit integers.
 CHAT_ID = WholeNumber(1, 2**63 - 1)
@@ -91,7 +92,7 @@ def history_export(chat_id: int, fmt: str, output: str | None) -> None:
     assert store is not None
     text = store.export(chat_id, "json" if fmt == "json" else "md")
     if output:
-        write_user_text(expand_user_path(output, "output file"), text, "chat export", private=True)
+        write_user_text(expand_user_path(output), text, "chat export", private=True)
         click.echo(f"Wrote {output}", err=True)
     else:
         click.echo(text, nl=False)

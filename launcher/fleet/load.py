@@ -18,10 +18,11 @@ from pydantic import BaseModel, ValidationError
 from launcher.fleet.errors import FleetFileError, FleetProblem
 from launcher.fleet.schema import SECTIONS, FleetFile, WorkloadSpec
 from launcher.fleet.types import EngineSettings, FleetRequest, NodeGroup, Workload
-from launcher.machine.paths import expand_user_path, read_user_text
+from launcher.machine.paths import read_user_text
 from registry.catalog import Catalog
 from registry.errors import UnknownAcceleratorError, UnknownModelError, UnsupportedArchitectureError
 from registry.params import layout
+from registry.paths import expand_user_path
 from registry.schema import Accelerator, ModelCard
 from registry.yaml_lines import YamlLines
 
@@ -302,7 +303,7 @@ def load_fleet_text(text: str, catalog: Catalog, path: Path | None = None) -> Fl
 
 def load_fleet(path: Path | str, catalog: Catalog) -> FleetRequest:
     """A FleetRequest from a fleet.yaml file."""
-    path = expand_user_path(path, "fleet file")
+    path = expand_user_path(path)
     try:
         text = read_user_text(path)
     except FileNotFoundError:

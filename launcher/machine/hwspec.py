@@ -14,10 +14,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from launcher.machine.errors import HardwareSpecError, UserFileError
 from launcher.machine.host import CpuInfo, GpuInfo, HostSnapshot
 from launcher.machine.numbers import ascii_int, shown
-from launcher.machine.paths import expand_user_path, read_user_text
+from launcher.machine.paths import read_user_text
 from launcher.machine.probe import probe_host
 from registry.catalog import Catalog
-from registry.errors import UnknownAcceleratorError
+from registry.errors import UnknownAcceleratorError, UserPathError
+from registry.paths import expand_user_path
 from registry.schema import Accelerator
 
 #: RAM of a `cpu` spec that does not say ram= (decimal GB, like every size in a spec).
@@ -416,8 +417,8 @@ def parse_hardware_spec(text: str, catalog: Catalog) -> HostSnapshot:
 def _read_spec_file(path: str) -> str:
     """The file's text, at most MAX_INPUT_BYTES; UserFileError for '~nosuchuser', _Problem otherwise."""
     try:
-        return read_user_text(expand_user_path(path, "hardware spec file"))
-    except UserFileError:
+        return read_user_text(expand_user_path(path))
+    except (UserFileError, UserPathError):
         raise
     except FileNotFoundError:
         raise _Problem("no such file") from None

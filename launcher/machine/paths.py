@@ -1,4 +1,5 @@
-"""Files a user names: '~user' expanded with a message, reads capped in size, writes atomic (never a partial file)."""
+"""Files a user names: reads capped in size, writes atomic (never a partial file); `~user` is expanded by
+registry.paths.expand_user_path, the one expander every layer uses."""
 
 from __future__ import annotations
 
@@ -12,20 +13,6 @@ from registry.errors import EXIT_FAILURE
 
 #: The most a spec, fleet or other input file may hold: far above any real one, far below a memory problem.
 MAX_INPUT_BYTES = 16 * 2**20
-
-
-def expand_user_path(text: str | Path, what: str = "path") -> Path:
-    """`text` as a Path with '~' and '~user' expanded; UserFileError (exit 2) when no such user exists."""
-    path = Path(text)
-    try:
-        return path.expanduser()
-    except RuntimeError:
-        user = str(text)[1:].split("/", 1)[0].split("\\", 1)[0]
-        who = f"no user '{user}'" if user else "no home folder"
-        raise UserFileError(
-            f"cannot use the {what} {text}: there is {who} on this machine, so '~{user}' cannot be expanded",
-            hint="Write the path in full (/home/NAME/...), or start it with ~/ for your own home folder.",
-        ) from None
 
 
 def read_user_text(path: Path, limit: int = MAX_INPUT_BYTES) -> str:

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from launcher.machine.paths import expand_user_path
 from registry.catalog import Catalog
 from registry.errors import ImportModelError, UnknownModelError
 from registry.importer import card_from_dir, card_from_gguf, weight_files
+from registry.paths import expand_user_path
 from registry.schema import ModelCard
 
 SourceKind = Literal["hub", "dir", "gguf"]
@@ -53,7 +53,7 @@ def resolve_source(model: str | None, catalog: Catalog, gguf: str | None = None)
     With --gguf and a MODEL that names a catalog entry, the entry's card is used with the file's weights.
     """
     if gguf is not None:
-        path = expand_user_path(gguf, "--gguf file")
+        path = expand_user_path(gguf)
         if not path.is_file():
             raise ImportModelError(f"--gguf {gguf}: no such file")
         card: ModelCard | None = None
@@ -80,7 +80,7 @@ def resolve_source(model: str | None, catalog: Catalog, gguf: str | None = None)
 
 def _local_source(model: str) -> ModelSource | None:
     """A model folder or .gguf file named by a path; None when `model` does not look like a path."""
-    path = expand_user_path(model, "model path")
+    path = expand_user_path(model)
     if path.is_dir():
         return ModelSource(card_from_dir(path), "dir", path.resolve())
     if path.is_file() and path.suffix == ".gguf":
