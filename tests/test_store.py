@@ -11,7 +11,6 @@ import stat
 import threading
 
 import pytest
-
 from conftest import cpu_host
 
 from launcher.machine.host import GpuInfo
