@@ -181,7 +181,9 @@ class Chat:
 class Store:
     """The SQLite file with chats, messages and measurements; safe to share between threads."""
 
-    def __init__(self, path: Path | str | None = None, on_damaged: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, path: Path | str | None = None, on_damaged: Callable[[str], None] | None = None
+    ) -> None:
         """Open (or create) the store; a damaged file is set aside and `on_damaged` (default: stderr) told."""
         self.path = Path(path) if path is not None else default_path()
         _private_folder(self.path.parent)
@@ -305,7 +307,9 @@ class Store:
             ).fetchone()
         if r is None:
             return None
-        return Message(r["id"], r["chat_id"], r["role"], r["content"], r["created_at"], json.loads(r["stats"]))
+        return Message(
+            r["id"], r["chat_id"], r["role"], r["content"], r["created_at"], json.loads(r["stats"])
+        )
 
     def chats(self, limit: int = 50) -> list[Chat]:
         """The most recently used chats first, without their messages."""
@@ -352,6 +356,8 @@ class Store:
             lines += ["", f"## {message.role}", "", message.content]
             if message.stats.get("stopped"):
                 lines += ["", "*(stopped)*"]
+            elif message.stats.get("partial"):
+                lines += ["", "*(cut off: Berth ended before the reply was finished)*"]
         return "\n".join(lines) + "\n"
 
     # ------------------------------------------------------------------ measurements
