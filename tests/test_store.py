@@ -160,7 +160,9 @@ def test_locks_are_not_taken_for_damage(tmp_path, monkeypatch):
     assert path.exists() and not list(tmp_path.glob("*.damaged-*"))
 
 
-@pytest.mark.parametrize("command", [["list"], ["plan", "gpt2"], ["history", "list"], ["history", "show", "1"]])
+@pytest.mark.parametrize(
+    "command", [["list"], ["plan", "gpt2"], ["history", "list"], ["history", "show", "1"]]
+)
 def test_commands_carry_on_past_a_damaged_store(berth, berth_home, command):
     (berth_home / "berth.db").write_bytes(random.Random(2).randbytes(4096))
     result = berth(*command)
