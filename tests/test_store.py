@@ -191,3 +191,22 @@ def test_the_store_is_private(tmp_path, monkeypatch):
         assert stat.S_IMODE(os.stat(folder / "berth.db").st_mode) == 0o600
     finally:
         os.umask(old)
+
+
+def test_launch_checks_the_store_before_loading(berth, berth_home, tiny_models, monkeypatch):
+    import launcher.run.load as load
+    from launcher.run.errors import LoadError
+
+    folder = tiny_models("gpt2")
+    (berth_home / "berth.db").write_bytes(random.Random(3).randbytes(4096))
+    seen: list[list[str]] = []
+
+    def load_model(source, *_args, **_kwargs):
+        seen.append([p.name for p in berth_home.glob("berth.db*")])
+        raise LoadError(source.card.id, "stopped here by the test")
+
+    monkeypatch.setattr(load, "load_model", load_model)
+    result = berth("launch", str(folder), "--no-tui", "--prompt", "hi")
+    assert "stopped here by the test" in result.stderr and "Traceback" not in result.output
+    assert len(seen) == 1 and any(".damaged-" in name for name in seen[0]) and "berth.db" in seen[0]
+    assert result.stderr.index("is damaged") < result.stderr.index("stopped here")
