@@ -299,18 +299,6 @@ class Store:
                 (now, message_id),
             )
 
-    def last_message(self, chat_id: int) -> Message | None:
-        """The newest message of a chat, or None."""
-        with self._lock:
-            r = self._db.execute(
-                "SELECT * FROM messages WHERE chat_id = ? ORDER BY id DESC LIMIT 1", (chat_id,)
-            ).fetchone()
-        if r is None:
-            return None
-        return Message(
-            r["id"], r["chat_id"], r["role"], r["content"], r["created_at"], json.loads(r["stats"])
-        )
-
     def chats(self, limit: int = 50) -> list[Chat]:
         """The most recently used chats first, without their messages."""
         with self._lock:
