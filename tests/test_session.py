@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from launcher.run.session import (
+    SAVE_EVERY_TOKENS,
     Finished,
     GenerationSettings,
     Piece,
@@ -165,3 +166,32 @@ def test_ctrl_c_during_send_stops_the_reply_not_the_program(tmp_path):
     assert reply.stopped and reply.text == "Once upon" and got == ["Once ", "upon"]
     assert store.chat(session.chat_id).messages[-1].stats["stopped"] is True
     assert not session.busy
+
+
+def test_the_reply_is_written_as_it_streams_and_finalised_in_place(tmp_path):
+    store = Store(tmp_path / "b.db")
+    halfway, resume = threading.Event(), threading.Event()
+
+    class Pausing(ScriptedBackend):
+        def run(self, prompt, stop, emit):
+            for i in range(SAVE_EVERY_TOKENS + 4):
+                emit(Piece(f"w{i} ", 1, 0.0))  # one instant: only the token count triggers a write
+            halfway.set()
+            resume.wait(10)
+            emit(Piece("end", 1, 0.0))
+            return Finished(3, "stop")
+
+    session = Session(Pausing(), "org/chat", store=store)
+    stream = session.stream("tell me a story")
+    assert halfway.wait(10)
+    messages = store.chat(session.chat_id).messages
+    assert [m.role for m in messages] == ["user", "assistant"]
+    expected = "".join(f"w{i} " for i in range(SAVE_EVERY_TOKENS))
+    assert messages[1].content == expected and messages[1].stats == {"partial": True}
+    assert "cut off" in store.export(session.chat_id)
+    resume.set()
+    assert "".join(stream).endswith("end")
+    final = store.chat(session.chat_id).messages
+    assert len(final) == 2 and final[1].id == messages[1].id and final[1].content.endswith("w19 end")
+    assert final[1].stats["new_tokens"] == SAVE_EVERY_TOKENS + 5 and "partial" not in final[1].stats
+    assert "cut off" not in store.export(session.chat_id)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import random
+import re
 import sqlite3
+import stat
 import threading
 
+import pytest
 from conftest import cpu_host
 
 from launcher.machine.host import GpuInfo
@@ -109,3 +114,99 @@ def test_machine_key_ignores_free_memory():
     assert machine_key(a) == machine_key(b)
     gpu = GpuInfo(0, "NVIDIA H100 80GB HBM3", total_bytes=80 * 10**9, free_bytes=1)
     assert machine_key(a) != machine_key(a.__class__(**{**a.__dict__, "gpus": (gpu,)}))
+
+
+@pytest.mark.parametrize("damage", ["random", "truncated", "garbled page"])
+def test_a_damaged_store_is_kept_aside_and_a_fresh_one_started(tmp_path, damage):
+    path = tmp_path / "berth.db"
+    with Store(path) as store:
+        chat = store.new_chat("m", "chat")
+        for i in range(400):
+            store.add_message(chat, "user", f"message {i} " * 20)
+    data = path.read_bytes()
+    broken = {
+        "random": random.Random(0).randbytes(8192),
+        "truncated": data[: len(data) // 2],
+        "garbled page": data[: 4096 * 3] + random.Random(1).randbytes(4096) + data[4096 * 4 :],
+    }[damage]
+    path.write_bytes(broken)
+    lines: list[str] = []
+    with Store(path, on_damaged=lines.append) as store:
+        assert store.chats() == [] and store.measurements() == []
+        kept = store.kept_aside
+        assert kept is not None and kept.read_bytes() == broken
+        assert re.fullmatch(r"berth\.db\.damaged-\d{8}-\d{6}", kept.name)
+        store.new_chat("m", "chat")  # the fresh store works
+    assert len(lines) == 1 and "\n" not in lines[0]
+    assert str(path) in lines[0] and str(kept) in lines[0] and "fresh store" in lines[0]
+    with Store(path, on_damaged=lines.append) as store:  # healthy now: nothing more is moved
+        assert store.kept_aside is None and len(store.chats()) == 1
+    assert len(lines) == 1
+
+
+def test_locks_are_not_taken_for_damage(tmp_path, monkeypatch):
+    monkeypatch.setattr("launcher.run.store.STORE_TIMEOUT_S", 0.05)
+    path = tmp_path / "berth.db"
+    Store(path).close()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("PRAGMA journal_mode=DELETE")  # a writer holding an exclusive lock
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(sqlite3.OperationalError):
+            Store(path, on_damaged=pytest.fail)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert path.exists() and not list(tmp_path.glob("*.damaged-*"))
+
+
+@pytest.mark.parametrize(
+    "command", [["list"], ["plan", "gpt2"], ["history", "list"], ["history", "show", "1"]]
+)
+def test_commands_carry_on_past_a_damaged_store(berth, berth_home, command):
+    (berth_home / "berth.db").write_bytes(random.Random(2).randbytes(4096))
+    result = berth(*command)
+    assert "Traceback" not in result.output and "DatabaseError" not in result.output
+    assert result.exit_code == (2 if command[1:2] == ["show"] else 0), result.output
+    assert "is damaged" in result.stderr and "fresh store" in result.stderr
+    assert len(list(berth_home.glob("berth.db.damaged-*"))) == 1
+
+
+def test_the_store_is_private(tmp_path, monkeypatch):
+    old = os.umask(0o022)
+    try:
+        folder = tmp_path / "data" / "berth"
+        monkeypatch.setenv("BERTH_HOME", str(folder))
+        with Store() as store:
+            chat = store.new_chat("m", "chat")
+            store.add_message(chat, "user", "secret")
+            assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+            for suffix in ("", "-wal", "-shm"):
+                assert stat.S_IMODE(os.stat(f"{store.path}{suffix}").st_mode) == 0o600, suffix
+        # an older store made 0644 in a 0755 folder is tightened when opened
+        os.chmod(folder, 0o755)
+        os.chmod(folder / "berth.db", 0o644)
+        Store().close()
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(folder / "berth.db").st_mode) == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_launch_checks_the_store_before_loading(berth, berth_home, tiny_models, monkeypatch):
+    import launcher.run.load as load
+    from launcher.run.errors import LoadError
+
+    folder = tiny_models("gpt2")
+    (berth_home / "berth.db").write_bytes(random.Random(3).randbytes(4096))
+    seen: list[list[str]] = []
+
+    def load_model(source, *_args, **_kwargs):
+        seen.append([p.name for p in berth_home.glob("berth.db*")])
+        raise LoadError(source.card.id, "stopped here by the test")
+
+    monkeypatch.setattr(load, "load_model", load_model)
+    result = berth("launch", str(folder), "--no-tui", "--prompt", "hi")
+    assert "stopped here by the test" in result.stderr and "Traceback" not in result.output
+    assert len(seen) == 1 and any(".damaged-" in name for name in seen[0]) and "berth.db" in seen[0]
+    assert result.stderr.index("is damaged") < result.stderr.index("stopped here")

@@ -11,7 +11,7 @@ from typing import Any
 from launcher.fleet.errors import FleetFileError, FleetShortError
 from launcher.machine.errors import HardwareSpecError, ProbeError, UserFileError
 from launcher.plan.errors import DoesNotFitError, PlanRequestError
-from launcher.run.errors import LoadError, SessionError
+from launcher.run.errors import LoadError, SessionError, UnsafePickleError
 from registry.errors import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -77,6 +77,7 @@ PARAGRAPHS: dict[type[BerthError], Callable[[Any], str]] = {
         f"{e.model_id} does not fit. Ways out: {e.hint or 'no smaller option is known'}."
     ),
     LoadError: _with("", hint_format="Next: {}."),
+    UnsafePickleError: _with("Refused to load: ", hint_format="Next: {}."),
     SessionError: lambda e: f"{e}.",
     FleetFileError: _fleet_file,
     FleetShortError: _with("Cannot export: "),

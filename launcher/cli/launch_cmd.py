@@ -164,10 +164,11 @@ def launch_command(
         allow_pickle=allow_pickle,
         memory_limits=caps,
     )
+    store = Store()  # opened (and checked, a damaged file set aside) before anything is downloaded or loaded
     loaded = load_model(source, host, request, load_options, catalog.accelerators, notify=_err)
     try:
         settings = GenerationSettings(max_new_tokens, temperature, top_p, seed)
-        if not _chat_or_answer(loaded, system, settings, text):
+        if not _chat_or_answer(loaded, store, system, settings, text):
             ctx.exit(EXIT_FAILURE)
     finally:
         loaded.close()
@@ -181,13 +182,12 @@ def _read_prompt(prompt: str | None) -> str | None:
 
 
 def _chat_or_answer(
-    loaded: LoadedModel, system: str | None, settings: GenerationSettings, text: str | None
+    loaded: LoadedModel, store: Store, system: str | None, settings: GenerationSettings, text: str | None
 ) -> bool:
     """Report the load, open a session, then answer `text` or chat line by line; False when the answer failed."""
     from launcher.run.session import open_session
 
     _report_load(loaded)
-    store = Store()
     session = open_session(loaded, store, system, settings)
     if session.task != loaded.card.task:
         _err(f"Note: the tokenizer has no chat template, so this is plain {session.task}.")

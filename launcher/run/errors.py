@@ -49,6 +49,24 @@ class RemoteCodeRefusedError(LoadError):
         )
 
 
+class UnsafePickleError(LoadError):
+    """A pickle weights file holds more than tensors: PyTorch's safe loader (weights_only) refused it, so nothing
+    in it ran. `detail` is the first line of PyTorch's reason (what the file asked for)."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, model_id: str, files: Sequence[str], detail: str) -> None:
+        self.files = list(files)
+        self.detail = detail
+        shown = ", ".join(self.files[:3]) or "its pickle weights file"
+        super().__init__(
+            model_id,
+            f"{shown} of {model_id} is not plain weights: unpickling it would run code or build objects other "
+            f"than tensors ({detail}); PyTorch's safe loader refused it, so nothing in it ran",
+            hint="do not use this file; get the model as safetensors from a publisher you trust",
+        )
+
+
 class GatedModelError(LoadError):
     """The Hub gates the repository: the user must accept its terms and be logged in."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import pickle
 import re
 import sys
 import tempfile
@@ -37,6 +38,7 @@ from launcher.run.errors import (
     MemoryBudgetExceeded,
     OutOfMemoryError,
     RemoteCodeRefusedError,
+    UnsafePickleError,
     UnsafeWeightsError,
 )
 from launcher.run.measure import MemoryGuard, MemoryMeter, PhasePeak, estimated_devices, nvml_used_bytes
@@ -615,8 +617,24 @@ def _load_once(
 ) -> Any:
     auto = AutoModelForMaskedLM if card.task == "fill-mask" else AutoModelForCausalLM
     kwargs = from_pretrained_kwargs(plan, source, options, offload_dir)
-    with _progress_hook(guard, options), _plain_linear_for(card, plan.precision.quant is not None):
-        return auto.from_pretrained(str(folder), **kwargs)
+    try:
+        with _progress_hook(guard, options), _plain_linear_for(card, plan.precision.quant is not None):
+            return auto.from_pretrained(str(folder), **kwargs)
+    except pickle.UnpicklingError as error:  # torch.load(weights_only=True) refused to build something
+        files = [p.name for p in weight_files(folder).pickle]
+        raise UnsafePickleError(card.id, files, _unpickling_reason(error)) from None
+
+
+#: Lines of PyTorch's weights_only refusal that say nothing about this file.
+_TORCH_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation")
+
+
+def _unpickling_reason(error: BaseException) -> str:
+    """PyTorch's reason for refusing a pickle, in one short line ('… unsupported GLOBAL posix.system …')."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    specific = [line for line in lines if not line.startswith(_TORCH_BOILERPLATE)]
+    reason = (specific or lines or [type(error).__name__])[0].removeprefix("WeightsUnpickler error:").strip()
+    return reason if len(reason) <= 160 else reason[:159] + "…"
 
 
 def _load_tokenizer(source: ModelSource, folder: Path, options: LoadOptions) -> Any:

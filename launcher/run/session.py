@@ -5,7 +5,9 @@ Every message the user sends is written to the store before generation starts. `
 generates in the calling thread (what the command line does; Ctrl-C stops the reply, not the program);
 `stream(text)` generates in a new thread and returns a `ReplyStream` to iterate (what a UI does; a
 KeyboardInterrupt while iterating leaves it usable: call `stop()` and keep iterating). `stop()` is safe from any
-thread. The reply (text, time to first token, tokens/s, finish reason) is written to the store when it ends.
+thread. The reply is written to the store as it streams (one message, updated in place every SAVE_EVERY_TOKENS
+tokens or SAVE_EVERY_S seconds, its stats marked partial), so a killed process loses at most the last few
+tokens; when it ends the message gets its whole text and figures (time to first token, tokens/s, finish reason).
 
 `TransformersBackend` runs a loaded model (chat template, plain continuation, or fill-mask); it imports torch and
 transformers only when used. `ScriptedBackend` is a deterministic fake for UI tests: pass it to `Session`
@@ -34,6 +36,9 @@ FinishReason = Literal["stop", "length", "stopped", "error"]
 FILL_MASK_TOP_K = 5
 #: Longest reply by default, for the command line and the TUI alike.
 DEFAULT_MAX_NEW_TOKENS = 256
+#: A reply being generated is written to the store after this many tokens or seconds, whichever comes first.
+SAVE_EVERY_TOKENS = 16
+SAVE_EVERY_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,8 @@ class ReplyStream:
         self.started = started
         self.reply: Reply | None = None
         """The finished reply (None until the stream is exhausted or `wait` returns)."""
+        self.message_id: int | None = None
+        """The stored assistant message, once the reply's first text has been written."""
         self._error: BaseException | None = None
 
     def __iter__(self) -> ReplyStream:
@@ -309,7 +316,7 @@ class Session:
         self, prompt: Prompt, stream: ReplyStream, deliver: Callable[[str], None]
     ) -> tuple[Reply, BaseException | None]:
         """Run the backend, collect figures, record the reply; returns it with the error that ended it, if any."""
-        tally = _Tally(deliver)
+        tally = _Tally(deliver, lambda text: self._save_partial(stream, text))
         error: BaseException | None = None
         finished: Finished | None = None
         try:
@@ -322,6 +329,15 @@ class Session:
         reply = tally.reply(finished, error, stream.started, time.perf_counter())
         return reply, self._record(prompt, stream, reply, error)
 
+    def _save_partial(self, stream: ReplyStream, text: str) -> None:
+        """Write the reply so far: one assistant message, added with the first text and then updated in place."""
+        if self.store is None or self.chat_id is None or not text:
+            return
+        if stream.message_id is None:
+            stream.message_id = self.store.add_message(self.chat_id, "assistant", text, PARTIAL)
+        else:
+            self.store.update_message(stream.message_id, text, PARTIAL)
+
     def _record(
         self, prompt: Prompt, stream: ReplyStream, reply: Reply, error: BaseException | None
     ) -> BaseException | None:
@@ -330,7 +346,9 @@ class Session:
         text = reply.text
         try:
             with self._lock:
-                if text or error is None:
+                if stream.message_id is not None and self.store is not None:
+                    self.store.update_message(stream.message_id, text, reply.stats())
+                elif text or error is None:
                     self._save("assistant", text, reply.stats())
                 if error is None or text:
                     self.history += [Turn("user", prompt.text), Turn("assistant", text)]
@@ -341,15 +359,23 @@ class Session:
         return error
 
 
+#: The stats of a reply still being written (what a killed process leaves in the store).
+PARTIAL: dict[str, Any] = {"partial": True}
+
+
 @dataclass
 class _Tally:
-    """A reply's text and token times as its pieces arrive; each piece's text is passed on to `deliver`."""
+    """A reply's text and token times as its pieces arrive; each piece's text is passed on to `deliver`, and the
+    text so far to `save` every SAVE_EVERY_TOKENS tokens or SAVE_EVERY_S seconds."""
 
     deliver: Callable[[str], None]
+    save: Callable[[str], None] = lambda _text: None
     parts: list[str] = field(default_factory=list)
     tokens: int = 0
     first: float | None = None
     last: float | None = None
+    unsaved: int = 0
+    saved_at: float | None = None
 
     def emit(self, piece: Piece) -> None:
         if piece.tokens:
@@ -359,6 +385,16 @@ class _Tally:
         if piece.text:
             self.parts.append(piece.text)
             self.deliver(piece.text)
+        self._maybe_save(piece)
+
+    def _maybe_save(self, piece: Piece) -> None:
+        self.unsaved += max(piece.tokens, 1)
+        now = piece.at or time.perf_counter()
+        if self.saved_at is None:
+            self.saved_at = now
+        if self.parts and (self.unsaved >= SAVE_EVERY_TOKENS or now - self.saved_at >= SAVE_EVERY_S):
+            self.save("".join(self.parts))
+            self.unsaved, self.saved_at = 0, now
 
     def reply(
         self, finished: Finished | None, error: BaseException | None, started: float, ended: float

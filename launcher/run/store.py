@@ -2,15 +2,21 @@
 speed measured on this machine, which `berth plan`/`list` can show beside their estimates.
 
 One file, `data_dir()/berth.db`, in WAL mode so a reader (`berth history`) never blocks a running chat. The
-store is thread-safe: one connection guarded by a lock, every write committed at once. Standard library only.
+store is thread-safe: one connection guarded by a lock, every write committed at once. Chats are private: the
+folder is made 0700 and the file (with its -wal/-shm/-journal companions) 0600. A damaged file (not a database,
+or failing SQLite's quick check) is moved aside as `berth.db.damaged-YYYYMMDD-HHMMSS`, one line on stderr says
+so, and a fresh store takes its place. Standard library only.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
+import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -70,6 +76,75 @@ def default_path() -> Path:
     return data_dir() / "berth.db"
 
 
+#: Seconds a statement waits for another process's lock before failing.
+STORE_TIMEOUT_S = 10.0
+#: SQLite result codes meaning the file is not a usable database (as opposed to locked, read-only or full).
+_DAMAGE_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
+#: Files SQLite keeps beside the database, private like it.
+_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+class StoreDamaged(sqlite3.DatabaseError):
+    """SQLite's quick check found the store damaged."""
+
+
+def is_damage(error: BaseException) -> bool:
+    """Whether an SQLite error means the file itself is damaged (never a lock, a full disk or permissions)."""
+    if isinstance(error, StoreDamaged):
+        return True
+    code = getattr(error, "sqlite_errorcode", None)
+    return isinstance(error, sqlite3.DatabaseError) and code is not None and (code & 0xFF) in _DAMAGE_CODES
+
+
+def set_aside(path: Path) -> Path:
+    """Move a damaged store (and its -wal/-journal) to `NAME.damaged-YYYYMMDD-HHMMSS`; the path it was kept as."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    kept = path.with_name(f"{path.name}.damaged-{stamp}")
+    n = 1
+    while kept.exists():
+        n += 1
+        kept = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
+    os.replace(path, kept)
+    for suffix in _COMPANIONS:
+        companion = path.with_name(path.name + suffix)
+        if suffix == "-shm":
+            companion.unlink(missing_ok=True)  # shared-memory index only, rebuilt from the -wal
+        elif companion.exists():
+            os.replace(companion, kept.with_name(kept.name + suffix))
+    return kept
+
+
+def damaged_line(path: Path, kept: Path, error: BaseException) -> str:
+    """The one line that says a damaged store was kept aside and a fresh one started."""
+    reason = " ".join(str(error).split())[:120] or type(error).__name__
+    return (
+        f"berth: the store {path} is damaged ({reason}); kept it as {kept} "
+        "(its chats and measurements stay there) and started a fresh store."
+    )
+
+
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _private_folder(folder: Path) -> None:
+    """Create the store's folder 0700; tighten Berth's own data folder when it is open to others."""
+    if not folder.exists():
+        folder.mkdir(parents=True, mode=0o700)
+        os.chmod(folder, 0o700)
+    elif folder == data_dir() and folder.is_dir() and stat.S_IMODE(folder.stat().st_mode) & 0o077:
+        os.chmod(folder, 0o700)
+
+
+def _private_files(path: Path) -> None:
+    """Create the database file 0600 (SQLite gives its -wal and -journal the same mode) and tighten existing ones."""
+    if not path.exists():
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, *(path.with_name(path.name + s) for s in _COMPANIONS)):
+        if file.is_file() and stat.S_IMODE(file.stat().st_mode) & 0o077:
+            os.chmod(file, 0o600)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -106,18 +181,45 @@ class Chat:
 class Store:
     """The SQLite file with chats, messages and measurements; safe to share between threads."""
 
-    def __init__(self, path: Path | str | None = None) -> None:
+    def __init__(
+        self, path: Path | str | None = None, on_damaged: Callable[[str], None] | None = None
+    ) -> None:
+        """Open (or create) the store; a damaged file is set aside and `on_damaged` (default: stderr) told."""
         self.path = Path(path) if path is not None else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _private_folder(self.path.parent)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10)
-        self._db.row_factory = sqlite3.Row
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self.kept_aside: Path | None = None
+        """Where a damaged file found on opening was moved, if one was."""
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as error:
+            if not is_damage(error):
+                raise
+            self.kept_aside = set_aside(self.path)
+            (on_damaged or _warn)(damaged_line(self.path, self.kept_aside, error))
+            self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        """Connect, check the file (quick_check) and create the schema; raises sqlite3.DatabaseError if damaged."""
+        _private_files(self.path)
+        db = sqlite3.connect(
+            str(self.path), check_same_thread=False, isolation_level=None, timeout=STORE_TIMEOUT_S
+        )
+        db.row_factory = sqlite3.Row
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            problems = [row[0] for row in db.execute("PRAGMA quick_check").fetchall()]
+            if problems != ["ok"]:
+                raise StoreDamaged(f"quick check: {'; '.join(problems[:3])}")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.executescript(_SCHEMA)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except BaseException:
+            db.close()
+            raise
+        _private_files(self.path)
+        return db
 
     def close(self) -> None:
         """Close the connection (later calls fail)."""
@@ -184,6 +286,19 @@ class Store:
             )
             return int(cursor.lastrowid or 0)
 
+    def update_message(self, message_id: int, content: str, stats: Mapping[str, Any] | None = None) -> None:
+        """Replace a message's text and figures in place (a reply written as it streams), committed at once."""
+        now = _now()
+        with self._write() as db:
+            db.execute(
+                "UPDATE messages SET content = ?, stats = ? WHERE id = ?",
+                (content, json.dumps(dict(stats or {})), message_id),
+            )
+            db.execute(
+                "UPDATE chats SET updated_at = ? WHERE id = (SELECT chat_id FROM messages WHERE id = ?)",
+                (now, message_id),
+            )
+
     def chats(self, limit: int = 50) -> list[Chat]:
         """The most recently used chats first, without their messages."""
         with self._lock:
@@ -229,6 +344,8 @@ class Store:
             lines += ["", f"## {message.role}", "", message.content]
             if message.stats.get("stopped"):
                 lines += ["", "*(stopped)*"]
+            elif message.stats.get("partial"):
+                lines += ["", "*(cut off: Berth ended before the reply was finished)*"]
         return "\n".join(lines) + "\n"
 
     # ------------------------------------------------------------------ measurements

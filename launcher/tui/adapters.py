@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from launcher.machine.host import HostSnapshot
 from launcher.plan.request import Plan, PlanRequest
+from launcher.run.session import PARTIAL
 from launcher.tui.backend import (
     ChatRecord,
     ChatSummary,
@@ -265,22 +266,16 @@ class LaunchStackSession:
 
 
 class SqliteChatStore:
-    """The TUI's ChatStore over launcher.run.store.Store (append-only: a changed past turn starts a new chat)."""
+    """The TUI's ChatStore over launcher.run.store.Store (append-only: a changed past turn starts a new chat,
+    except a reply saved while it streamed, which later saves update in place)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
     def save_chat(self, record: ChatRecord) -> str:
         """Append the turns the store lacks; a chat whose earlier turns changed is saved as a new one."""
-        turns = [(m.role, m.content) for m in record.messages]
-        if record.id is not None:
-            existing = self.store.chat(int(record.id))
-            if existing is not None:
-                stored = [(m.role, m.content) for m in existing.messages if m.role != "system"]
-                if turns[: len(stored)] == stored:
-                    for message in record.messages[len(stored) :]:
-                        self._add(int(record.id), message)
-                    return record.id
+        if record.id is not None and self._extend(int(record.id), record):
+            return record.id
         settings = record.settings
         chat_id = self.store.new_chat(
             record.model_id,
@@ -292,13 +287,44 @@ class SqliteChatStore:
                 "top_p": settings.top_p,
             },
         )
-        for message in record.messages:
-            self._add(chat_id, message)
+        self._append(chat_id, record, 0)
         return str(chat_id)
 
-    def _add(self, chat_id: int, message: Turn) -> None:
-        stats = message.reply.stats() if message.reply is not None else None
-        self.store.add_message(chat_id, message.role, message.content, stats)
+    def _extend(self, chat_id: int, record: ChatRecord) -> bool:
+        """Bring a stored chat up to `record` if only its end differs (new turns, a streaming reply grown)."""
+        existing = self.store.chat(chat_id)
+        if existing is None:
+            return False
+        stored = [m for m in existing.messages if m.role != "system"]
+        pending = stored.pop() if stored and stored[-1].stats.get("partial") else None
+        turns = [(m.role, m.content) for m in record.messages]
+        if turns[: len(stored)] != [(m.role, m.content) for m in stored]:
+            return False
+        start = len(stored)
+        if pending is not None:
+            if len(turns) <= start or turns[start][0] != "assistant":
+                return False
+            turn = record.messages[start]
+            if turn.content != pending.content or turn.reply is not None:
+                self.store.update_message(pending.id, turn.content, self._stats(record, start))
+            start += 1
+        self._append(chat_id, record, start)
+        return True
+
+    def _append(self, chat_id: int, record: ChatRecord, start: int) -> None:
+        for index in range(start, len(record.messages)):
+            message = record.messages[index]
+            self.store.add_message(chat_id, message.role, message.content, self._stats(record, index))
+
+    @staticmethod
+    def _stats(record: ChatRecord, index: int) -> dict[str, Any] | None:
+        """A message's figures: its reply's, or partial for a reply still streaming."""
+        message = record.messages[index]
+        if message.reply is not None:
+            return message.reply.stats()
+        if record.partial and index == len(record.messages) - 1 and message.role == "assistant":
+            return dict(PARTIAL)
+        return None
 
     def list_chats(self) -> list[ChatSummary]:
         """The store's chats, most recently used first."""

@@ -182,6 +182,8 @@ class ChatRecord:
     """ISO 8601 time, set by the store when first saved."""
     host_label: str = ""
     """The machine the replies were generated on (their speeds count as measurements there)."""
+    partial: bool = False
+    """The last message is a reply still being generated (saved as it streams, finished by a later save)."""
 
 
 @dataclass(frozen=True)

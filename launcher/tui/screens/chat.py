@@ -3,10 +3,15 @@
 Generation runs in a thread worker. Pieces come back as messages to this screen and go into a MarkdownStream;
 when the reply ends the stream is stopped and the Markdown is set to the whole reply, so the tail of a
 message is never lost however the stream batched it.
+
+What the user typed is saved before the reply is generated, and the reply is saved as it streams (every
+SAVE_EVERY_TOKENS pieces or SAVE_EVERY_S seconds, then once more with its figures when it ends), so killing
+Berth mid-reply loses at most the last few tokens.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar, cast
 
@@ -21,7 +26,7 @@ from textual.widgets import Footer, Header, Static
 from textual.widgets.markdown import MarkdownStream
 
 from launcher import display
-from launcher.run.session import GenerationSettings, Reply, Turn
+from launcher.run.session import SAVE_EVERY_S, SAVE_EVERY_TOKENS, GenerationSettings, Reply, Turn
 from launcher.tui.backend import ChatRecord, Launched, chat_title
 from launcher.tui.transcript import stats_line
 from launcher.tui.widgets.chat_message import ChatMessage
@@ -86,6 +91,8 @@ class ChatScreen(Screen[None]):
         self._reply: ChatMessage | None = None
         self._stream: MarkdownStream | None = None
         self._pieces: list[str] = []
+        self._unsaved = 0
+        self._saved_at = 0.0
         self.last_stats: Reply | None = None
 
     @property
@@ -163,6 +170,7 @@ class ChatScreen(Screen[None]):
         if self.read_only:
             return
         self.messages.append(Turn("user", event.text))
+        self._save()  # written before the model answers
         await self.query_one("#messages", VerticalScroll).mount(ChatMessage("user", event.text))
         await self._generate()
 
@@ -173,6 +181,7 @@ class ChatScreen(Screen[None]):
         self.streaming = True
         self.last_stats = None
         self._pieces = []
+        self._unsaved, self._saved_at = 0, time.monotonic()
         reply = ChatMessage("assistant", model=self._speaker_suffix())
         reply.set_waiting(True)
         self._reply = reply
@@ -209,7 +218,16 @@ class ChatScreen(Screen[None]):
             return
         self._pieces.append(message.text)
         self._reply.text = "".join(self._pieces)
+        self._save_progress()
         await self._stream.write(message.text)
+
+    def _save_progress(self) -> None:
+        """Save the reply so far every SAVE_EVERY_TOKENS pieces or SAVE_EVERY_S seconds."""
+        self._unsaved += 1
+        now = time.monotonic()
+        if self._unsaved >= SAVE_EVERY_TOKENS or now - self._saved_at >= SAVE_EVERY_S:
+            self._unsaved, self._saved_at = 0, now
+            self._save(Turn("assistant", "".join(self._pieces)))
 
     async def on_chat_screen_done(self, message: Done) -> None:
         if message.turn != self._turn or self._reply is None:
@@ -232,19 +250,24 @@ class ChatScreen(Screen[None]):
             self._save()
         self._update_status()
 
-    def _save(self) -> None:
+    def _save(self, streaming: Turn | None = None) -> None:
+        """Save the conversation (with `streaming`, the reply so far, at its end); a failure is shown, not raised."""
         store = self.berth.store
         if store is None or not self.messages:
             return
-        self.record_id = store.save_chat(self.current_record())
-        if not self.created:
-            self.created = store.load_chat(self.record_id).created
+        try:
+            self.record_id = store.save_chat(self.current_record(streaming))
+            if not self.created:
+                self.created = store.load_chat(self.record_id).created
+        except Exception as error:  # a full disk or a locked store must not end the chat
+            self.notify(f"Could not save this chat: {error}", severity="error", timeout=8)
 
-    def current_record(self) -> ChatRecord:
-        """The conversation as it stands."""
+    def current_record(self, streaming: Turn | None = None) -> ChatRecord:
+        """The conversation as it stands (and the reply being generated, when given)."""
         return ChatRecord(
             model_id=self.model_id,
-            messages=tuple(self.messages),
+            messages=(*self.messages, streaming) if streaming else tuple(self.messages),
+            partial=streaming is not None,
             settings=self.settings,
             system_prompt=self.system_prompt,
             task=self.card.task if self.card else "chat",
