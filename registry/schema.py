@@ -7,6 +7,7 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, model_validator
+from pydantic import Strict as StrictValue
 
 from registry.errors import short_repr
 
@@ -204,7 +205,7 @@ class ModelCard(Strict):
     """dtype the weights are published in (config.json torch_dtype)."""
     context_length: Annotated[int, Field(gt=0, le=10_000_000)]
     """Longest context the model supports (max_position_embeddings or the documented window)."""
-    params: Annotated[int, Field(gt=0, le=10**13)]
+    params: Annotated[int, StrictValue(), Field(gt=0, le=10**13)]
     """Published parameter count (the Hub's safetensors total where published), exact."""
     params_source: ParamsSource = "hub-safetensors"
     """Where `params` comes from; 'computed' means no total is published and the analytic count is used."""

@@ -20,7 +20,12 @@ from launcher.fleet.schema import SECTIONS, FleetFile, WorkloadSpec
 from launcher.fleet.types import EngineSettings, FleetRequest, NodeGroup, Workload
 from launcher.machine.paths import read_user_text
 from registry.catalog import Catalog
-from registry.errors import UnknownAcceleratorError, UnknownModelError, UnsupportedArchitectureError
+from registry.errors import (
+    UnknownAcceleratorError,
+    UnknownModelError,
+    UnsupportedArchitectureError,
+    short_text,
+)
 from registry.params import layout
 from registry.paths import expand_user_path
 from registry.schema import Accelerator, ModelCard
@@ -100,7 +105,7 @@ def _accelerator(
         known = ", ".join(a.id for a in catalog.accelerators)
         problems.append(
             FleetProblem(
-                f"unknown accelerator '{query}' (the catalog knows {known}; "
+                f"unknown accelerator '{short_text(query)}' (the catalog knows {known}; "
                 "add others to your catalog overlay)",
                 lines.line(loc),
                 _dotted(loc),
@@ -229,7 +234,7 @@ def _servable_card(
         card = catalog.get(item.model)
     except UnknownModelError as err:
         suggestion = err.suggestions[0] if err.suggestions else None
-        message = f"unknown model '{item.model}' (see `berth list`)"
+        message = f"unknown model '{short_text(item.model)}' (see `berth list`)"
         problems.append(_problem(message, loc, "model", lines, suggestion))
         return None
     if card.task == "fill-mask":

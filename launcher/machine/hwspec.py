@@ -132,7 +132,7 @@ def _accelerator(name: str, catalog: Catalog) -> Accelerator:
         known = sorted(a.id for a in catalog.accelerators)
         listed = ", ".join(known[:30]) + (" …" if len(known) > 30 else "")
         raise _Problem(
-            f"unknown GPU '{name}' (known GPUs: {listed or 'none in this catalog'}; or write cpu)",
+            f"unknown GPU '{shown(name)}' (known GPUs: {listed or 'none in this catalog'}; or write cpu)",
             suggestions,
         ) from None
 
