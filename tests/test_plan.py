@@ -160,3 +160,28 @@ def test_plans_are_consistent(catalog, model):
         assert plan.required_bytes == sum(p.used_bytes for p in plan.placements)
         assert all(p.used_bytes <= p.budget_bytes for p in plan.placements)
         assert plan.reasons[-1].startswith("→")
+
+
+@pytest.mark.parametrize("cap_mib", [200, 600, 1024, 4096])
+@pytest.mark.parametrize("model", ["openai-community/gpt2", "HuggingFaceTB/SmolLM2-360M-Instruct"])
+def test_max_memory_is_a_real_cap_on_ram(catalog, model, cap_mib):
+    """--max-memory cpu=N: every device that runs or streams stays within what it may use (RAM within the cap,
+    its runtime and streaming reserve included, even when every block went to disk), or the plan is refused."""
+    cap = cap_mib * 2**20
+    host = cpu_host(64, disk_gb=100)
+    result = make_plan(catalog.get(model), host, PlanRequest(max_memory={"cpu": cap}))
+    if isinstance(result, DoesNotFitError):
+        assert cap_mib <= 600  # only a cap below the smallest runnable footprint is refused
+        return
+    for placement in result.placements:
+        assert placement.used_bytes <= placement.budget_bytes, placement
+    ram = next(p for p in result.placements if p.device == "cpu")
+    assert ram.budget_bytes == cap  # the cap is the budget shown, not the machine's free RAM
+
+
+def test_a_ram_cap_below_the_runtime_refuses_even_disk_offload(catalog):
+    host = cpu_host(64, disk_gb=100)
+    result = make_plan(
+        catalog.get("openai-community/gpt2"), host, PlanRequest(max_memory={"cpu": 200 * 2**20})
+    )
+    assert isinstance(result, DoesNotFitError)

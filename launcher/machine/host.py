@@ -84,6 +84,9 @@ class HostSnapshot:
     ram_total_bytes: int
     """RAM of one machine (of the smallest node, for a multi-node spec: offload stays on its own node)."""
     ram_available_bytes: int
+    ram_capped: bool = False
+    """ram_available_bytes is a cap this process was given (--max-memory cpu=…), not what the OS has free:
+    the planner keeps no headroom for other programs inside it."""
     cpu: CpuInfo = field(default_factory=CpuInfo)
     swap_free_bytes: int = 0
     disk_free_bytes: int | None = None

@@ -25,6 +25,7 @@ from launcher.machine.host import GpuInfo, HostSnapshot
 from launcher.plan.advice import bare_does_not_fit, does_not_fit
 from launcher.plan.errors import DoesNotFitError, PlanRequestError
 from launcher.plan.placement import (
+    RAM_HEADROOM_BYTES,
     Attempt,
     Rung,
     attempt_speed,
@@ -294,11 +295,13 @@ def cap_host(host: HostSnapshot, max_memory: Mapping[int | str, int] | None) -> 
         replace(g, free_bytes=min(g.usable_bytes, caps[str(g.index)])) if str(g.index) in caps else g
         for g in host.gpus
     )
-    ram = min(host.ram_available_bytes, caps["cpu"]) if "cpu" in caps else host.ram_available_bytes
+    ram, capped = host.ram_available_bytes, host.ram_capped
+    if "cpu" in caps and caps["cpu"] < ram - RAM_HEADROOM_BYTES:
+        ram, capped = caps["cpu"], True  # the process's own cap: the OS keeps its headroom besides it
     disk = host.disk_free_bytes
     if "disk" in caps:
         disk = min(disk, caps["disk"]) if disk is not None else caps["disk"]
-    return replace(host, gpus=gpus, ram_available_bytes=ram, disk_free_bytes=disk)
+    return replace(host, gpus=gpus, ram_available_bytes=ram, ram_capped=capped, disk_free_bytes=disk)
 
 
 def _duplicate(attempt: Attempt) -> bool:

@@ -209,7 +209,8 @@ def _room(card: ModelCard, host: HostSnapshot, rung: Rung, context: int, batch: 
     CPU's activations when it computes); disk less its headroom."""
     dtype = rung.precision.dtype
     gpus = tuple(g.usable_bytes - gpu_reserve(card, g, context, batch, dtype) for g in rung.gpus)
-    ram = host.ram_available_bytes - (runtime_bytes("cpu") + RAM_HEADROOM_BYTES)
+    headroom = 0 if host.ram_capped else RAM_HEADROOM_BYTES
+    ram = host.ram_available_bytes - (runtime_bytes("cpu") + headroom)
     if not rung.gpus:
         ram -= activation_bytes(card, context, batch, dtype, "cpu")
     disk = (host.disk_free_bytes or 0) - DISK_HEADROOM_BYTES
@@ -258,7 +259,9 @@ def _settled_fill(
     main_reserve = 0
     for _ in range(6):
         bins, charge = _bins(rung, room, sized, main_reserve)
-        if any(b.budget < 0 for b in bins[: len(rung.gpus)]) or not _fill(sized, bins, charge):
+        # A device that computes or streams (every GPU, and RAM) must hold its own overheads even when it
+        # holds no blocks: negative room there means this rung cannot run, whatever goes to disk.
+        if any(b.budget < 0 for b in bins if b.device != "disk") or not _fill(sized, bins, charge):
             return None
         if not _offloading(rung):
             return bins, charge, main_reserve
