@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -25,6 +24,7 @@ from registry.params import supported_model_types
 from registry.paths import expand_user_path
 from registry.safe_yaml import load_yaml_bounded
 from registry.schema import Accelerator, CatalogFile, ModelCard
+from registry.suggest import MAX_SUGGEST_CHARS, close_matches
 from registry.userdirs import overlay_path
 from registry.yaml_lines import YamlLines
 
@@ -77,7 +77,7 @@ class Catalog:
         for card in self.models:
             for key in _model_keys(card):
                 ids.setdefault(key.lower(), card.id)
-        close = difflib.get_close_matches(q, list(ids), n=limit * 3, cutoff=0.6)
+        close = close_matches(q, list(ids), n=limit * 3, cutoff=0.6)
         if not close:
             close = [k for k in ids if q and q in k]
         seen: list[str] = []
@@ -88,11 +88,13 @@ class Catalog:
 
     def accelerator(self, query: str) -> Accelerator:
         """The accelerator for a spec name (a100-80gb), an alias or an NVML name; else UnknownAcceleratorError."""
+        if len(query) > MAX_SUGGEST_CHARS:  # no accelerator has such a name: skip normalising it
+            raise UnknownAcceleratorError(query, [])
         acc = self._accelerator_index.get(_norm_gpu(query))
         if acc is not None:
             return acc
         names = [a.id for a in self.accelerators]
-        close = difflib.get_close_matches(query.lower(), names, n=3, cutoff=0.4)
+        close = close_matches(query.lower(), names, n=3, cutoff=0.4)
         raise UnknownAcceleratorError(query, close)
 
     def match_gpu_name(self, nvml_name: str) -> Accelerator | None:
@@ -439,7 +441,7 @@ def _unknown_key_error(
         nested = getattr(annotation, "annotation", None) if annotation else None
         if isinstance(nested, type) and issubclass(nested, BaseModel):
             owner = nested
-    suggestion = difflib.get_close_matches(key, list(owner.model_fields), n=1, cutoff=0.6)
+    suggestion = close_matches(key, list(owner.model_fields), n=1, cutoff=0.6)
     where = f" [in {entry_name}]" if entry_name else ""
     return CatalogError(
         f"unknown key '{key}'{where}",

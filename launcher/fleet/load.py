@@ -6,7 +6,6 @@ problem of the file at once, then (once the schema holds) every problem with the
 
 from __future__ import annotations
 
-import difflib
 import reprlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ from registry.errors import (
 from registry.params import layout
 from registry.paths import expand_user_path
 from registry.schema import Accelerator, ModelCard
+from registry.suggest import close_matches
 from registry.yaml_lines import YamlLines
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -61,7 +61,7 @@ def _schema_problems(err: ValidationError, lines: YamlLines) -> list[FleetProble
         suggestion = None
         if item["type"] == "extra_forbidden":
             key = str(loc[-1])
-            close = difflib.get_close_matches(key, list(_owner(loc).model_fields), n=1, cutoff=0.6)
+            close = close_matches(key, list(_owner(loc).model_fields), n=1, cutoff=0.6)
             suggestion = close[0] if close else None
             message = f"unknown key '{key}'"
         elif item["type"] == "missing":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,9 @@ from launcher.machine.probe import probe_host
 from registry.catalog import Catalog
 from registry.errors import UnknownAcceleratorError, UserPathError
 from registry.paths import expand_user_path
+from registry.safe_yaml import load_yaml_bounded
 from registry.schema import Accelerator
+from registry.suggest import close_matches
 
 #: RAM of a `cpu` spec that does not say ram= (decimal GB, like every size in a spec).
 DEFAULT_CPU_RAM_BYTES = 16 * 10**9
@@ -215,7 +216,7 @@ def _setting(item: str, options: dict[str, int]) -> None:
     key, _, value = item.partition("=")
     key = key.strip().lower()
     if key not in _KEYS:
-        close = difflib.get_close_matches(key, _KEYS, n=1, cutoff=0.5)
+        close = close_matches(key, _KEYS, n=1, cutoff=0.5)
         raise _Problem(f"unknown setting '{shown(key)}' (settings: {', '.join(_KEYS)})", close)
     if key in options:
         raise _Problem(f"{key}= is given twice")
@@ -272,7 +273,7 @@ class HardwareFile(_Strict):
 def parse_spec_yaml(text: str, catalog: Catalog) -> list[NodeSpec]:
     """The nodes of a YAML hardware file's text."""
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml_bounded(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -310,7 +311,7 @@ def _yaml_problem(error: ValidationError) -> _Problem:
         owners: dict[int, type[BaseModel]] = {1: HardwareFile, 3: NodeFile, 5: GpuGroupFile}
         owner = owners.get(len(path), NodeFile)
         keys = list(owner.model_fields)
-        close = difflib.get_close_matches(str(path[-1]), keys, n=1, cutoff=0.5)
+        close = close_matches(str(path[-1]), keys, n=1, cutoff=0.5)
         return _Problem(f"{loc}: unknown key (keys here: {', '.join(keys)})", close)
     if len(path) == 4 and path[2] == "gpus" and first["type"] == "model_type":
         return _Problem(f"{loc}: write each GPU kind as a mapping, like {{kind: h100, count: 8}}")
