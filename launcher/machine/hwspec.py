@@ -277,7 +277,8 @@ def parse_spec_yaml(text: str, catalog: Catalog) -> list[NodeSpec]:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise _Problem(f"not valid YAML{where}") from None
+        problem = getattr(error, "problem", None)
+        raise _Problem(f"not valid YAML{where}" + (f" ({shown(problem, 160)})" if problem else "")) from None
     except (ValueError, RecursionError):  # a number of thousands of digits; nesting thousands deep
         raise _Problem("not a hardware file (a number too long, or nesting too deep)") from None
     if not isinstance(raw, dict):
