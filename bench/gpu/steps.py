@@ -185,13 +185,12 @@ def compare_budget(settings: Settings, card: ModelCard) -> dict[str, int]:
     """
     if not settings.tiny:
         return {"0": settings.gpu_budget_bytes, "cpu": settings.cpu_budget_bytes}
-    from launcher.plan.placement import RAM_HEADROOM_BYTES
     from registry.memory import Precision, activation_bytes, kv_cache_bytes, runtime_bytes
 
     context = settings.prompt_tokens + settings.compare_new_tokens
     half = (bf16_bytes(card) + kv_cache_bytes(card, context)) // 2
     acts = activation_bytes(card, context, 1, Precision("bfloat16").dtype, "cpu")
-    return {"cpu": runtime_bytes("cpu") + RAM_HEADROOM_BYTES + acts + half}
+    return {"cpu": runtime_bytes("cpu") + acts + half}  # a cap is the process's own: no OS headroom in it
 
 
 def _model_steps(
