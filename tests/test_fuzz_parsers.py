@@ -12,25 +12,8 @@ from bench.fuzz_inputs import TARGETS, Worker
 
 EXAMPLES = 50
 
-#: Parsers whose first 50 examples still let one escape, with the issue's class that covers it (none now:
-#: bench/fuzz.py runs many more examples per parser).
-ESCAPING_ON_MAIN: dict[str, str] = {}
 
-
-def _params() -> list[object]:
-    return [
-        pytest.param(
-            name,
-            id=name,
-            marks=[pytest.mark.xfail(reason=ESCAPING_ON_MAIN[name], strict=False)]
-            if name in ESCAPING_ON_MAIN
-            else [],
-        )
-        for name in TARGETS
-    ]
-
-
-@pytest.mark.parametrize("name", _params())
+@pytest.mark.parametrize("name", list(TARGETS))
 def test_parser_lets_nothing_escape(name: str) -> None:
     target = TARGETS[name]
     with Worker(name) as worker:
