@@ -118,8 +118,10 @@ def test_probe_json_of_an_m2_ultra_mac(catalog: Catalog):
 
 
 def test_a_raised_wired_limit_is_what_the_gpu_gets(catalog: Catalog):
-    text = (DATA / "apple_m2_ultra/sysctl.txt").read_text().replace(
-        "iogpu.wired_limit_mb: 0", "iogpu.wired_limit_mb: 180000"
+    text = (
+        (DATA / "apple_m2_ultra/sysctl.txt")
+        .read_text()
+        .replace("iogpu.wired_limit_mb: 0", "iogpu.wired_limit_mb: 180000")
     )
     chip = chip_from_outputs(text, None)
     assert chip is not None and chip.gpu_limit_bytes == 180_000 * 2**20

@@ -1,13 +1,15 @@
 """Unified memory (Apple silicon): the GPU's share of the Mac's memory, how to raise it, and what runs only as a
-GGUF quant through llama.cpp with Metal. Pure: imports launcher.machine and registry only."""
+GGUF quant through llama.cpp with Metal. Pure: imports launcher.machine, launcher.plan.placement and registry."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from launcher.display import gib
 from launcher.machine.apple import OS_RESERVE_BYTES, suggested_wired_limit_mb
 from launcher.machine.host import GpuInfo, HostSnapshot
+from launcher.plan.placement import Attempt
 from registry.schema import ModelCard
 
 #: Bits per weight of llama.cpp's quants as llama.cpp's quantize tool lists them (Llama-3-8B: Q4_K_M 4.89 bpw,
@@ -52,6 +54,13 @@ def gguf_fit(card: ModelCard, host: HostSnapshot) -> GgufFit | None:
     return None
 
 
+def mps_attempts(attempts: Sequence[Attempt]) -> list[Attempt]:
+    """The planner's attempts on an Apple GPU alone (what raising the wired limit would help)."""
+    return [
+        a for a in attempts if a.rung.gpus and all(g.unified_memory for g in a.rung.gpus) and not a.rung.cpu
+    ]
+
+
 def wired_limit_note(host: HostSnapshot) -> str | None:
     """How much of the Mac's memory the GPU may use, and the sysctl that raises it; None off Apple silicon."""
     gpu = unified_gpu(host)
@@ -71,9 +80,11 @@ def wired_limit_note(host: HostSnapshot) -> str | None:
     )
 
 
-def raised_limit_fits(needed_bytes: int, host: HostSnapshot) -> bool:
-    """Whether `needed_bytes` on the GPU would fit once the wired limit is raised as wired_limit_note says."""
+def raised_limit_fits(needed_bytes: int, available_bytes: int, host: HostSnapshot) -> bool:
+    """Whether a GPU rung that needs `needed_bytes` where `available_bytes` are usable would fit once the wired
+    limit is raised as wired_limit_note says (the usable room grows by what the limit grows)."""
     gpu = unified_gpu(host)
     if gpu is None:
         return False
-    return gpu.total_bytes < needed_bytes <= suggested_wired_limit_mb(host.ram_total_bytes) * 2**20
+    growth = suggested_wired_limit_mb(host.ram_total_bytes) * 2**20 - gpu.total_bytes
+    return available_bytes < needed_bytes <= available_bytes + growth
