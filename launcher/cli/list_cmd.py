@@ -95,7 +95,8 @@ def _unified_notes(rows: list[Row], host: HostSnapshot) -> None:
     if only:
         click.echo("Only as a GGUF quant through llama.cpp with Metal:")
         for row, fit in only:
-            click.echo(f"  {row.card.id}: {fit.quant} ≈ {display.gib(fit.weight_bytes)}")
+            speed = f", about {display.rate(fit.tokens_per_s)} tok/s" if fit.tokens_per_s else ""
+            click.echo(f"  {row.card.id}: {fit.quant} ≈ {display.gib(fit.weight_bytes)}{speed}")
 
 
 def _table(rows: list[Row], rate: Callable[[Row], float | None]) -> str:

@@ -101,8 +101,8 @@ def _check_devices(host: HostSnapshot, request: PlanRequest, gpus: Sequence[GpuI
     if _quant_forced(request) and not _bnb_gpus(gpus):
         on_mac = any(g.vendor == "apple" for g in gpus)
         raise PlanRequestError(
-            f"--quant {request.quant} needs an NVIDIA or AMD GPU: bitsandbytes' 8/4-bit kernels run on CUDA "
-            f"and ROCm, and {host.label} has "
+            f"--quant {request.quant} needs an NVIDIA GPU or an AMD GPU under ROCm: bitsandbytes' 8/4-bit "
+            f"kernels run on CUDA and ROCm, and {host.label} has "
             + (
                 "an Apple GPU (torch MPS runs fp16/bf16 only; a GGUF quant through llama.cpp with Metal is "
                 "the way to 8/4-bit on a Mac)"

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from launcher.display import gib
 from launcher.machine.apple import OS_RESERVE_BYTES, suggested_wired_limit_mb
 from launcher.machine.host import GpuInfo, HostSnapshot
+from launcher.plan.metal_speed import metal_decode_tokens_per_s
 from launcher.plan.placement import Attempt
+from registry.params import count_active_params
 from registry.schema import ModelCard
 
 #: Bits per weight of llama.cpp's quants as llama.cpp's quantize tool lists them (Llama-3-8B: Q4_K_M 4.89 bpw,
@@ -26,10 +28,13 @@ class GgufFit:
     quant: str
     weight_bytes: int
     gpu_limit_bytes: int
+    tokens_per_s: float | None = None
+    """llama.cpp's decode speed there (launcher/plan/metal_speed.py), when the chip's bandwidth is known."""
 
     def describe(self) -> str:
-        """'Q4_K_M GGUF (≈ 40.1 GiB) through llama.cpp with Metal'."""
-        return f"{self.quant} GGUF (≈ {gib(self.weight_bytes)}) through llama.cpp with Metal"
+        """'Q4_K_M GGUF (≈ 40.1 GiB, about 12 tokens/s) through llama.cpp with Metal'."""
+        speed = f", about {self.tokens_per_s:.2g} tokens/s" if self.tokens_per_s else ""
+        return f"{self.quant} GGUF (≈ {gib(self.weight_bytes)}{speed}) through llama.cpp with Metal"
 
 
 def unified_gpu(host: HostSnapshot) -> GpuInfo | None:
@@ -50,7 +55,14 @@ def gguf_fit(card: ModelCard, host: HostSnapshot) -> GgufFit | None:
     for quant in ("Q8_0", "Q4_K_M"):
         weights = gguf_weight_bytes(card.params, quant)
         if weights * (1 + GGUF_OVERHEAD) <= gpu.usable_bytes:
-            return GgufFit(quant, weights, gpu.total_bytes)
+            bandwidth = gpu.bandwidth_bytes_per_s
+            active = weights * count_active_params(card) // max(card.params, 1)
+            speed = (
+                metal_decode_tokens_per_s(active, card.architecture.num_layers, bandwidth)
+                if bandwidth
+                else None
+            )
+            return GgufFit(quant, weights, gpu.total_bytes, speed)
     return None
 
 
