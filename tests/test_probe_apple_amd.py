@@ -218,3 +218,34 @@ def test_no_sysfs_tree_means_no_amd_gpu(catalog: Catalog, tmp_path: Path):
 def test_issue_16_cards_are_in_the_catalog(catalog: Catalog, name: str):
     acc = catalog.match_gpu_name(name)
     assert acc is not None and acc.name == name
+
+
+def test_an_apus_carve_out_is_no_gpu(catalog: Catalog):
+    host = linux(catalog, DATA / "amd_steam_deck/class/drm")
+    assert host.gpus == ()
+    assert any("integrated GPU" in w for w in host.warnings)
+
+
+def test_hip_visible_devices_picks_and_renumbers_amd_gpus(catalog: Catalog):
+    root = DATA / "amd_mi300x_node/class/drm"
+    host = probe_host(
+        catalog,
+        platform_name="linux",
+        nvml=None,
+        amdsmi=None,
+        sysfs_root=root,
+        torch=None,
+        environ={"HIP_VISIBLE_DEVICES": "6,7"},
+    )
+    assert [g.index for g in host.gpus] == [0, 1]
+    assert all(g.used_bytes == 297623552 for g in host.gpus)
+    none = probe_host(
+        catalog,
+        platform_name="linux",
+        nvml=None,
+        amdsmi=None,
+        sysfs_root=root,
+        torch=None,
+        environ={"ROCR_VISIBLE_DEVICES": "9"},
+    )
+    assert none.gpus == () and any("ROCR_VISIBLE_DEVICES" in w for w in none.warnings)

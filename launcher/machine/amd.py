@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,9 @@ PCI_NAMES: dict[int, str] = {
     0x7448: "AMD Radeon PRO W7900",
 }
 NAVI31_GAMING = 0x744C
+#: Less dedicated memory than this is an integrated GPU's carve-out (APUs reserve 0.5-8 GB; the smallest
+#: discrete ROCm cards have 8 GB).
+MIN_DISCRETE_VRAM_BYTES = 4 * 2**30
 #: Navi 31 gaming cards by VRAM (GiB): the XTX has 24, the XT 20, the GRE 16.
 NAVI31_BY_GIB = {24: "AMD Radeon RX 7900 XTX", 20: "AMD Radeon RX 7900 XT", 16: "AMD Radeon RX 7900 GRE"}
 #: ROCm's compute capability for a catalog-less card is unknown; bf16 is assumed on CDNA2+ and RDNA3.
@@ -96,6 +99,18 @@ def sysfs_gpus(root: Path, catalog: Catalog) -> tuple[GpuInfo, ...]:
         free = total - card.used_bytes if card.used_bytes is not None else None
         gpus.append(_gpu(index, name, total, free, card.used_bytes, catalog.match_gpu_name(name)))
     return tuple(gpus)
+
+
+def discrete_gpus(gpus: tuple[GpuInfo, ...], warnings: list[str]) -> tuple[GpuInfo, ...]:
+    """The GPUs with at least MIN_DISCRETE_VRAM_BYTES of their own memory, renumbered from 0: an APU's small
+    VRAM carve-out (the rest of its memory is system RAM) is no GPU to plan weights for."""
+    kept = [g for g in gpus if g.total_bytes >= MIN_DISCRETE_VRAM_BYTES]
+    for gpu in gpus:
+        if gpu.total_bytes < MIN_DISCRETE_VRAM_BYTES:
+            warnings.append(
+                f"{gpu.name} is left out: {gpu.total_bytes / 2**30:.1f} GiB of dedicated memory (an integrated GPU)"
+            )
+    return tuple(replace(g, index=i) for i, g in enumerate(kept))
 
 
 def amdsmi_gpus(amdsmi: Any, catalog: Catalog, warnings: list[str]) -> tuple[GpuInfo, ...] | None:

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from launcher.machine.amd import amdsmi_gpus, sysfs_gpus
+from launcher.machine.amd import amdsmi_gpus, discrete_gpus, sysfs_gpus
 from launcher.machine.apple import AppleChip, Runner, apple_gpu, read_chip
 from launcher.machine.bandwidth import cached_bandwidth, measure_bandwidth, save_bandwidth
 from launcher.machine.errors import ProbeError
@@ -329,14 +329,29 @@ def load_amdsmi() -> Any | None:
 
 
 def probe_amd_gpus(
-    amdsmi: Any, sysfs_root: Path, catalog: Catalog, warnings: list[str]
+    amdsmi: Any,
+    sysfs_root: Path,
+    catalog: Catalog,
+    warnings: list[str],
+    environ: Mapping[str, str] | None = None,
 ) -> tuple[GpuInfo, ...]:
-    """AMD GPUs: through amdsmi when it is installed and starts, else from the amdgpu driver's sysfs files."""
-    if amdsmi is not None:
-        found = amdsmi_gpus(amdsmi, catalog, warnings)
-        if found is not None:
-            return found
-    return sysfs_gpus(sysfs_root, catalog)
+    """AMD GPUs torch's ROCm build will see: through amdsmi when it is installed and starts, else from the
+    amdgpu driver's sysfs files; integrated GPUs left out, HIP_VISIBLE_DEVICES (or ROCR_VISIBLE_DEVICES,
+    CUDA_VISIBLE_DEVICES) applied and the rest renumbered from 0, as HIP does."""
+    found = amdsmi_gpus(amdsmi, catalog, warnings) if amdsmi is not None else None
+    gpus = found if found is not None else sysfs_gpus(sysfs_root, catalog)
+    discrete = discrete_gpus(gpus, warnings)
+    environ = environ or {}
+    variable = next(
+        (v for v in ("HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES") if v in environ),
+        None,
+    )
+    if variable is None:
+        return discrete
+    order, warning = visible_gpus(environ[variable], [None] * len(discrete))
+    if warning:
+        warnings.append(warning.replace("CUDA_VISIBLE_DEVICES", variable))
+    return tuple(replace(discrete[i], index=new) for new, i in enumerate(order))
 
 
 def _apple(
@@ -537,7 +552,8 @@ def _linux_gpus(
     else:
         gpus = probe_nvidia_gpus(module, catalog, environ, nvidia_warnings)
     if not gpus:
-        gpus = probe_amd_gpus(load_amdsmi() if amdsmi is REAL else amdsmi, sysfs_root, catalog, warnings)
+        smi = load_amdsmi() if amdsmi is REAL else amdsmi
+        gpus = probe_amd_gpus(smi, sysfs_root, catalog, warnings, environ)
     if not any(g.vendor == "amd" for g in gpus):
         warnings.extend(nvidia_warnings)
     return gpus
