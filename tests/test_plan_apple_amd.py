@@ -107,7 +107,7 @@ def test_berth_list_and_probe_on_a_mac_spec(berth):
     assert listed.exit_code == 0
     assert "GPU (mps, unified memory) Apple M4 Max 96.0 GiB/96.0 GiB" in listed.output
     assert "Runtime: torch on mps" in listed.output and "iogpu.wired_limit_mb=" in listed.output
-    assert "Only as a GGUF quant through llama.cpp with Metal:" in listed.output
+    assert "as a GGUF quant through llama.cpp with Metal:" in listed.output
     assert f"  {LLAMA_70B}: Q8_0" in listed.output
     data = json.loads(berth("list", "--hardware", "m4-max,ram=128GB", "--json").output)
     row = {m["id"]: m for m in data["models"]}
@@ -116,3 +116,12 @@ def test_berth_list_and_probe_on_a_mac_spec(berth):
     probed = json.loads(berth("probe", "--hardware", "m4-max,ram=128GB", "--json").output)
     assert probed["gpus"][0]["unified_memory"] is True
     assert probed["gpus"][0]["total_bytes"] == 96 * GIB and probed["ram_total_bytes"] == 128 * GIB
+
+
+def test_a_model_left_to_the_cpu_of_a_small_mac_points_at_gguf(catalog: Catalog, berth):
+    host = parse_hardware_spec("m1", catalog)  # 8 GB: the GPU may use 5.3 GiB
+    plan = plan_or_raise(catalog.get(LLAMA_8B), host)
+    assert not plan.uses_gpu
+    assert any("Q4_K_M GGUF" in w and "llama.cpp with Metal" in w for w in plan.warnings)
+    listed = berth("list", "--hardware", "m1", "--search", "Llama-3.1-8B")
+    assert f"  {LLAMA_8B}: Q4_K_M" in listed.output

@@ -249,3 +249,11 @@ def test_hip_visible_devices_picks_and_renumbers_amd_gpus(catalog: Catalog):
         environ={"ROCR_VISIBLE_DEVICES": "9"},
     )
     assert none.gpus == () and any("ROCR_VISIBLE_DEVICES" in w for w in none.warnings)
+
+
+def test_the_suggested_wired_limit_leaves_macos_room():
+    from launcher.machine.apple import suggested_wired_limit_mb
+
+    assert suggested_wired_limit_mb(128 * GIB) == 120 * 1024  # 8 GiB left to macOS
+    assert suggested_wired_limit_mb(8 * GIB) == 6 * 1024  # a quarter of a small Mac's memory
+    assert suggested_wired_limit_mb(8 * GIB) * 2**20 > working_set_limit(8 * GIB)

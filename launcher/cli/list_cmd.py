@@ -93,7 +93,7 @@ def _unified_notes(rows: list[Row], host: HostSnapshot) -> None:
     click.echo(f"Runtime: torch on mps (fp16/bf16, no bitsandbytes); {limit}.")
     only = gguf_only(rows, host)
     if only:
-        click.echo("Only as a GGUF quant through llama.cpp with Metal:")
+        click.echo("Not on the GPU as they are; as a GGUF quant through llama.cpp with Metal:")
         for row, fit in only:
             speed = f", about {display.rate(fit.tokens_per_s)} tok/s" if fit.tokens_per_s else ""
             click.echo(f"  {row.card.id}: {fit.quant} ≈ {display.gib(fit.weight_bytes)}{speed}")

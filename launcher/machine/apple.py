@@ -33,8 +33,9 @@ DISPLAYS_COMMAND = ("system_profiler", "SPDisplaysDataType", "-json")
 SMALL_MAC_BYTES = 36 * 2**30
 SMALL_MAC_SHARE = (2, 3)
 LARGE_MAC_SHARE = (3, 4)
-#: What to leave macOS itself when suggesting a raised wired limit.
+#: What to leave macOS itself when suggesting a raised wired limit: 8 GiB, or a quarter of a smaller Mac's memory.
 OS_RESERVE_BYTES = 8 * 2**30
+OS_RESERVE_SHARE = 4
 
 
 @dataclass(frozen=True)
@@ -65,9 +66,14 @@ def working_set_limit(memory_bytes: int, wired_limit_mb: int | None = None) -> i
     return memory_bytes * num // den
 
 
+def os_reserve_bytes(memory_bytes: int) -> int:
+    """Memory to leave macOS when the GPU's share is raised."""
+    return min(OS_RESERVE_BYTES, memory_bytes // OS_RESERVE_SHARE)
+
+
 def suggested_wired_limit_mb(memory_bytes: int) -> int:
-    """A wired limit that leaves OS_RESERVE_BYTES to macOS (what `sudo sysctl iogpu.wired_limit_mb=` could be set to)."""
-    return max(0, memory_bytes - OS_RESERVE_BYTES) // 2**20
+    """A wired limit that leaves os_reserve_bytes to macOS (what `sudo sysctl iogpu.wired_limit_mb=` could be)."""
+    return (memory_bytes - os_reserve_bytes(memory_bytes)) // 2**20
 
 
 def parse_sysctl(text: str) -> dict[str, str]:

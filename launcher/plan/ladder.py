@@ -34,7 +34,7 @@ from launcher.plan.placement import (
 )
 from launcher.plan.request import DEFAULT_CONTEXT, MIN_USABLE_TOKENS_PER_S, Plan, PlanRequest
 from launcher.plan.speed import SpeedEstimate
-from launcher.plan.unified import mps_attempts, raised_limit_fits, wired_limit_note
+from launcher.plan.unified import gguf_fit, mps_attempts, raised_limit_fits, wired_limit_note
 from registry.memory import Precision, Quant
 from registry.params import LINEAR_SUBCLASS_FAMILIES, Layout, layout
 from registry.schema import Accelerator, Dtype, ModelCard
@@ -266,7 +266,9 @@ def _plan(card: ModelCard, host: HostSnapshot, request: PlanRequest, context: in
         placements=attempt.placements,
         speed=speed,
         reasons=tuple(climb.reasons),
-        warnings=tuple(_warnings(card, host, attempt) + _unified_warnings(host, attempt, climb.attempts)),
+        warnings=tuple(
+            _warnings(card, host, attempt) + _unified_warnings(card, host, attempt, climb.attempts)
+        ),
         host_label=host.label,
         device_map=_compact_device_map(attempt),
     )
@@ -380,9 +382,11 @@ def _warnings(card: ModelCard, host: HostSnapshot, attempt: Attempt) -> list[str
     return notes
 
 
-def _unified_warnings(host: HostSnapshot, attempt: Attempt, attempts: Sequence[Attempt]) -> list[str]:
+def _unified_warnings(
+    card: ModelCard, host: HostSnapshot, attempt: Attempt, attempts: Sequence[Attempt]
+) -> list[str]:
     """On Apple silicon: the GPU's share of the memory, how to raise it, and what MPS runs; on the CPU of a Mac,
-    whether raising that share would move the model to the GPU."""
+    whether raising that share would move the model to the GPU, or a GGUF quant would run there."""
     note = wired_limit_note(host)
     if note is None:
         return []
@@ -390,7 +394,8 @@ def _unified_warnings(host: HostSnapshot, attempt: Attempt, attempts: Sequence[A
         return [f"{note}; torch MPS runs fp16/bf16 only (no bitsandbytes)"]
     if any(raised_limit_fits(a.needed, a.available, host) for a in mps_attempts(attempts)):
         return [f"runs on the CPU because the GPU's share of memory is too small; {note}, enough for mps"]
-    return []
+    found = gguf_fit(card, host)
+    return [f"on this Mac's GPU it runs as a {found.describe()}"] if found else []
 
 
 def plan_or_raise(

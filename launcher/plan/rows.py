@@ -82,10 +82,12 @@ def runtime(plan: Plan | None) -> str | None:
 
 
 def gguf_only(rows: list[Row], host: HostSnapshot) -> list[tuple[Row, GgufFit]]:
-    """On a Mac: the rows that do not fit as they are but fit as a llama.cpp GGUF quant with Metal."""
+    """On a Mac: the rows that do not run on its GPU as they are (they do not fit, or only on the CPU or from
+    disk) but fit there as a llama.cpp GGUF quant with Metal."""
     found = []
     for row in rows:
-        fit = gguf_fit(row.card, host) if not row.fits else None
+        on_gpu = isinstance(row.result, Plan) and row.result.uses_gpu
+        fit = gguf_fit(row.card, host) if not on_gpu else None
         if fit is not None:
             found.append((row, fit))
     return found

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from launcher.display import gib
-from launcher.machine.apple import OS_RESERVE_BYTES, suggested_wired_limit_mb
+from launcher.machine.apple import os_reserve_bytes, suggested_wired_limit_mb
 from launcher.machine.host import GpuInfo, HostSnapshot
 from launcher.plan.metal_speed import metal_decode_tokens_per_s
 from launcher.plan.placement import Attempt
@@ -81,14 +81,11 @@ def wired_limit_note(host: HostSnapshot) -> str | None:
     ram = host.ram_total_bytes
     raised = suggested_wired_limit_mb(ram)
     if raised * 2**20 <= gpu.total_bytes:
-        return (
-            f"unified memory: the GPU may use {gib(gpu.total_bytes)} of {gib(ram)} "
-            f"(iogpu.wired_limit_mb is already raised)"
-        )
+        return f"unified memory: the GPU may use {gib(gpu.total_bytes)} of {gib(ram)}"
     return (
         f"unified memory: macOS lets the GPU use {gib(gpu.total_bytes)} of {gib(ram)}; "
         f"`sudo sysctl iogpu.wired_limit_mb={raised}` raises that to {gib(raised * 2**20)} "
-        f"(leaving {gib(OS_RESERVE_BYTES)} to macOS) until the next reboot"
+        f"(leaving {gib(os_reserve_bytes(ram))} to macOS) until the next reboot"
     )
 
 
