@@ -31,7 +31,7 @@ GIB = 2**30
 
 def recorded(folder: str, displays: bool = True) -> Any:
     """A runner answering sysctl and system_profiler with a recorded Mac's outputs (None for anything else)."""
-    outputs = {SYSCTL_COMMAND: (DATA / folder / "sysctl.txt").read_text()}
+    outputs: dict[tuple[str, ...], str] = {SYSCTL_COMMAND: (DATA / folder / "sysctl.txt").read_text()}
     if displays and (DATA / folder / "system_profiler.json").exists():
         outputs[DISPLAYS_COMMAND] = (DATA / folder / "system_profiler.json").read_text()
     asked: list[tuple[str, ...]] = []
