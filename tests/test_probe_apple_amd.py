@@ -112,8 +112,8 @@ def test_probe_json_of_an_m2_ultra_mac(catalog: Catalog):
     assert gpu["bandwidth_bytes_per_s"] == 800 * 10**9
     assert gpu["compute_capability"] == [8, 0] and gpu["supports_bf16"] is True
     assert data["ram_total_bytes"] == 192 * GIB
-    assert data["cpu"]["model"] == "Apple M2 Ultra"
-    assert data["cpu"]["physical_cores"] == 24
+    assert data["cpu"]["model"] == "Apple M2 Ultra (16 performance + 8 efficiency cores)"
+    assert data["cpu"]["physical_cores"] == 24 and data["cpu"]["logical_cores"] >= 24
     assert "(unified memory)" in describe(host)
 
 

@@ -7,7 +7,7 @@ when the command fails), so tests hand in recorded outputs; everything else here
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,17 +156,11 @@ def apple_gpu(chip: AppleChip, catalog: Catalog, ram_available: int) -> GpuInfo:
     )
 
 
-def chip_summary(chip: AppleChip) -> Mapping[str, int | str | None]:
-    """The chip's readings for display and JSON."""
-    return {
-        "brand": chip.brand,
-        "memory_bytes": chip.memory_bytes,
-        "performance_cores": chip.performance_cores,
-        "efficiency_cores": chip.efficiency_cores,
-        "gpu_cores": chip.gpu_cores,
-        "gpu_limit_bytes": chip.gpu_limit_bytes,
-        "wired_limit_mb": chip.wired_limit_mb,
-    }
+def cpu_label(chip: AppleChip) -> str:
+    """The CPU as probes show it: 'Apple M2 Ultra (16 performance + 8 efficiency cores)'."""
+    if chip.performance_cores is None or chip.efficiency_cores is None:
+        return chip.brand
+    return f"{chip.brand} ({chip.performance_cores} performance + {chip.efficiency_cores} efficiency cores)"
 
 
 def _count(value: object) -> int | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from launcher.machine.amd import amdsmi_gpus, discrete_gpus, sysfs_gpus
-from launcher.machine.apple import AppleChip, Runner, apple_gpu, read_chip
+from launcher.machine.apple import AppleChip, Runner, apple_gpu, cpu_label, read_chip
 from launcher.machine.bandwidth import cached_bandwidth, measure_bandwidth, save_bandwidth
 from launcher.machine.errors import ProbeError
 from launcher.machine.host import DEFAULT_CPU_BANDWIDTH, CpuInfo, GpuInfo, HostSnapshot
@@ -513,7 +513,13 @@ def probe_host(
         if chip is not None:
             ram_total, ram_available = chip.memory_bytes, min(ram_available, chip.memory_bytes)
             cores = (chip.performance_cores or 0) + (chip.efficiency_cores or 0)
-            cpu = replace(cpu, model=chip.brand, physical_cores=cores or cpu.physical_cores)
+            physical = cores or cpu.physical_cores  # Apple silicon has no SMT: one thread per core
+            cpu = replace(
+                cpu,
+                model=cpu_label(chip),
+                physical_cores=physical,
+                logical_cores=max(cpu.logical_cores, physical),
+            )
     else:
         gpus = _linux_gpus(catalog, environ, warnings, nvml, amdsmi, sysfs_root)
     torch_module = sys.modules.get("torch") if torch is REAL else torch
