@@ -286,6 +286,7 @@ def _workload(
         dtype=item.dtype,
         quantization=item.quantization,
         accelerators=pinned,
+        ttft_s=item.ttft_s,
     )
 
 

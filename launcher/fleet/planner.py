@@ -21,6 +21,7 @@ from launcher.fleet.search import (
     Option,
     SizingCache,
     group_options,
+    nodes_for,
     option_key,
     why_lost,
 )
@@ -124,7 +125,12 @@ def _candidates(
         if isinstance(result, str):
             reasons.append(f"{where}: {result}")
             continue
-        found.extend(result[:OPTIONS_PER_GROUP])
+        holdable = [o for o in result if nodes_for(o.shape, 1, group.gpus_per_node) <= group.count]
+        if not holdable:
+            reasons.append(
+                f"{where}: one replica of {result[0].shape.label} needs more than its {group.count} nodes"
+            )
+        found.extend(holdable[:OPTIONS_PER_GROUP])
     found.sort(key=lambda o: (*option_key(o), order[o.group.name]))
     return found, reasons
 
