@@ -57,7 +57,10 @@ def _served(plan: FleetPlan, allow_partial: bool) -> list[ModelPlan]:
     unserved = [m.name for m in plan.models if m.status != "ok"]
     if unserved and not allow_partial:
         raise FleetShortError(unserved, plan.missing_gpus)
-    return [m for m in plan.models if m.replica is not None and m.replicas_placed > 0]
+    served = [m for m in plan.models if m.replica is not None and m.replicas_placed > 0]
+    if not served:
+        raise FleetShortError(unserved, plan.missing_gpus, nothing_placed=True)
+    return served
 
 
 def _replicas(model: ModelPlan, allow_partial: bool) -> int:
