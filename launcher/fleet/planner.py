@@ -12,6 +12,7 @@ best option that the free GPUs hold (counted before anything is placed), and say
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from dataclasses import fields as fields_of
 
 from launcher.fleet.capacity import concurrency_needed
 from launcher.fleet.placement import GroupAllocator, fit, nodes_to_add
@@ -74,6 +75,8 @@ class _Weights:
 class _Caches:
     weights: _Weights
     sizing: SizingCache
+    options: dict[tuple[object, ...], tuple[list[Option], list[str]]]
+    """_candidates by everything but the served name: workloads of the same model and load share them."""
 
 
 def _dtype_for(workload: Workload, group: NodeGroup) -> tuple[Dtype | None, str]:
@@ -103,6 +106,21 @@ def _candidates(
     context: int | None = None,
 ) -> tuple[list[Option], list[str]]:
     """The workload's options on every group it may use, best first; and why the other groups were ruled out."""
+    fields = tuple(getattr(workload, f.name) for f in fields_of(workload) if f.name not in ("name", "card"))
+    key = (id(workload.card), fields, quant, context)
+    if key not in caches.options:
+        caches.options[key] = _size_everywhere(workload, request, caches, quant, context)
+    found, reasons = caches.options[key]
+    return list(found), list(reasons)
+
+
+def _size_everywhere(
+    workload: Workload,
+    request: FleetRequest,
+    caches: _Caches,
+    quant: FleetQuant | None,
+    context: int | None,
+) -> tuple[list[Option], list[str]]:
     found: list[Option] = []
     reasons: list[str] = []
     order = {g.name: i for i, g in enumerate(request.groups)}
@@ -320,7 +338,7 @@ def _model_plan(
 
 def plan_fleet(request: FleetRequest) -> FleetPlan:
     """Shapes, replica counts and placement for every workload on the fleet, and what to add if short."""
-    caches = _Caches(_Weights(), SizingCache())
+    caches = _Caches(_Weights(), SizingCache(), {})
     allocators = {g.name: GroupAllocator(g) for g in request.groups}
     groups = {g.name: g for g in request.groups}
     sized: _Sized = {w.name: _candidates(w, request, caches, w.quantization) for w in request.workloads}

@@ -24,6 +24,7 @@ from launcher.fleet.sizing import (
     default_batched_tokens,
     default_max_num_seqs,
     non_torch_bytes,
+    sequence_kv_bytes,
     size_replica,
     valid_tensor_sizes,
 )
@@ -135,13 +136,38 @@ def _active_bytes(weights: ModelWeights) -> int:
     return weights.total_bytes
 
 
-def _min_replicas(workload: Workload, group: NodeGroup, engine: EngineSettings) -> int:
-    """Replicas any shape needs at least: sequences in flight over the largest batch vLLM would run."""
+@dataclass(frozen=True)
+class _Bound:
+    """A lower bound on the GPUs any shape of `gpus` GPUs needs for the whole workload: its replicas hold at
+    most (gpus × room − weights) / sequence-KV sequences, and at most vLLM's batch cap."""
+
+    concurrency: int
+    cap: int
+    room: int
+    weights: int
+    sequence_kv: int
+
+    def gpus(self, gpus: int) -> int:
+        held = (gpus * self.room - self.weights) // max(1, self.sequence_kv)
+        batch = max(1, min(self.cap, held))
+        return gpus * max(1, -(-self.concurrency // batch))
+
+
+def _bound(
+    workload: Workload, group: NodeGroup, engine: EngineSettings, weights: ModelWeights, load: Load
+) -> _Bound | None:
+    """The bound for a workload with a given concurrency (None for arrival rates: its need depends on speed)."""
     if workload.concurrency is None:
-        return 1
+        return None
     batched = engine.max_num_batched_tokens or default_batched_tokens(group)
-    cap = min(engine.max_num_seqs or default_max_num_seqs(group), batched)
-    return max(1, ceil(workload.concurrency / cap))
+    room = int(group.accelerator.total_bytes * engine.gpu_memory_utilization) - activation_peak_bytes(batched)
+    return _Bound(
+        concurrency=workload.concurrency,
+        cap=min(engine.max_num_seqs or default_max_num_seqs(group), batched),
+        room=room - non_torch_bytes(1),
+        weights=weights.total_bytes,
+        sequence_kv=sequence_kv_bytes(workload.card, load.context, weights.dtype, engine.block_size),
+    )
 
 
 def _precheck(
@@ -238,13 +264,15 @@ def group_options(
     if not start:
         return why
     arch = workload.card.architecture
-    least = _min_replicas(workload, group, engine)
+    bound = _bound(workload, group, engine, weights, load)
     found: list[Option] = []
     best = None
     last = "no shape tried"
     for shape in shapes(valid_tensor_sizes(arch, group.gpus_per_node), group, arch.num_layers, start):
-        if best is not None and shape.gpus * least > best:
-            break
+        if best is not None and shape.gpus > best:
+            break  # one replica alone takes more GPUs than the best shape's whole workload
+        if best is not None and bound is not None and bound.gpus(shape.gpus) > best:
+            continue  # cannot beat the best, whatever its KV cache and speed
         sizing = cache.get(weights, shape, group, load, engine, network)
         reason = sizing if isinstance(sizing, str) else _rejection(workload, sizing, load)
         if reason is not None or isinstance(sizing, str):
