@@ -143,14 +143,22 @@ def _size_everywhere(
         if isinstance(result, str):
             reasons.append(f"{where}: {result}")
             continue
-        holdable = [o for o in result if nodes_for(o.shape, 1, group.gpus_per_node) <= group.count]
+        holdable = [o for o in result if _holdable(o)]
         if not holdable:
             reasons.append(
                 f"{where}: one replica of {result[0].shape.label} needs more than its {group.count} nodes"
             )
-        found.extend(holdable[:OPTIONS_PER_GROUP])
-    found.sort(key=lambda o: (*option_key(o), order[o.group.name]))
+        found.extend((holdable or result)[:OPTIONS_PER_GROUP])
+    # Options the group can never hold (one replica needs more nodes than it has) come last: they still say
+    # what more nodes would carry, as alternatives and additions.
+    found.sort(key=lambda o: (not _holdable(o), *option_key(o), order[o.group.name]))
     return found, reasons
+
+
+def _holdable(option: Option) -> bool:
+    """Whether one replica fits in the group's nodes at all."""
+    group = option.group
+    return nodes_for(option.shape, 1, group.gpus_per_node) <= group.count
 
 
 def _first_fitting(
@@ -266,7 +274,7 @@ def _place_workloads(
 
 def _runner_up(options: list[Option], chosen: Option, placed: int) -> str | None:
     """The next-best option and why it lost (or why the better one was not taken), in words."""
-    if options and options[0] is not chosen:
+    if options and options[0] is not chosen and _holdable(options[0]):
         return f"{options[0].describe()}: ranks first but the free GPUs do not hold it"
     for option in options:
         if option is not chosen and (option.group is not chosen.group or option.shape != chosen.shape):
