@@ -163,8 +163,8 @@ def test_vllm_script_matches_the_placement(plan):
 
 def test_short_plan_refuses_a_full_export():
     short = plan_from(
-        nodes_yaml("h100 h100 8 1")
-        + "models:\n  - model: llama-70b\n    context: 8192\n    concurrency: 500\n"
+        nodes_yaml("h100 h100 8 3")
+        + "models:\n  - model: llama-70b\n    context: 8192\n    concurrency: 1000\n"
     )
     with pytest.raises(FleetShortError):
         export_text(short, "ray-serve")

@@ -220,6 +220,8 @@ def nodes_to_add(levels: list[int], demands: list[tuple[Shape, int]]) -> int:
             continue
         slot = shape.tp if shape.gpus > gpn else shape.gpus
         units = rest * shape.pp if shape.gpus > gpn else rest
+        if shape.gpus > gpn:  # stages of a replica may use the slots too few for a whole replica
+            units -= _take_slots(work, slot, units)
         per_node = gpn // slot
         new = -(-units // per_node)
         added += new

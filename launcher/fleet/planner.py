@@ -148,10 +148,8 @@ def _size_everywhere(
             reasons.append(
                 f"{where}: one replica of {result[0].shape.label} needs more than its {group.count} nodes"
             )
-        found.extend((holdable or result)[:OPTIONS_PER_GROUP])
-    # Options the group can never hold (one replica needs more nodes than it has) come last: they still say
-    # what more nodes would carry, as alternatives and additions.
-    found.sort(key=lambda o: (not _holdable(o), *option_key(o), order[o.group.name]))
+        found.extend(result[:OPTIONS_PER_GROUP])
+    found.sort(key=lambda o: (*option_key(o), order[o.group.name]))
     return found, reasons
 
 
@@ -161,11 +159,24 @@ def _holdable(option: Option) -> bool:
     return nodes_for(option.shape, 1, group.gpus_per_node) <= group.count
 
 
+def _group_bests(options: list[Option]) -> list[Option]:
+    """Each group's best option, best first. Within a group the plan keeps to the shape that needs the fewest
+    GPUs even when the free GPUs hold only part of it (then it says what to add), so that more nodes never
+    make a plan need more GPUs; across groups it takes the best whose replicas all fit."""
+    seen: set[str] = set()
+    bests = []
+    for option in options:
+        if option.group.name not in seen:
+            seen.add(option.group.name)
+            bests.append(option)
+    return bests
+
+
 def _first_fitting(
     options: list[Option], allocators: dict[str, GroupAllocator], release: str
 ) -> Option | None:
-    """The best option whose replicas all fit the free GPUs (counting what `release` holds as free)."""
-    for option in options:
+    """The best group's best option whose replicas all fit the free GPUs (what `release` holds counted free)."""
+    for option in _group_bests(options):
         levels = allocators[option.group.name].profile(release)
         if fit(levels, option.shape, option.replicas) == option.replicas:
             return option
@@ -266,7 +277,9 @@ def _place_workloads(
         options = sized[workload.name][0]
         if not options:
             continue
-        option = _first_fitting(options, allocators, workload.name) or _most_placed(options, allocators)
+        option = _first_fitting(options, allocators, workload.name) or _most_placed(
+            _group_bests(options), allocators
+        )
         alloc = allocators[option.group.name]
         chosen[workload.name] = (option, alloc.place_many(workload.name, option.shape, option.replicas))
     return chosen
@@ -274,7 +287,7 @@ def _place_workloads(
 
 def _runner_up(options: list[Option], chosen: Option, placed: int) -> str | None:
     """The next-best option and why it lost (or why the better one was not taken), in words."""
-    if options and options[0] is not chosen and _holdable(options[0]):
+    if options and options[0] is not chosen:
         return f"{options[0].describe()}: ranks first but the free GPUs do not hold it"
     for option in options:
         if option is not chosen and (option.group is not chosen.group or option.shape != chosen.shape):
