@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from dataclasses import fields as fields_of
 
+from launcher.display import gib
 from launcher.fleet.capacity import concurrency_needed
 from launcher.fleet.placement import GroupAllocator, fit, nodes_to_add
 from launcher.fleet.search import (
@@ -288,7 +289,14 @@ def _place_workloads(
 def _runner_up(options: list[Option], chosen: Option, placed: int) -> str | None:
     """The next-best option and why it lost (or why the better one was not taken), in words."""
     if options and options[0] is not chosen:
-        return f"{options[0].describe()}: ranks first but the free GPUs do not hold it"
+        first = options[0]
+        if not _holdable(first):
+            return (
+                f"{first.describe()}: would hold {gib(first.reserved_bytes)} of GPU memory against "
+                f"{gib(chosen.reserved_bytes)}, but one replica needs more than the {first.group.count} nodes "
+                f"of {first.group.name}"
+            )
+        return f"{first.describe()}: ranks first but the free GPUs do not hold it"
     for option in options:
         if option is not chosen and (option.group is not chosen.group or option.shape != chosen.shape):
             why = why_lost(chosen, option)
