@@ -27,6 +27,7 @@ from launcher.fleet.sizing import (
     sequence_kv_bytes,
     size_replica,
     valid_tensor_sizes,
+    vllm_budget_bytes,
 )
 from launcher.fleet.types import Capacity, EngineSettings, NodeGroup, Shape, Workload
 from launcher.plan.speed import VLLM_BATCHED, effective_bandwidth
@@ -160,7 +161,7 @@ def _bound(
     if workload.concurrency is None:
         return None
     batched = engine.max_num_batched_tokens or default_batched_tokens(group)
-    room = int(group.accelerator.total_bytes * engine.gpu_memory_utilization) - activation_peak_bytes(batched)
+    room = vllm_budget_bytes(group, engine) - activation_peak_bytes(batched)
     return _Bound(
         concurrency=workload.concurrency,
         cap=min(engine.max_num_seqs or default_max_num_seqs(group), batched),
@@ -182,7 +183,7 @@ def _precheck(
             f"no TP size up to {group.gpus_per_node} divides the {arch.num_attention_heads} attention heads",
         )
     acc = group.accelerator
-    budget = int(acc.total_bytes * engine.gpu_memory_utilization)
+    budget = vllm_budget_bytes(group, engine)
     batched = engine.max_num_batched_tokens or default_batched_tokens(group)
     room = budget - activation_peak_bytes(batched) - non_torch_bytes(1)
     largest = group.gpus_per_node * MAX_REPLICA_NODES
