@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from launcher.fleet.export import node_resources, serve_config
+from launcher.fleet.placement import GroupAllocator, fit
 from launcher.fleet.planner import plan_fleet
-from launcher.fleet.types import FleetPlan, FleetRequest, NodeGroup
+from launcher.fleet.types import FleetPlan, FleetRequest, NodeGroup, Shape
 from tests.fleet_support import nodes_yaml, request_from
 
 #: (accelerator, GPUs per node, link) of the node groups drawn from.
@@ -19,6 +20,7 @@ GROUPS = [("h100", 8, "nvlink"), ("a100-40gb", 4, "nvlink"), ("l40s", 4, "pcie")
 #: (model, context) of the workloads drawn from.
 MODELS = [("llama-8b", 8192), ("llama-70b", 8192), ("mixtral-8x7b-instruct", 16384), ("gemma-2-9b-it", 4096)]
 
+MINIMAL_MODELS = "models:\n  - model: llama-8b\n    concurrency: 1\n"
 PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -99,3 +101,30 @@ def test_the_export_asks_for_exactly_the_gpus_the_plan_placed(request):
     assert asked == plan.used_gpus
     assert sum(sum(r.values()) for r in node_resources(plan).values()) == plan.used_gpus
     yaml.safe_dump(app)  # plain data all the way down
+
+
+@PROPERTY
+@given(
+    st.sampled_from([4, 8]),
+    st.integers(1, 6),
+    st.lists(
+        st.tuples(
+            st.sampled_from([(1, 1), (2, 1), (4, 1), (1, 2), (4, 2), (8, 1), (8, 2)]), st.integers(1, 5)
+        ),
+        max_size=5,
+    ),
+    st.sampled_from([(1, 1), (2, 1), (4, 1), (1, 4), (4, 2), (8, 1), (8, 3)]),
+    st.integers(1, 12),
+)
+def test_counted_fit_predicts_what_placement_places(gpus_per_node, nodes, before, shape, replicas):
+    """`fit` on a free-GPU profile says how many replicas the allocator then places, without placing them."""
+    group = request_from(nodes_yaml(f"g h100 {gpus_per_node} {nodes}") + MINIMAL_MODELS).groups[0]
+    alloc = GroupAllocator(group)
+    for index, ((tp, pp), count) in enumerate(before):
+        if tp <= gpus_per_node:
+            alloc.place_many(f"m{index}", Shape(tp, pp), count)
+    tp, pp = shape
+    if tp > gpus_per_node:
+        return
+    predicted = fit(alloc.profile(), Shape(tp, pp), replicas)
+    assert alloc.place_many("new", Shape(tp, pp), replicas) == predicted

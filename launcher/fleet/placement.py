@@ -17,7 +17,7 @@ from launcher.fleet.types import NodeGroup, NodePlan, Shape, StagePlacement
 
 
 class GroupAllocator:
-    """Free GPUs of a node group and what was placed where (mutable; copy() before trying things)."""
+    """Free GPUs of a node group and what was placed where (mutable; ask `profile` and `fit` before placing)."""
 
     def __init__(self, group: NodeGroup, nodes: int | None = None) -> None:
         self.group = group
@@ -29,22 +29,6 @@ class GroupAllocator:
         self._levels = [0] * (group.gpus_per_node + 1)
         """Nodes per free-GPU count."""
         self._levels[group.gpus_per_node] = count
-
-    @property
-    def node_count(self) -> int:
-        """Nodes in this allocator (the group's, plus any added)."""
-        return len(self._free)
-
-    def copy(self) -> GroupAllocator:
-        """An independent copy to try placements on."""
-        other = GroupAllocator.__new__(GroupAllocator)
-        other.group = self.group
-        other._free = [list(f) for f in self._free]
-        other._buckets = {k: list(v) for k, v in self._buckets.items()}
-        other._placed = [list(p) for p in self._placed]
-        other._by_model = {k: list(v) for k, v in self._by_model.items()}
-        other._levels = list(self._levels)
-        return other
 
     def profile(self, release: str | None = None) -> list[int]:
         """Nodes per free-GPU count, counting what `release` holds as free (a model's own GPUs when asking
@@ -60,15 +44,6 @@ class GroupAllocator:
             levels[free] -= 1
             levels[free + gpus] += 1
         return levels
-
-    def add_empty_nodes(self, count: int) -> None:
-        """Append `count` empty nodes (to size what the fleet should add)."""
-        start = len(self._free)
-        for index in range(start, start + count):
-            self._free.append(list(range(self.group.gpus_per_node)))
-            self._placed.append([])
-            self._levels[self.group.gpus_per_node] += 1
-            heapq.heappush(self._buckets.setdefault(self.group.gpus_per_node, []), index)
 
     def _best_node(self, need: int) -> int | None:
         """The lowest-numbered node among those with the fewest free GPUs ≥ need."""
@@ -141,20 +116,6 @@ class GroupAllocator:
         self._levels[before] -= 1
         self._levels[len(self._free[node])] += 1
         heapq.heappush(self._buckets.setdefault(len(self._free[node]), []), node)
-
-    def release(self, model: str) -> None:
-        """Free everything placed for `model`."""
-        for node, placement in list(self._by_model.get(model, [])):
-            self._give_back(node, placement)
-        self._by_model.pop(model, None)
-
-    def replicas_of(self, model: str) -> int:
-        """Replicas of `model` placed here."""
-        return len({p.replica for _, p in self._by_model.get(model, [])})
-
-    def used_nodes(self, start: int = 0) -> int:
-        """Nodes from `start` on that hold anything."""
-        return sum(1 for placed in self._placed[start:] if placed)
 
     def node_plans(self) -> list[NodePlan]:
         """Each node's placements, in node order."""
