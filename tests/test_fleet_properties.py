@@ -128,3 +128,15 @@ def test_counted_fit_predicts_what_placement_places(gpus_per_node, nodes, before
         return
     predicted = fit(alloc.profile(), Shape(tp, pp), replicas)
     assert alloc.place_many("new", Shape(tp, pp), replicas) == predicted
+
+
+@PROPERTY
+@given(fleets())
+def test_adding_the_suggested_nodes_carries_the_workload(request):
+    plan = plan_fleet(request)
+    if not plan.additions:
+        return
+    (addition,) = plan.additions
+    grown = plan_fleet(_grown(request, addition.nodes))
+    assert grown.complete
+    assert gpus_needed(grown) <= gpus_needed(plan)
