@@ -132,8 +132,11 @@ def node_resources(plan: FleetPlan) -> dict[str, dict[str, int]]:
     return out
 
 
-def llm_config(model: ModelPlan, plan: FleetPlan, replicas: int) -> dict[str, Any]:
-    """One `llm_configs` entry of Ray Serve LLM (validated by ray.serve.llm.LLMConfig in the tests)."""
+def llm_config(
+    model: ModelPlan, plan: FleetPlan, replicas: int, resource: str | None = None
+) -> dict[str, Any]:
+    """One `llm_configs` entry of Ray Serve LLM (validated by ray.serve.llm.LLMConfig in the tests); `resource`
+    is the model's custom resource (default: model_resources' name for it)."""
     replica = model.replica
     assert replica is not None
     group = plan.group(replica.group)
@@ -145,7 +148,7 @@ def llm_config(model: ModelPlan, plan: FleetPlan, replicas: int) -> dict[str, An
         config["accelerator_type"] = ray_type
     config["engine_kwargs"] = engine_kwargs(model, plan)
     config["placement_group_config"] = {
-        "bundle_per_worker": {"GPU": 1, model_resources(plan)[model.name]: 1},
+        "bundle_per_worker": {"GPU": 1, resource or model_resources(plan)[model.name]: 1},
         "strategy": placement_strategy(replica, group),
     }
     config["deployment_config"] = {"num_replicas": replicas}
@@ -155,11 +158,16 @@ def llm_config(model: ModelPlan, plan: FleetPlan, replicas: int) -> dict[str, An
 def serve_config(plan: FleetPlan, allow_partial: bool = False, http: bool = True) -> dict[str, Any]:
     """A Ray Serve config file (ServeDeploySchema) with one Ray Serve LLM application for all models."""
     models = _served(plan, allow_partial)
+    resources = model_resources(plan)
     app = {
         "name": "llms",
         "route_prefix": "/",
         "import_path": IMPORT_PATH,
-        "args": {"llm_configs": [llm_config(m, plan, _replicas(m, allow_partial)) for m in models]},
+        "args": {
+            "llm_configs": [
+                llm_config(m, plan, _replicas(m, allow_partial), resources[m.name]) for m in models
+            ]
+        },
     }
     config: dict[str, Any] = {}
     if http:
