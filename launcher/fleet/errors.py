@@ -63,7 +63,7 @@ class FleetShortError(BerthError):
             )
         else:
             message = f"{', '.join(self.models)} cannot run on any node group of the fleet"
-        super().__init__(
-            message,
-            hint="See what to add with `berth fleet plan FLEET.yaml`, or export what fits with --allow-partial.",
-        )
+        hint = "See what to add with `berth fleet plan FLEET.yaml`, or export what fits with --allow-partial."
+        if nothing_placed:
+            hint = "See what to add and the cheaper alternatives with `berth fleet plan FLEET.yaml`."
+        super().__init__(message, hint=hint)
