@@ -54,7 +54,7 @@ class FleetShortError(BerthError):
         self.nothing_placed = nothing_placed
         if nothing_placed:
             message = (
-                f"nothing to export: no replica of {', '.join(self.models)} has room in the fleet "
+                f"no replica of {', '.join(self.models)} has room in the fleet, so there is nothing to export "
                 "(Ray Serve refuses an empty list of models)"
             )
         elif missing_gpus:
