@@ -74,3 +74,13 @@ def test_does_not_fit_rate_workload_reports_the_concurrency_it_needs():
     model = plan_from(text).models[0]
     assert model.status == "does-not-fit"
     assert model.concurrency_needed == 10 * 500 / 20
+
+
+def test_a_shape_without_rivals_says_why_none_came_close():
+    text = (
+        nodes_yaml("h100 h100 8 2")
+        + "models:\n  - model: llama-70b\n    context: 8192\n    concurrency: 50\n"
+    )
+    model = plan_from(text).models[0]
+    assert model.replica is not None and (model.replica.shape.label, model.replicas_needed) == ("TP4×PP1", 1)
+    assert model.runner_up is not None and model.runner_up.startswith("none: smaller replicas than TP4×PP1")

@@ -286,7 +286,7 @@ def _place_workloads(
     return chosen
 
 
-def _runner_up(options: list[Option], chosen: Option, placed: int) -> str | None:
+def _runner_up(options: list[Option], chosen: Option, placed: int) -> str:
     """The next-best option and why it lost (or why the better one was not taken), in words."""
     if options and options[0] is not chosen:
         first = options[0]
@@ -303,7 +303,10 @@ def _runner_up(options: list[Option], chosen: Option, placed: int) -> str | None
             if placed < chosen.replicas:
                 why += "; it was not tried because the best option is short of room either way"
             return f"{option.describe()}: {why}"
-    return None
+    return (
+        f"none: smaller replicas than {chosen.shape.label} do not hold the model with a useful KV cache at its "
+        f"targets, and larger ones cannot carry the load on fewer than {chosen.gpus} GPUs"
+    )
 
 
 def _lower_bound_concurrency(workload: Workload, request: FleetRequest) -> float:
