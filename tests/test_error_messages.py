@@ -214,7 +214,7 @@ def test_fleet_file_error(in_tmp: Path):
         "Error: 2 problems in fleet.yaml:\n"
         "\n"
         "fleet.yaml:4: nodes[0].accelerator: unknown accelerator 'h900' (the catalog knows h100-sxm, "
-        "a100-80gb, a100-40gb, mi300x, l40s, l4, v100-32gb; add others to your catalog overlay) (did you mean 'h100-sxm'?)\n"
+        "a100-80gb, l40s, l4, v100-32gb; add others to your catalog overlay) (did you mean 'h100-sxm'?)\n"
         "fleet.yaml:10: models[0].model: unknown model 'llama-3.1-70b-instrct' (see `berth list`) "
         "(did you mean 'meta-llama/Llama-3.1-70B-Instruct'?)\n"
         "\n"
