@@ -23,11 +23,11 @@ from launcher.fleet.sizing import (
     activation_peak_bytes,
     default_batched_tokens,
     default_max_num_seqs,
+    gpu_budget_bytes,
     non_torch_bytes,
     sequence_kv_bytes,
     size_replica,
     valid_tensor_sizes,
-    vllm_budget_bytes,
 )
 from launcher.fleet.types import Capacity, EngineSettings, NodeGroup, Shape, Workload
 from launcher.plan.speed import VLLM_BATCHED, effective_bandwidth
@@ -161,11 +161,11 @@ def _bound(
     if workload.concurrency is None:
         return None
     batched = engine.max_num_batched_tokens or default_batched_tokens(group)
-    room = vllm_budget_bytes(group, engine) - activation_peak_bytes(batched)
     return _Bound(
         concurrency=workload.concurrency,
         cap=min(engine.max_num_seqs or default_max_num_seqs(group), batched),
-        room=room - non_torch_bytes(1),
+        room=gpu_budget_bytes(group, engine)
+        - non_torch_bytes(1),  # activations left out: a bound, never too low
         weights=weights.total_bytes,
         sequence_kv=sequence_kv_bytes(workload.card, load.context, weights.dtype, engine.block_size),
     )
@@ -183,7 +183,7 @@ def _precheck(
             f"no TP size up to {group.gpus_per_node} divides the {arch.num_attention_heads} attention heads",
         )
     acc = group.accelerator
-    budget = vllm_budget_bytes(group, engine)
+    budget = gpu_budget_bytes(group, engine)
     batched = engine.max_num_batched_tokens or default_batched_tokens(group)
     room = budget - activation_peak_bytes(batched) - non_torch_bytes(1)
     largest = group.gpus_per_node * MAX_REPLICA_NODES
@@ -201,7 +201,8 @@ def _precheck(
                 f"at most {best:.1f} tokens/s per user even with TP{max(tps)} (the model reads "
                 f"{gib(_active_bytes(weights))} per token), below the {target:g} target"
             )
-    return max(1, -(-weights.total_bytes // room)), ""
+    # The walk starts where the weights alone fill the budget (activations left out, so no shape is skipped).
+    return max(1, -(-weights.total_bytes // (budget - non_torch_bytes(1)))), ""
 
 
 class SizingCache:

@@ -83,7 +83,7 @@ def default_max_num_seqs(group: NodeGroup) -> int:
     return DEFAULT_MAX_NUM_SEQS_LARGE if _large_gpu(group) else DEFAULT_MAX_NUM_SEQS_SMALL
 
 
-def vllm_budget_bytes(group: NodeGroup, engine: EngineSettings) -> int:
+def gpu_budget_bytes(group: NodeGroup, engine: EngineSettings) -> int:
     """Bytes vLLM may use on one GPU of the group (gpu_memory_utilization × its memory): the shape search's
     pre-checks and bounds; keep in step with the budget `_memory` sizes the KV cache from."""
     return int(group.accelerator.total_bytes * engine.gpu_memory_utilization)
