@@ -4,9 +4,12 @@ Pure: takes a FleetRequest (machines, workloads, engine settings) and returns a 
 no environment. The serving itself is left to Ray Serve LLM with vLLM (see `launcher.fleet.export`).
 
 For each workload and each node group it may use, `launcher.fleet.search` sizes every replica shape and counts
-the replicas both phases need (decode batches, prefill throughput); the options are ranked by GPU memory held,
-then GPUs, nodes and headroom. Placement takes the workloads with the largest replicas first, each on its
-best option that the free GPUs hold (counted before anything is placed), and says why the runner-up lost.
+the replicas both phases need (decode batches, prefill throughput); the options are ranked by GPU memory held
+(GPUs, within one group), then nodes and headroom. Placement takes the workloads with the largest replicas
+first; each goes to the first group whose best option the free GPUs hold whole (counted before anything is
+placed), else to the group where the most of its best option fits. Within a group the plan keeps to the best
+option even when short (and says what to add), so more nodes never make it need more GPUs. Each model's plan
+says why the runner-up lost. Alternatives and additions are counted on free-GPU profiles, never on copies.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ __all__ = ["MAX_REPLICA_NODES", "MIN_USEFUL_SEQUENCES", "concurrency_needed", "p
 MIN_ALTERNATIVE_CONTEXT = 2048
 #: Alternatives listed per model that is short or does not fit.
 MAX_ALTERNATIVES = 3
-#: Options per node group the placement tries before settling for fewer replicas.
+#: Options kept per node group (the best places; the others name the runner-up).
 OPTIONS_PER_GROUP = 4
 
 
