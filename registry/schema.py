@@ -219,6 +219,9 @@ class ModelCard(Strict):
     """How the Hub repo stores weights; pickle-only repos need --allow-pickle."""
     revision: Name | None = None
     """Pinned Hub revision (commit or tag), if any."""
+    native_quant: Literal["fp8", "mxfp4"] | None = None
+    """Precision the published checkpoint stores its large weights in where it is not native_dtype (gpt-oss:
+    MXFP4 experts; DeepSeek-V3/R1 and Kimi K2: FP8 blocks); None means native_dtype throughout."""
     architecture: Architecture
     """The config.json fields memory depends on."""
     unconfirmed: list[Name] = Field(default_factory=list)
