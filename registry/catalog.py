@@ -11,8 +11,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from registry import compiled
 from registry.bounded_read import read_text_capped
+from registry.compiled import key_for as compiled_key
+from registry.compiled import load as load_compiled
+from registry.compiled import save as save_compiled
 from registry.errors import (
     BerthError,
     CatalogError,
@@ -162,8 +164,8 @@ def _load(path: Path | str | None, overlay: Path | str | bool | None) -> tuple[C
         for source, text in texts:
             _read_yaml(source, text, problems)  # the other file's own problems are reported too
         return Catalog(models=(), accelerators=(), sources=sources), problems
-    key = compiled.key_for([(p, t) for p, t in texts if t is not None])
-    hit = compiled.load(key)
+    key = compiled_key([(p, t) for p, t in texts if t is not None])
+    hit = load_compiled(key)
     if hit is not None:
         return Catalog(models=hit[0], accelerators=hit[1], sources=sources), problems
     raw = _read_yaml(base_path, texts[0][1], problems)
@@ -173,7 +175,7 @@ def _load(path: Path | str | None, overlay: Path | str | bool | None) -> tuple[C
     models = tuple(_validated_models(raw, base_path, overlay_raw, overlay_file, problems))
     accelerators = tuple(_validated_accelerators(raw, base_path, overlay_raw, overlay_file, problems))
     if not problems:
-        compiled.save(key, (models, accelerators))
+        save_compiled(key, (models, accelerators))
     return Catalog(models=models, accelerators=accelerators, sources=sources), problems
 
 
