@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from registry.layers import attention_layers, layer_kind, recurrent_state_bytes
+from registry.layers import kept_tokens as layer_kept_tokens
 from registry.params import Block, Layout, layout
 from registry.schema import Architecture, Dtype, ModelCard
 
@@ -118,13 +120,9 @@ def active_weight_bytes(card: ModelCard, precision: Precision, lay: Layout | Non
 
 def kept_tokens(arch: Architecture, layer: int, tokens: int) -> int:
     """Tokens one layer keeps in its cache for a sequence of `tokens`: a sliding-window layer keeps at most
-    the window; with global_attention_every, every Nth layer (1-based) attends to everything."""
-    window = arch.sliding_window
-    if window is None:
-        return tokens
-    every = arch.global_attention_every
-    sliding = every is None or (layer + 1) % every != 0
-    return min(tokens, window) if sliding else tokens
+    the window, a chunked layer one chunk, a linear-attention layer none; with global_attention_every, every
+    Nth layer (1-based) attends to everything (registry.layers)."""
+    return layer_kept_tokens(arch, layer, tokens)
 
 
 @dataclass(frozen=True)
@@ -170,8 +168,12 @@ def kv_cache_bytes_per_layer(
         return [0] * arch.num_layers
     per_token = kv_bytes_per_token_per_layer(arch, dtype, cache) * batch
     page = cache.block_tokens
+    state = recurrent_state_bytes(arch, DTYPE_BYTES[dtype]) * batch  # linear layers: fixed size
     return [
-        -(-kept_tokens(arch, layer, tokens) // page) * page * per_token for layer in range(arch.num_layers)
+        state
+        if layer_kind(arch, layer) == "linear"
+        else -(-kept_tokens(arch, layer, tokens) // page) * page * per_token
+        for layer in range(arch.num_layers)
     ]
 
 
@@ -188,7 +190,7 @@ def kv_cache_bytes(
 
 def kv_bytes_per_token(card: ModelCard, dtype: Dtype = "bfloat16") -> int:
     """Bytes one more token of context costs across all layers, ignoring window caps (the worst case)."""
-    return kv_bytes_per_token_per_layer(card.architecture, dtype) * card.architecture.num_layers
+    return kv_bytes_per_token_per_layer(card.architecture, dtype) * attention_layers(card.architecture)
 
 
 # --------------------------------------------------------------------------- activations

@@ -108,7 +108,26 @@ class Architecture(Strict):
     sliding_window: Annotated[int, Field(gt=0, le=100_000_000)] | None = None
     """Tokens a sliding-window attention layer keeps in its cache; None for full attention everywhere."""
     global_attention_every: Annotated[int, Field(gt=0, le=1000)] | None = None
-    """With a sliding window: every Nth layer (1-based) attends globally (Gemma 2: 2); None means all slide."""
+    """With a sliding window or chunked attention: every Nth layer (1-based) attends globally (Gemma 2: 2,
+    Gemma 3: 6, gpt-oss: 2, Llama 4: 4); None means every layer slides (or is chunked)."""
+    # Layer patterns beyond sliding windows (issue 13)
+    attention_chunk_size: Annotated[int, Field(gt=0, le=100_000_000)] | None = None
+    """Chunked local attention (Llama 4): a chunked layer attends within its chunk of this many tokens, so it
+    keeps at most that many in its cache; global_attention_every says which layers attend to everything."""
+    full_attention_interval: Annotated[int, Field(gt=0, le=1000)] | None = None
+    """Hybrid linear attention (Qwen3-Next): every Nth layer (1-based) is full attention with a KV cache; the
+    others are linear-attention (Gated DeltaNet) layers that keep a fixed recurrent state, whatever the length."""
+    linear_num_key_heads: Annotated[int, Field(gt=0, le=4096)] | None = None
+    """Key heads of a linear-attention layer."""
+    linear_num_value_heads: Annotated[int, Field(gt=0, le=4096)] | None = None
+    """Value heads of a linear-attention layer (one recurrent state matrix each)."""
+    linear_key_head_dim: Annotated[int, Field(gt=0, le=4096)] | None = None
+    """Per-head key width of a linear-attention layer."""
+    linear_value_head_dim: Annotated[int, Field(gt=0, le=4096)] | None = None
+    """Per-head value width of a linear-attention layer."""
+    linear_conv_kernel_dim: Annotated[int, Field(gt=0, le=64)] | None = None
+    """Width of the short causal convolution before a linear-attention layer (its state keeps that many
+    steps)."""
     # Mixture of experts
     num_experts: Annotated[int, Field(gt=0, le=4096)] | None = None
     """Routed experts per MoE layer."""
@@ -177,10 +196,33 @@ class Architecture(Strict):
             raise ValueError(
                 "MLA needs kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim and v_head_dim together"
             )
-        if self.global_attention_every is not None and self.sliding_window is None:
-            raise ValueError("global_attention_every needs sliding_window")
+        if (
+            self.global_attention_every is not None
+            and self.sliding_window is None
+            and not self.attention_chunk_size
+        ):
+            raise ValueError("global_attention_every needs sliding_window or attention_chunk_size")
         if self.first_dense_layers is not None and self.first_dense_layers > self.num_layers:
             raise ValueError("first_dense_layers is larger than num_layers")
+        return self
+
+    @model_validator(mode="after")
+    def _layer_patterns(self) -> Architecture:
+        if self.sliding_window is not None and self.attention_chunk_size is not None:
+            raise ValueError("give sliding_window or attention_chunk_size, not both")
+        linear = (
+            self.full_attention_interval,
+            self.linear_num_key_heads,
+            self.linear_num_value_heads,
+            self.linear_key_head_dim,
+            self.linear_value_head_dim,
+            self.linear_conv_kernel_dim,
+        )
+        if any(v is not None for v in linear) and any(v is None for v in linear):
+            raise ValueError(
+                "full_attention_interval needs linear_num_key_heads, linear_num_value_heads, linear_key_head_dim, "
+                "linear_value_head_dim and linear_conv_kernel_dim, all together"
+            )
         return self
 
 
@@ -219,6 +261,9 @@ class ModelCard(Strict):
     """How the Hub repo stores weights; pickle-only repos need --allow-pickle."""
     revision: Name | None = None
     """Pinned Hub revision (commit or tag), if any."""
+    native_quant: Literal["fp8", "mxfp4"] | None = None
+    """Precision the published checkpoint stores its large weights in where it is not native_dtype (gpt-oss:
+    MXFP4 experts; DeepSeek-V3/R1 and Kimi K2: FP8 blocks); None means native_dtype throughout."""
     architecture: Architecture
     """The config.json fields memory depends on."""
     unconfirmed: list[Name] = Field(default_factory=list)
