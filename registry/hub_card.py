@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from registry.errors import BerthError, short_text
-from registry.hub_errors import BadRepoIdError, HubModelError, RemoteCodeRequiredError
+from registry.hub_errors import BadRepoIdError, HubError, HubModelError, RemoteCodeRequiredError
 from registry.importer import ConfigOrigin, GgufTable, TensorInfo, card_from_config, card_from_gguf_table
 from registry.params import FAMILIES
 from registry.schema import ModelCard, WeightFormat
@@ -181,7 +181,7 @@ def _card(repo: HubRepo, trust_remote_code: bool) -> ModelCard:
             return card_from_gguf_table(
                 repo.gguf, repo.repo_id, f"{where}/{repo.gguf_file}", source=repo.repo_id, description=""
             )
-    except HubModelError:
+    except HubError:
         raise
     except BerthError as error:
         raise HubModelError(

@@ -11,7 +11,9 @@ import click
 from launcher import display
 from launcher.cli.context import echo_json, get_catalog
 from launcher.cli.errors import EXIT_USAGE
+from launcher.cli.hub_out import echo_provenance, hub_json, say_progress, trust_remote_code_option
 from launcher.plan.request import DEFAULT_CONTEXT
+from launcher.run.source import resolve_source
 from registry.catalog import check_catalog, default_catalog_path
 from registry.errors import CatalogError, ImportModelError, short_text
 from registry.memory import (
@@ -68,10 +70,17 @@ def card_summary(card: ModelCard) -> dict[str, Any]:
     "--context", type=click.IntRange(min=1), default=None, help="Context length for the memory table."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@trust_remote_code_option
 @click.pass_context
-def show_command(ctx: click.Context, model: str, context: int | None, as_json: bool) -> None:
-    """One catalog entry and its memory needs per dtype/quantization."""
-    card = get_catalog(ctx).get(model)
+def show_command(
+    ctx: click.Context, model: str, context: int | None, as_json: bool, trust_remote_code: bool
+) -> None:
+    """One catalog entry and its memory needs per dtype/quantization. A Hugging Face repository
+    OWNER/NAME[@REVISION] that is not in the catalog is read from the Hub (no weights) and cached."""
+    source = resolve_source(
+        model, get_catalog(ctx), trust_remote_code=trust_remote_code, progress=say_progress
+    )
+    card = source.card
     if context is not None and context > card.context_length:
         raise click.BadParameter(
             f"{card.id} supports at most {card.context_length:,} tokens of context", param_hint="--context"
@@ -88,14 +97,16 @@ def show_command(ctx: click.Context, model: str, context: int | None, as_json: b
                 "kv_cache_per_1000_tokens_bytes": kv_1k,
                 "kv_cache_per_token_bytes": kv_bytes_per_token(card),
             }
+            | hub_json(source)
         )
         return
     click.echo(_card_text(card, kv_1k))
     click.echo("")
     click.echo(f"Memory on one GPU at {ctx_len:,} tokens of context, batch 1:")
     click.echo(_memory_table(rows))
-    if card.unconfirmed:
+    if card.unconfirmed and source.hub is None:
         click.echo(f"\nUnconfirmed fields: {', '.join(card.unconfirmed)}")
+    echo_provenance(source)
 
 
 def _card_text(card: ModelCard, kv_1k: int) -> str:
