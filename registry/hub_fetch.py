@@ -311,3 +311,38 @@ def hub_errors(ref: RepoRef, settings: HubSettings) -> Iterator[None]:
             "Check your connection (or HF_ENDPOINT), raise the wait with BERTH_HUB_TIMEOUT=SECONDS, or work "
             "offline with HF_HUB_OFFLINE=1 from entries read before",
         ) from None
+
+
+@dataclass(frozen=True)
+class HubHit:
+    """One repository a Hub search found."""
+
+    repo_id: str
+    downloads: int
+    gated: bool
+    pipeline_tag: str | None
+
+
+#: Most repositories one search lists (each one costs a few requests to plan).
+MAX_SEARCH_RESULTS = 200
+
+
+def search_hub(query: str, limit: int, settings: HubSettings | None = None) -> list[HubHit]:
+    """Text-generation repositories matching `query`, most downloaded first, at most `limit` (one page)."""
+    settings = settings or settings_from_env()
+    ref = RepoRef(f"search/{short_text(query, 60)}")
+    if settings.offline:
+        raise HubOfflineError(
+            ref.repo_id,
+            f"searching the Hub for '{short_text(query, 60)}' needs the Hub, and HF_HUB_OFFLINE is set",
+            "Unset HF_HUB_OFFLINE to search, or list the catalog with `berth list --search TEXT`",
+        )
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=settings.endpoint)
+    bounded = max(1, min(limit, MAX_SEARCH_RESULTS))
+    with hub_errors(ref, settings):
+        found = list(
+            api.list_models(search=query, pipeline_tag="text-generation", sort="downloads", limit=bounded)
+        )
+    return [HubHit(m.id, int(m.downloads or 0), bool(m.gated), m.pipeline_tag) for m in found[:bounded]]

@@ -240,7 +240,8 @@ class HubServer:
     def __init__(self) -> None:
         self.repos: dict[str, FakeRepo] = {}
         self.requests: list[tuple[str, str]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.hub = self
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -266,134 +267,135 @@ _INFO = re.compile(r"^/api/models/([^/]+/[^/]+?)(?:/revision/(.+))?$")
 _RESOLVE = re.compile(r"^/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
 
 
-def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class _Server(ThreadingHTTPServer):
+    hub: HubServer
 
-        def log_message(self, *_args: Any) -> None:  # quiet
-            pass
 
-        def do_HEAD(self) -> None:
-            self._route(head=True)
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:
-            self._route(head=False)
+    def log_message(self, *_args: Any) -> None:  # quiet
+        pass
 
-        def _route(self, head: bool) -> None:
-            url = urlparse(self.path)
-            path = unquote(url.path)
-            hub.requests.append((self.command, self.path))
-            if path == "/api/models":
-                return self._search(parse_qs(url.query))
-            info, resolve = _INFO.match(path), _RESOLVE.match(path)
-            repo_id = (info or resolve).group(1) if (info or resolve) else None
-            repo = hub.repos.get(repo_id or "")
-            if repo is None:
-                return self._error(404, "RepoNotFound", "Repository not found")
-            if repo.delay_s:
-                time.sleep(repo.delay_s)
-            if info:
-                return self._info(repo, info.group(2))
-            assert resolve is not None
-            return self._file(repo, resolve.group(2), resolve.group(3), head)
+    def do_HEAD(self) -> None:
+        self._route(head=True)
 
-        def _revision_ok(self, repo: FakeRepo, revision: str | None) -> bool:
-            if revision in (None, *repo.revisions, repo.sha):
-                return True
-            self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
-            return False
+    def do_GET(self) -> None:
+        self._route(head=False)
 
-        def _info(self, repo: FakeRepo, revision: str | None) -> None:
-            if not self._revision_ok(repo, revision):
-                return
-            names = sorted({*repo.files, *repo.big})
-            self._json(
-                {
-                    "_id": repo.sha[:24],
-                    "id": repo.repo_id,
-                    "modelId": repo.repo_id,
-                    "sha": repo.sha,
-                    "private": False,
-                    "gated": "manual" if repo.gated else False,
-                    "disabled": False,
-                    "downloads": repo.downloads,
-                    "likes": 0,
-                    "pipeline_tag": repo.pipeline_tag,
-                    "library_name": "transformers",
-                    "tags": ["transformers", "safetensors"],
-                    "cardData": {"license": repo.license} if repo.license else {},
-                    "siblings": [{"rfilename": n, "size": repo.size(n)} for n in names],
-                }
-            )
+    def _route(self, head: bool) -> None:
+        hub = self.server.hub  # type: ignore[attr-defined]
+        url = urlparse(self.path)
+        path = unquote(url.path)
+        hub.requests.append((self.command, self.path))
+        if path == "/api/models":
+            return self._search(parse_qs(url.query))
+        info, resolve = _INFO.match(path), _RESOLVE.match(path)
+        found = info or resolve
+        repo = hub.repos.get(found.group(1)) if found else None
+        if repo is None:
+            return self._error(404, "RepoNotFound", "Repository not found")
+        if repo.delay_s:
+            time.sleep(repo.delay_s)
+        if info:
+            return self._info(repo, info.group(2))
+        assert resolve is not None
+        return self._file(repo, resolve.group(2), resolve.group(3), head)
 
-        def _file(self, repo: FakeRepo, revision: str, name: str, head: bool) -> None:
-            if not self._revision_ok(repo, revision):
-                return
-            if repo.gated:
-                return self._error(
-                    401, "GatedRepo", "Access to model is restricted. You must be authenticated."
-                )
-            size = repo.size(name)
-            if size is None:
-                return self._error(404, "EntryNotFound", f"{name} does not exist")
-            start, end, status = 0, size - 1, 200
-            ranged = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
-            if ranged:
-                start, status = int(ranged.group(1)), 206
-                end = min(int(ranged.group(2)) if ranged.group(2) else size - 1, size - 1)
-            body = b"" if head else repo.read(name, start, end)
-            self.send_response(status)
-            self.send_header("X-Repo-Commit", repo.sha)
-            self.send_header("ETag", f'"{hashlib.sha1((repo.sha + name).encode()).hexdigest()}"')
-            self.send_header("Content-Length", str(size if head else len(body)))
-            if status == 206:
-                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-            self.end_headers()
-            if not head:
-                self.wfile.write(body)
+    def _revision_ok(self, repo: FakeRepo, revision: str | None) -> bool:
+        if revision in (None, *repo.revisions, repo.sha):
+            return True
+        self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
+        return False
 
-        def _search(self, query: dict[str, list[str]]) -> None:
-            text = (query.get("search") or [""])[0].lower()
-            tag = (query.get("pipeline_tag") or [None])[0]
-            limit = int((query.get("limit") or ["1000"])[0])
-            found = [
-                r
-                for r in hub.repos.values()
-                if text in r.repo_id.lower() and (tag is None or r.pipeline_tag == tag)
-            ]
-            found.sort(key=lambda r: -r.downloads)
-            self._json(
-                [
-                    {
-                        "id": r.repo_id,
-                        "modelId": r.repo_id,
-                        "downloads": r.downloads,
-                        "likes": 0,
-                        "pipeline_tag": r.pipeline_tag,
-                        "gated": "manual" if r.gated else False,
-                        "private": False,
-                    }
-                    for r in found[:limit]
-                ]
-            )
+    def _info(self, repo: FakeRepo, revision: str | None) -> None:
+        if not self._revision_ok(repo, revision):
+            return
+        names = sorted({*repo.files, *repo.big})
+        self._json(
+            {
+                "_id": repo.sha[:24],
+                "id": repo.repo_id,
+                "modelId": repo.repo_id,
+                "sha": repo.sha,
+                "private": False,
+                "gated": "manual" if repo.gated else False,
+                "disabled": False,
+                "downloads": repo.downloads,
+                "likes": 0,
+                "pipeline_tag": repo.pipeline_tag,
+                "library_name": "transformers",
+                "tags": ["transformers", "safetensors"],
+                "cardData": {"license": repo.license} if repo.license else {},
+                "siblings": [{"rfilename": n, "size": repo.size(n)} for n in names],
+            }
+        )
 
-        def _json(self, value: Any) -> None:
-            body = json.dumps(value).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
+    def _file(self, repo: FakeRepo, revision: str, name: str, head: bool) -> None:
+        if not self._revision_ok(repo, revision):
+            return
+        if repo.gated:
+            return self._error(401, "GatedRepo", "Access to model is restricted. You must be authenticated.")
+        size = repo.size(name)
+        if size is None:
+            return self._error(404, "EntryNotFound", f"{name} does not exist")
+        start, end, status = 0, size - 1, 200
+        ranged = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+        if ranged:
+            start, status = int(ranged.group(1)), 206
+            end = min(int(ranged.group(2)) if ranged.group(2) else size - 1, size - 1)
+        body = b"" if head else repo.read(name, start, end)
+        self.send_response(status)
+        self.send_header("X-Repo-Commit", repo.sha)
+        self.send_header("ETag", f'"{hashlib.sha1((repo.sha + name).encode()).hexdigest()}"')
+        self.send_header("Content-Length", str(size if head else len(body)))
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.end_headers()
+        if not head:
             self.wfile.write(body)
 
-        def _error(self, status: int, code: str, message: str) -> None:
-            body = json.dumps({"error": message}).encode()
-            self.send_response(status)
-            self.send_header("X-Error-Code", code)
-            self.send_header("X-Error-Message", message)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
+    def _search(self, query: dict[str, list[str]]) -> None:
+        hub = self.server.hub  # type: ignore[attr-defined]
+        text = (query.get("search") or [""])[0].lower()
+        tag = (query.get("pipeline_tag") or [""])[0] or None
+        limit = int((query.get("limit") or ["1000"])[0])
+        found = [
+            r
+            for r in hub.repos.values()
+            if text in r.repo_id.lower() and (tag is None or r.pipeline_tag == tag)
+        ]
+        found.sort(key=lambda r: -r.downloads)
+        self._json(
+            [
+                {
+                    "id": r.repo_id,
+                    "modelId": r.repo_id,
+                    "downloads": r.downloads,
+                    "likes": 0,
+                    "pipeline_tag": r.pipeline_tag,
+                    "gated": "manual" if r.gated else False,
+                    "private": False,
+                }
+                for r in found[:limit]
+            ]
+        )
 
-    return Handler
+    def _json(self, value: Any) -> None:
+        body = json.dumps(value).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, status: int, code: str, message: str) -> None:
+        body = json.dumps({"error": message}).encode()
+        self.send_response(status)
+        self.send_header("X-Error-Code", code)
+        self.send_header("X-Error-Message", message)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)

@@ -332,3 +332,48 @@ def test_fixture_configs_are_the_catalogs_sources(catalog):
         load_catalog(overlay=False).get("deepseek-ai/DeepSeek-V3").architecture.kv_lora_rank
         == deepseek["kv_lora_rank"]
     )
+
+
+def test_list_hub_plans_each_repository_as_it_arrives(berth, online):
+    result = berth("list", "--hub", "", "--hardware", CPU, "--limit", "5")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    body = [line for line in lines[2:] if line.strip() and not line.startswith(tuple("0123456789"))]
+    # text generation only (bert is fill-mask), most downloaded first, bounded by --limit
+    assert [line.split()[0] for line in body] == [
+        "Qwen/Qwen2.5-0.5B-Instruct",
+        "mistralai/Mistral-7B-v0.1",
+        "mistralai/Mixtral-8x7B-Instruct-v0.1",
+        "unsloth/DeepSeek-V3-bf16",
+        GGUF_REPO,
+    ]
+    assert "[1/5] Qwen/Qwen2.5-0.5B-Instruct" in result.stderr and "[5/5]" in result.stderr
+    assert "not verified by hand" in result.stdout
+
+
+def test_list_hub_json_reports_each_repository(berth, online):
+    result = berth("list", "--hub", "Qwen", "--hardware", CPU, "--json")
+    assert result.exit_code == 0, result.output
+    models = json.loads(result.stdout)["models"]
+    assert [m["id"] for m in models] == ["Qwen/Qwen2.5-0.5B-Instruct"]
+    [qwen] = models
+    assert qwen["fits"] and qwen["params"] == 494032768 and qwen["verified"] is False
+    assert qwen["revision"] == online.repos["Qwen/Qwen2.5-0.5B-Instruct"].sha
+
+
+def test_list_hub_keeps_going_past_repositories_it_cannot_plan(berth, online, berth_home):
+    result = berth("list", "--hub", "", "--hardware", CPU, "--json", "--limit", "50")
+    assert result.exit_code == 0, result.output
+    by_id = {m["id"]: m for m in json.loads(result.stdout)["models"]}
+    assert by_id["meta-llama/Gated-Model"]["problem"] == "gated: log in"
+    assert by_id["custom/remote-code"]["problem"] == "needs remote code"
+    assert by_id["mistralai/Mistral-7B-v0.1"]["fits"]
+    cached = {p.parent.name for p in _cached(berth_home)}
+    assert "meta-llama--Gated-Model" not in cached and "mistralai--Mistral-7B-v0.1" in cached
+
+
+def test_list_hub_offline(berth, online, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = berth("list", "--hub", "qwen")
+    assert result.exit_code == 1
+    assert "berth list --search" in _one_paragraph(result.stderr)
