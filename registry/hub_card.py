@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -96,6 +97,8 @@ class HubRepo:
     gguf: GgufTable | None = None
     """The header of one GGUF file, for a repository that holds only GGUF files."""
     gguf_file: str | None = None
+    code_folder: Path | None = None
+    """Where the repository's config and Python files were downloaded (for trusted remote code)."""
 
 
 class HubFileEntry(BaseModel):
@@ -196,7 +199,8 @@ def _card(repo: HubRepo, trust_remote_code: bool) -> ModelCard:
 
 def _config_card(repo: HubRepo, where: str, trust_remote_code: bool) -> ModelCard:
     assert repo.config is not None
-    if needs_remote_code(repo.config) and not trust_remote_code:
+    remote = needs_remote_code(repo.config)
+    if remote and not trust_remote_code:
         raise RemoteCodeRequiredError(
             repo.repo_id,
             f"{repo.repo_id} needs its own Python code to build the model (config.json has an auto_map for "
@@ -208,19 +212,26 @@ def _config_card(repo: HubRepo, where: str, trust_remote_code: bool) -> ModelCar
     weight_format = weight_format_of(repo.files)
     if weight_format is None or weight_format == "gguf":
         weight_format = "safetensors" if repo.tensors else weight_format or "safetensors"
-    card = card_from_config(
-        repo.config,
-        repo.tensors,
-        ConfigOrigin(
-            model_id=repo.repo_id,
-            where=where,
-            weight_format=weight_format,
-            chat_template=repo.chat_template,
-            source=repo.repo_id,
-            description="",
-            license=repo.license,
-        ),
+    origin = ConfigOrigin(
+        model_id=repo.repo_id,
+        where=where,
+        weight_format=weight_format,
+        chat_template=repo.chat_template,
+        source=repo.repo_id,
+        description="",
+        license=repo.license,
     )
+    if repo.config.get("model_type") in FAMILIES:
+        card = card_from_config(repo.config, repo.tensors, origin)
+    elif not isinstance(repo.config.get("model_type"), str):
+        raise HubModelError(
+            repo.repo_id, f"{where}: config.json has no model_type", _lying_hint(repo.repo_id)
+        )
+    else:
+        # No layout rules: count what transformers builds on the meta device (the only path that loads torch).
+        from registry.hub_meta import measured_card
+
+        card = measured_card(repo.config, repo.tensors, origin, repo.code_folder if remote else None)
     _check_against_weights(repo, card)
     return card
 

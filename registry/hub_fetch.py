@@ -19,7 +19,15 @@ from typing import Any
 from registry.errors import BerthError, short_text
 from registry.gguf_header import HeaderTooShort, NotGgufError, parse_gguf_header
 from registry.hub_cache import read_entry, write_entry
-from registry.hub_card import HubEntry, HubFile, HubRepo, RepoRef, entry_from_repo, parse_repo_ref
+from registry.hub_card import (
+    HubEntry,
+    HubFile,
+    HubRepo,
+    RepoRef,
+    entry_from_repo,
+    needs_remote_code,
+    parse_repo_ref,
+)
 from registry.hub_errors import (
     GatedRepoError,
     HubModelError,
@@ -107,7 +115,8 @@ def hub_entry(
             )
         return cached
     say(f"Reading {ref.text} from {settings.endpoint} (config and safetensors headers, no weights)")
-    repo = read_repo(ref, settings, say, known_sha=cached.card.revision if cached else None)
+    known = cached.card.revision if cached and (trust_remote_code or not cached.card.remote_code) else None
+    repo = read_repo(ref, settings, say, known_sha=known, trust_remote_code=trust_remote_code)
     if repo is None and cached is not None:
         return cached
     assert repo is not None
@@ -117,7 +126,11 @@ def hub_entry(
 
 
 def read_repo(
-    ref: RepoRef, settings: HubSettings, say: Progress, known_sha: str | None = None
+    ref: RepoRef,
+    settings: HubSettings,
+    say: Progress,
+    known_sha: str | None = None,
+    trust_remote_code: bool = False,
 ) -> HubRepo | None:
     """Everything Berth needs from one revision of a repository; None when it resolves to `known_sha` (the
     cached entry is current)."""
@@ -142,6 +155,12 @@ def read_repo(
     )
     chat = bool(tokenizer and tokenizer.get("chat_template")) or "chat_template.jinja" in names
     tensors = _safetensors_tensors(api, pinned, names, settings, say) if config is not None else {}
+    code_folder = None
+    if config is not None and trust_remote_code and needs_remote_code(config):
+        say(f"Downloading {ref.repo_id}'s Python files (--trust-remote-code)")
+        code_folder = _code_folder(
+            api, pinned, sorted(n for n in names if n.endswith(".py") and "/" not in n), settings
+        )
     gguf_name = _first_gguf(files) if config is None else None
     gguf = _gguf_header(api, pinned, gguf_name, settings, say) if gguf_name else None
     card_data = info.card_data
@@ -158,7 +177,25 @@ def read_repo(
         tensors=tensors,
         gguf=gguf,
         gguf_file=gguf_name,
+        code_folder=code_folder,
     )
+
+
+def _code_folder(api: Any, ref: RepoRef, code_files: list[str], settings: HubSettings) -> Path:
+    """The snapshot folder holding config.json and the repository's Python files (for transformers)."""
+    folder = None
+    for filename in ["config.json", *code_files]:
+        with hub_errors(ref, settings):
+            path = api.hf_hub_download(
+                ref.repo_id,
+                filename,
+                revision=ref.revision,
+                cache_dir=settings.hf_cache,
+                etag_timeout=settings.timeout_s,
+            )
+        folder = Path(path).parent
+    assert folder is not None
+    return folder
 
 
 def _json_file(api: Any, ref: RepoRef, filename: str, settings: HubSettings) -> dict[str, Any]:

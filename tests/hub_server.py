@@ -121,6 +121,27 @@ def deepseek_v3_tensors(config: dict[str, Any]) -> Shapes:
     return out
 
 
+def olmoe_tensors(config: dict[str, Any]) -> Shapes:
+    """OLMoE's checkpoint names: Llama-style attention with q_norm/k_norm over the whole width, a router and
+    64 unfused experts per layer."""
+    h, inter, vocab = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
+    out: Shapes = {"model.embed_tokens.weight": (vocab, h)}
+    for i in range(config["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            out[f"{p}self_attn.{proj}.weight"] = (h, h)
+        out[p + "self_attn.q_norm.weight"] = (h,)
+        out[p + "self_attn.k_norm.weight"] = (h,)
+        out[p + "mlp.gate.weight"] = (config["num_experts"], h)
+        for j in range(config["num_experts"]):
+            out.update(_mlp(f"{p}mlp.experts.{j}.", h, inter))
+        out[p + "input_layernorm.weight"] = (h,)
+        out[p + "post_attention_layernorm.weight"] = (h,)
+    out["model.norm.weight"] = (h,)
+    out["lm_head.weight"] = (vocab, h)
+    return out
+
+
 def _mlp(p: str, h: int, inter: int) -> Shapes:
     return {
         p + "gate_proj.weight": (inter, h),

@@ -19,6 +19,7 @@ from hub_server import (
     bert_tensors,
     deepseek_v3_tensors,
     llama_like_tensors,
+    olmoe_tensors,
     safetensors_repo,
 )
 
@@ -58,6 +59,7 @@ def hub(smollm2_gguf: Path) -> Iterator[HubServer]:
     )
     server.add(safetensors_repo("unsloth/DeepSeek-V3-bf16", deepseek_v3_tensors, shards=4, downloads=600))
     server.add(safetensors_repo("google-bert/bert-base-uncased", bert_tensors, pipeline_tag="fill-mask"))
+    server.add(safetensors_repo("allenai/OLMoE-1B-7B-0924", olmoe_tensors, shards=2, downloads=400))
     gguf = smollm2_gguf.read_bytes()
     server.add(FakeRepo(GGUF_REPO, files={smollm2_gguf.name: gguf, "README.md": b"# GGUF"}, downloads=500))
     # Bad repositories: gated, slow, lying configs, repository code, a pre-quantized checkpoint
@@ -346,7 +348,7 @@ def test_list_hub_plans_each_repository_as_it_arrives(berth, online):
         "mistralai/Mixtral-8x7B-Instruct-v0.1",
         "unsloth/DeepSeek-V3-bf16",
         GGUF_REPO,
-    ]
+    ]  # OLMoE (400 downloads) is the sixth: --limit 5 stops before it
     assert "[1/5] Qwen/Qwen2.5-0.5B-Instruct" in result.stderr and "[5/5]" in result.stderr
     assert "not verified by hand" in result.stdout
 
@@ -377,3 +379,19 @@ def test_list_hub_offline(berth, online, monkeypatch):
     result = berth("list", "--hub", "qwen")
     assert result.exit_code == 1
     assert "berth list --search" in _one_paragraph(result.stderr)
+
+
+def test_unknown_architecture_is_counted_on_the_meta_device(berth, online):
+    """olmoe has no layout rules in Berth: transformers builds it on the meta device and the block tree it
+    builds becomes the entry's layout; the count equals the published checkpoint's (6.92B)."""
+    result = berth("show", "allenai/OLMoE-1B-7B-0924", "--json")
+    assert result.exit_code == 0, result.output
+    model = json.loads(result.stdout)["model"]
+    assert model["params"] == 6_919_161_856 and model.get("stored_extra_params", 0) == 0
+    layout = model["measured_layout"]
+    layers = [b for b in layout["blocks"] if b["role"] == "layer"]
+    assert len(layers) == 16 and layout["no_split_class"] == "OlmoeDecoderLayer"
+    assert "meta device" in layout["source"]
+    plan = berth("plan", "allenai/OLMoE-1B-7B-0924", "--hardware", "1xh100", "--json")
+    assert plan.exit_code == 0, plan.output
+    assert json.loads(plan.stdout)["devices"][0]["layers"] is not None
