@@ -395,3 +395,18 @@ def test_unknown_architecture_is_counted_on_the_meta_device(berth, online):
     plan = berth("plan", "allenai/OLMoE-1B-7B-0924", "--hardware", "1xh100", "--json")
     assert plan.exit_code == 0, plan.output
     assert json.loads(plan.stdout)["devices"][0]["layers"] is not None
+
+
+def test_trusted_repository_code_that_cannot_be_built_is_one_paragraph(berth, online, berth_home):
+    result = berth("show", "custom/remote-code", "--trust-remote-code")
+    assert result.exit_code == 2
+    text = _one_paragraph(result.stderr)
+    assert "my_arch" in text and "Nothing was cached" in text
+    assert _cached(berth_home) == []
+
+
+def test_launch_dry_run_of_a_hub_repository(berth, online):
+    result = berth("launch", "Qwen/Qwen2.5-0.5B-Instruct", "--dry-run", "--hardware", CPU)
+    assert result.exit_code == 0, result.output
+    assert "not verified by hand" in result.stderr
+    assert online.repos["Qwen/Qwen2.5-0.5B-Instruct"].sha in result.output
