@@ -410,3 +410,15 @@ def test_launch_dry_run_of_a_hub_repository(berth, online):
     assert result.exit_code == 0, result.output
     assert "not verified by hand" in result.stderr
     assert online.repos["Qwen/Qwen2.5-0.5B-Instruct"].sha in result.output
+
+
+def test_catalog_add_reads_an_uncached_repository_from_the_hub(berth, online, berth_home):
+    result = berth("catalog", "add", "mistralai/Mistral-7B-v0.1", "--alias", "m7")
+    assert result.exit_code == 0, result.output
+    overlay = yaml.safe_load((berth_home / "catalog.yaml").read_text())
+    [entry] = overlay["models"]
+    assert entry["revision"] == online.repos["mistralai/Mistral-7B-v0.1"].sha and entry["aliases"] == ["m7"]
+    shown = berth("show", "m7", "--json")
+    assert shown.exit_code == 0 and "hub" not in json.loads(shown.stdout)  # now a catalog (overlay) entry
+    refused = berth("catalog", "add", "allenai/OLMoE-1B-7B-0924")
+    assert refused.exit_code == 2 and "berth plan allenai/OLMoE-1B-7B-0924" in _one_paragraph(refused.stderr)
