@@ -43,7 +43,7 @@ def measured_card(
     repository's own code from `code_folder` when it was trusted)."""
     hf_config = _hf_config(config, origin, code_folder)
     model = _meta_model(hf_config, config, origin, trusted=code_folder is not None)
-    measured = _measured_layout(model)
+    measured = _measured_layout(model, _routed_share(hf_config))
     model_type = str(config["model_type"])
     fields = architecture_fields(model_type, config)
     for field, attribute in _REQUIRED.items():
@@ -111,7 +111,17 @@ def _meta_model(hf_config: Any, config: dict[str, Any], origin: ConfigOrigin, tr
         ) from None
 
 
-def _measured_layout(model: Any) -> MeasuredLayout:
+def _routed_share(hf_config: Any) -> float | None:
+    """experts_per_token / routed experts for a mixture of experts (what share of expert weights a token uses)."""
+    used = getattr(hf_config, "num_experts_per_tok", None)
+    for name in ("num_experts", "num_local_experts", "n_routed_experts"):
+        experts = getattr(hf_config, name, None)
+        if isinstance(used, int) and isinstance(experts, int) and 0 < used <= experts:
+            return used / experts
+    return None
+
+
+def _measured_layout(model: Any, routed_share: float | None = None) -> MeasuredLayout:
     """Blocks as accelerate places them: the embedding, each no-split layer, leftovers, the output head."""
     import transformers
 
@@ -134,7 +144,7 @@ def _measured_layout(model: Any) -> MeasuredLayout:
     before, after = _leftovers(model, owners)
     for name in [embed_name, *before]:
         blocks.append(_block(model, name, "embedding", seen))
-    blocks += [_block(model, name, "layer", seen) for name in layer_names]
+    blocks += [_block(model, name, "layer", seen, routed_share=routed_share) for name in layer_names]
     blocks += [_block(model, name, "norm", seen) for name in after]
     if head_name:
         blocks.append(_block(model, head_name, "head", seen, tied_to=embed_name if tied else None))
@@ -162,15 +172,26 @@ def _leftovers(model: Any, owners: list[str]) -> tuple[list[str], list[str]]:
     return before, after
 
 
-def _block(model: Any, name: str, role: str, seen: set[int], tied_to: str | None = None) -> MeasuredBlock:
+def _block(
+    model: Any,
+    name: str,
+    role: str,
+    seen: set[int],
+    tied_to: str | None = None,
+    routed_share: float | None = None,
+) -> MeasuredBlock:
+    """One block's counts; with `routed_share`, a token uses only that share of the routed experts' weights."""
     from torch import nn
 
     module = model.get_submodule(name)
-    total = 0
-    for param in module.parameters():
+    total = routed = 0
+    for param_name, param in module.named_parameters():
         if id(param) not in seen:
             seen.add(id(param))
             total += param.numel()
+            if ".experts." in f".{param_name}" and "shared" not in param_name:
+                routed += param.numel()
+    active = total if routed_share is None else total - routed + round(routed * routed_share)
     linear = rows = 0
     if role != "head":
         for sub in module.modules():
@@ -184,7 +205,7 @@ def _block(model: Any, name: str, role: str, seen: set[int], tied_to: str | None
         linear=linear,
         linear_rows=rows,
         other=total - linear,
-        active=total,
+        active=active,
         tied_to=tied_to,
     )
 

@@ -340,7 +340,7 @@ def test_list_hub_plans_each_repository_as_it_arrives(berth, online):
     result = berth("list", "--hub", "", "--hardware", CPU, "--limit", "5")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    body = [line for line in lines[2:] if line.strip() and not line.startswith(tuple("0123456789"))]
+    body = [line for line in lines[2:] if line.strip() and not line.startswith((*"0123456789", "These"))]
     # text generation only (bert is fill-mask), most downloaded first, bounded by --limit
     assert [line.split()[0] for line in body] == [
         "Qwen/Qwen2.5-0.5B-Instruct",
@@ -350,6 +350,7 @@ def test_list_hub_plans_each_repository_as_it_arrives(berth, online):
         GGUF_REPO,
     ]  # OLMoE (400 downloads) is the sixth: --limit 5 stops before it
     assert "[1/5] Qwen/Qwen2.5-0.5B-Instruct" in result.stderr and "[5/5]" in result.stderr
+    assert "see more with --limit 10" in result.stdout
     assert "not verified by hand" in result.stdout
 
 
@@ -388,6 +389,10 @@ def test_unknown_architecture_is_counted_on_the_meta_device(berth, online):
     assert result.exit_code == 0, result.output
     model = json.loads(result.stdout)["model"]
     assert model["params"] == 6_919_161_856 and model.get("stored_extra_params", 0) == 0
+    # a token uses 8 of 64 experts: 16 layers x 64 experts x 3 x 1024 x 2048 weights, 7/8 of them idle
+    assert (
+        model["active_params"] == 6_919_161_856 - 16 * 64 * 3 * 1024 * 2048 * 7 // 8
+    )  # 1.28B ("1.3B active")
     layout = model["measured_layout"]
     layers = [b for b in layout["blocks"] if b["role"] == "layer"]
     assert len(layers) == 16 and layout["no_split_class"] == "OlmoeDecoderLayer"

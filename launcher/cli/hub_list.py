@@ -60,6 +60,10 @@ def list_hub(
         + (f"; {unread} could not be planned (reason in the fit column)" if unread else "")
         + ". Entries read from the Hub are derived by Berth, not verified by hand. Details: berth plan OWNER/NAME."
     )
+    if len(hits) >= limit:
+        click.echo(
+            f"These are the {limit} most downloaded matches; see more with --limit {min(limit * 2, 200)}."
+        )
 
 
 def _plan_hit(
