@@ -378,12 +378,14 @@ def test_list_hub_json_reports_each_repository(berth, online):
     assert qwen["revision"] == online.repos["Qwen/Qwen2.5-0.5B-Instruct"].sha
 
 
-def test_list_hub_keeps_going_past_repositories_it_cannot_plan(berth, online, berth_home):
+def test_list_hub_keeps_going_past_repositories_it_cannot_plan(berth, online, berth_home, monkeypatch):
+    monkeypatch.setenv("BERTH_HUB_TIMEOUT", "1")
     result = berth("list", "--hub", "", "--hardware", CPU, "--json", "--limit", "50")
     assert result.exit_code == 0, result.output
     by_id = {m["id"]: m for m in json.loads(result.stdout)["models"]}
     assert by_id["meta-llama/Gated-Model"]["problem"] == "gated: log in"
     assert by_id["custom/remote-code"]["problem"] == "needs remote code"
+    assert by_id["slow/model"]["problem"] == "Hub did not answer"
     assert by_id["mistralai/Mistral-7B-v0.1"]["fits"]
     cached = {p.parent.name for p in _cached(berth_home)}
     assert "meta-llama--Gated-Model" not in cached and "mistralai--Mistral-7B-v0.1" in cached
