@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,8 @@ DEFAULT_TIMEOUT_S = 10.0
 MAX_GGUF_HEADER_BYTES = 64 << 20
 #: Most safetensors shards whose headers are read for one repository.
 MAX_SHARDS = 400
+#: Safetensors headers read at once (a 163-shard repository is 163 range requests).
+HEADER_THREADS = 8
 #: Most bytes of config.json / tokenizer_config.json / an index read.
 MAX_JSON_BYTES = 32 << 20
 
@@ -239,16 +242,20 @@ def _safetensors_tensors(
             raise HubModelError(ref.repo_id, f"{ref.repo_id}'s safetensors index names no usable shards", "")
     else:
         return {}
-    tensors: dict[str, TensorInfo] = {}
-    for number, shard in enumerate(shards, 1):
-        if len(shards) > 1:
-            say(f"Reading safetensors header {number}/{len(shards)}: {shard}")
+
+    def header(shard: str) -> Any:
         with hub_errors(ref, settings):
-            meta = api.parse_safetensors_file_metadata(
+            return api.parse_safetensors_file_metadata(
                 ref.repo_id, shard, revision=ref.revision, timeout=settings.timeout_s
             )
-        for name, info in meta.tensors.items():
-            tensors[name] = TensorInfo(str(info.dtype), tuple(int(n) for n in info.shape))
+
+    tensors: dict[str, TensorInfo] = {}
+    with ThreadPoolExecutor(max_workers=HEADER_THREADS) as pool:
+        for number, (shard, meta) in enumerate(zip(shards, pool.map(header, shards), strict=True), 1):
+            if len(shards) > 1:
+                say(f"Read safetensors header {number}/{len(shards)}: {shard}")
+            for name, info in meta.tensors.items():
+                tensors[name] = TensorInfo(str(info.dtype), tuple(int(n) for n in info.shape))
     return tensors
 
 
