@@ -31,6 +31,7 @@ from registry.hub_card import (
 )
 from registry.hub_errors import (
     GatedRepoError,
+    HubError,
     HubModelError,
     HubOfflineError,
     HubUnreachableError,
@@ -343,7 +344,13 @@ def hub_errors(ref: RepoRef, settings: HubSettings) -> Iterator[None]:
             f"the Hub answered HTTP {status} for {ref.repo_id}",
             "Try again later; catalog models still work (`berth list`), and HF_HUB_OFFLINE=1 uses entries read before",
         ) from None
-    except (hf.OfflineModeIsEnabled, httpx.TimeoutException, httpx.TransportError, OSError) as error:
+    except (
+        hf.OfflineModeIsEnabled,
+        httpx.TimeoutException,
+        httpx.TransportError,
+        ConnectionError,
+        TimeoutError,
+    ) as error:
         kind = (
             "did not answer within"
             if isinstance(error, httpx.TimeoutException)
@@ -354,6 +361,13 @@ def hub_errors(ref: RepoRef, settings: HubSettings) -> Iterator[None]:
             f"the Hub at {settings.endpoint} {kind} {settings.timeout_s:g} s while reading {ref.repo_id}",
             "Check your connection (or HF_ENDPOINT), raise the wait with BERTH_HUB_TIMEOUT=SECONDS, or work "
             "offline with HF_HUB_OFFLINE=1 from entries read before",
+        ) from None
+    except OSError as error:
+        raise HubError(
+            ref.repo_id,
+            f"cannot write {ref.repo_id}'s files into the Hugging Face cache at {settings.hf_cache} "
+            f"({error.strerror or error})",
+            "Free some space there, or point HF_HUB_CACHE at a folder you can write",
         ) from None
 
 

@@ -455,3 +455,14 @@ def test_a_damaged_cache_file_is_ignored(berth, online, berth_home, monkeypatch)
     monkeypatch.delenv("HF_HUB_OFFLINE")
     assert berth("show", "mistralai/Mistral-7B-v0.1", "--json").exit_code == 0
     assert json.loads(cached.read_text())["card"]["id"] == "mistralai/Mistral-7B-v0.1"
+
+
+def test_an_unwritable_hugging_face_cache_is_one_paragraph(berth, online, tmp_path, monkeypatch, berth_home):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("HF_HUB_CACHE", str(blocker / "hub"))
+    result = berth("show", "mistralai/Mistral-7B-v0.1")
+    assert result.exit_code == 1
+    text = _one_paragraph(result.stderr)
+    assert "Hugging Face cache" in text and "HF_HUB_CACHE" in text
+    assert _cached(berth_home) == []

@@ -45,9 +45,10 @@ def list_hub(
     for number, hit in enumerate(hits, 1):
         say_progress(f"[{number}/{len(hits)}] {hit.repo_id}")
         row, problem = _plan_hit(hit, catalog, host, request)
+        in_catalog = row is not None and _in_catalog(catalog, hit.repo_id)
         if fits_only and (row is None or not row.fits):
             continue
-        results.append(_as_dict(hit, row, problem))
+        results.append(_as_dict(hit, row, problem) | {"verified": in_catalog})
         if not as_json:
             click.echo(_line(_cells(hit, row, problem)))
     if as_json:
@@ -81,6 +82,15 @@ def _plan_hit(
         return None, error.message
     except BerthError as error:
         return None, _short_reason(error)
+
+
+def _in_catalog(catalog: Catalog, repo_id: str) -> bool:
+    """Whether the catalog (or the user's overlay) has the repository: its entry is the one listed."""
+    try:
+        catalog.get(repo_id)
+    except BerthError:
+        return False
+    return True
 
 
 def _short_reason(error: BerthError) -> str:
@@ -119,4 +129,4 @@ def _as_dict(hit: HubHit, row: Row | None, problem: str | None) -> dict[str, Any
     base = {"id": hit.repo_id, "downloads": hit.downloads, "hub_gated": hit.gated, "problem": problem}
     if row is None:
         return base | {"fits": False, "verdict": None}
-    return row.as_dict() | base | {"revision": row.card.revision, "verified": row.card.revision is None}
+    return row.as_dict() | base | {"revision": row.card.revision}
