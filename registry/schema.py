@@ -226,6 +226,30 @@ class Architecture(Strict):
         return self
 
 
+class MeasuredBlock(Strict):
+    """One top-level block of a model counted on the meta device (see registry.params.Block)."""
+
+    name: Name
+    role: Literal["embedding", "layer", "norm", "head"]
+    linear: Annotated[int, Field(ge=0, le=10**13)]
+    linear_rows: Annotated[int, Field(ge=0, le=10**13)]
+    other: Annotated[int, Field(ge=0, le=10**13)]
+    active: Annotated[int, Field(ge=0, le=10**13)]
+    tied_to: Name | None = None
+
+
+class MeasuredLayout(Strict):
+    """The block tree transformers builds for an architecture Berth has no layout rules for, counted on the
+    meta device (entries read from the Hub on demand)."""
+
+    no_split_class: Name
+    """The decoder-layer class accelerate keeps on one device."""
+    blocks: Annotated[list[MeasuredBlock], Field(min_length=1, max_length=10_000)]
+    """Blocks in forward order."""
+    source: Text
+    """How the counts were obtained (transformers version, model class)."""
+
+
 class ModelCard(Strict):
     """One open model: who publishes it, what it does, and what its memory depends on."""
 
@@ -268,6 +292,8 @@ class ModelCard(Strict):
     """The config.json fields memory depends on."""
     unconfirmed: list[Name] = Field(default_factory=list)
     """Fields whose values could not be confirmed against a published config.json."""
+    measured_layout: MeasuredLayout | None = None
+    """Blocks counted on the meta device, for an architecture without layout rules (Hub entries only)."""
     source: Text | None = None
     """Where the values were read (config.json URL)."""
     description: Text | None = None
