@@ -28,6 +28,8 @@ from launcher.fleet.sizing import (
     activation_peak_bytes,
     capability,
     default_batched_tokens,
+    default_max_num_seqs,
+    gpu_budget_bytes,
     model_weights,
     non_torch_bytes,
     size_replica,
@@ -161,9 +163,10 @@ def choose_shape(
         return f"no TP size up to {group.gpus_per_node} divides the {heads} attention heads"
     load = _load(workload, context)
     acc = group.accelerator
-    budget = int(acc.total_bytes * engine.gpu_memory_utilization)
+    budget = gpu_budget_bytes(group, engine)
     batched = engine.max_num_batched_tokens or default_batched_tokens(group)
-    room = budget - activation_peak_bytes(batched) - non_torch_bytes(1)
+    seqs = engine.max_num_seqs or default_max_num_seqs(group)
+    room = budget - activation_peak_bytes(batched, workload.card, seqs, weights.dtype) - non_torch_bytes(1)
     largest = group.gpus_per_node * MAX_REPLICA_NODES
     if room <= 0 or weights.total_bytes > room * largest:
         return (
