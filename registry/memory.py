@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from registry.params import Block, Layout, layout
-from registry.schema import Architecture, Dtype, ModelCard
+from registry.schema import Architecture, Dtype, ModelCard, NativeQuant
 
 Quant = Literal["int8", "nf4", "fp4"]
 DeviceKind = Literal["cuda", "rocm", "mps", "cpu"]
@@ -37,6 +37,19 @@ CPU_RUNTIME_BYTES = 384 * 2**20
 #: repeated keys/values, float32 norm upcasts and glibc keeping freed blocks. Measured with SmolLM2-135M on this
 #: project's CI machine (torch 2.13, transformers 5.24): 1.9–2.4x at 512–4096 tokens, fp32 and bf16.
 CPU_ACTIVATION_FACTOR = 2.0
+#: FP8 (e4m3) stores one byte per weight, plus one float32 scale per block x block tile (block-quantized
+#: checkpoints: DeepSeek-V3 "weight_block_size": [128, 128], its weight_scale_inv tensors) or per output row
+#: (per-channel checkpoints without a block size).
+FP8_BYTES_PER_WEIGHT = 1
+FP8_SCALE_BYTES = 4
+#: OCP MXFP4 (gpt-oss): two 4-bit values per byte and one E8M0 scale byte per 32 values; only the routed
+#: experts are stored so ("quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert":
+#: ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]}).
+MXFP4_BLOCK = 32
+#: Compute capability from which transformers runs these formats natively; below it, it dequantizes the
+#: checkpoint to bf16 while loading: FP8 needs Ada/Hopper (8.9) for its e4m3 matmuls (FineGrainedFP8),
+#: MXFP4 Hopper (9.0) for the triton kernels gpt-oss uses.
+NATIVE_MIN_CAPABILITY: dict[str, tuple[int, int]] = {"fp8": (8, 9), "mxfp4": (9, 0)}
 #: Caching-allocator fragmentation and temporary copies while loading, as a share of weights + cache.
 ALLOCATOR_SLACK = 0.02
 
@@ -50,19 +63,39 @@ RUNTIME_BYTES: dict[str, int] = {
 
 @dataclass(frozen=True)
 class Precision:
-    """How weights are stored: a dtype, optionally with bitsandbytes quantization of the Linear layers."""
+    """How weights are stored: a dtype, optionally with bitsandbytes quantization of the Linear layers, or the
+    checkpoint's own low-precision format kept as published (FP8, MXFP4)."""
 
     dtype: Dtype
     """dtype of everything that is not quantized (and of compute)."""
     quant: Quant | None = None
     """bitsandbytes quantization of nn.Linear weights, if any."""
+    native: NativeQuant | None = None
+    """The checkpoint's own format, loaded as published (no bitsandbytes), if any."""
+    native_block: int | None = None
+    """FP8 tile size of that format (None: one scale per output row)."""
 
     @property
     def label(self) -> str:
-        """Short display name: bf16, fp32, int8, nf4."""
+        """Short display name: bf16, fp32, int8, nf4, fp8, mxfp4."""
         if self.quant:
             return self.quant
+        if self.native:
+            return self.native
         return {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}[self.dtype]
+
+
+def native_precision(card: ModelCard, dtype: Dtype) -> Precision:
+    """The card's weights as published: its native low-precision format where it has one, else `dtype`."""
+    return Precision(dtype, native=card.native_quant, native_block=card.native_quant_block)
+
+
+def runs_native(fmt: NativeQuant, capability: tuple[int, int], vendor: str = "nvidia") -> bool:
+    """Whether transformers keeps this format as published on a GPU of this compute capability (else it
+    dequantizes to bf16). ROCm's gfx942 (MI300, reported as 9.4) has FP8 units and runs FP8 checkpoints."""
+    if vendor == "amd":
+        return fmt == "fp8" and capability >= (9, 4)
+    return capability >= NATIVE_MIN_CAPABILITY[fmt]
 
 
 @dataclass(frozen=True)
@@ -83,9 +116,36 @@ class MemoryEstimate:
 # --------------------------------------------------------------------------- weights
 
 
-def block_weight_bytes(block: Block, precision: Precision) -> int:
-    """Bytes one block's weights take in this precision."""
+def routed_expert_params(block: Block, arch: Architecture) -> int:
+    """Parameters of a layer's routed experts (fused expert tensors, counted in `other`): the inactive share
+    scaled back up to all experts."""
+    inactive = block.total - block.active
+    if not inactive or not arch.num_experts or not arch.experts_per_token:
+        return 0
+    return inactive * arch.num_experts // (arch.num_experts - arch.experts_per_token)
+
+
+def native_block_bytes(block: Block, precision: Precision, arch: Architecture) -> int:
+    """Bytes one block takes in the checkpoint's native format: decoder layers only (embeddings, norms and the
+    output layer stay in dtype); FP8 covers every Linear and the routed experts, MXFP4 the routed experts."""
     dense = DTYPE_BYTES[precision.dtype]
+    if block.role != "layer":
+        return block.total * dense
+    routed = routed_expert_params(block, arch)
+    if precision.native == "mxfp4":
+        packed = -(-routed // 2) + -(-routed // MXFP4_BLOCK)
+        return packed + (block.total - routed) * dense
+    quantized = block.linear + routed
+    tile = precision.native_block
+    scales = -(-quantized // (tile * tile)) if tile else block.linear_rows
+    return quantized * FP8_BYTES_PER_WEIGHT + scales * FP8_SCALE_BYTES + (block.total - quantized) * dense
+
+
+def block_weight_bytes(block: Block, precision: Precision, arch: Architecture | None = None) -> int:
+    """Bytes one block's weights take in this precision (`arch` is needed for native MoE formats)."""
+    dense = DTYPE_BYTES[precision.dtype]
+    if precision.native is not None and arch is not None:
+        return native_block_bytes(block, precision, arch)
     if precision.quant is None:
         return block.total * dense
     other = block.other * dense
@@ -100,7 +160,7 @@ def block_weight_bytes(block: Block, precision: Precision) -> int:
 def weight_bytes(card: ModelCard, precision: Precision, lay: Layout | None = None) -> int:
     """Bytes of all weights in this precision."""
     lay = lay or layout(card)
-    return sum(block_weight_bytes(b, precision) for b in lay.blocks)
+    return sum(block_weight_bytes(b, precision, card.architecture) for b in lay.blocks)
 
 
 def active_weight_bytes(card: ModelCard, precision: Precision, lay: Layout | None = None) -> int:
@@ -108,7 +168,7 @@ def active_weight_bytes(card: ModelCard, precision: Precision, lay: Layout | Non
     lay = lay or layout(card)
     total = 0
     for block in lay.blocks:
-        full = block_weight_bytes(block, precision)
+        full = block_weight_bytes(block, precision, card.architecture)
         total += full if block.total == 0 else full * block.active // block.total
     return total
 

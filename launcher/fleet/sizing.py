@@ -23,12 +23,14 @@ from launcher.plan.speed import VLLM_BATCHED, compute_seconds, read_seconds
 from registry.errors import BerthError
 from registry.memory import (
     DTYPE_BYTES,
+    MXFP4_BLOCK,
     CacheLayout,
     Precision,
     block_weight_bytes,
     kept_tokens,
     kv_bytes_per_token_per_layer,
     kv_cache_bytes_per_layer,
+    native_precision,
 )
 from registry.params import Block, layout
 from registry.schema import Architecture, Dtype, ModelCard
@@ -68,6 +70,17 @@ DEFAULT_NVLINK_BYTES_PER_S = 300 * 10**9
 DEFAULT_NETWORK_BYTES_PER_S = 12_500_000_000
 #: fp8 runs natively from compute capability 8.9 and as weight-only FP8-Marlin from 7.5 (vLLM docs).
 FP8_MIN_CAPABILITY = (7, 5)
+
+
+def native_fleet_quant(card: ModelCard) -> FleetQuant | None:
+    """The quantization vLLM runs a checkpoint published in FP8 or MXFP4 with (it reads the checkpoint's
+    quantization_config): a fleet file that names none plans the model as published, not in bf16."""
+    return card.native_quant
+
+
+def is_native(card: ModelCard, quant: FleetQuant | None) -> bool:
+    """Whether this quantization is the checkpoint's own format (exported without --quantization/--dtype)."""
+    return quant is not None and quant == card.native_quant
 
 
 def quant_bytes_per_linear_weight(quant: FleetQuant | None, dtype: Dtype) -> float:
@@ -222,9 +235,17 @@ def _routed_params(block: Block, arch: Architecture) -> int:
     return inactive * arch.num_experts // (arch.num_experts - arch.experts_per_token)
 
 
-def _block_bytes(block: Block, dtype: Dtype, quant: FleetQuant | None, routed: int) -> tuple[int, int]:
-    """(bytes, routed-expert bytes) of one block in this precision."""
+def _block_bytes(
+    block: Block, card: ModelCard, dtype: Dtype, quant: FleetQuant | None, routed: int
+) -> tuple[int, int]:
+    """(bytes, routed-expert bytes) of one block in this precision. A checkpoint's own FP8/MXFP4 format is
+    sized by its real bytes, scales included (registry.memory.native_block_bytes)."""
     width = DTYPE_BYTES[dtype]
+    if is_native(card, quant):
+        size = block_weight_bytes(block, native_precision(card, dtype), card.architecture)
+        if quant == "mxfp4":
+            return size, -(-routed // 2) + -(-routed // MXFP4_BLOCK)
+        return size, routed
     if quant == "fp8":
         # vLLM's online fp8 quantizes every Linear and the fused experts; the output layer stays 16-bit.
         return block.linear + routed + (block.other - routed) * width, routed
@@ -242,7 +263,7 @@ def model_weights(card: ModelCard, dtype: Dtype, quant: FleetQuant | None) -> Mo
     embed = token_embed = head = 0
     tied = False
     for block in lay.blocks:
-        size, routed_size = _block_bytes(block, dtype, quant, _routed_params(block, arch))
+        size, routed_size = _block_bytes(block, card, dtype, quant, _routed_params(block, arch))
         if block.role == "layer":
             layers.append(size)
             routed.append(routed_size)

@@ -95,7 +95,7 @@ def _sized_blocks(
     sized = []
     layer_index = 0
     for block in lay.blocks:
-        weights = block_weight_bytes(block, precision)
+        weights = block_weight_bytes(block, precision, card.architecture)
         if block.role == "layer":
             sized.append(_Sized(block, weights, per_layer_kv[layer_index], layer_index))
             layer_index += 1
