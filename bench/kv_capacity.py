@@ -22,7 +22,7 @@ from launcher.fleet.sizing import Load, model_weights, size_replica
 from launcher.fleet.types import EngineSettings, NodeGroup, ReplicaEstimate, Shape
 from registry.catalog import Catalog, load_catalog
 from registry.errors import BerthError
-from registry.memory import kv_bytes_per_token_per_layer
+from registry.memory import CacheLayout, kv_bytes_per_token_per_layer
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "registry" / "corpus" / "vllm_kv.yaml"
@@ -84,8 +84,10 @@ def evaluate_row(row: dict[str, Any], catalog: Catalog) -> KvRow | None:
     estimate = size_replica(
         weights, Shape(tp, 1), group, Load(context=int(row["max_model_len"])), engine
     ).estimate
-    per_token = kv_bytes_per_token_per_layer(card.architecture, row["dtype"]) // tp
-    per_token = max(per_token, 1) * card.architecture.num_layers
+    vllm = CacheLayout(tensor_parallel=tp, runtime="vllm")
+    per_token = (
+        kv_bytes_per_token_per_layer(card.architecture, row["dtype"], vllm) * card.architecture.num_layers
+    )
     return KvRow(row, _reference_tokens(row, per_token), estimate)
 
 
@@ -103,14 +105,20 @@ def evaluate(catalog: Catalog | None = None, path: Path = CORPUS) -> tuple[list[
     return checked, skipped
 
 
+def _logged(row: dict[str, Any], key: str, width: int) -> str:
+    """A logged GiB figure, or a dash where the source did not give it."""
+    value = row.get(key)
+    return f"{float(value):{width}.2f}" if value is not None else f"{'-':>{width}}"
+
+
 def _line(r: KvRow) -> str:
     est = r.estimate
     assert est is not None
     row = r.row
     return (
         f"{row['model'][:34]:34} {row['accelerator']:9} tp{row.get('tensor_parallel_size', 1)} "
-        f"{row['max_model_len']:>6} {float(row['weights_gib']):6.2f} {est.weights_bytes_per_rank / GIB:6.2f} "
-        f"{float(row['activation_gib']):5.2f} {est.activation_bytes_per_rank / GIB:5.2f} "
+        f"{row['max_model_len']:>6} {_logged(row, 'weights_gib', 6)} {est.weights_bytes_per_rank / GIB:6.2f} "
+        f"{_logged(row, 'activation_gib', 5)} {est.activation_bytes_per_rank / GIB:5.2f} "
         f"{float(row['available_kv_gib']):6.2f} {est.kv_cache_bytes_per_rank / GIB:6.2f} "
         f"{r.reference_tokens:>9,} {est.kv_cache_tokens:>9,} {r.error:+7.1%}"
     )

@@ -176,20 +176,22 @@ def active_weight_bytes(card: ModelCard, precision: Precision, lay: Layout | Non
 # --------------------------------------------------------------------------- KV cache
 
 
-def kept_tokens(arch: Architecture, layer: int, tokens: int) -> int:
+def kept_tokens(arch: Architecture, layer: int, tokens: int, trim: int = 0) -> int:
     """Tokens one layer keeps in its cache for a sequence of `tokens`: a sliding-window layer keeps at most
-    the window; with global_attention_every, every Nth layer (1-based) attends to everything."""
+    the window (less `trim`: transformers keeps window - 1); with global_attention_every, every Nth layer
+    (1-based) attends to everything."""
     window = arch.sliding_window
     if window is None:
         return tokens
     every = arch.global_attention_every
     sliding = every is None or (layer + 1) % every != 0
-    return min(tokens, window) if sliding else tokens
+    return min(tokens, window - trim) if sliding else tokens
 
 
 @dataclass(frozen=True)
 class CacheLayout:
-    """How a runtime lays out a KV cache: over how many ranks the heads are split, in what size of pages."""
+    """How a runtime lays out a KV cache: over how many ranks the heads are split, in what size of pages, and
+    the runtime's own habits (transformers' per-family quirks)."""
 
     tensor_parallel: int = 1
     """Ranks the attention heads are split over: each caches its share of the KV heads, at least one (vLLM
@@ -197,10 +199,23 @@ class CacheLayout:
     block_tokens: int = 1
     """Tokens per cache page: vLLM allocates whole blocks of `block_size` tokens; transformers' DynamicCache
     grows by the token (1)."""
+    runtime: Literal["transformers", "vllm"] = "transformers"
+    """Whose cache: transformers (DynamicCache, its per-family layouts) or vLLM (paged, KV heads only)."""
 
 
 #: transformers' DynamicCache on one device: every head, grown token by token.
 TRANSFORMERS_CACHE = CacheLayout()
+#: transformers' sliding-window cache layers keep the last `sliding_window - 1` tokens (the token being
+#: computed makes the window): measured with transformers 5.24 on tiny Mistral, Starcoder2, Gemma-2 and Gemma-3
+#: models (tests/test_transformers_layout.py).
+TRANSFORMERS_WINDOW_TRIM = 1
+
+
+def expands_kv_heads(arch: Architecture, cache: CacheLayout) -> bool:
+    """Whether the runtime caches keys and values after repeating them to every query head: transformers'
+    Falcon with new_decoder_architecture (Falcon-40B/180B) does (FalconAttention expands its grouped K/V
+    before `cache.update`), 59,392 bytes per layer per token in bf16 for Falcon-180B instead of 2,048."""
+    return cache.runtime == "transformers" and bool(arch.config_extras.get("new_decoder_architecture"))
 
 
 def kv_bytes_per_token_per_layer(
@@ -212,7 +227,8 @@ def kv_bytes_per_token_per_layer(
     if arch.is_mla:
         assert arch.kv_lora_rank and arch.qk_rope_head_dim
         return (arch.kv_lora_rank + arch.qk_rope_head_dim) * width
-    heads = max(1, arch.kv_heads // cache.tensor_parallel)
+    cached = arch.num_attention_heads if expands_kv_heads(arch, cache) else arch.kv_heads
+    heads = max(1, cached // cache.tensor_parallel)
     return 2 * heads * arch.head_width * width
 
 
@@ -230,8 +246,10 @@ def kv_cache_bytes_per_layer(
         return [0] * arch.num_layers
     per_token = kv_bytes_per_token_per_layer(arch, dtype, cache) * batch
     page = cache.block_tokens
+    trim = TRANSFORMERS_WINDOW_TRIM if cache.runtime == "transformers" else 0
     return [
-        -(-kept_tokens(arch, layer, tokens) // page) * page * per_token for layer in range(arch.num_layers)
+        -(-kept_tokens(arch, layer, tokens, trim) // page) * page * per_token
+        for layer in range(arch.num_layers)
     ]
 
 
@@ -247,17 +265,39 @@ def kv_cache_bytes(
 
 
 def kv_bytes_per_token(card: ModelCard, dtype: Dtype = "bfloat16") -> int:
-    """Bytes one more token of context costs across all layers, ignoring window caps (the worst case)."""
+    """Bytes one more token of context costs across all layers in transformers' layout, ignoring window caps
+    (the worst case)."""
     return kv_bytes_per_token_per_layer(card.architecture, dtype) * card.architecture.num_layers
 
 
 # --------------------------------------------------------------------------- activations
 
+#: Families whose transformers implementation has only eager attention (no SDPA: MPT's hand-written
+#: attention; Gemma-2, "sdpa does not support softcapping"), with the bytes each element of one layer's
+#: [batch, heads, query, key] score matrix costs at the peak at 16-bit (the scores, their biased/masked/
+#: soft-capped copies and the float32 softmax input and output). Measured on this CPU with transformers 5.24,
+#: torch 2.13: the growth of the forward's peak allocation from 512 to 1,024 tokens divided by the growth of
+#: the score matrix (tests/test_transformers_layout.py repeats the measurement).
+EAGER_SCORE_BYTES: dict[str, float] = {"mpt": 12.3, "gemma2": 10.7}
+#: Score-matrix copies kept in the compute dtype at the peak: in float32 each costs 2 bytes more.
+EAGER_DTYPE_COPIES = 3
+
+
+def eager_attention_bytes(card: ModelCard, context: int, batch: int = 1, dtype: Dtype = "bfloat16") -> int:
+    """Peak of one layer's eager attention over a `context`-token prefill: the full score matrix and its
+    copies (0 for families that run SDPA, which never materialises it)."""
+    per_element = EAGER_SCORE_BYTES.get(card.model_type)
+    if per_element is None:
+        return 0
+    per_element += (DTYPE_BYTES[dtype] - 2) * EAGER_DTYPE_COPIES
+    return int(batch * card.architecture.num_attention_heads * context * context * per_element)
+
 
 def activation_bytes(
     card: ModelCard, context: int, batch: int = 1, dtype: Dtype = "bfloat16", device: DeviceKind = "cuda"
 ) -> int:
-    """Peak transient memory of one prefill over `context` tokens with SDPA attention (no T² score matrix).
+    """Peak transient memory of one prefill over `context` tokens: SDPA attention (no T² score matrix) except
+    for the families transformers runs eagerly (EAGER_SCORE_BYTES), whose score matrix adds its peak.
 
     Per layer the live tensors are the residual stream and its normed copy, q/k/v and the attention output
     (about 4 × hidden), and the feed-forward's gate, up and activated tensors (3 × its width). Generation
@@ -273,7 +313,7 @@ def activation_bytes(
     if device == "cpu":
         per_token = int(per_token * CPU_ACTIVATION_FACTOR)
     logits = batch * arch.vocab_size * 4
-    return batch * context * per_token + logits
+    return batch * context * per_token + logits + eager_attention_bytes(card, context, batch, dtype)
 
 
 # --------------------------------------------------------------------------- together

@@ -17,7 +17,8 @@ def test_every_row_is_cited_and_complete():
     for row in rows:
         assert row["source"]["url"].startswith("https://github.com/")
         assert row["quote"]
-        assert float(row["available_kv_gib"]) > 0 and float(row["weights_gib"]) > 0
+        assert float(row["available_kv_gib"]) > 0
+        assert row.get("kv_tokens") or row.get("weights_gib"), "a row quotes tokens or the memory breakdown"
         assert 0 < float(row["gpu_memory_utilization"]) <= 1
 
 
@@ -35,6 +36,8 @@ def test_weights_and_activation_peak_follow_the_logged_figures():
     for r in checked:
         est = r.estimate
         assert est is not None
+        if "weights_gib" not in r.row:
+            continue
         assert abs(est.weights_bytes_per_rank / (float(r.row["weights_gib"]) * GIB) - 1) < 0.01, r.row[
             "model"
         ]

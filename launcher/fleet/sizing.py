@@ -291,7 +291,7 @@ def model_weights(card: ModelCard, dtype: Dtype, quant: FleetQuant | None) -> Mo
 def vllm_cache(shape: Shape, engine: EngineSettings) -> CacheLayout:
     """vLLM's paged KV cache for a replica of this shape: heads split over the TP ranks, blocks of
     `block_size` tokens."""
-    return CacheLayout(tensor_parallel=shape.tp, block_tokens=engine.block_size)
+    return CacheLayout(tensor_parallel=shape.tp, block_tokens=engine.block_size, runtime="vllm")
 
 
 def _replicated_kv_bytes_per_layer(arch: Architecture, tp: int, linear_bytes: float) -> int:
