@@ -165,8 +165,9 @@ def test_does_not_fit_prints_the_verdict_and_exits_1():
         "  tried: fp32 on CPU RAM needs 697.0 GiB, 9.9 GiB usable; bf16 on CPU RAM needs 348.5 GiB, 11.7 GiB "
         "usable\n"
         "Ways out:\n"
-        "  - it fits on 8xt4 (nf4 on GPUs 0–7; see `berth plan tiiuae/falcon-180B --hardware 8xt4`)\n"
-        "  - without quantization it fits on 4xh20 (bf16 on GPUs 0–3)\n"
+        "  - it fits on 4xv100-32gb (nf4 on GPUs 0–3; see `berth plan tiiuae/falcon-180B --hardware "
+        "4xv100-32gb`)\n"
+        "  - without quantization it fits on 8xa100-80gb (bf16 on GPUs 0–7)\n"
     )
 
 
