@@ -21,6 +21,7 @@ from registry.memory import (
     estimate_memory,
     kv_bytes_per_token,
     kv_cache_bytes,
+    native_precision,
 )
 from registry.params import layout
 from registry.paths import expand_user_path
@@ -38,13 +39,17 @@ def memory_rows(card: ModelCard, context: int) -> list[dict[str, Any]]:
     """Memory needs per precision at a context length, on a GPU (weights, KV cache, activations, floor)."""
     lay = layout(card)
     rows = []
-    for precision in SHOWN_PRECISIONS:
+    shown = list(SHOWN_PRECISIONS)
+    if card.native_quant:
+        # A checkpoint published in FP8/MXFP4: its own format first; bitsandbytes does not stack on it.
+        shown = [native_precision(card, "bfloat16")] + [p for p in shown if p.quant is None]
+    for precision in shown:
         est = estimate_memory(card, precision, context, lay=lay)
         rows.append(
             {
                 "precision": precision.label,
                 "dtype": precision.dtype,
-                "quantization": precision.quant,
+                "quantization": precision.quant or precision.native,
                 "weights_bytes": est.weights,
                 "kv_cache_bytes": est.kv_cache,
                 "activations_bytes": est.activations,
@@ -123,6 +128,7 @@ def _card_text(card: ModelCard, kv_1k: int) -> str:
         f" transformers builds {lay.total:,}"
         + (f", {lay.active:,} active per token" if lay.active != lay.total else ""),
         f"  native dtype {card.native_dtype}, context {card.context_length:,} tokens, weights {card.weight_format}",
+        _native_line(card),
         f"  {arch.num_layers} layers, hidden {arch.hidden_size}, {arch.num_attention_heads} heads"
         f" ({arch.kv_heads} key/value), head_dim {arch.head_width}, vocab {arch.vocab_size:,}"
         + (f", {arch.num_experts} experts ({arch.experts_per_token} per token)" if arch.is_moe else "")
@@ -131,6 +137,26 @@ def _card_text(card: ModelCard, kv_1k: int) -> str:
         f"  KV cache: {display.gib(kv_1k, 2)} per 1,000 tokens (bf16)",
     ]
     return "\n".join(line for line in lines if line is not None)
+
+
+def _native_line(card: ModelCard) -> str | None:
+    """How the published low-precision format loads, for checkpoints that have one."""
+    if card.native_quant == "fp8":
+        block = (
+            f"{card.native_quant_block}x{card.native_quant_block} blocks"
+            if card.native_quant_block
+            else "per-row scales"
+        )
+        return (
+            f"  published in FP8 (e4m3, {block}): transformers keeps it FP8 on compute capability 8.9+ "
+            "(Ada, Hopper, Blackwell) and dequantizes to bf16 elsewhere; vLLM loads it as published"
+        )
+    if card.native_quant == "mxfp4":
+        return (
+            "  published in MXFP4 (experts; 4.25 bits a weight): transformers keeps it MXFP4 on Hopper or newer "
+            "(compute capability 9.0+) and dequantizes to bf16 elsewhere"
+        )
+    return None
 
 
 def _memory_table(rows: list[dict[str, Any]]) -> str:
