@@ -19,6 +19,7 @@ from launcher.plan.report import (
     render_measured,
     render_plan,
 )
+from launcher.run.runtime import request_for
 from launcher.run.source import resolve_source
 from launcher.run.store import latest_measurement
 
@@ -43,8 +44,9 @@ def plan_command(
     MODEL is a catalog id or alias, a local model folder, or a .gguf file.
     """
     catalog = get_catalog(ctx)
-    card = resolve_source(model, catalog).card  # a catalog id or alias, a local folder or .gguf file
-    request = options.request()
+    source = resolve_source(model, catalog)  # a catalog id or alias, a local folder or .gguf file
+    card = source.card
+    request = request_for(source, options.request())  # a GGUF file's tensors: planned for llama.cpp
     host = resolve_host_for(ctx, options.hardware)
     result = make_plan(card, host, request, catalog.accelerators)
     if isinstance(result, DoesNotFitError):
