@@ -44,18 +44,15 @@ N_UBATCH = 512
 KV_TYPE_BLOCKS: dict[str, tuple[int, int]] = {"f16": (1, 2), "q8_0": (32, 34), "q4_0": (32, 18)}
 KV_TYPES: tuple[KvCacheType, ...] = ("f16", "q8_0", "q4_0")
 #: Resident memory of the Python process running Berth before llama.cpp comes in (the interpreter, click,
-#: pydantic, the catalog), and what importing llama_cpp adds (numpy, libllama, libggml); measured, see
-#: bench/results/launch-gguf.txt.
-PYTHON_PROCESS_BYTES = 64 * 2**20
-LLAMACPP_LIBRARY_BYTES = 32 * 2**20
-#: What loading a model and making its context adds besides tensors, KV cache and compute buffer: the
-#: vocabulary and its lookup tables, the graph metadata, the logits buffers and the thread pool (measured with
-#: SmolLM2's 49k vocabulary; grows with the vocabulary: VOCAB_BYTES_PER_TOKEN).
-LLAMACPP_CONTEXT_BYTES = 8 * 2**20
-VOCAB_BYTES_PER_TOKEN = 256
-#: Resident share of llama.cpp's CPU compute buffer: it is allocated for a 512-token step, and a chat touches
-#: the part its prompts use.
-COMPUTE_RESIDENT_SHARE = 1.0
+#: pydantic, the catalog, the probe): 68 MiB measured in `berth launch` on this project's CI machine.
+PYTHON_PROCESS_BYTES = 72 * 2**20
+#: What importing llama_cpp adds (numpy, libllama, libggml): 20.9 MiB measured (bench/results/launch-gguf.txt).
+LLAMACPP_LIBRARY_BYTES = 21 * 2**20
+#: What loading a model and making its context adds besides tensors, KV cache and compute buffer (the
+#: vocabulary and its lookup tables, graph metadata, the logits of one token, the thread pool): 0–23 MiB
+#: measured with SmolLM2's 49k-token vocabulary, depending on how much freed heap the process could reuse.
+LLAMACPP_CONTEXT_BYTES = 4 * 2**20
+VOCAB_BYTES_PER_TOKEN = 128
 #: Flash attention with an f16 cache too: no score matrix over the whole context in the compute buffer, and on
 #: CPUs no slower (llama.cpp's own default, "auto", turns it on where the backend supports it).
 FLASH_ATTN_F16 = True
@@ -86,17 +83,28 @@ def kv_layer_bytes(card: ModelCard, context: int, kv_type: KvCacheType) -> list[
     return [-(-(b // width) // values) * block for b in f16]
 
 
-def compute_bytes(card: ModelCard, context: int, flash_attn: bool, gpu: bool) -> int:
-    """llama.cpp's compute buffer for one 512-token step: the largest intermediate tensors live at once (the
-    feed-forward's and attention's for the step, and without flash attention the score matrix over the whole
-    context), float32. On the CPU only the part a chat touches is resident."""
+def compute_bytes(card: ModelCard, context: int, flash_attn: bool, holds_head: bool = True) -> int:
+    """llama.cpp's compute buffer on a device, reserved for a worst-case 512-token step: float32 logits for
+    every token of the step (n_vocab × 512) where the device computes the head, plus two hidden-state rows
+    per token; without flash attention the score matrix over the whole context may be larger than the logits.
+    Checked against llama.cpp's "compute buffer size" log line: 98.25 MiB for SmolLM2 (49,152-token vocabulary,
+    hidden 576) at any context with flash attention."""
     arch = card.architecture
     tokens = min(N_UBATCH, padded_context(context))
+    widest = arch.vocab_size if holds_head else 0
+    if not flash_attn:
+        widest = max(widest, arch.num_attention_heads * padded_context(context))
+    return 4 * tokens * (widest + 2 * arch.hidden_size)
+
+
+def compute_resident_bytes(card: ModelCard, tokens: int) -> int:
+    """The part of the CPU compute buffer a step over `tokens` prompt tokens touches (the buffer is reserved
+    for 512 tokens of logits, but a chat computes logits for the last token only): the step's hidden states
+    and feed-forward activations, and one row of logits."""
+    arch = card.architecture
     ffn = arch.intermediate_size or 4 * arch.hidden_size
-    per_token = 4 * (3 * arch.hidden_size + 2 * ffn)
-    scores = 0 if flash_attn else 4 * tokens * padded_context(context) * arch.num_attention_heads
-    total = tokens * per_token + scores + 4 * arch.vocab_size
-    return total if gpu else int(total * COMPUTE_RESIDENT_SHARE)
+    step = min(max(tokens, 1), N_UBATCH)
+    return 4 * step * (3 * arch.hidden_size + 2 * ffn) + 4 * arch.vocab_size
 
 
 def context_bytes(card: ModelCard) -> int:
@@ -150,8 +158,8 @@ def _split(
     if not head_on_gpu:
         cpu_weights += weights.output_bytes
     on_gpu = gpu is not None and gpu_layers > 0
-    gpu_overhead = runtime_bytes("cuda") + compute_bytes(card, context, flash, gpu=True) if on_gpu else 0
-    cpu_compute = 0 if head_on_gpu else compute_bytes(card, context, flash, gpu=False)
+    gpu_overhead = runtime_bytes("cuda") + compute_bytes(card, context, flash, head_on_gpu) if on_gpu else 0
+    cpu_compute = compute_bytes(card, context, flash, holds_head=not head_on_gpu)
     return _Split(
         gpu=gpu if on_gpu else None,
         gpu_layers=gpu_layers,

@@ -31,7 +31,7 @@ from typing import Any
 
 from launcher.machine.host import HostSnapshot
 from launcher.plan.ladder import plan_or_raise
-from launcher.plan.llamacpp import LLAMACPP_LIBRARY_BYTES, PYTHON_PROCESS_BYTES
+from launcher.plan.llamacpp import LLAMACPP_LIBRARY_BYTES, compute_resident_bytes, context_bytes
 from launcher.plan.measured import Measurement, machine_key
 from launcher.plan.request import Plan, PlanRequest
 from launcher.run.errors import LlamaCppLoadError, LlamaCppMissingError, SessionInputError
@@ -164,16 +164,24 @@ class LlamaCppModel:
             raise LlamaCppLoadError(self.card.id, f"{self.card.id} was closed")
         return LlamaCppBackend(self.llama, self.session_task(), self._lock)
 
-    def estimated_growth(self) -> dict[str, int]:
-        """The plan's memory per device as this process's growth over the load's start: the CPU figure
-        without the Python process that was there before (and without llama_cpp's libraries when they were
-        already imported); GPU figures as planned (NVML's used memory includes the CUDA context)."""
+    def estimated_growth(self, tokens: int) -> dict[str, int]:
+        """The plan's memory per device as this process's growth over the load's start after a prompt of
+        `tokens`: on the CPU its tensors, KV cache (allocated whole for the context), the context's own memory,
+        the touched part of the compute buffer and, unless they were imported before, llama_cpp's libraries;
+        on a GPU everything planned there (NVML's used memory includes the CUDA context and whole buffers)."""
         result: dict[str, int] = {}
         for p in self.plan.placements:
-            value = p.used_bytes
-            if p.device == "cpu":
-                value -= PYTHON_PROCESS_BYTES + (LLAMACPP_LIBRARY_BYTES if self.library_in_baseline else 0)
-            result[p.device] = max(value, 0)
+            if p.device != "cpu":
+                result[p.device] = p.used_bytes
+                continue
+            library = 0 if self.library_in_baseline else LLAMACPP_LIBRARY_BYTES
+            result["cpu"] = (
+                p.weights_bytes
+                + p.kv_cache_bytes
+                + context_bytes(self.card)
+                + compute_resident_bytes(self.card, tokens)
+                + library
+            )
         return result
 
     def measured_growth(self) -> dict[str, int]:
@@ -198,7 +206,7 @@ class LlamaCppModel:
         llama.cpp allocates the whole KV cache for the context when it loads, so the estimate does not scale
         with `tokens_used` as a transformers cache does."""
         measured = self.measured_growth()
-        estimated = self.estimated_growth()
+        estimated = self.estimated_growth(tokens_used)
         devices = dict(measured)
         devices["cpu.process_peak"] = self.meter.peak().devices.get("cpu", 0)
         devices.update({f"{k}.load_peak": v for k, v in self.load_peak.devices.items()})
