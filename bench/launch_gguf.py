@@ -77,7 +77,7 @@ def speed(gguf: Path, rounds: int, tokens: int) -> dict[str, Any]:
     session = open_session(loaded, store, settings=settings)
     kwargs = llama_kwargs(loaded.plan, gguf)
     direct = llama_cpp.Llama(**kwargs)
-    messages = [{"role": "user", "content": PROMPT}]
+    messages: Any = [{"role": "user", "content": PROMPT}]
 
     def berth_round() -> tuple[float, float, int]:
         session.reset()
@@ -90,7 +90,8 @@ def speed(gguf: Path, rounds: int, tokens: int) -> dict[str, Any]:
         direct.reset()
         started = time.perf_counter()
         times = []
-        for chunk in direct.create_chat_completion(messages, stream=True, temperature=0, max_tokens=tokens):
+        chunks: Any = direct.create_chat_completion(messages, stream=True, temperature=0, max_tokens=tokens)
+        for chunk in chunks:
             if chunk["choices"][0]["delta"].get("content"):
                 times.append(time.perf_counter())
         first, last, n = times[0], times[-1], len(times)
