@@ -36,6 +36,7 @@ from launcher.plan.request import Plan, PlanRequest
 from registry.errors import ImportModelError
 from registry.gguf_header import read_gguf_header
 from registry.importer import card_from_gguf
+from registry.memory import runtime_bytes
 
 MiB = 2**20
 GiB = 2**30
@@ -244,7 +245,7 @@ def test_gguf_runs_quantized_on_the_cpu_with_llamacpp(smollm2):
         PYTHON_PROCESS_BYTES
         + LLAMACPP_LIBRARY_BYTES
         + context_bytes(card)
-        + compute_bytes(card, 1000, True, False)
+        + compute_bytes(card, 1000, True)
     )
     assert "llama.cpp runs them quantized" in plan.reasons[0] and "fp32" in plan.reasons[0]
     assert "n_gpu_layers=0" in plan.reasons[-1]
@@ -316,7 +317,8 @@ def test_a_small_gpu_takes_the_last_layers_that_fit(smollm2):
     whole = make_plan(card, gpu_host(8 * GB), PlanRequest(context=2048, gguf=weights))
     assert isinstance(whole, Plan)
     gpu_whole = whole.placements[0]
-    overhead = gpu_whole.overhead_bytes
+    # with the head in RAM the GPU's compute buffer holds no logits
+    overhead = runtime_bytes("cuda") + compute_bytes(card, 2048, True, holds_head=False)
     per_layer = weights.layer_bytes[0] + gpu_whole.kv_cache_bytes // 30
     room = overhead + 12 * per_layer + per_layer // 2  # room for 12 layers and a half
     total = int(room / 0.98) + 1  # the planner keeps 2% of a GPU free
@@ -339,6 +341,14 @@ def test_gpu_only_request_that_does_not_fit_says_so(smollm2):
     card, weights = smollm2
     result = make_plan(card, gpu_host(256 * MiB), PlanRequest(context=2048, gguf=weights, device="gpu"))
     assert isinstance(result, DoesNotFitError)
+
+
+def test_compute_buffer_matches_llama_cpp_log(smollm2):
+    card, _ = smollm2
+    # llama.cpp 0.3.36 logs "CPU compute buffer size = 98.25 MiB" for this file at any context (flash attention)
+    assert compute_bytes(card, 512, True) == compute_bytes(card, 8192, True) == int(98.25 * MiB)
+    assert compute_bytes(card, 4096, True, holds_head=False) < 3 * MiB  # the head computed on a GPU
+    assert compute_bytes(card, 8192, False) > compute_bytes(card, 8192, True)  # the score matrix
 
 
 def test_kv_cache_rounds_the_context_up_to_256(smollm2):
