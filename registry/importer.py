@@ -345,5 +345,3 @@ def _majority_dtype(tensors: dict[str, TensorInfo]) -> Dtype | None:
         if dtype in _SAFETENSORS_DTYPES:
             return _SAFETENSORS_DTYPES[dtype]
     return None
-
-

@@ -242,10 +242,7 @@ def test_gguf_runs_quantized_on_the_cpu_with_llamacpp(smollm2):
     assert cpu.weights_bytes == weights.tensor_bytes
     assert cpu.kv_cache_bytes == _expected_kv(card, 1000, 2, 1)  # 1024 tokens (padded), f16
     assert cpu.overhead_bytes == (
-        PYTHON_PROCESS_BYTES
-        + LLAMACPP_LIBRARY_BYTES
-        + context_bytes(card)
-        + compute_bytes(card, 1000, True)
+        PYTHON_PROCESS_BYTES + LLAMACPP_LIBRARY_BYTES + context_bytes(card) + compute_bytes(card, 1000, True)
     )
     assert "llama.cpp runs them quantized" in plan.reasons[0] and "fp32" in plan.reasons[0]
     assert "n_gpu_layers=0" in plan.reasons[-1]
