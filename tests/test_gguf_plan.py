@@ -376,3 +376,32 @@ def test_berth_plan_of_a_gguf_file_imports_no_runtime(smollm2_gguf, berth_home):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert "runtime: llama.cpp" in out.stdout, out.stderr[-2000:]
     assert "HEAVY []" in out.stdout
+
+
+def test_hub_repository_quant_choice_prefers_the_largest_that_stays_on_the_gpu(smollm2):
+    from launcher.plan.gguf_choice import choose_quant_file
+
+    card, weights = smollm2
+    size = weights.file_bytes
+    files = [
+        ("smol-Q4_1.gguf", size),
+        ("smol-Q8_0.gguf", 2 * size),
+        ("smol-F16.gguf", 4 * size),
+        ("README.md", 10),
+    ]
+    picked = choose_quant_file(card, files, cpu_host(), PlanRequest(context=2048))
+    assert not isinstance(picked, DoesNotFitError)
+    assert picked[0].quantization == "F16" and picked[1].strategy == "cpu"  # plenty of RAM: the largest
+    assert picked[1].reasons[0].startswith("quant file: smol-F16.gguf")
+    # a GPU that holds Q8_0 whole but not F16: Q8_0 on the GPU beats F16 split or in RAM
+    whole_q8 = make_plan(
+        card, gpu_host(8 * GB), PlanRequest(context=2048, gguf=weights_from_size(card, "q8", 2 * size))
+    )
+    assert isinstance(whole_q8, Plan)
+    gpu_bytes = int(whole_q8.placements[0].used_bytes / 0.98) + 2**20
+    picked = choose_quant_file(card, files, gpu_host(gpu_bytes), PlanRequest(context=2048))
+    assert not isinstance(picked, DoesNotFitError)
+    assert picked[0].quantization == "Q8_0" and picked[1].strategy == "gpu"
+    assert "larger ones do not: F16" in picked[1].reasons[0]
+    nothing = choose_quant_file(card, files, cpu_host(ram_bytes=GiB + 64 * MiB), PlanRequest(context=2048))
+    assert isinstance(nothing, DoesNotFitError)
