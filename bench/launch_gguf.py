@@ -217,28 +217,38 @@ def _subprocess(args: list[str]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- report
 
 
-def report(speed_figures: dict[str, Any], pipe: dict[str, Any], memory: list[dict[str, Any]]) -> str:
-    b, d, p = speed_figures["berth"], speed_figures["direct"], pipe["pipeline"]
+def speed_report(speed_figures: dict[str, Any]) -> list[str]:
+    b, d = speed_figures["berth"], speed_figures["direct"]
     decode_ok = speed_figures["decode_ratio"] >= 0.95
     ttft_ok = speed_figures["ttft_ratio"] <= 1.1
-    lines = [
+    return [
         f"SmolLM2-135M-Instruct Q4_1 GGUF, greedy, {speed_figures['tokens']} new tokens, "
         f"{speed_figures['rounds']} rounds; load average during the rounds: {speed_figures['load_average']}",
         f"plan: {speed_figures['plan']}; Llama(...) arguments: {speed_figures['llama_kwargs']}",
-        "",
         f"berth+llama.cpp   decode {b['tokens_per_s']:.1f} tokens/s, time to first token {b['ttft_s'] * 1000:.0f} ms",
         f"llama-cpp-python  decode {d['tokens_per_s']:.1f} tokens/s, time to first token {d['ttft_s'] * 1000:.0f} ms "
         "(create_chat_completion, stream=True)",
         f"  berth/direct: decode {speed_figures['decode_ratio']:.3f}x (target >= 0.95: "
         f"{'met' if decode_ok else 'NOT met'}), time to first token {speed_figures['ttft_ratio']:.3f}x "
         f"(target <= 1.1: {'met' if ttft_ok else 'NOT met'})",
+        "per round (ms to first token, tokens/s):",
+        f"  berth  {b['per_round']}",
+        f"  direct {d['per_round']}",
+    ]
+
+
+def pipeline_report(speed_figures: dict[str, Any], pipe: dict[str, Any]) -> list[str]:
+    b, p = speed_figures["berth"], pipe["pipeline"]
+    return [
         f"transformers bf16 pipeline (model card)  decode {p['tokens_per_s']:.1f} tokens/s, time to first token "
-        f"{p['ttft_s'] * 1000:.0f} ms ({pipe['torch_threads']} torch threads)",
+        f"{p['ttft_s'] * 1000:.0f} ms ({pipe['torch_threads']} torch threads); per round {p['per_round']}",
         f"  berth+llama.cpp / pipeline: decode {b['tokens_per_s'] / p['tokens_per_s']:.2f}x, "
         f"time to first token {b['ttft_s'] / p['ttft_s']:.2f}x",
-        "",
-        "memory: the process's resident growth over the load (peak after one reply) against the plan",
     ]
+
+
+def memory_report(memory: list[dict[str, Any]]) -> list[str]:
+    lines = ["memory: the process's resident growth over the load (peak after one reply) against the plan"]
     for m in memory:
         ok = abs(m["error"]) <= 0.10
         lines.append(
@@ -247,14 +257,7 @@ def report(speed_figures: dict[str, Any], pipe: dict[str, Any], memory: list[dic
             f"10%); planned weights {m['planned']['weights_mib']} + KV {m['planned']['kv_cache_mib']} + overhead "
             f"{m['planned']['overhead_mib']} MiB; answer {m['answer']!r}"
         )
-    lines += [
-        "",
-        "per round (ms to first token, tokens/s):",
-        f"  berth  {b['per_round']}",
-        f"  direct {d['per_round']}",
-    ]
-    lines.append(f"  pipeline {p['per_round']}")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main() -> None:
@@ -275,18 +278,25 @@ def main() -> None:
     if args.only == "memory":
         print(json.dumps(measure_one(gguf, args.context, args.kv_cache)))
         return
+    lines: list[str] = []
+
+    def emit(more: list[str]) -> None:  # each section is printed and saved as soon as it is measured
+        lines.extend([*more, ""])
+        print("\n".join(more), flush=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("\n".join(lines))
+
     memory = [
         _subprocess(["--only", "memory", "--context", str(c), "--kv-cache", kv])
-        for c, kv in ((4096, "f16"), (8192, "f16"), (8192, "q8_0"), (2048, "q4_0"))
+        for c, kv in ((4096, "f16"), (8192, "q8_0"), (2048, "q4_0"))
     ]
+    emit(memory_report(memory))
     figures = speed(gguf, args.rounds, args.tokens)
+    emit(speed_report(figures))
     pipe = _subprocess(
-        ["--only", "pipeline", "--rounds", str(max(args.rounds // 2, 3)), "--tokens", str(args.tokens)]
+        ["--only", "pipeline", "--rounds", str(max(args.rounds // 2, 2)), "--tokens", str(args.tokens)]
     )
-    text = report(figures, pipe, memory)
-    print(text, end="")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    emit(pipeline_report(figures, pipe))
 
 
 if __name__ == "__main__":
