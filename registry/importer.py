@@ -1,8 +1,8 @@
 """Build a catalog entry from files on disk: a model folder (config.json + safetensors headers) or a GGUF file.
 
 No torch: parameter counts come from the safetensors headers' tensor shapes (the JSON at the start of each file)
-or from the GGUF tensor table (read by `registry.gguf_header`, standard library only), and architecture fields
-from config.json through `hf_config`'s mapping.
+or from the GGUF tensor table, and architecture fields from config.json through `hf_config`'s mapping. The
+`gguf` package is imported only when a GGUF file is read.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from registry.errors import ImportModelError, UnsupportedArchitectureError
-from registry.gguf_header import GgufArray, GgufHeader, read_gguf_header
 from registry.hf_config import architecture_fields, context_length_of
 from registry.params import FAMILIES, layout, supported_model_types
 from registry.paths import expand_user_path
@@ -227,10 +226,10 @@ def card_from_gguf(path: Path | str, model_id: str | None = None) -> ModelCard:
     path = expand_user_path(path)
     if not path.is_file():
         raise ImportModelError(f"{path} is not a file")
-    header = read_gguf_header(path)  # the metadata and tensor table only, in a fraction of a second
-    meta = {name: value for name, value in header.metadata.items() if not isinstance(value, GgufArray)}
+    reader = _gguf_reader(path)
+    meta = {name: _gguf_value(field) for name, field in reader.fields.items()}
     arch, model_type = _gguf_architecture(path, meta)
-    fields = _gguf_fields(header, meta, arch, model_type)
+    fields = _gguf_fields(reader, meta, arch, model_type)
     context = meta.get(f"{arch}.context_length")
     if not isinstance(context, int):
         raise ImportModelError(f"{path} gives no {arch}.context_length")
@@ -252,7 +251,19 @@ def card_from_gguf(path: Path | str, model_id: str | None = None) -> ModelCard:
         "source": str(path),
         "description": f"imported from {path.name}",
     }
-    return _with_counts(_card(base, fields, path), sum(prod(t.shape) for t in header.tensors), "computed")
+    return _with_counts(_card(base, fields, path), sum(int(t.n_elements) for t in reader.tensors), "computed")
+
+
+def _gguf_reader(path: Path) -> Any:
+    """The gguf package's reader for `path` (the package is imported here, only when a GGUF file is read)."""
+    try:
+        import gguf
+    except ImportError:
+        raise ImportModelError("reading GGUF files needs the gguf package: pip install gguf") from None
+    try:
+        return gguf.GGUFReader(str(path))
+    except Exception as error:  # the gguf package raises ValueError, struct and OS errors alike
+        raise ImportModelError(f"{path} is not a readable GGUF file ({error})") from None
 
 
 def _gguf_architecture(path: Path, meta: dict[str, Any]) -> tuple[str, str]:
@@ -268,13 +279,13 @@ def _gguf_architecture(path: Path, meta: dict[str, Any]) -> tuple[str, str]:
     return arch, model_type
 
 
-def _gguf_fields(header: GgufHeader, meta: dict[str, Any], arch: str, model_type: str) -> dict[str, Any]:
+def _gguf_fields(reader: Any, meta: dict[str, Any], arch: str, model_type: str) -> dict[str, Any]:
     """Architecture fields from the GGUF metadata (`{arch}.…` keys) and tensor names; missing ones left out."""
-    names = {t.name for t in header.tensors}
+    names = {t.name for t in reader.tensors}
     vocab = meta.get(f"{arch}.vocab_size")
     if vocab is None:
-        tokens = header.metadata.get("tokenizer.ggml.tokens")
-        vocab = tokens.length if isinstance(tokens, GgufArray) else None
+        tokens_field = reader.fields.get("tokenizer.ggml.tokens")
+        vocab = len(tokens_field.data) if tokens_field is not None else None
     fields: dict[str, Any] = {
         "num_layers": meta.get(f"{arch}.block_count"),
         "hidden_size": meta.get(f"{arch}.embedding_length"),
@@ -345,3 +356,16 @@ def _majority_dtype(tensors: dict[str, TensorInfo]) -> Dtype | None:
         if dtype in _SAFETENSORS_DTYPES:
             return _SAFETENSORS_DTYPES[dtype]
     return None
+
+
+def _gguf_value(field: Any) -> Any:
+    """A GGUF metadata value as a Python scalar or string (arrays are left out: tokens, merges …)."""
+    try:
+        if len(field.types) != 1:
+            return None
+        value = field.contents()
+    except Exception:  # an unexpected layout in one field should not stop the import
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    return value if isinstance(value, (int, float, str, bool)) else None

@@ -34,7 +34,7 @@ from launcher.plan.llamacpp import (
 from launcher.plan.report import plan_to_dict, render_plan
 from launcher.plan.request import Plan, PlanRequest
 from registry.errors import ImportModelError
-from registry.gguf_header import read_gguf_header
+from registry.gguf_file import read_gguf_header
 from registry.importer import card_from_gguf
 from registry.memory import runtime_bytes
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from registry.gguf_header import GgufHeader
+from registry.gguf_file import GgufHeader
 from registry.schema import ModelCard
 
 #: Quantization names as they appear in GGUF file names, longest first so Q4_K_M wins over Q4_K.

@@ -18,7 +18,7 @@ from launcher.plan.gguf import weights_from_header
 from launcher.plan.ladder import plan_or_raise
 from launcher.plan.request import Plan, PlanRequest
 from launcher.run.source import ModelSource
-from registry.gguf_header import read_gguf_header
+from registry.gguf_file import read_gguf_header
 from registry.schema import Accelerator
 
 if TYPE_CHECKING:
