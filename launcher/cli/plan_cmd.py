@@ -20,6 +20,7 @@ from launcher.plan.report import (
     render_measured,
     render_plan,
 )
+from launcher.run.runtime import request_for
 from launcher.run.source import resolve_source
 from launcher.run.store import latest_measurement
 
@@ -49,7 +50,7 @@ def plan_command(
     catalog = get_catalog(ctx)
     source = resolve_source(model, catalog, trust_remote_code=trust_remote_code, progress=say_progress)
     card = source.card
-    request = options.request()
+    request = request_for(source, options.request())  # a GGUF file's tensors: planned for llama.cpp
     host = resolve_host_for(ctx, options.hardware)
     result = make_plan(card, host, request, catalog.accelerators)
     if isinstance(result, DoesNotFitError):

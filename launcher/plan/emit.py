@@ -60,7 +60,10 @@ def _bytes_literal(n: int) -> str:
 
 
 def python_snippet(card: ModelCard, plan: Plan, source: str | None = None) -> str:
-    """Python that loads the model as planned: dtype, device map, offload folder, quantization config."""
+    """Python that loads the model as planned: dtype, device map, offload folder, quantization config (or, for
+    a GGUF file planned for llama.cpp, llama-cpp-python's `Llama(...)` with the plan's settings)."""
+    if plan.llama_cpp is not None:
+        return _llamacpp_snippet(plan, source or card.source or plan.llama_cpp.file_name)
     repo = source or card.id
     auto = "AutoModelForMaskedLM" if card.task == "fill-mask" else "AutoModelForCausalLM"
     precision = plan.precision
@@ -135,3 +138,35 @@ def _quantization_args(plan: Plan) -> list[str]:
             "    ),",
         ]
     return []
+
+
+#: llama_cpp's names of the KV cache types (GGML tensor types).
+_KV_GGML = {"f16": "GGML_TYPE_F16", "q8_0": "GGML_TYPE_Q8_0", "q4_0": "GGML_TYPE_Q4_0"}
+
+
+def _llamacpp_snippet(plan: Plan, path: str) -> str:
+    """llama-cpp-python code that runs the GGUF file as planned (what `berth launch` does)."""
+    settings = plan.llama_cpp
+    assert settings is not None
+    kv = f"llama_cpp.{_KV_GGML[settings.kv_cache_type]}"
+    lines = [
+        f"# {plan.model_id} on {plan.host_label}: {plan.summary}",
+        f"# estimated {plan.speed.decode_tokens_per_s:.3g} tokens/s decode ({plan.speed.basis})",
+        "import llama_cpp",
+        "",
+        "llm = llama_cpp.Llama(",
+        f"    model_path={_q(path)},",
+        f"    n_gpu_layers={settings.n_gpu_layers},",
+    ]
+    if settings.n_gpu_layers:
+        lines.append(f"    main_gpu={settings.main_gpu},")
+    lines += [
+        f"    n_ctx={plan.context},",
+        f"    n_threads={settings.n_threads},",
+        f"    n_threads_batch={settings.n_threads},",
+        f"    type_k={kv},",
+        f"    type_v={kv},",
+        f"    flash_attn={settings.flash_attn},",
+        ")",
+    ]
+    return "\n".join(lines) + "\n"

@@ -24,6 +24,7 @@ from launcher.display import gib
 from launcher.machine.host import GpuInfo, HostSnapshot
 from launcher.plan.advice import bare_does_not_fit, does_not_fit
 from launcher.plan.errors import DoesNotFitError, PlanRequestError
+from launcher.plan.llamacpp import plan_llamacpp, use_llamacpp
 from launcher.plan.placement import (
     RAM_HEADROOM_BYTES,
     Attempt,
@@ -329,6 +330,8 @@ def make_plan(
     request = request or PlanRequest()
     host = cap_host(host, request.max_memory)
     context = resolve_context(card, request)
+    if use_llamacpp(request):  # the runtime is chosen like a dtype: GGUF weights run quantized in llama.cpp
+        return plan_llamacpp(card, host, request, context)
     climb = _climb(card, layout(card), host, request, context)
     _choose_offload(climb)
     if climb.chosen is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from launcher import display
@@ -66,6 +67,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         },
         "reasons": list(plan.reasons),
         "warnings": list(plan.warnings),
+        "runtime": plan.runtime,
+        "llama_cpp": asdict(plan.llama_cpp) if plan.llama_cpp else None,
     }
 
 
@@ -98,6 +101,7 @@ def render_plan(plan: Plan) -> str:
         f"{plan.model_id} on {plan.host_label}",
         f"  {verdict(plan)}: {plan.summary}",
         f"  context {plan.context:,} tokens, batch {plan.batch}",
+        *_runtime_line(plan),
         "",
     ]
     rows = [
@@ -132,6 +136,18 @@ def render_plan(plan: Plan) -> str:
     if plan.warnings:
         lines += ["", "Warnings:", *[f"  ! {w}" for w in plan.warnings]]
     return "\n".join(lines)
+
+
+def _runtime_line(plan: Plan) -> list[str]:
+    """llama.cpp's settings, for a plan that runs a GGUF file with it (transformers plans say nothing)."""
+    settings = plan.llama_cpp
+    if settings is None:
+        return []
+    return [
+        f"  runtime: llama.cpp, {settings.file_name} ({settings.quantization}), n_gpu_layers={settings.n_gpu_layers}, "
+        f"KV cache {settings.kv_cache_type}{', flash attention' if settings.flash_attn else ''}, "
+        f"{settings.n_threads} threads"
+    ]
 
 
 def render_does_not_fit(error: DoesNotFitError, host_label: str) -> str:

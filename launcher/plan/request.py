@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from launcher.plan.gguf import GgufWeights
 from launcher.plan.placement import Placement, Strategy
 from launcher.plan.speed import SpeedEstimate
 from registry.memory import Precision, Quant
@@ -13,6 +14,12 @@ from registry.schema import Dtype
 
 #: Context used when the request gives none (capped at the model's maximum).
 DEFAULT_CONTEXT = 4096
+#: The runtimes a plan can choose: transformers (safetensors, sharding, bitsandbytes, offload) or llama.cpp (GGUF
+#: files, run quantized).
+Runtime = Literal["transformers", "llama.cpp"]
+#: llama.cpp's KV cache types Berth plans with (quantized V needs flash attention, which Berth turns on).
+KvCacheType = Literal["f16", "q8_0", "q4_0"]
+
 #: Below this decode speed (one token every 10 s) an offload plan is not offered unless asked for.
 MIN_USABLE_TOKENS_PER_S = 0.1
 
@@ -42,6 +49,28 @@ class PlanRequest:
     exclude: tuple[tuple[Strategy, str], ...] = ()
     """Rungs to skip, as (strategy, precision label) pairs: the loader's way down the ladder after one ran out
     of memory on this machine."""
+    gguf: GgufWeights | None = None
+    """The GGUF file the weights come from (its tensor bytes): planned for llama.cpp unless runtime says not."""
+    runtime: Runtime | None = None
+    """Force a runtime (None: llama.cpp for a GGUF file, transformers otherwise)."""
+    kv_cache: KvCacheType | None = None
+    """Force llama.cpp's KV cache type (None: f16, else the first of q8_0, q4_0 that fits)."""
+
+
+@dataclass(frozen=True)
+class LlamaCppSettings:
+    """How llama.cpp runs the file: what `Llama(...)` is given besides the path and the context."""
+
+    file_name: str
+    quantization: str
+    n_gpu_layers: int
+    """Decoder layers on the GPU (llama.cpp offloads the last ones); one more than the model has also puts the
+    output head there. 0: CPU only."""
+    kv_cache_type: KvCacheType
+    n_threads: int
+    """Threads for decode and prompt processing: the host's physical cores."""
+    flash_attn: bool
+    main_gpu: int = 0
 
 
 @dataclass(frozen=True)
@@ -60,6 +89,9 @@ class Plan:
     host_label: str
     device_map: dict[str, int | str] = field(default_factory=dict)
     """accelerate device map: block name -> GPU index, 'cpu' or 'disk'."""
+    runtime: Runtime = "transformers"
+    llama_cpp: LlamaCppSettings | None = None
+    """llama.cpp's settings when it is the runtime."""
 
     @property
     def required_bytes(self) -> int:

@@ -177,3 +177,29 @@ def estimate_speed(
         bottleneck=_BOTTLENECK_NAMES[slowest.kind] if slowest else "none",
         prompt_tokens=prompt_tokens,
     )
+
+
+# --------------------------------------------------------------------------- llama.cpp (issue 14)
+
+#: llama.cpp through llama-cpp-python, one sequence: GGUF weights read quantized as stored; a layer split between
+#: a GPU and the CPU copies no weights per token (each device computes its own layers), so no PCIe stage.
+#: GPU: https://github.com/ggml-org/llama.cpp/pull/4766 (RTX 4090, 1008 GB/s, 165 bf16 TFLOP/s):
+#: "| llama 7B Q8_0 | 6.67 GiB | 6.74 B | CUDA | 99 | tg 128 | 98.13 ± 0.07 |" → 7.16e9 B × 98.13/s = 0.70 of
+#: peak bandwidth; "| llama 7B Q8_0 | 6.67 GiB | 6.74 B | CUDA | 99 | pp 512 | 7664.00 ± 108.83 |" → 2 × 6.74e9 ×
+#: 7664 = 103 TFLOP/s, 0.62 of peak. CPU decode: issue 14 measured llama-cpp-python 0.3.36 "decodes the SmolLM2
+#: Q4_1 GGUF at about 133 tokens/s on 2 threads" on this project's CI machine (2 AMD EPYC cores, 40 GB/s
+#: assumed bandwidth): 133 × 108 MB read per token (96.6 MB of tensors, the tied head included, and the KV cache
+#: at 512 tokens) = 14.4 GB/s, 0.36 of it. bench/results/launch-gguf.txt has Berth's own measurement.
+LLAMACPP_BATCH1 = OffloadEngineEfficiency(
+    engine="llama.cpp, batch 1",
+    gpu_decode=0.7,
+    gpu_prefill=0.6,
+    cpu_decode=0.36,
+    cpu_prefill=0.4,
+    cpu_bf16_emulation=1.0,
+    pcie=0.7,
+    disk=0.7,
+    quant_decode={None: 1.0},
+)
+#: Seconds before llama.cpp reads weights: importing llama_cpp and building the context (no torch).
+LLAMACPP_LOAD_FIXED_SECONDS = 0.5

@@ -138,3 +138,22 @@ class MemoryBudgetExceeded(MemoryError):
         self.used_bytes = used_bytes
         self.limit_bytes = limit_bytes
         super().__init__(f"{device}: {used_bytes:,} bytes used, over the {limit_bytes:,}-byte cap")
+
+
+class LlamaCppMissingError(LoadError):
+    """The plan runs a GGUF file with llama.cpp, and llama-cpp-python (the `gguf` extra) is not installed."""
+
+    def __init__(self, model_id: str, file_name: str) -> None:
+        super().__init__(
+            model_id,
+            f"{file_name} is planned to run quantized with llama.cpp, and llama-cpp-python is not installed "
+            "here; it is Berth's optional `gguf` extra (it builds llama.cpp from source, which takes minutes "
+            "on a small machine)",
+            hint="pip install 'berth-llm[gguf]' and run again, or load the file dequantized through transformers "
+            "with --runtime transformers (several times the memory, and slower)",
+        )
+
+
+class LlamaCppLoadError(LoadError):
+    """llama.cpp refused the file or could not make its context (a corrupt file, an unknown architecture,
+    not enough memory for the KV cache)."""

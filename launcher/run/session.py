@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from launcher.run.errors import SessionBusyError, SessionInputError
 from launcher.run.store import Role, Store
-from registry.schema import Task
+from registry.schema import ModelCard, Task
 
 if TYPE_CHECKING:
     from launcher.run.load import LoadedModel
@@ -661,23 +661,41 @@ class TransformersBackend:
         return Finished(int(ids.shape[0]), "stop", tuple(candidates))
 
 
-def session_task(loaded: LoadedModel) -> Task:
+def session_task(loaded: LoadedModel | OwnBackend) -> Task:
     """The session kind for a loaded model: its card's task, or completion for a chat card without a template."""
+    if hasattr(loaded, "session_backend"):
+        own: Task = loaded.session_backend().task
+        return own
     task: Task = loaded.card.task
     if task == "chat" and not getattr(loaded.tokenizer, "chat_template", None):
         return "completion"
     return task
 
 
+class OwnBackend(Protocol):
+    """A loaded model of another runtime (llama.cpp) that makes its own session backend."""
+
+    @property
+    def card(self) -> ModelCard: ...
+
+    def session_backend(self) -> Backend:
+        """The backend a session generates with."""
+        ...
+
+
 def open_session(
-    loaded: LoadedModel,
+    loaded: LoadedModel | OwnBackend,
     store: Store | None = None,
     system: str | None = None,
     settings: GenerationSettings | None = None,
     backend: Backend | None = None,
 ) -> Session:
-    """The session for a loaded model (the factory the CLI and the TUI use; tests pass `backend`)."""
-    chosen = backend or TransformersBackend(
-        loaded.model, loaded.tokenizer, session_task(loaded), loaded.context
-    )
+    """The session for a loaded model of either runtime (the factory the CLI and the TUI use; tests pass
+    `backend`)."""
+    if backend is not None:
+        chosen = backend
+    elif hasattr(loaded, "session_backend"):
+        chosen = loaded.session_backend()
+    else:
+        chosen = TransformersBackend(loaded.model, loaded.tokenizer, session_task(loaded), loaded.context)
     return Session(chosen, loaded.card.id, store=store, system=system, settings=settings)
