@@ -101,10 +101,30 @@ class _Null:
         return None
 
 
-def _source(card: ModelCard) -> ModelSource:
-    from launcher.run.source import ModelSource
+def catalog_source(catalog: Catalog) -> Callable[[ModelCard], ModelSource]:
+    """Where an entry's weights come from, as `berth launch` decides it: the local folder or GGUF file an entry
+    made with `berth catalog add` points at (while it is there), else the Hub."""
+    from launcher.run.source import ModelSource, resolve_source
+    from registry.errors import UnknownModelError
 
-    return ModelSource(card, "hub")
+    def source_for(card: ModelCard) -> ModelSource:
+        try:
+            source = resolve_source(card.id, catalog)
+        except UnknownModelError:
+            return ModelSource(card, "hub")
+        return source if source.card.id == card.id else ModelSource(card, "hub")
+
+    return source_for
+
+
+def launch_request(
+    plan: Plan, source: ModelSource, memory_limits: dict[int | str, int] | None
+) -> PlanRequest:
+    """The request the loader re-plans with: the plan's own, within the person's memory caps; a GGUF file is
+    never offloaded to disk (as `berth launch` asks)."""
+    from dataclasses import replace
+
+    return replace(request_for(plan), max_memory=memory_limits, allow_disk=source.kind != "gguf")
 
 
 class LaunchStackFactory:
@@ -114,15 +134,21 @@ class LaunchStackFactory:
         self,
         catalog: Catalog,
         store: Store | None = None,
-        source_for: Callable[[ModelCard], ModelSource] = _source,
+        source_for: Callable[[ModelCard], ModelSource] | None = None,
         trust_remote_code: bool = False,
         allow_pickle: bool = False,
+        memory_limits: dict[int | str, int] | None = None,
+        initial: tuple[ModelSource, PlanRequest, Plan] | None = None,
     ) -> None:
         self.catalog = catalog
+        self.initial = initial
+        """`berth launch`'s source, request and plan for the model it names (used as the CLI would use them)."""
         self.store = store
-        self.source_for = source_for
+        self.source_for = source_for or catalog_source(catalog)
         self.trust_remote_code = trust_remote_code
         self.allow_pickle = allow_pickle
+        self.memory_limits = memory_limits
+        """Per-device caps (`berth launch --max-memory`), enforced while loading."""
 
     def __call__(
         self,
@@ -155,8 +181,9 @@ class LaunchStackFactory:
             allow_pickle=self.allow_pickle,
             show_progress=False,
             on_progress=on_progress,
+            memory_limits=self.memory_limits,
         )
-        source = self.source_for(card)
+        source, request = self._source_and_request(card, plan)
         on_event(Note(f"fetching {source.label}"))
         try:
             folder = fetch_files(source, options, tqdm_class=download_progress_class(on_event, cancel))
@@ -164,7 +191,7 @@ class LaunchStackFactory:
                 raise LaunchCancelledError(card.id)
             on_event(Note(f"loading {card.id}: {plan.summary}"))
             loaded = load_model(
-                source, host, request_for(plan), options, self.catalog.accelerators, notify, files=folder
+                source, host, request, options, self.catalog.accelerators, notify, files=folder
             )
         except Exception:
             if cancel.is_set():
@@ -182,6 +209,18 @@ class LaunchStackFactory:
             tuple(fallbacks),
             loaded.load_seconds,
         )
+
+    def _source_and_request(self, card: ModelCard, plan: Plan) -> tuple[ModelSource, PlanRequest]:
+        """The source `berth launch` resolved for the model it named (its request too, for its own plan);
+        for any other model the entry's own source."""
+        if self.initial is not None:
+            source, request, initial_plan = self.initial
+            if source.card.id == card.id:
+                if plan == initial_plan:
+                    return source, request
+                return source, launch_request(plan, source, self.memory_limits)
+        source = self.source_for(card)
+        return source, launch_request(plan, source, self.memory_limits)
 
 
 class LaunchStackSession:
