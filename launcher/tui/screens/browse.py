@@ -42,7 +42,8 @@ class BrowseScreen(Screen[None]):
     """The model table, its filters, and (on wide terminals) the plan of the highlighted model beside it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "focus_search", "Search"),
+        # priority: handled as the key arrives, so keys typed right after it already go to the search box
+        Binding("slash", "focus_search", "Search", priority=True),
         Binding("f", "toggle_fits", "Fits only"),
         Binding("h", "hardware", "Hardware"),
         Binding("x", "context", "Context"),
@@ -357,9 +358,11 @@ class BrowseScreen(Screen[None]):
         self.berth.resume_session()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:  # noqa: ARG002
-        """`c` (back to the chat) shows in the footer only while a model is loaded."""
+        """`c` (back to the chat) shows in the footer only while a model is loaded; `/` in the search box types."""
         if action == "resume":
             return self.berth.launched is not None
+        if action == "focus_search":  # in the search box `/` is typed as itself (model ids have one)
+            return self.focused is not self.query_one("#search", Input)
         return True
 
     def action_toggle_fits(self) -> None:

@@ -34,6 +34,7 @@ class HardwareScreen(ModalScreen[str | None]):
             yield Input(
                 placeholder="type a spec: 2xA100-80GB,ram=512GB · rtx-4090 · cpu,ram=32GB — Enter",
                 id="spec",
+                select_on_focus=False,
             )
             yield OptionList(*[Option(p.label, id=p.spec or "-this-") for p in presets], id="presets")
             yield Label(f"now: {app.host.label}", classes="dim")
