@@ -1,7 +1,8 @@
 """Thin adapters from the launch stack to the TUI's seam (`launcher.tui.backend`), changing neither side.
 
 - `LaunchStackFactory` downloads with `launcher.run.load.fetch_files` (a tqdm class that reports bytes per file),
-  loads with `launcher.run.load.load_model` (its progress hook and notes), and opens `launcher.run.session` sessions.
+  loads with the runtime the plan picks (`runtime_loader`: its progress hook and notes), and opens
+  `launcher.run.session` sessions, so the app drives transformers and llama.cpp alike.
 - `LaunchStackSession` drives a `launcher.run.session.Session` from the conversation the screen holds, streams its
   pieces, and records the first full reply's memory and speed in the store.
 - `SqliteChatStore` keeps the TUI's chats in `launcher.run.store.Store`, the file `berth history` reads.
@@ -120,11 +121,31 @@ def catalog_source(catalog: Catalog) -> Callable[[ModelCard], ModelSource]:
 def launch_request(
     plan: Plan, source: ModelSource, memory_limits: dict[int | str, int] | None
 ) -> PlanRequest:
-    """The request the loader re-plans with: the plan's own, within the person's memory caps; a GGUF file is
-    never offloaded to disk (as `berth launch` asks)."""
+    """The request the loader re-plans with: the plan's context and precision within the person's memory caps;
+    for a GGUF file only its context (the runtime picks how to run the file; never offloaded to disk)."""
     from dataclasses import replace
 
-    return replace(request_for(plan), max_memory=memory_limits, allow_disk=source.kind != "gguf")
+    if (
+        source.kind == "gguf"
+    ):  # the runtime and precision are the file's to decide (llama.cpp runs it as stored)
+        return PlanRequest(context=plan.context, max_memory=memory_limits, allow_disk=False)
+    return replace(request_for(plan), max_memory=memory_limits)
+
+
+def runtime_loader() -> Callable[..., Any]:
+    """The loader that runs a launch with the runtime its plan picks: `launcher.run.runtime.load` (transformers or
+    llama.cpp) where the runtime chooser is installed, else `launcher.run.load.load_model` (transformers).
+    Both take (source, host, request, options, accelerators, notify, files) and give what `open_session` opens."""
+    import importlib
+
+    try:
+        runtime = importlib.import_module("launcher.run.runtime")
+    except ImportError:
+        from launcher.run.load import load_model
+
+        return load_model
+    loader: Callable[..., Any] = runtime.load
+    return loader
 
 
 class LaunchStackFactory:
@@ -159,7 +180,7 @@ class LaunchStackFactory:
         cancel: threading.Event,
     ) -> Launched:
         """Fetch, load as planned (stepping down on out-of-memory), and open the session."""
-        from launcher.run.load import LoadOptions, fetch_files, load_model
+        from launcher.run.load import LoadOptions, fetch_files
         from launcher.run.session import open_session
 
         def on_progress(what: str, done: int, total: int | None) -> None:
@@ -190,7 +211,7 @@ class LaunchStackFactory:
             if cancel.is_set():
                 raise LaunchCancelledError(card.id)
             on_event(Note(f"loading {card.id}: {plan.summary}"))
-            loaded = load_model(
+            loaded = runtime_loader()(
                 source, host, request, options, self.catalog.accelerators, notify, files=folder
             )
         except Exception:

@@ -92,7 +92,7 @@ class BerthApp(App[None]):
 
         self.push_screen(BrowseScreen())
         if self.demo:
-            self.sub_title = "demo: a fake model; chats are kept in memory only"
+            self.title = "Berth demo (a fake model; chats are not kept)"
         if self.initial_launch is not None:
             from launcher.tui.screens.launch import LaunchScreen
 
