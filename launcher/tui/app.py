@@ -208,8 +208,16 @@ class BerthApp(App[None]):
                 severity="error",
             )
             return
+        if self._is_loaded(card, result):  # already loaded as planned: back to its chat, not a second load
+            self.resume_session()
+            return
         self.unload()
         self.push_screen(LaunchScreen(card, result))
+
+    def _is_loaded(self, card: ModelCard, plan: Plan) -> bool:
+        """Whether `card` is the loaded model, loaded with this plan."""
+        live, live_card = self.launched, self.launched_card
+        return live is not None and live_card is not None and live_card.id == card.id and live.plan == plan
 
     def start_session(self, launched: Launched, card: ModelCard, typed: str = "", send: bool = False) -> None:
         """Open the screen that fits the model's task, replacing the Launch screen; `typed` (keys pressed while

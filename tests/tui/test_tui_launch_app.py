@@ -96,6 +96,19 @@ async def test_the_model_stays_loaded_while_browsing_and_c_resumes_the_live_chat
         ]
 
 
+async def test_launching_the_loaded_model_again_resumes_its_chat(make_app, factory):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        chat = await start_chat(pilot)
+        await send(pilot, chat, "still here?")
+        await pilot.press("ctrl+b")
+        await wait_until(pilot, lambda: isinstance(app.screen, BrowseScreen))
+        app.launch(app.launched_card, app.launched.plan)
+        await wait_until(pilot, lambda: isinstance(app.focused, PromptInput))  # the chat is up
+        assert isinstance(app.screen, ChatScreen) and app.screen.messages[0].content == "still here?"
+        assert len(factory.sessions) == 1 and not factory.sessions[0].closed  # not loaded twice
+
+
 async def test_the_chats_list_resumes_the_live_chat(make_app, factory):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
