@@ -32,7 +32,7 @@ async def test_the_app_opens_on_the_launch_screen_then_the_chat(make_app, catalo
     start = initial(catalog, temperature=0.0, max_new_tokens=40)
     app = make_app(initial_launch=start)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen))
+        await wait_until(pilot, lambda: isinstance(app.focused, PromptInput))  # the chat is up, ready to type
         chat = app.screen
         assert isinstance(app.screen_stack[1], BrowseScreen)  # Browse is one key away
         assert chat.model_id == SMOL and not chat.read_only
@@ -84,7 +84,7 @@ async def test_the_model_stays_loaded_while_browsing_and_c_resumes_the_live_chat
         await wait_until(pilot, lambda: isinstance(app.screen, BrowseScreen))
         assert app.launched is not None and not factory.sessions[0].closed
         await pilot.press("c")
-        await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen))
+        await wait_until(pilot, lambda: isinstance(app.focused, PromptInput))  # the chat is up, ready to type
         resumed = app.screen
         assert resumed is not chat and not resumed.read_only
         assert resumed.messages[0].content == "remember me"
@@ -119,7 +119,8 @@ async def test_the_chats_list_resumes_the_live_chat(make_app, factory):
         await pilot.press("o")
         await wait_until(pilot, lambda: isinstance(app.screen, ChatsScreen))
         await pilot.press("enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, ChatScreen))
+        await wait_until(pilot, lambda: isinstance(app.focused, PromptInput))  # the live chat, ready to type
+        assert isinstance(app.screen, ChatScreen)
         assert not app.screen.read_only and app.screen.launched is app.launched
         assert "read-only" not in app.screen.sub_title
 
