@@ -9,10 +9,21 @@ import click
 from launcher import display
 from launcher.cli.context import echo_json, get_catalog
 from launcher.cli.options import PlanOptions, plan_options, resolve_host_for
+from launcher.machine.host import HostSnapshot
 from launcher.plan.measured import machine_key
 from launcher.plan.report import verdict
 from launcher.plan.request import Plan
-from launcher.plan.rows import SORT_KEYS, Row, host_line, matches, measured_rate, plan_all, sort_rows
+from launcher.plan.rows import (
+    SORT_KEYS,
+    Row,
+    gguf_only,
+    host_line,
+    matches,
+    measured_rate,
+    plan_all,
+    sort_rows,
+)
+from launcher.plan.unified import wired_limit_note
 from launcher.run.store import latest_measurements
 from registry.catalog import Catalog
 
@@ -24,6 +35,20 @@ from registry.catalog import Catalog
     "--search", default=None, metavar="TEXT", help="Only models whose id, alias, family or task has TEXT."
 )
 @click.option("--sort", "sort_key", type=click.Choice(SORT_KEYS), default="fit", show_default=True)
+@click.option(
+    "--hub",
+    "hub_query",
+    default=None,
+    metavar="QUERY",
+    help="Instead of the catalog: Hub repositories matching QUERY (text generation, most downloaded first).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 200),
+    default=20,
+    show_default=True,
+    help="How many Hub repositories (--hub).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def list_command(
@@ -32,12 +57,20 @@ def list_command(
     fits_only: bool = False,
     search: str | None = None,
     sort_key: str = "fit",
+    hub_query: str | None = None,
+    limit: int = 20,
     as_json: bool = False,
 ) -> None:
-    """Every catalog model: does it fit here, how (GPU, sharded, quantized, offloaded, CPU), and how fast."""
+    """Every catalog model: does it fit here, how (GPU, sharded, quantized, offloaded, CPU), and how fast.
+    With --hub QUERY, Hub repositories instead, each read without weights and planned as it arrives."""
     catalog = get_catalog(ctx)
     request = options.request()
     host = resolve_host_for(ctx, options.hardware)
+    if hub_query is not None:
+        from launcher.cli.hub_list import list_hub
+
+        list_hub(hub_query, limit, catalog, host, request, as_json, fits_only)
+        return
     if search:
         catalog = Catalog(tuple(c for c in catalog.models if matches(c, search)), catalog.accelerators)
     rows = sort_rows(plan_all(catalog, host, request), sort_key)
@@ -49,11 +82,15 @@ def list_command(
         return measured_rate(row, measured)
 
     if as_json:
+        gguf = {row.card.id: f"{fit.quant} via llama.cpp Metal" for row, fit in gguf_only(rows, host)}
         echo_json(
             {
                 "host": host.label,
                 "host_warnings": list(host.warnings),
-                "models": [r.as_dict() | {"measured_tokens_per_s": rate(r)} for r in rows],
+                "models": [
+                    r.as_dict() | {"measured_tokens_per_s": rate(r), "gguf_only": gguf.get(r.card.id)}
+                    for r in rows
+                ],
             }
         )
         return
@@ -67,6 +104,21 @@ def list_command(
     click.echo(
         f"\n{fitting} of {len(rows)} models fit. Details: berth plan MODEL. Speeds are estimates (±30%){note}."
     )
+    _unified_notes(rows, host)
+
+
+def _unified_notes(rows: list[Row], host: HostSnapshot) -> None:
+    """On a Mac: the GPU's share of memory, and the models that run only as GGUF quants with llama.cpp Metal."""
+    limit = wired_limit_note(host)
+    if limit is None:
+        return
+    click.echo(f"Runtime: torch on mps (fp16/bf16, no bitsandbytes); {limit}.")
+    only = gguf_only(rows, host)
+    if only:
+        click.echo("Not on the GPU as they are; as a GGUF quant through llama.cpp with Metal:")
+        for row, fit in only:
+            speed = f", about {display.rate(fit.tokens_per_s)} tok/s" if fit.tokens_per_s else ""
+            click.echo(f"  {row.card.id}: {fit.quant} ≈ {display.gib(fit.weight_bytes)}{speed}")
 
 
 def _table(rows: list[Row], rate: Callable[[Row], float | None]) -> str:

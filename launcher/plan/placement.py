@@ -18,6 +18,7 @@ from launcher.plan.speed import TRANSFORMERS_BATCH1, SpeedEstimate, Stage, estim
 from registry.memory import (
     ALLOCATOR_SLACK,
     DTYPE_BYTES,
+    DeviceKind,
     Precision,
     activation_bytes,
     block_weight_bytes,
@@ -25,7 +26,7 @@ from registry.memory import (
     runtime_bytes,
 )
 from registry.params import Block, Layout
-from registry.schema import Dtype, ModelCard
+from registry.schema import CUDA_DRIVER_RESERVE_BYTES, Dtype, ModelCard
 
 Strategy = Literal["gpu", "sharded", "quantized", "offload", "cpu", "disk"]
 DeviceName = str  # "cuda:0", "cpu", "disk"
@@ -95,7 +96,7 @@ def _sized_blocks(
     sized = []
     layer_index = 0
     for block in lay.blocks:
-        weights = block_weight_bytes(block, precision)
+        weights = block_weight_bytes(block, precision, card.architecture)
         if block.role == "layer":
             sized.append(_Sized(block, weights, per_layer_kv[layer_index], layer_index))
             layer_index += 1
@@ -145,9 +146,28 @@ def gpu_reserve(
     card: ModelCard, gpu: GpuInfo, context: int, batch: int, dtype: Dtype, headroom: bool = True
 ) -> int:
     """Memory a GPU that runs layers needs besides weights and KV: runtime floor, activations (and the
-    headroom Berth leaves free, which is kept out of the budget but is not 'used')."""
+    headroom Berth leaves free, which is kept out of the budget but is not 'used'). On NVIDIA GPUs the driver
+    also keeps CUDA_DRIVER_RESERVE_BYTES below NVML's total that no CUDA context can allocate."""
     kept_free = int(gpu.total_bytes * GPU_HEADROOM_FRACTION) if headroom else 0
-    return runtime_bytes("cuda") + activation_bytes(card, context, batch, dtype) + kept_free
+    reserve = CUDA_DRIVER_RESERVE_BYTES if gpu.vendor == "nvidia" else 0
+    return (
+        runtime_bytes(device_kind(gpu)) + reserve + activation_bytes(card, context, batch, dtype) + kept_free
+    )
+
+
+def device_kind(gpu: GpuInfo) -> DeviceKind:
+    """The torch backend a GPU runs under: CUDA, ROCm (AMD, still named cuda in torch) or MPS (Apple)."""
+    return {"apple": "mps", "amd": "rocm"}.get(gpu.vendor, "cuda")  # type: ignore[return-value]
+
+
+def gpu_device(gpu: GpuInfo) -> DeviceName:
+    """The torch device of a GPU: 'mps' on Apple silicon (one GPU), 'cuda:N' under CUDA and ROCm alike."""
+    return "mps" if gpu.vendor == "apple" else f"cuda:{gpu.index}"
+
+
+def _map_key(gpu: GpuInfo) -> int | str:
+    """A GPU as from_pretrained's device_map names it: 'mps', or the CUDA/ROCm device index."""
+    return "mps" if gpu.vendor == "apple" else gpu.index
 
 
 def _balanced_budgets(total: int, capacities: Sequence[int], largest: int) -> list[int]:
@@ -181,6 +201,8 @@ class Attempt:
 
 
 def gpu_label(gpu: GpuInfo) -> str:
+    if gpu.vendor == "apple":
+        return f"mps ({gpu.name}, unified memory)"
     return f"GPU {gpu.index} ({gpu.name})"
 
 
@@ -231,7 +253,7 @@ def _bins(
     charge: list[bool] = []
     for i, gpu in enumerate(rung.gpus):
         cap = room.gpus[i] - (main_reserve if i == 0 else 0)
-        bins.append(_Bin(f"cuda:{gpu.index}", int(cap / (1 + ALLOCATOR_SLACK))))
+        bins.append(_Bin(gpu_device(gpu), int(cap / (1 + ALLOCATOR_SLACK))))
         charge.append(True)
     if len(rung.gpus) > 1 and not _offloading(rung):
         largest = max((s.weights for s in sized if s.block.role == "layer"), default=0)
@@ -290,12 +312,12 @@ def _placement(
     layers = [s.layer for s in b.items if s.layer is not None]
     slack = int((weights + kv) * ALLOCATOR_SLACK)
     key: int | str
-    if b.device.startswith("cuda:"):
+    if index < len(rung.gpus):
         gpu = rung.gpus[index]
         overhead = gpu_reserve(card, gpu, context, batch, dtype, headroom=False) + slack
         if index == 0 and _offloading(rung):
             overhead += main_reserve
-        label, budget, key = gpu_label(gpu), gpu.usable_bytes, gpu.index
+        label, budget, key = gpu_label(gpu), gpu.usable_bytes, _map_key(gpu)
     elif b.device == "cpu":
         overhead = runtime_bytes("cpu") + slack
         if not rung.gpus:
@@ -335,7 +357,7 @@ def try_rung(
     placements = []
     device_map: dict[str, int | str] = {}
     for i, b in enumerate(bins):
-        if not b.items and b.device != "cuda:0" and not (b.device == "cpu" and not rung.gpus):
+        if not b.items and b.device not in ("cuda:0", "mps") and not (b.device == "cpu" and not rung.gpus):
             continue
         placement, key = _placement(card, host, rung, (i, b, charge[i]), context, batch, main_reserve)
         placements.append(placement)
@@ -388,7 +410,7 @@ def attempt_speed(
     assert attempt.placements is not None
     precision = attempt.rung.precision
     by_name = {b.name: b for b in lay.blocks}
-    gpus = {f"cuda:{g.index}": g for g in attempt.rung.gpus}
+    gpus = {gpu_device(g): g for g in attempt.rung.gpus}
     stages: list[Stage] = []
     streamed_params = 0
     pcie_bytes = 0
