@@ -21,6 +21,7 @@ from launcher.machine.host import HostSnapshot
 from registry.catalog import Catalog
 
 if TYPE_CHECKING:
+    from launcher.cli.launch_cmd import AppLaunch
     from launcher.tui.app import BerthApp
 
 
@@ -70,6 +71,36 @@ def run_tui(
         hardware_resolver=hardware_resolver(catalog),
         context=context,
         on_ready=on_ready,
+        demo=demo,
+    )
+    app.run()
+
+
+def launch_in_app(ctx: click.Context, launch: AppLaunch) -> None:
+    """`berth launch MODEL` on a terminal: the app opens on the model's Launch screen (plan, download and load
+    progress), then its chat; Browse, plans and past chats are a key away, and the model stays loaded."""
+    from launcher.tui.app import build_app
+    from launcher.tui.backend import InitialLaunch
+    from launcher.tui.wiring import LaunchOptions, launch_wiring
+
+    catalog = get_catalog(ctx)
+    options = LaunchOptions(
+        launch.source,
+        launch.request,
+        launch.plan,
+        launch.trust_remote_code,
+        launch.allow_pickle,
+        launch.memory_limits,
+    )
+    wiring = launch_wiring(catalog, options)
+    app = build_app(
+        catalog,
+        launch.host,
+        session_factory=wiring.session_factory,
+        store=wiring.store,
+        hardware_resolver=hardware_resolver(catalog),
+        context=launch.request.context,
+        initial_launch=InitialLaunch(launch.source.card, launch.plan, launch.settings, launch.system),
     )
     app.run()
 
@@ -94,8 +125,10 @@ def tui_command(
 
 
 def berth() -> click.Group:
-    """The whole `berth` command: the CLI's group with `tui` added (which `berth` alone opens on a terminal)."""
+    """The whole `berth` command: the CLI's group with `tui` added (which `berth` alone opens on a terminal), and
+    the app lent to `berth launch` for terminals."""
     cli.add_command(tui_command)
+    cli.app_launcher = launch_in_app
     return cli
 
 

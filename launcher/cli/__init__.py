@@ -38,6 +38,10 @@ class BerthGroup(click.Group):
     """Loads subcommands lazily, runs them, and turns Berth's errors into a paragraph and an exit code
     (traceback: BERTH_DEBUG=1)."""
 
+    app_launcher: Any = None
+    """Set by the entry point (launcher.entry): opens `berth launch` in the app on a terminal, called with the
+    click context and a launcher.cli.launch_cmd.AppLaunch. None where only the CLI is wired (no app)."""
+
     def list_commands(self, _ctx: click.Context) -> list[str]:
         return [*COMMANDS, *(name for name in self.commands if name not in COMMANDS)]
 

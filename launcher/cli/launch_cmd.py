@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from launcher.cli.options import (
     plan_options,
     resolve_host_for,
 )
+from launcher.machine.host import HostSnapshot
 from launcher.machine.hwspec import MAX_SIZE_BYTES, parse_size
 from launcher.machine.numbers import shown
 from launcher.machine.paths import check_folder
@@ -34,17 +36,47 @@ from launcher.plan.errors import DoesNotFitError
 from launcher.plan.ladder import make_plan
 from launcher.plan.measured import Measurement
 from launcher.plan.report import render_does_not_fit, render_plan
-from launcher.plan.request import Plan
+from launcher.plan.request import Plan, PlanRequest
 from launcher.run.errors import LoadError, RemoteCodeRefusedError, UnsafeWeightsError
 from launcher.run.runtime import request_for
-from launcher.run.session import DEFAULT_MAX_NEW_TOKENS
+from launcher.run.session import DEFAULT_MAX_NEW_TOKENS, GenerationSettings
 from launcher.run.source import ModelSource, resolve_source
 from launcher.run.store import Store
 from registry.userdirs import data_dir
 
 if TYPE_CHECKING:
     from launcher.run.runtime import Loaded
-    from launcher.run.session import GenerationSettings, Reply, Session
+    from launcher.run.session import Reply, Session
+
+
+@dataclass(frozen=True)
+class AppLaunch:
+    """What `berth launch` hands the app (through the entry point) to load and chat with on a terminal."""
+
+    source: ModelSource
+    plan: Plan
+    request: PlanRequest
+    host: HostSnapshot
+    settings: GenerationSettings
+    system: str
+    trust_remote_code: bool
+    allow_pickle: bool
+    memory_limits: dict[int | str, int] | None
+
+
+def app_launcher(ctx: click.Context) -> Callable[[click.Context, AppLaunch], None] | None:
+    """The entry point's way to open the app, when stdin and stdout are a terminal; None for plain streaming."""
+    hook: Callable[[click.Context, AppLaunch], None] | None = getattr(
+        ctx.find_root().command, "app_launcher", None
+    )
+    if hook is None or not on_terminal():
+        return None
+    return hook
+
+
+def on_terminal() -> bool:
+    """Whether stdin and stdout are both a terminal (a pipe or a file on either keeps plain streaming)."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
 
 
 def parse_max_memory(text: str | None) -> dict[int | str, int] | None:
@@ -92,8 +124,8 @@ def _err(message: str) -> None:
 @click.option(
     "--no-tui",
     is_flag=True,
-    expose_value=False,
-    help="Chat in this terminal, not the app: what launch does today; accepted so scripts keep working.",
+    help="Chat as plain lines streamed in this terminal instead of opening the app (also what happens when "
+    "stdin or stdout is not a terminal, or with --prompt).",
 )
 @click.option(
     "--prompt", default=None, metavar="TEXT|-", help="Answer one prompt ('-' reads stdin) and exit."
@@ -121,6 +153,7 @@ def launch_command(
     options: PlanOptions,
     gguf: str | None,
     max_memory: str | None,
+    no_tui: bool,
     prompt: str | None,
     system: str | None,
     max_new_tokens: int,
@@ -133,7 +166,8 @@ def launch_command(
 ) -> None:
     """Run MODEL here as planned: download, load, measure, then chat (or answer --prompt and exit).
 
-    MODEL is a catalog id or alias, a local model folder, or a .gguf file (or give --gguf FILE).
+    MODEL is a catalog id or alias, a local model folder, or a .gguf file (or give --gguf FILE). On a terminal
+    the app opens on the model's launch progress, then its chat; --no-tui chats in plain lines instead.
     """
     from dataclasses import replace
 
@@ -156,13 +190,22 @@ def launch_command(
         _dry_run(source, planned, trust_remote_code, allow_pickle)
         return
     check_folder(data_dir(), "Berth's data folder (history and measurements)", "BERTH_HOME")
+    settings = GenerationSettings(max_new_tokens, temperature, top_p, seed)
+    hook = None if no_tui or prompt is not None else app_launcher(ctx)
+    if hook is not None:
+        hook(
+            ctx,
+            AppLaunch(
+                source, planned, request, host, settings, system or "", trust_remote_code, allow_pickle, caps
+            ),
+        )
+        return
     text = _read_prompt(prompt)
     _err(render_plan(planned))
     _err("")
 
     from launcher.run.load import LoadOptions
     from launcher.run.runtime import load
-    from launcher.run.session import GenerationSettings
 
     load_options = LoadOptions(
         trust_remote_code=trust_remote_code,
@@ -172,7 +215,6 @@ def launch_command(
     store = Store()  # opened (and checked, a damaged file set aside) before anything is downloaded or loaded
     loaded = load(source, host, request, load_options, catalog.accelerators, notify=_err)
     try:
-        settings = GenerationSettings(max_new_tokens, temperature, top_p, seed)
         if not _chat_or_answer(loaded, store, system, settings, text):
             ctx.exit(EXIT_FAILURE)
     finally:

@@ -1,7 +1,8 @@
 """Thin adapters from the launch stack to the TUI's seam (`launcher.tui.backend`), changing neither side.
 
 - `LaunchStackFactory` downloads with `launcher.run.load.fetch_files` (a tqdm class that reports bytes per file),
-  loads with `launcher.run.load.load_model` (its progress hook and notes), and opens `launcher.run.session` sessions.
+  loads with the runtime the plan picks (launcher.run.runtime.load: its progress hook and notes), and opens
+  `launcher.run.session` sessions, so the app drives transformers and llama.cpp alike.
 - `LaunchStackSession` drives a `launcher.run.session.Session` from the conversation the screen holds, streams its
   pieces, and records the first full reply's memory and speed in the store.
 - `SqliteChatStore` keeps the TUI's chats in `launcher.run.store.Store`, the file `berth history` reads.
@@ -35,7 +36,7 @@ from registry.catalog import Catalog
 from registry.schema import ModelCard, Task
 
 if TYPE_CHECKING:
-    from launcher.run.load import LoadedModel
+    from launcher.run.runtime import Loaded
     from launcher.run.session import Candidate, GenerationSettings, Reply, Session, Turn
     from launcher.run.source import ModelSource
     from launcher.run.store import Message as StoredMessage
@@ -101,10 +102,34 @@ class _Null:
         return None
 
 
-def _source(card: ModelCard) -> ModelSource:
-    from launcher.run.source import ModelSource
+def catalog_source(catalog: Catalog) -> Callable[[ModelCard], ModelSource]:
+    """Where an entry's weights come from, as `berth launch` decides it: the local folder or GGUF file an entry
+    made with `berth catalog add` points at (while it is there), else the Hub."""
+    from launcher.run.source import ModelSource, resolve_source
+    from registry.errors import UnknownModelError
 
-    return ModelSource(card, "hub")
+    def source_for(card: ModelCard) -> ModelSource:
+        try:
+            source = resolve_source(card.id, catalog)
+        except UnknownModelError:
+            return ModelSource(card, "hub")
+        return source if source.card.id == card.id else ModelSource(card, "hub")
+
+    return source_for
+
+
+def launch_request(
+    plan: Plan, source: ModelSource, memory_limits: dict[int | str, int] | None
+) -> PlanRequest:
+    """The request the loader re-plans with: the plan's context and precision within the person's memory caps;
+    for a GGUF file only its context (the runtime picks how to run the file; never offloaded to disk)."""
+    from dataclasses import replace
+
+    if (
+        source.kind == "gguf"
+    ):  # the runtime and precision are the file's to decide (llama.cpp runs it as stored)
+        return PlanRequest(context=plan.context, max_memory=memory_limits, allow_disk=False)
+    return replace(request_for(plan), max_memory=memory_limits)
 
 
 class LaunchStackFactory:
@@ -114,15 +139,21 @@ class LaunchStackFactory:
         self,
         catalog: Catalog,
         store: Store | None = None,
-        source_for: Callable[[ModelCard], ModelSource] = _source,
+        source_for: Callable[[ModelCard], ModelSource] | None = None,
         trust_remote_code: bool = False,
         allow_pickle: bool = False,
+        memory_limits: dict[int | str, int] | None = None,
+        initial: tuple[ModelSource, PlanRequest, Plan] | None = None,
     ) -> None:
         self.catalog = catalog
+        self.initial = initial
+        """`berth launch`'s source, request and plan for the model it names (used as the CLI would use them)."""
         self.store = store
-        self.source_for = source_for
+        self.source_for = source_for or catalog_source(catalog)
         self.trust_remote_code = trust_remote_code
         self.allow_pickle = allow_pickle
+        self.memory_limits = memory_limits
+        """Per-device caps (`berth launch --max-memory`), enforced while loading."""
 
     def __call__(
         self,
@@ -133,7 +164,8 @@ class LaunchStackFactory:
         cancel: threading.Event,
     ) -> Launched:
         """Fetch, load as planned (stepping down on out-of-memory), and open the session."""
-        from launcher.run.load import LoadOptions, fetch_files, load_model
+        from launcher.run.load import LoadOptions, fetch_files
+        from launcher.run.runtime import load  # transformers or llama.cpp, as the plan picks
         from launcher.run.session import open_session
 
         def on_progress(what: str, done: int, total: int | None) -> None:
@@ -155,17 +187,16 @@ class LaunchStackFactory:
             allow_pickle=self.allow_pickle,
             show_progress=False,
             on_progress=on_progress,
+            memory_limits=self.memory_limits,
         )
-        source = self.source_for(card)
+        source, request = self._source_and_request(card, plan)
         on_event(Note(f"fetching {source.label}"))
         try:
             folder = fetch_files(source, options, tqdm_class=download_progress_class(on_event, cancel))
             if cancel.is_set():
                 raise LaunchCancelledError(card.id)
             on_event(Note(f"loading {card.id}: {plan.summary}"))
-            loaded = load_model(
-                source, host, request_for(plan), options, self.catalog.accelerators, notify, files=folder
-            )
+            loaded = load(source, host, request, options, self.catalog.accelerators, notify, files=folder)
         except Exception:
             if cancel.is_set():
                 raise LaunchCancelledError(card.id) from None
@@ -183,11 +214,23 @@ class LaunchStackFactory:
             loaded.load_seconds,
         )
 
+    def _source_and_request(self, card: ModelCard, plan: Plan) -> tuple[ModelSource, PlanRequest]:
+        """The source `berth launch` resolved for the model it named (its request too, for its own plan);
+        for any other model the entry's own source."""
+        if self.initial is not None:
+            source, request, initial_plan = self.initial
+            if source.card.id == card.id:
+                if plan == initial_plan:
+                    return source, request
+                return source, launch_request(plan, source, self.memory_limits)
+        source = self.source_for(card)
+        return source, launch_request(plan, source, self.memory_limits)
+
 
 class LaunchStackSession:
     """The TUI's Session over a launcher.run.session.Session (chat, completion, fill-mask)."""
 
-    def __init__(self, session: Session, loaded: LoadedModel, store: Store | None = None) -> None:
+    def __init__(self, session: Session, loaded: Loaded, store: Store | None = None) -> None:
         self.session = session
         self.loaded = loaded
         self.store = store

@@ -20,10 +20,14 @@ from launcher.plan.emit import python_snippet
 from launcher.plan.errors import DoesNotFitError, PlanRequestError
 from launcher.plan.ladder import make_plan
 from launcher.plan.request import Plan, PlanRequest
+from launcher.run.runtime import request_for
+from launcher.run.session import GenerationSettings
+from launcher.run.source import resolve_source
 from launcher.tui.backend import (
     ChatRecord,
     ChatStore,
     HardwareResolver,
+    InitialLaunch,
     Launched,
     Planner,
     SessionFactory,
@@ -33,6 +37,7 @@ from launcher.tui.commands import ModelCommands
 from launcher.tui.rows import alternatives
 from launcher.tui.widgets.plan_view import PlanDetails
 from registry.catalog import Catalog
+from registry.errors import BerthError
 from registry.schema import ModelCard
 
 
@@ -58,6 +63,8 @@ class BerthApp(App[None]):
         this_machine: HostSnapshot | None = None,
         context: int | None = None,
         on_ready: Callable[[BerthApp], None] | None = None,
+        initial_launch: InitialLaunch | None = None,
+        demo: bool = False,
     ) -> None:
         super().__init__()
         self.catalog = catalog
@@ -71,7 +78,14 @@ class BerthApp(App[None]):
         self.request = PlanRequest(context=context)
         self.on_ready_hook = on_ready
         self.launched: Launched | None = None
+        self.live_chat: ChatRecord | None = None
+        """The loaded model's conversation as last shown (Browse's `c` and the Chats list resume it)."""
+        self.initial_launch = initial_launch
+        self.demo = demo
+        self.default_settings = initial_launch.settings if initial_launch else GenerationSettings()
+        self.default_system = initial_launch.system_prompt if initial_launch else ""
         self._ready_sent = False
+        self.launched_card: ModelCard | None = None
         self._speeds: dict[tuple[str, str], float | None] = {}
 
     # ------------------------------------------------------------------ life cycle
@@ -80,6 +94,13 @@ class BerthApp(App[None]):
         from launcher.tui.screens.browse import BrowseScreen
 
         self.push_screen(BrowseScreen())
+        if self.demo:
+            self.title = "Berth demo (a fake model; chats are not kept)"
+        if self.initial_launch is not None:
+            from launcher.tui.screens.launch import LaunchScreen
+
+            start = self.initial_launch
+            self.push_screen(LaunchScreen(start.card, start.plan, auto_start=True))
 
     def browse_ready(self) -> None:
         """Called by Browse once its first table is on screen (the startup bench waits for this)."""
@@ -103,7 +124,7 @@ class BerthApp(App[None]):
 
     def plan_details(self, card: ModelCard, request: PlanRequest | None = None) -> PlanDetails:
         """The full plan for one model (with ways out when it does not fit), alternatives and the snippet."""
-        request = request or self.context_for(card)
+        request = self.runtime_request(card, request or self.context_for(card))
         try:
             result = self.planner(card, self.host, request, self.catalog.accelerators, explain=True)
         except PlanRequestError:
@@ -118,6 +139,16 @@ class BerthApp(App[None]):
             snippet=python_snippet(card, result) if isinstance(result, Plan) else None,
             measured_tokens_per_s=self.measured_speed(card.id),
         )
+
+    def runtime_request(self, card: ModelCard, request: PlanRequest) -> PlanRequest:
+        """For an entry made from a local GGUF file, the request with the file's tensors, so the plan shown is
+        the llama.cpp plan a launch runs (as `berth plan` does); other entries unchanged."""
+        if card.weight_format != "gguf":
+            return request
+        try:
+            return request_for(resolve_source(card.id, self.catalog), request)
+        except (BerthError, OSError):
+            return request  # the file moved or is unreadable: the launch will say so
 
     def measured_speed(self, model_id: str) -> float | None:
         """Decode tokens/s measured for a model on the current host, if the store has one (cached)."""
@@ -190,29 +221,73 @@ class BerthApp(App[None]):
                 severity="error",
             )
             return
+        if self._is_loaded(card, result):  # already loaded as planned: back to its chat, not a second load
+            self.resume_session()
+            return
         self.unload()
         self.push_screen(LaunchScreen(card, result))
 
-    def start_session(self, launched: Launched, card: ModelCard) -> None:
-        """Open the screen that fits the model's task, replacing the Launch screen."""
-        self.launched = launched
-        self.pop_screen()
-        self.push_screen(self.session_screen(card, launched))
+    def _is_loaded(self, card: ModelCard, plan: Plan) -> bool:
+        """Whether `card` is the loaded model, loaded with this plan."""
+        live, live_card = self.launched, self.launched_card
+        return live is not None and live_card is not None and live_card.id == card.id and live.plan == plan
 
-    def session_screen(self, card: ModelCard, launched: Launched, record: ChatRecord | None = None) -> Screen:
+    def start_session(self, launched: Launched, card: ModelCard, typed: str = "", send: bool = False) -> None:
+        """Open the screen that fits the model's task, replacing the Launch screen; `typed` (keys pressed while
+        it loaded) goes into the prompt, and is sent at once when `send`."""
+        self.launched = launched
+        self.live_chat = None
+        self.pop_screen()
+        self.push_screen(self.session_screen(card, launched, self._new_chat(card), typed=typed, send=send))
+
+    def _new_chat(self, card: ModelCard) -> ChatRecord:
+        """An empty conversation with the settings this app was started with."""
+        return ChatRecord(
+            model_id=card.id,
+            messages=(),
+            settings=self.default_settings,
+            system_prompt=self.default_system,
+            task=card.task,
+        )
+
+    def remember_live_chat(self, record: ChatRecord) -> None:
+        """The loaded model's chat as it stands (kept while the person browses)."""
+        if self.launched is not None and record.model_id == self.launched.session.model_id:
+            self.live_chat = record
+
+    def resume_session(self) -> None:
+        """Back to the loaded model's live chat (from Browse, a plan, anywhere)."""
+        launched, card = self.launched, self.launched_card
+        if launched is None or card is None:
+            self.notify("No model is loaded: l launches the highlighted one.", timeout=4)
+            return
+        self.back_to_browse()
+        self.push_screen(self.session_screen(card, launched, self.live_chat or self._new_chat(card)))
+
+    def session_screen(
+        self,
+        card: ModelCard,
+        launched: Launched,
+        record: ChatRecord | None = None,
+        typed: str = "",
+        send: bool = False,
+    ) -> Screen:
         """Chat, completion or fill-mask screen for a loaded model."""
         from launcher.tui.screens.chat import ChatScreen, CompletionScreen
         from launcher.tui.screens.fill_mask import FillMaskScreen
 
+        self.launched_card = card
         if card.task == "fill-mask":
             return FillMaskScreen(card, launched)
         if card.task == "completion":
-            return CompletionScreen(card, launched, record=record)
-        return ChatScreen(card, launched, record=record)
+            return CompletionScreen(card, launched, record=record, typed=typed, send=send)
+        return ChatScreen(card, launched, record=record, typed=typed, send=send)
 
     def unload(self) -> None:
         """Free the loaded model, if any."""
+        self.live_chat = None
         if self.launched is not None:
+            self.launched_card = None
             launched, self.launched = self.launched, None
             launched.session.close()
 
@@ -234,15 +309,15 @@ class BerthApp(App[None]):
         except KeyError:
             self.notify("That chat is gone.", severity="warning")
             return
-        launched = self.launched
+        launched, live_card = self.launched, self.launched_card
+        if launched is not None and live_card is not None and launched.session.model_id == record.model_id:
+            self.back_to_browse()
+            self.push_screen(self.session_screen(live_card, launched, record))
+            return
         try:
-            card = self.catalog.get(record.model_id)
+            card: ModelCard | None = self.catalog.get(record.model_id)
         except Exception:
             card = None
-        if launched is not None and launched.session.model_id == record.model_id and card is not None:
-            self.back_to_browse()
-            self.push_screen(self.session_screen(card, launched, record))
-            return
         screen_class = CompletionScreen if card is not None and card.task == "completion" else ChatScreen
         self.push_screen(screen_class(card, None, record=record))
 
@@ -304,12 +379,15 @@ def build_app(
     host_is_this_machine: bool = True,
     context: int | None = None,
     on_ready: Callable[[BerthApp], None] | None = None,
+    initial_launch: InitialLaunch | None = None,
+    demo: bool = False,
 ) -> BerthApp:
     """The app, wired to what it needs: a catalog, a host snapshot, a planner, a session factory, a store.
 
     `host` is what the table is planned for at start. Launching is allowed only while planning for the
     computer the app runs on: with `host_is_this_machine=False` (the app started on named hardware) that
-    computer is probed through the hardware resolver (spec '') when the person switches to it."""
+    computer is probed through the hardware resolver (spec '') when the person switches to it.
+    `initial_launch` opens the app on that model's Launch screen, then its chat (`berth launch MODEL`)."""
     return BerthApp(
         catalog,
         host,
@@ -320,6 +398,8 @@ def build_app(
         this_machine=host if host_is_this_machine else None,
         context=context,
         on_ready=on_ready,
+        initial_launch=initial_launch,
+        demo=demo,
     )
 
 

@@ -164,6 +164,17 @@ class SessionFactory(Protocol):
     ) -> Launched: ...
 
 
+@dataclass(frozen=True)
+class InitialLaunch:
+    """What `berth launch MODEL` hands the app: the model and its plan to load at once, then chat with the
+    settings and system prompt given on the command line."""
+
+    card: ModelCard
+    plan: Plan
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    system_prompt: str = ""
+
+
 # --------------------------------------------------------------------------- history
 
 

@@ -63,8 +63,14 @@ class BerthAppApi(Protocol):
     def launch(self, card: ModelCard, result: Plan | DoesNotFitError) -> None:
         """Start loading a model as planned."""
 
-    def start_session(self, launched: Launched, card: ModelCard) -> None:
-        """Open the screen for a loaded model's task."""
+    def start_session(self, launched: Launched, card: ModelCard, typed: str = "", send: bool = False) -> None:
+        """Open the screen for a loaded model's task (`typed` into its prompt, sent when `send`)."""
+
+    def remember_live_chat(self, record: ChatRecord) -> None:
+        """The loaded model's conversation as it stands, for coming back to it."""
+
+    def resume_session(self) -> None:
+        """Back to the loaded model's live chat."""
 
     def unload(self) -> None:
         """Free the loaded model, if any."""

@@ -110,7 +110,10 @@ def free_bytes(result: Plan | DoesNotFitError) -> int:
 
 
 def speed_of(row: Row, measured: SpeedLookup) -> tuple[float | None, bool]:
-    """Tokens/s to show and whether it was measured (True) or estimated (False)."""
+    """Tokens/s to show and whether it was measured (True) or estimated (False); none for an encoder such as
+    BERT, which fills in masks in one pass and never decodes token by token."""
+    if row.card.task == "fill-mask":
+        return None, False
     found = measured(row.card.id)
     if found is not None and row.fits:
         return found, True

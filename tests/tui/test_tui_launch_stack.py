@@ -12,6 +12,7 @@ import pytest
 
 from launcher.run.session import GenerationSettings, Turn
 from launcher.tui.backend import ChatRecord
+from launcher.tui.screens.browse import BrowseScreen
 
 from .tui_helpers import browse_ready, finished_reply, wait_until
 
@@ -193,5 +194,8 @@ async def test_real_smollm2_launches_in_the_app_and_replies(catalog, smollm2_ggu
         assert reply.reply is not None and reply.reply.new_tokens > 0 and reply.reply.tokens_per_s
         assert chat.query(".message-body")[-1].source == reply.content
         assert [c.message_count for c in SqliteChatStore(db).list_chats()] == [2]
-        await pilot.press("ctrl+b")
-        await wait_until(pilot, lambda: app.launched is None)
+        await pilot.press("ctrl+b")  # back to Browse; the model stays loaded
+        await wait_until(pilot, lambda: isinstance(app.screen, BrowseScreen))
+        assert app.launched is not None
+        app.unload()
+        assert app.launched is None

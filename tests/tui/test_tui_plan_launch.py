@@ -141,7 +141,7 @@ async def test_launch_is_refused_for_named_hardware_and_without_a_loader(make_ap
 
 
 @pytest.mark.slow  # a launch per task
-async def test_each_task_gets_its_screen(make_app, catalog):
+async def test_each_task_gets_its_screen(make_app, catalog, factory):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         screen = await browse_ready(pilot)
@@ -156,7 +156,8 @@ async def test_each_task_gets_its_screen(make_app, catalog):
             await wait_until(pilot, lambda kind=kind: isinstance(app.screen, kind))
             await pilot.press("ctrl+b")
             await wait_until(pilot, lambda: app.screen is screen)
-            assert app.launched is None
+            assert app.launched is not None and app.launched.session.model_id == model  # stays loaded
+        assert [s.closed for s in factory.sessions] == [True, False]  # launching the next freed the first
 
 
 def test_memory_rows_compare_estimate_and_measurement(catalog):

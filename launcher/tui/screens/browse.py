@@ -29,11 +29,21 @@ ANY = Select.NULL
 PANEL_DELAY_S = 0.12
 
 
+class ModelTable(DataTable[str | Text]):
+    """The model table: Home and End move to the first and last model (DataTable's own scroll sideways)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("home", "screen.first_row", "First row", show=False),
+        Binding("end", "screen.last_row", "Last row", show=False),
+    ]
+
+
 class BrowseScreen(Screen[None]):
     """The model table, its filters, and (on wide terminals) the plan of the highlighted model beside it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "focus_search", "Search"),
+        # priority: handled as the key arrives, so keys typed right after it already go to the search box
+        Binding("slash", "focus_search", "Search", priority=True),
         Binding("f", "toggle_fits", "Fits only"),
         Binding("h", "hardware", "Hardware"),
         Binding("x", "context", "Context"),
@@ -41,6 +51,9 @@ class BrowseScreen(Screen[None]):
         Binding("r", "reverse_sort", "Reverse sort", show=False),
         Binding("l", "launch", "Launch"),
         Binding("o", "app.chats", "Chats"),
+        Binding("c", "resume", "Chat", tooltip="Back to the loaded model's chat."),
+        Binding("home", "first_row", "First row", show=False),
+        Binding("end", "last_row", "Last row", show=False),
         Binding("t", "cycle_task", "Task filter", show=False),
         Binding("p", "toggle_panel", "Side panel", show=False),
         Binding("escape", "back_to_table", "Back to table", show=False),
@@ -99,11 +112,11 @@ class BrowseScreen(Screen[None]):
                 tooltip="Context length to plan for (tokens); empty means 4096, capped per model.",
             )
         with Horizontal(id="browse-body"):
-            table: DataTable[str | Text] = DataTable(id="models", cursor_type="row", zebra_stripes=True)
+            table: DataTable[str | Text] = ModelTable(id="models", cursor_type="row", zebra_stripes=True)
             yield table
             with Vertical(id="side"):
                 yield PlanView(id="side-plan")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         table = self.query_one("#models", DataTable)
@@ -324,12 +337,33 @@ class BrowseScreen(Screen[None]):
     # ------------------------------------------------------------------ actions
 
     def action_focus_search(self) -> None:
-        """Jump to the search box."""
-        self.query_one("#search", Input).focus()
+        """Jump to the search box (at once: keys typed right after `/` must land in it, in order)."""
+        self.set_focus(self.query_one("#search", Input))
 
     def action_back_to_table(self) -> None:
         """Leave a filter box for the table."""
-        self.query_one("#models", DataTable).focus()
+        self.set_focus(self.query_one("#models", DataTable))
+
+    def action_first_row(self) -> None:
+        """Highlight the first model."""
+        self.query_one("#models", DataTable).move_cursor(row=0, scroll=True)
+
+    def action_last_row(self) -> None:
+        """Highlight the last model."""
+        table = self.query_one("#models", DataTable)
+        table.move_cursor(row=max(table.row_count - 1, 0), scroll=True)
+
+    def action_resume(self) -> None:
+        """Back to the loaded model's live chat."""
+        self.berth.resume_session()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:  # noqa: ARG002
+        """`c` (back to the chat) shows in the footer only while a model is loaded; `/` in the search box types."""
+        if action == "resume":
+            return self.berth.launched is not None
+        if action == "focus_search":  # in the search box `/` is typed as itself (model ids have one)
+            return self.focused is not self.query_one("#search", Input)
+        return True
 
     def action_toggle_fits(self) -> None:
         """Show only models that fit, or all."""
@@ -367,8 +401,7 @@ class BrowseScreen(Screen[None]):
 
     def action_context(self) -> None:
         """Jump to the context-length box."""
-        box = self.query_one("#context", Input)
-        box.focus()
+        self.set_focus(self.query_one("#context", Input))
 
     def action_hardware(self) -> None:
         """Pick or type the hardware to plan for."""
@@ -406,6 +439,7 @@ class BrowseScreen(Screen[None]):
             ("Toggle fits only", "Hide models that do not fit", self.action_toggle_fits),
             ("Search models", "Filter by id, alias, family or task", self.action_focus_search),
             ("Launch highlighted model", "Download, load and chat", self.action_launch),
+            ("Back to the chat", "The loaded model's conversation", self.action_resume),
             ("Toggle side panel", "The plan beside the table (wide terminals)", self.action_toggle_panel),
         ]
         row = self.highlighted()

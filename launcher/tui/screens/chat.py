@@ -44,13 +44,14 @@ class ChatScreen(Screen[None]):
     """A conversation with a loaded chat model (or a saved one, read-only, when `launched` is None)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "stop", "Stop reply"),
+        Binding("escape", "stop_or_leave", "Stop / Browse"),
         Binding("ctrl+r", "regenerate", "Regenerate"),
         Binding("ctrl+l", "clear", "Clear"),
         Binding("ctrl+s", "settings", "Settings"),
         Binding("ctrl+o", "app.chats", "Chats"),
         Binding("f2", "copy_last", "Copy reply"),
         Binding("ctrl+b", "browse", "Browse"),
+        Binding("ctrl+u", "unload", "Unload", show=False),
     ]
 
     user_label = "You"
@@ -75,9 +76,17 @@ class ChatScreen(Screen[None]):
             self.error = error
 
     def __init__(
-        self, card: ModelCard | None, launched: Launched | None, record: ChatRecord | None = None
+        self,
+        card: ModelCard | None,
+        launched: Launched | None,
+        record: ChatRecord | None = None,
+        typed: str = "",
+        send: bool = False,
     ) -> None:
         super().__init__()
+        self.typed = typed
+        """Text typed before this screen opened (while the model loaded): put in the prompt."""
+        self.send_typed = send
         self.card = card
         self.launched = launched
         self.model_id = card.id if card else (record.model_id if record else "?")
@@ -93,7 +102,10 @@ class ChatScreen(Screen[None]):
         self._pieces: list[str] = []
         self._unsaved = 0
         self._saved_at = 0.0
-        self.last_stats: Reply | None = None
+        self.last_stats: Reply | None = next(
+            (m.reply for m in reversed(self.messages) if m.role == "assistant" and m.reply is not None), None
+        )
+        self._leave_when_done = False
 
     @property
     def berth(self) -> BerthAppApi:
@@ -112,7 +124,7 @@ class ChatScreen(Screen[None]):
         prompt.placeholder = self.prompt_placeholder
         yield prompt
         yield Static(id="chat-status")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def _prompt_history(self) -> list[str]:
         return [m.content for m in self.messages if m.role == "user"]
@@ -129,6 +141,12 @@ class ChatScreen(Screen[None]):
         else:
             prompt.focus()
             self.set_interval(MEMORY_EVERY_S, self._update_status)
+            if self.typed:
+                prompt.load_text(self.typed)
+                last = prompt.document.line_count - 1
+                prompt.move_cursor((last, len(prompt.document.get_line(last))))
+                if self.send_typed:
+                    prompt.submit()
         self._update_status()
 
     def _subtitle(self) -> str:
@@ -171,6 +189,7 @@ class ChatScreen(Screen[None]):
             return
         self.messages.append(Turn("user", event.text))
         self._save()  # written before the model answers
+        self._remember()
         await self.query_one("#messages", VerticalScroll).mount(ChatMessage("user", event.text))
         await self._generate()
 
@@ -248,7 +267,16 @@ class ChatScreen(Screen[None]):
         if message.text or message.stats is not None:
             self.messages.append(Turn("assistant", message.text, message.stats))
             self._save()
+        self._remember()
         self._update_status()
+        if self._leave_when_done:
+            self._leave_when_done = False
+            self.berth.back_to_browse()
+
+    def _remember(self) -> None:
+        """Tell the app how the live conversation stands, so that coming back to it resumes it."""
+        if not self.read_only:
+            self.berth.remember_live_chat(self.current_record())
 
     def _save(self, streaming: Turn | None = None) -> None:
         """Save the conversation (with `streaming`, the reply so far, at its end); a failure is shown, not raised."""
@@ -284,6 +312,13 @@ class ChatScreen(Screen[None]):
         if self.streaming and self.launched is not None:
             self.launched.session.stop()
 
+    def action_stop_or_leave(self) -> None:
+        """Stop the reply being generated; with none, back to Browse (the model stays loaded: `c` returns)."""
+        if self.streaming:
+            self.action_stop()
+        else:
+            self.action_browse()
+
     async def action_regenerate(self) -> None:
         """Drop the last reply and ask again."""
         if self.streaming or self.read_only:
@@ -306,6 +341,7 @@ class ChatScreen(Screen[None]):
         self.record_id = None
         self.created = ""
         self.last_stats = None
+        self._remember()
         await self.query_one("#messages", VerticalScroll).remove_children()
         self._update_status()
         self.notify("New chat.", timeout=2)
@@ -320,6 +356,7 @@ class ChatScreen(Screen[None]):
         if chosen is not None:
             self.settings, self.system_prompt = chosen
             self.sub_title = self._subtitle()
+            self._remember()
 
     def action_copy_last(self) -> None:
         """Copy the last reply."""
@@ -327,10 +364,22 @@ class ChatScreen(Screen[None]):
         if not replies:
             self.notify("No reply yet.", timeout=2)
             return
-        self.app.copy_to_clipboard(replies[-1].content)
-        self.notify(f"Copied {len(replies[-1].content)} characters.", timeout=2)
+        from launcher.tui.clipboard import copy_text
+
+        self.notify(copy_text(self.app, replies[-1].content), timeout=5)
 
     def action_browse(self) -> None:
+        """Back to Browse; the model stays loaded (Browse's `c`, or this chat in Chats, comes back to it)."""
+        if self.streaming:
+            self._leave_when_done = True
+            self.action_stop()
+            return
+        self._remember()
+        if self.launched is not None:
+            self.notify(f"{self.model_id} stays loaded: c returns to this chat.", timeout=4)
+        self.berth.back_to_browse()
+
+    def action_unload(self) -> None:
         """Unload the model and return to Browse."""
         self.action_stop()
         if self.launched is not None:
@@ -355,7 +404,8 @@ class ChatScreen(Screen[None]):
             ("Copy last reply", "To the clipboard", self.action_copy_last),
             ("Export chat as Markdown", "Write it under the data folder", lambda: self.export("md")),
             ("Export chat as JSON", "Write it under the data folder", lambda: self.export("json")),
-            ("Back to Browse", "Unload the model", self.action_browse),
+            ("Back to Browse", "The model stays loaded (c in Browse returns here)", self.action_browse),
+            ("Unload the model", "Free its memory and return to Browse", self.action_unload),
         ]
 
 

@@ -108,8 +108,7 @@ class FillMaskScreen(Screen[None]):
         self.query_one("#fill-input", Input).focus()
 
     def action_browse(self) -> None:
-        """Unload the model and return to Browse."""
-        self.berth.unload()
+        """Back to Browse; the model stays loaded (Browse's `c` comes back here)."""
         self.berth.back_to_browse()
 
     def palette_commands(self) -> list[tuple[str, str, Callable[[], object]]]:

@@ -22,6 +22,10 @@ EXTRA_KEYS: dict[str, list[tuple[str, str]]] = {
         ("ctrl+q", "quit"),
         ("tab / shift+tab", "next / previous control"),
     ],
+    "Browse": [
+        ("enter", "open the highlighted model's Plan (reasons, memory per device, alternatives)"),
+        ("click a header", "sort by that column (again: reverse)"),
+    ],
     "Tables": [
         ("↑ ↓ pgup pgdn home end", "move"),
         ("enter", "open (plan, alternative, chat)"),

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.markup import escape
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from launcher import display
+from launcher.plan.report import render_plan
 from launcher.plan.request import Plan
 from launcher.tui.backend import (
     DownloadProgress,
@@ -57,7 +58,11 @@ def memory_rows(plan: Plan, measured: dict[str, int]) -> list[tuple[str, str, st
 
 
 class LaunchScreen(Screen[None]):
-    """Runs the session factory in a thread; Esc cancels and returns to Browse."""
+    """Runs the session factory in a thread; Esc cancels and returns to Browse.
+
+    With `auto_start` (`berth launch MODEL`) the chat opens as soon as the model is loaded, and what the person
+    types meanwhile is kept for its prompt (Enter typed meanwhile sends it once the model is ready).
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel / back"),
@@ -85,10 +90,14 @@ class LaunchScreen(Screen[None]):
             super().__init__()
             self.error = error
 
-    def __init__(self, card: ModelCard, plan: Plan) -> None:
+    def __init__(self, card: ModelCard, plan: Plan, auto_start: bool = False) -> None:
         super().__init__()
         self.card = card
         self.plan = plan
+        self.auto_start = auto_start
+        self.typed = ""
+        """Keys typed while loading (auto_start): they go into the chat's prompt."""
+        self.send_typed = False
         self.cancel = threading.Event()
         self.launched: Launched | None = None
         self.error: BaseException | None = None
@@ -110,6 +119,9 @@ class LaunchScreen(Screen[None]):
         with VerticalScroll(id="launch"):
             yield Static(id="launch-title")
             yield Static(id="launch-note", classes="dim")
+            yield Static(id="launch-typed")
+            yield Static("Plan", classes="plan-heading")
+            yield Static(Text(render_plan(self.plan), no_wrap=True, overflow="ellipsis"), id="launch-plan")
             yield Static("Download", classes="plan-heading")
             yield Vertical(id="downloads")
             yield ProgressLine("total", id="download-total")
@@ -130,7 +142,10 @@ class LaunchScreen(Screen[None]):
         self.query_one("#launch-title", Static).update(title)
         self.query_one("#memory-heading").display = False
         self.query_one("#memory").display = False
-        self.query_one("#launch-hint", Static).update("Esc cancels and returns to Browse.")
+        self.query_one("#launch-hint", Static).update(
+            "Esc cancels and returns to Browse."
+            + (" Type your first message meanwhile; the chat opens once loaded." if self.auto_start else "")
+        )
         self.set_interval(REDRAW_S, self._redraw)
         self._run()
 
@@ -190,6 +205,8 @@ class LaunchScreen(Screen[None]):
             Text.from_markup("[b]Enter[/b] starts the session · [b]Esc[/b] unloads and returns to Browse")
         )
         self.berth.launched = launched
+        if self.auto_start:
+            self.berth.start_session(launched, self.card, self.typed, self.send_typed)
 
     def on_launch_screen_failed(self, message: Failed) -> None:
         self.error = message.error
@@ -258,9 +275,40 @@ class LaunchScreen(Screen[None]):
         self.berth.back_to_browse()
 
     def action_start(self) -> None:
-        """Open the chat (or completion / fill-mask) screen once loaded."""
+        """Open the chat (or completion / fill-mask) screen once loaded (while loading: send what was typed)."""
         if self.launched is not None:
-            self.berth.start_session(self.launched, self.card)
+            self.berth.start_session(self.launched, self.card, self.typed)
+        elif self.auto_start and self.typed.strip() and self.error is None:
+            self.send_typed = True
+            self._show_typed()
+
+    def on_key(self, event: events.Key) -> None:
+        """While loading for `berth launch`, keep what is typed for the chat prompt."""
+        if not self.auto_start or self.launched is not None or self.error is not None:
+            return
+        if event.key == "backspace":
+            self.typed = self.typed[:-1]
+            self.send_typed = False
+        elif event.key == "ctrl+j":
+            self.typed += "\n"
+        elif event.is_printable and event.character:
+            self.typed += event.character
+            self.send_typed = False
+        else:
+            return
+        event.stop()
+        event.prevent_default()
+        self._show_typed()
+
+    def _show_typed(self) -> None:
+        text = Text()
+        if self.typed:
+            text.append("your message: ", style="bold")
+            text.append(self.typed)
+            text.append(
+                " (sent once loaded)" if self.send_typed else " (Enter sends it once loaded)", style="dim"
+            )
+        self.query_one("#launch-typed", Static).update(text)
 
     def palette_commands(self) -> list[tuple[str, str, Callable[[], object]]]:
         """Main actions of this screen for the command palette."""

@@ -72,8 +72,9 @@ class PlanScreen(Screen[None]):
         if self.details is None or not self.details.snippet:
             self.notify("Nothing to copy: the model does not fit.", severity="warning")
             return
-        self.app.copy_to_clipboard(self.details.snippet)
-        self.notify("Copied the Python snippet to the clipboard.", timeout=3)
+        from launcher.tui.clipboard import copy_text
+
+        self.notify(copy_text(self.app, self.details.snippet, "the Python snippet"), timeout=5)
 
     def action_focus_alternatives(self) -> None:
         """Move to the alternatives table."""

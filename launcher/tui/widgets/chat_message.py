@@ -60,5 +60,6 @@ class ChatMessage(Vertical, can_focus=True):
 
     def action_copy(self) -> None:
         """Put the message's text on the clipboard."""
-        self.app.copy_to_clipboard(self.text)
-        self.notify(f"Copied {len(self.text)} characters.", timeout=2)
+        from launcher.tui.clipboard import copy_text
+
+        self.notify(copy_text(self.app, self.text), timeout=5)

@@ -132,6 +132,11 @@ class PlanView(VerticalScroll):
                 f"{display.seconds(speed.time_to_first_token_s)} to first token, "
                 f"load ≈ {display.seconds(speed.load_seconds)} ({speed.bottleneck}-bound)"
             )
+            if card.task == "fill-mask":  # an encoder answers in one pass: no token-by-token decode
+                line = (
+                    f"one pass per input (no decoding) ≈ {display.seconds(speed.time_to_first_token_s)}, "
+                    f"load ≈ {display.seconds(speed.load_seconds)}"
+                )
             if details.measured_tokens_per_s is not None:
                 line += f" · measured here {display.rate(details.measured_tokens_per_s)} tokens/s"
             facts.append(line)
@@ -163,7 +168,8 @@ class PlanView(VerticalScroll):
                 table.add_row(name, Text(" n/a", style="dim"), Text(problem, style="dim"), "-")
                 continue
             result = alt.result
-            speed = result.speed.decode_tokens_per_s if isinstance(result, Plan) else None
+            decodes = isinstance(result, Plan) and details.card.task != "fill-mask"
+            speed = result.speed.decode_tokens_per_s if isinstance(result, Plan) and decodes else None
             table.add_row(
                 name,
                 fit_badge_text(result),
