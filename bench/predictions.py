@@ -20,6 +20,7 @@ from launcher.plan.ladder import plan_or_raise
 from launcher.plan.request import PlanRequest
 from launcher.plan.speed import VLLM_BATCHED, compute_seconds, vllm_decode_seconds
 from registry.catalog import Catalog, load_catalog
+from registry.errors import BerthError
 from registry.memory import Precision, active_weight_bytes, kv_cache_bytes
 from registry.params import layout
 from registry.schema import Dtype
@@ -129,14 +130,28 @@ def summarize(pairs: Sequence[tuple[DecodeRow, float]]) -> Summary:
     return Summary(len(errors), statistics.median(errors), p90, worst)
 
 
+def in_catalog(row: DecodeRow, catalog: Catalog) -> bool:
+    """Whether the catalog knows the row's model and accelerator (rows for entries still to come are skipped)."""
+    try:
+        catalog.get(row.model)
+        catalog.accelerator(row.accelerator)
+    except BerthError:
+        return False
+    return True
+
+
 def evaluate(catalog: Catalog | None = None, path: Path = CORPUS) -> list[tuple[DecodeRow, float]]:
+    """Every row the catalog can describe, with Berth's estimate."""
     catalog = catalog or load_catalog(overlay=False)
-    return [(row, estimate(row, catalog)) for row in load_rows(path)]
+    return [(row, estimate(row, catalog)) for row in load_rows(path) if in_catalog(row, catalog)]
 
 
 def main() -> None:
     pairs = evaluate()
-    header = f"{'model':<28} {'GPU':<12} {'runtime':<12} {'prompt':>7} {'measured':>9} {'berth':>9} {'error':>7}"
+    skipped = len(load_rows()) - len(pairs)
+    header = (
+        f"{'model':<28} {'GPU':<12} {'runtime':<12} {'prompt':>7} {'measured':>9} {'berth':>9} {'error':>7}"
+    )
     print(header)
     print("-" * len(header))
     for row, est in pairs:
@@ -148,6 +163,8 @@ def main() -> None:
             f"{est:>9.2f} {err:>+7.1%}"
         )
     s = summarize(pairs)
+    if skipped:
+        print(f"({skipped} rows skipped: their model or accelerator is not in this catalog)")
     for runtime in sorted({r.runtime for r, _ in pairs}):
         part = summarize([p for p in pairs if p[0].runtime == runtime])
         print(

@@ -13,6 +13,7 @@ from launcher.plan.measured import machine_key
 from launcher.plan.report import verdict
 from launcher.plan.request import Plan
 from launcher.plan.rows import SORT_KEYS, Row, host_line, matches, measured_rate, plan_all, sort_rows
+from launcher.plan.speed import CORPUS_MEDIAN_ERROR_PCT
 from launcher.run.store import latest_measurements
 from registry.catalog import Catalog
 
@@ -65,7 +66,8 @@ def list_command(
     fitting = sum(1 for r in rows if r.fits)
     note = " (* measured here by berth launch)" if any(rate(r) is not None for r in rows) else ""
     click.echo(
-        f"\n{fitting} of {len(rows)} models fit. Details: berth plan MODEL. Speeds are estimates (±30%){note}."
+        f"\n{fitting} of {len(rows)} models fit. Details: berth plan MODEL. Speeds are estimates "
+        f"(typically ±{CORPUS_MEDIAN_ERROR_PCT}%){note}."
     )
 
 
