@@ -15,9 +15,6 @@ from launcher.machine.host import CpuInfo
 from registry.memory import DTYPE_BYTES
 from registry.schema import Dtype
 
-#: The linear layer `berth probe --measure` times: batch 1, 2048 inputs, 8192 outputs (an MLP up-projection of
-#: a ~1B model: large enough to stream from RAM, small enough to time in milliseconds).
-LINEAR_IN, LINEAR_OUT = 2048, 8192
 #: bf16/fp16 bytes/s against fp32's on an AVX2 CPU without native bf16: 2.87 ms fp32 vs 1.77 ms bf16 for the
 #: linear above (torch 2.13, issue 11) = (2 / 1.77) / (4 / 2.87) = 0.81.
 CPU_BF16_AVX2_FACTOR = 0.8
