@@ -83,3 +83,19 @@ def test_the_planner_picks_the_dtype_measured_fastest(catalog: Catalog):
         cpu=dataclasses.replace(fast_bf16.cpu, linear_seconds=(("bfloat16", 1.0e-3), ("float32", 2.87e-3))),
     )
     assert plan_or_raise(card, faster).speed.decode_tokens_per_s > plan.speed.decode_tokens_per_s
+
+
+def test_a_named_spec_keeps_ram_for_its_operating_system(catalog: Catalog):
+    from launcher.machine.hwspec import resolve_host
+
+    small = resolve_host("cpu,ram=4GB", catalog, {})
+    desktop = resolve_host("cpu,ram=32GB", catalog, {})
+    server = resolve_host("cpu,ram=1024GB", catalog, {})
+    assert small.ram_total_bytes - small.ram_available_bytes == 2**30  # at least 1 GiB
+    assert desktop.ram_total_bytes - desktop.ram_available_bytes == int(32 * GB * 0.08)
+    assert server.ram_total_bytes - server.ram_available_bytes == 8 * 2**30  # at most 8 GiB
+    # What the plan puts in RAM stays within what the OS leaves.
+    card = catalog.get("HuggingFaceTB/SmolLM2-1.7B-Instruct")
+    tight = resolve_host("cpu,ram=5GB", catalog, {})
+    plan = plan_or_raise(card, tight)
+    assert sum(p.used_bytes for p in plan.placements if p.device == "cpu") <= tight.ram_available_bytes
