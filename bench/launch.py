@@ -94,7 +94,9 @@ def speed(folder: Path, rounds: int, tokens: int, max_tries: int = 6) -> dict[st
     from registry.importer import card_from_dir
 
     catalog = load_catalog(overlay=False)
-    host = probe_host(catalog)
+    # As `berth probe --measure` does: time this CPU's dtypes (and bandwidth) so the plan picks its dtype by
+    # measurement; the timings are remembered in the data dir like the CLI's.
+    host = probe_host(catalog, measure=True)
     card = card_from_dir(folder)
     loaded = load_model(
         ModelSource(card, "dir", folder), host, PlanRequest(context=2048), LoadOptions(show_progress=False)
@@ -123,6 +125,13 @@ def speed(folder: Path, rounds: int, tokens: int, max_tries: int = 6) -> dict[st
     summary: dict[str, Any] = {
         "machine": f"{host.cpu.model}, {host.cpu.logical_cores} threads, torch threads {torch.get_num_threads()}",
         "berth_plan": loaded.plan.summary,
+        "berth_estimate": {
+            "tokens_per_s": loaded.plan.speed.decode_tokens_per_s,
+            "ttft_s": loaded.plan.speed.time_to_first_token_s,
+            "bottleneck": loaded.plan.speed.bottleneck,
+        },
+        "cpu_linear_ms": {d: round(t * 1000, 2) for d, t in host.cpu.linear_seconds},
+        "cpu_bandwidth_gb_s": round(host.cpu.memory_bandwidth_bytes_per_s / 1e9, 1),
         "pipeline_call": "pipeline('text-generation', dtype=torch.bfloat16, device_map='auto')",
         "pipeline_dtype": str(next(pipe.model.parameters()).dtype),
         "tokens": tokens,
@@ -295,6 +304,12 @@ def run(args: argparse.Namespace, folder: Path) -> None:
         report["speed"] = s
         print(f"Machine: {s['machine']}")
         print(f"Berth plan: {s['berth_plan']}; pipeline: {s['pipeline_call']} -> {s['pipeline_dtype']}")
+        est = s["berth_estimate"]
+        print(
+            f"CPU measured (probe --measure): linear 2048->8192 {s['cpu_linear_ms']} ms, bandwidth "
+            f"{s['cpu_bandwidth_gb_s']} GB/s; Berth's estimate {est['tokens_per_s']:.1f} tok/s, first token "
+            f"{est['ttft_s'] * 1000:.0f} ms ({est['bottleneck']})"
+        )
         print(
             f"{s['tokens']} new tokens, greedy, median of {s['rounds']} alternating rounds after a warm-up "
             f"(ratios: median of the per-round ratios); {s['rounds_tried'] - s['rounds']} rounds dropped because "
