@@ -18,7 +18,7 @@ from launcher.machine.hwspec import resolve_host
 from launcher.plan.errors import DoesNotFitError
 from launcher.plan.ladder import plan_or_raise
 from launcher.plan.request import PlanRequest
-from launcher.plan.speed import VLLM_BATCHED, compute_seconds, vllm_decode_seconds
+from launcher.plan.speed import VLLM_CUDA_GRAPHS, compute_seconds, vllm_decode_seconds
 from registry.catalog import Catalog, load_catalog
 from registry.errors import BerthError
 from registry.memory import Precision, active_weight_bytes, kv_cache_bytes
@@ -87,11 +87,11 @@ def _vllm(row: DecodeRow, catalog: Catalog) -> tuple[float, float]:
     weights = active_weight_bytes(card, precision) / row.gpus
     kv = kv_cache_bytes(card, row.mean_context, 1, row.dtype) / row.gpus
     step = vllm_decode_seconds(
-        weights, kv, card.architecture.num_layers, acc.bandwidth_bytes_per_s, row.gpus, VLLM_BATCHED
+        weights, kv, card.architecture.num_layers, acc.bandwidth_bytes_per_s, row.gpus, VLLM_CUDA_GRAPHS
     )
     active = sum(b.active for b in layout(card).blocks)
     ttft = compute_seconds(
-        2 * active * row.input_tokens, acc.bf16_tflops * 1e12, VLLM_BATCHED.gpu_prefill, devices=row.gpus
+        2 * active * row.input_tokens, acc.bf16_tflops * 1e12, VLLM_CUDA_GRAPHS.gpu_prefill, devices=row.gpus
     )
     return 1 / step, ttft
 

@@ -17,6 +17,7 @@ from launcher.plan.request import PlanRequest
 from launcher.plan.speed import (
     TRANSFORMERS_BATCH1,
     VLLM_BATCHED,
+    VLLM_CUDA_GRAPHS,
     EngineEfficiency,
     Stage,
     estimate_speed,
@@ -94,7 +95,7 @@ def test_vllm_step_obeys_the_roofline_and_bandwidth(
 
 
 def test_profiles_are_physical() -> None:
-    for engine in (TRANSFORMERS_BATCH1, VLLM_BATCHED):
+    for engine in (TRANSFORMERS_BATCH1, VLLM_BATCHED, VLLM_CUDA_GRAPHS):
         shares = [engine.gpu_decode, engine.gpu_prefill, engine.gpu_kv_decode]
         assert all(0 < s <= 1 for s in shares)
         assert engine.gpu_layer_overhead_s >= 0 and engine.gpu_token_overhead_s >= 0

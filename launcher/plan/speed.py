@@ -107,13 +107,18 @@ TRANSFORMERS_BATCH1 = OffloadEngineEfficiency(
 TRANSFORMERS_CUDA = TRANSFORMERS_BATCH1
 TRANSFORMERS_CPU = TRANSFORMERS_BATCH1
 
-#: vLLM with continuous batching and CUDA graphs: what `berth fleet` assumes. Fitted to the vLLM half of the
-#: same Qwen2.5 benchmark (vLLM 0.6.3, A100-80GB, batch 1, enforce_eager=False): 0.5B 311.55 tok/s, 7B 84.28,
+#: vLLM with continuous batching: what `berth fleet` assumes for many sequences at once. Measured batched decode
+#: on H100/A100 lands between 0.5 and 0.8 of peak (see reference/accelerators.md); a starting point to replace
+#: with batched measurements.
+VLLM_BATCHED = EngineEfficiency(engine="vLLM, continuous batching", gpu_decode=0.6, gpu_prefill=0.5)
+
+#: vLLM with CUDA graphs serving one sequence (batch 1). Fitted to the vLLM half of the Qwen2.5 speed benchmark
+#: (vLLM 0.6.3, A100-80GB, batch 1, enforce_eager=False; registry/corpus/decode.yaml): 0.5B 311.55 tok/s, 7B 84.28,
 #: 32B 22.13; 72B 18.19 on TP 2 and 31.37 on TP 4. Weights stream at 0.8 of peak; each step pays about 2 ms of
 #: scheduling and sampling and 30 µs per layer (graph replay); tensor parallelism adds ~50 µs per layer for its
 #: two all-reduces; paged attention reads the KV cache at about 0.4 of peak at batch 1 (30720-token prompts).
-VLLM_BATCHED = EngineEfficiency(
-    engine="vLLM, continuous batching",
+VLLM_CUDA_GRAPHS = EngineEfficiency(
+    engine="vLLM, CUDA graphs, batch 1",
     gpu_decode=0.8,
     gpu_prefill=0.5,
     gpu_kv_decode=0.4,
@@ -122,7 +127,6 @@ VLLM_BATCHED = EngineEfficiency(
     gpu_overlapped=False,
     tp_layer_overhead_s=0.00005,
 )
-VLLM_CUDA_GRAPHS = VLLM_BATCHED
 
 #: Prompt length behind the time-to-first-token figure when the user gives none.
 DEFAULT_PROMPT_TOKENS = 512
@@ -165,7 +169,7 @@ def vllm_decode_seconds(
     layers: int,
     bandwidth_bytes_per_s: float,
     tp: int = 1,
-    engine: EngineEfficiency = VLLM_BATCHED,
+    engine: EngineEfficiency = VLLM_CUDA_GRAPHS,
 ) -> float:
     """Seconds per decode step of one sequence on a tensor-parallel vLLM replica: each GPU reads its shard of
     the weights and of the KV cache, plus the engine's per-step and per-layer costs and TP's all-reduces."""
