@@ -159,11 +159,11 @@ def test_does_not_fit_prints_the_verdict_and_exits_1():
     assert result.exit_code == EXIT_FAILURE
     assert result.stderr == ""
     assert result.stdout == (
-        "tiiuae/falcon-180B does not fit on cpu,ram=16GB: it needs at least 339.6 GiB, 11.7 GiB is usable.\n"
-        "  tried: fp32 on CPU RAM needs 679.1 GiB, 9.9 GiB usable; bf16 on CPU RAM needs 339.6 GiB, 11.7 GiB "
+        "tiiuae/falcon-180B does not fit on cpu,ram=16GB: it needs at least 339.6 GiB, 10.5 GiB is usable.\n"
+        "  tried: fp32 on CPU RAM needs 679.1 GiB, 8.7 GiB usable; bf16 on CPU RAM needs 339.6 GiB, 10.5 GiB "
         "usable\n"
         "Ways out:\n"
-        "  - fp32 on RAM + disk fits but runs at about 0.002 tokens/s (accept that with --allow-slow)\n"
+        "  - bf16 on RAM + disk fits but runs at about 0.004 tokens/s (accept that with --allow-slow)\n"
         "  - it fits on 4xv100-32gb (nf4 on GPUs 0–3; see `berth plan tiiuae/falcon-180B --hardware "
         "4xv100-32gb`)\n"
         "  - without quantization it fits on 8xa100-80gb (bf16 on GPUs 0–7)\n"

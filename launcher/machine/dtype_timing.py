@@ -12,9 +12,9 @@ from launcher.machine.errors import ProbeError
 LINEAR_IN, LINEAR_OUT = 2048, 8192
 DTYPES = ("float32", "bfloat16", "float16")
 #: Calls per dtype after one warm-up; the best is kept (other programs only ever slow a call down).
-LINEAR_CALLS = 60
+LINEAR_CALLS = 200
 #: Stop timing once this much time has gone (all dtypes together).
-LINEAR_BUDGET_S = 3.0
+LINEAR_BUDGET_S = 5.0
 METHOD = f"torch F.linear, batch 1, {LINEAR_IN}->{LINEAR_OUT}, best of up to {LINEAR_CALLS} calls"
 
 
