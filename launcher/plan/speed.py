@@ -81,8 +81,9 @@ class OffloadEngineEfficiency(EngineEfficiency):
 #: whatever their size (24 layers: 47.40 tok/s; 64 layers: 17.54 tok/s), so small models are host-bound; the
 #: 72B on two GPUs (8.73 tok/s) is bandwidth-bound at 0.6 of peak. Long prompts slow decode by about one second per
 #: 16 GB of KV cache read (attention with repeat_kv expanding grouped KV heads and a concatenated cache): 0.03 of
-#: peak bandwidth on the KV bytes. CPU figures: measured on this repository's 2-core EPYC with SmolLM2-135M
-#: (bench/launch.py, bench/results/launch.txt).
+#: peak bandwidth on the KV bytes. CPU figures are not yet fitted to a corpus (no public batch-1 CPU rows with
+#: transformers found): cpu_decode 0.5 of a numpy-copy bandwidth is PyTorch GEMV on a few cores, and 0.3 ms per
+#: layer is eager PyTorch's op dispatch for a decoder layer's ~15 ops at ~20 µs each on a desktop core.
 TRANSFORMERS_BATCH1 = OffloadEngineEfficiency(
     engine="transformers, batch 1",
     gpu_decode=0.6,
