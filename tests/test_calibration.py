@@ -44,7 +44,10 @@ def test_the_factor_is_the_geometric_median_of_the_same_runtime():
 
 
 def test_the_factor_is_bounded():
-    slow, fast = calibration_for("cpu", [launch("cpu", 1, 100)]), calibration_for("cpu", [launch("cpu", 100, 1)])
+    slow, fast = (
+        calibration_for("cpu", [launch("cpu", 1, 100)]),
+        calibration_for("cpu", [launch("cpu", 100, 1)]),
+    )
     assert slow is not None and slow.factor == 1 / MAX_FACTOR
     assert fast is not None and fast.factor == MAX_FACTOR
 
