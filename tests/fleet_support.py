@@ -13,13 +13,15 @@ from registry.catalog import Catalog, load_catalog
 #: Models copied from catalog.yaml plus Llama 3.1 8B/70B; H100, A100, L40S, L4, V100 (figures from the
 #: accelerator reference). The fleet tests use it so they do not move when catalog.yaml grows.
 FLEET_CATALOG = Path(__file__).parent / "data" / "fleet_catalog.yaml"
+#: An overlay with an A100-40GB and an AMD MI300X, for the fleet tests that need them.
+FLEET_OVERLAY = Path(__file__).parent / "data" / "fleet_overlay.yaml"
 GIB = 2**30
 
 
 @lru_cache(maxsize=1)
 def fleet_catalog() -> Catalog:
-    """The fixed test catalog, without any user overlay."""
-    return load_catalog(FLEET_CATALOG, overlay=False)
+    """The fixed test catalog with the fleet tests' overlay (no user overlay)."""
+    return load_catalog(FLEET_CATALOG, overlay=FLEET_OVERLAY)
 
 
 def request_from(text: str) -> FleetRequest:

@@ -7,17 +7,20 @@ at the end.
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import yaml
 
-from launcher.fleet.export import ray_accelerator_type, ray_serve_yaml, rayservice
+from launcher.fleet.export import node_resources, node_sets, ray_accelerator_type, ray_serve_yaml, rayservice
 from launcher.fleet.types import FleetPlan
 from tests.fleet_support import nodes_yaml, plan_from
 
@@ -33,18 +36,28 @@ except ImportError:
 from ray.llm._internal.common.placement import PlacementGroupConfig  # noqa: E402
 
 FLEET = (
-    nodes_yaml("h100 h100 8 4", "l40s l40s 4 2 pcie")
+    nodes_yaml("h100 h100 8 4", "l40s l40s 4 1 pcie", "a100-40 a100-40gb 4 1", "a100-80 a100 4 1")
     + """\
 models:
+  - model: llama-70b
+    name: big-a
+    context: 8192
+    concurrency: 40
+    accelerator: h100
+  - model: llama-70b
+    name: big-b
+    context: 8192
+    concurrency: 40
+    accelerator: h100
   - model: deepseek-v3
     name: deepseek
     context: 8192
     concurrency: 8
     quantization: fp8
   - model: llama-70b
-    name: big
+    name: big8
     context: 8192
-    concurrency: 100
+    concurrency: 60
     accelerator: h100
   - model: llama-70b
     name: big-pcie
@@ -52,15 +65,15 @@ models:
     concurrency: 4
     accelerator: l40s
   - model: llama-8b
-    name: chat
-    context: 8192
-    concurrency: 150
-    tokens_per_s_per_user: 40
-  - model: falcon-7b
-    name: falcon
-    context: 2048
-    concurrency: 600
-    accelerator: l40s
+    name: long
+    context: 65536
+    concurrency: 6
+    accelerator: a100-80gb
+  - model: llama-8b
+    name: short
+    context: 4096
+    concurrency: 40
+    accelerator: a100-40gb
 """
 )
 
@@ -70,13 +83,17 @@ def plan() -> FleetPlan:
     result = plan_from(FLEET)
     assert result.complete
     shapes = {m.name: m.replica.shape.label for m in result.models}
-    # The fleet exercises every kind of placement group the export writes.
+    # The fleet has what misled Ray before (issue 12): two TP4 replicas listed before the TP8 one that needs a
+    # whole node, a TP8×PP2 replica over two nodes, a pipeline inside a PCIe node, and an A100-80GB model that
+    # Ray's own "A100" label would let onto the A100-40GB node.
     assert shapes == {
-        "deepseek": "TP8×PP2",  # PACK across two nodes
-        "big": "TP4×PP1",  # STRICT_PACK, tensor parallel
-        "big-pcie": "TP1×PP4",  # STRICT_PACK, pipeline inside a PCIe node
-        "chat": "TP1×PP1",
-        "falcon": "TP1×PP1",
+        "big-a": "TP4×PP1",
+        "big-b": "TP4×PP1",
+        "deepseek": "TP8×PP2",
+        "big8": "TP8×PP1",
+        "big-pcie": "TP1×PP4",
+        "long": "TP1×PP1",
+        "short": "TP2×PP1",
     }
     return result
 
@@ -157,20 +174,26 @@ def ray_cluster(plan) -> Iterator[Any]:
     cluster = Cluster(
         initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 0, "include_dashboard": False}
     )
+    custom = node_resources(plan)
     try:
+        names = {}
         for node in plan.nodes:
             if not node.stages:
                 continue
             group = plan.group(node.group)
             label = ray_accelerator_type(group.accelerator)
-            cluster.add_node(
-                num_cpus=group.cpus,
+            resources = {f"accelerator_type:{label}": 1} if label else {}
+            resources.update(custom[node.name])  # what the export's header tells each node to start with
+            added = cluster.add_node(
+                num_cpus=2,  # the replica actor's CPU; few, so that the test machine is not asked for more
                 num_gpus=group.gpus_per_node,
-                resources={f"accelerator_type:{label}": 1} if label else {},
+                resources=resources,
                 object_store_memory=80 * 2**20,
             )
+            names[added.node_id] = node.name
         ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
         cluster.wait_for_nodes()
+        cluster.berth_names = names  # Ray node id → planned node name
         yield cluster
     finally:
         ray.shutdown()
@@ -181,30 +204,76 @@ def ray_cluster(plan) -> Iterator[Any]:
         os.environ.update(saved)
 
 
-@pytest.mark.slow  # starts a local Ray cluster
-def test_every_replica_is_placeable_on_the_planned_nodes(plan, ray_cluster):
-    from ray.util.placement_group import placement_group, remove_placement_group
+def planned_gpus(plan: FleetPlan) -> dict[str, Counter[str]]:
+    """GPUs the plan gives each model on each node: node name → model → GPUs."""
+    out: dict[str, Counter[str]] = {}
+    for node in plan.nodes:
+        for stage in node.stages:
+            out.setdefault(node.name, Counter())[stage.model] += len(stage.gpu_indices)
+    return out
 
-    document = yaml.safe_load(ray_serve_yaml(plan))
+
+def test_the_header_starts_each_node_with_its_resources(plan):
+    header = [line for line in ray_serve_yaml(plan).splitlines() if line.startswith("#")]
+    for _, nodes, resources in node_sets(plan):
+        (line,) = [h for h in header if h.startswith(f"#   {nodes[0]}")]
+        assert f"--resources='{json.dumps(resources, separators=(',', ':'))}'" in line
+    service = rayservice(plan)
+    workers = service["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+    assert sum(w["replicas"] for w in workers) == sum(1 for n in plan.nodes if n.stages)
+    for worker in workers:
+        resources = json.loads(json.loads(worker["rayStartParams"]["resources"]))
+        assert all(key.startswith("berth-") for key in resources)
+
+
+def _replicas_wanted(plan: FleetPlan) -> list[tuple[str, list[dict[str, float]], str]]:
+    """Every replica's placement group as Ray Serve LLM would ask for it, in file order."""
     wanted = []
-    for config in llm_configs(document):
+    for config in llm_configs(yaml.safe_load(ray_serve_yaml(plan))):
         bundles, strategy = replica_bundles(config)
-        wanted += [(bundles, strategy)] * config["deployment_config"]["num_replicas"]
-    wanted.sort(key=lambda item: -len(item[0]))  # as the plan packed them: largest first
-    groups = [placement_group(bundles, strategy=strategy) for bundles, strategy in wanted]
+        name = config["model_loading_config"]["model_id"]
+        wanted += [(name, bundles, strategy)] * config["deployment_config"]["num_replicas"]
+    return wanted
+
+
+def _check_round(
+    plan: FleetPlan, cluster: Any, wanted: list[tuple[str, list[dict[str, float]], str]], probe: bool = False
+) -> None:
+    """Create the placement groups in this order; every one is placed, each model on exactly the GPUs of the
+    nodes the plan gave it, and every tensor-parallel group inside one node."""
+    from ray.util.placement_group import placement_group, placement_group_table, remove_placement_group
+
+    groups = [(name, placement_group(bundles, strategy=strategy)) for name, bundles, strategy in wanted]
     try:
-        ready = [pg.wait(timeout_seconds=300) for pg in groups]  # generous: a busy machine is slow, not wrong
-        assert all(ready), (
-            f"{ready.count(False)} of {len(ready)} replica placement groups could not be placed"
-        )
-        free_planned = sum(n.free_gpus for n in plan.nodes if n.stages)
-        assert wait_until(lambda: ray.available_resources().get("GPU", 0) == free_planned), (
-            f"{ray.available_resources().get('GPU', 0)} GPUs free, the plan leaves {free_planned}"
-        )
-        # The export really needs what it asks for: one more 8-GPU replica has no room left.
-        extra = placement_group([{"GPU": 1.0}] * 8, strategy="STRICT_PACK")
-        assert not extra.wait(timeout_seconds=2)
-        remove_placement_group(extra)
+        ready = [pg.wait(timeout_seconds=300) for _, pg in groups]  # generous: a busy machine is slow
+        assert all(ready), f"{ready.count(False)} of {len(ready)} placement groups could not be placed"
+        got: dict[str, Counter[str]] = {}
+        for name, pg in groups:
+            tp = plan.model(name).replica.shape.tp
+            nodes = Counter(
+                cluster.berth_names[n] for n in placement_group_table(pg)["bundles_to_node_id"].values()
+            )
+            assert all(count % tp == 0 for count in nodes.values()), (name, dict(nodes))  # TP groups whole
+            for node, count in nodes.items():
+                got.setdefault(node, Counter())[name] += count
+        assert got == planned_gpus(plan)
+        if probe:  # the resources are exactly what the plan gave: one more worker of a model has no room
+            extra = placement_group([{"GPU": 1.0, "berth-long": 1.0}])
+            assert not extra.wait(timeout_seconds=2)
+            remove_placement_group(extra)
     finally:
-        for pg in groups:
+        for _, pg in groups:
             remove_placement_group(pg)
+        total = sum(n.gpus for n in plan.nodes if n.stages)
+        assert wait_until(lambda: ray.available_resources().get("GPU", 0) == total)
+
+
+@pytest.mark.slow  # starts a local Ray cluster of 7 nodes
+def test_ray_places_every_group_where_the_plan_says_in_any_order(plan, ray_cluster):
+    wanted = _replicas_wanted(plan)
+    _check_round(plan, ray_cluster, wanted, probe=True)  # file order: the two TP4 replicas before the TP8 one
+    rng = random.Random(12)
+    for _ in range(5):
+        order = list(wanted)
+        rng.shuffle(order)
+        _check_round(plan, ray_cluster, order)

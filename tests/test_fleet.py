@@ -48,9 +48,17 @@ def test_70b_takes_four_h100s_with_nvlink_and_a_pipeline_without():
     # TP2 leaves no room (65.7 GiB of weights per GPU), TP3 does not divide 64 heads: TP4.
     assert plan.models[0].replica.shape.label == "TP4×PP1"
     pcie = plan_from(
+        nodes_yaml("l40s l40s 4 2 pcie") + models_yaml("model: llama-70b, context: 8192, concurrency: 4")
+    )
+    assert pcie.models[0].replica.shape.label == "TP1×PP4"  # no NVLink: of equal GPUs, pipeline first
+    # At 8 sequences TP1×PP4 holds 6 per replica (the first stage keeps the whole embedding) and would need
+    # 2 replicas = 8 GPUs; TP2×PP2 holds 8 on 4 GPUs: fewest GPUs wins over the pipeline preference.
+    pcie8 = plan_from(
         nodes_yaml("l40s l40s 4 2 pcie") + models_yaml("model: llama-70b, context: 8192, concurrency: 8")
     )
-    assert pcie.models[0].replica.shape.label == "TP1×PP4"  # no NVLink: pipeline first
+    assert pcie8.models[0].replica.shape.label == "TP2×PP2" and pcie8.models[0].replicas_needed == 1
+    runner_up = pcie8.models[0].runner_up
+    assert runner_up is not None and "TP4×PP1" in runner_up and "PCIe" in runner_up
     linked = plan_from(
         nodes_yaml("l40s l40s 4 2 nvlink") + models_yaml("model: llama-70b, context: 8192, concurrency: 8")
     )
@@ -81,9 +89,13 @@ def test_tensor_size_must_divide_the_heads():
 
 
 def test_replicas_from_littles_law():
-    text = nodes_yaml("h100 h100 8 2") + models_yaml(
-        "model: llama-8b, context: 8192, requests_per_s: 20, prompt_tokens: 2000, output_tokens: 500, "
-        "tokens_per_s_per_user: 40"
+    text = (
+        nodes_yaml("h100 h100 8 2")
+        + "engine:\n  max_num_seqs: 32\n"  # batches smaller than the load: Little's law at the full batch
+        + models_yaml(
+            "model: llama-8b, context: 8192, requests_per_s: 20, prompt_tokens: 2000, output_tokens: 500, "
+            "tokens_per_s_per_user: 40"
+        )
     )
     plan = plan_from(text)
     model = plan.models[0]
@@ -156,11 +168,13 @@ def test_short_fleet_says_what_to_add_and_that_is_enough():
     plan = plan_from(text)
     model = plan.models[0]
     assert model.status == "short" and not plan.complete
-    assert model.replicas_placed == 2  # two TP4 replicas per node
+    assert model.replica is not None
+    placed = model.replicas_placed * model.replica.shape.gpus
+    assert placed <= 8  # the fewest GPUs in all may leave the one node's GPUs unused until nodes are added
     (addition,) = plan.additions
     assert addition.group == "h100" and addition.gpus_per_node == 8
-    assert addition.nodes == ceil(model.replicas_missing / 2)
-    assert plan.missing_gpus == model.replicas_missing * 4
+    assert addition.nodes == ceil((model.replicas_missing * model.replica.shape.gpus - (8 - placed)) / 8)
+    assert plan.missing_gpus == model.replicas_missing * model.replica.shape.gpus
     grown = plan_from(nodes_yaml(f"h100 h100 8 {1 + addition.nodes}") + models_yaml(base.format(c=200)))
     assert grown.complete
     smaller = plan_from(nodes_yaml(f"h100 h100 8 {addition.nodes}") + models_yaml(base.format(c=200)))

@@ -87,9 +87,10 @@ def test_short_fleet_exits_1_and_says_what_to_add(berth_fleet, tmp_path):
     path.write_text(FLEET.replace("requests_per_s: 1", "requests_per_s: 40"))
     code, out, _ = berth_fleet("fleet", "plan", str(path))
     assert code == 1
-    assert "To carry the whole workload, add:" in out and "node(s) to h100" in out
-    code, out, _ = berth_fleet("fleet", "plan", str(path), "--json")
-    assert code == 1 and json.loads(out)["additions"][0]["group"] == "h100"
+    assert "To carry the whole workload, add:" in out
+    code, out_json, _ = berth_fleet("fleet", "plan", str(path), "--json")
+    (addition,) = json.loads(out_json)["additions"]
+    assert code == 1 and f"{addition['nodes']} node(s) to {addition['group']}" in out
     code, _, err = berth_fleet("fleet", "export", str(path), "--format", "ray-serve")
     assert code == 1 and "--allow-partial" in err and "Traceback" not in err
     code, out, _ = berth_fleet("fleet", "export", str(path), "--format", "ray-serve", "--allow-partial")
@@ -163,3 +164,28 @@ print(heavy)
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_nothing_placeable_exits_1_and_writes_no_export(berth_fleet, tmp_path):
+    path = tmp_path / "fleet.yaml"
+    path.write_text(
+        FLEET.split("models:")[0].replace("count: 2", "count: 1")
+        + "models:\n  - model: deepseek-v3\n    context: 16384\n    concurrency: 2\n    accelerator: l4\n"
+    )
+    out_file = tmp_path / "serve.yaml"
+    for fmt in ("ray-serve", "kuberay", "vllm"):
+        code, out, err = berth_fleet(
+            "fleet", "export", str(path), "--format", fmt, "--allow-partial", "-o", str(out_file)
+        )
+        assert code == 1 and "nothing to export" in " ".join(err.split()) and "Traceback" not in err
+        assert not out_file.exists() and "llm_configs" not in out
+
+
+def test_duplicate_keys_are_errors_with_both_lines(berth_fleet, tmp_path):
+    path = tmp_path / "fleet.yaml"
+    path.write_text(FLEET + "models:\n  - model: llama-8b\n    concurrency: 1\n")
+    code, out, err = berth_fleet("fleet", "plan", str(path))
+    first = FLEET.splitlines().index("models:") + 1
+    second = len(FLEET.splitlines()) + 1
+    assert code == 2 and f"duplicate key 'models' (lines {first} and {second})" in err
+    assert f"{path}:{second}:" in err and "Traceback" not in err + out

@@ -172,3 +172,19 @@ def test_out_of_memory_recognised():
     )
     assert is_out_of_memory(MemoryBudgetExceeded("cpu", 2, 1))
     assert not is_out_of_memory(RuntimeError("shape mismatch"))
+
+
+def test_an_mps_plan_loads_on_mps_and_not_on_a_machine_without_it(tiny_models, catalog):
+    """Apple silicon (issue 16): the plan hands from_pretrained device_map={'': 'mps'}; a torch without MPS
+    (this Linux machine) refuses it in words instead of failing inside transformers."""
+    from launcher.machine.hwspec import parse_hardware_spec
+
+    mac = parse_hardware_spec("m4-max,ram=128GB", catalog)
+    card = catalog.get("mistralai/Mistral-7B-v0.1")
+    plan = plan_or_raise(card, mac)
+    kwargs = from_pretrained_kwargs(plan, ModelSource(card, "hub"), LoadOptions())
+    assert kwargs["device_map"] == {"": "mps"} and kwargs["dtype"] == torch.bfloat16
+    assert plan.uses_gpu
+    if not torch.backends.mps.is_available():
+        with pytest.raises(LoadError, match="mps"):
+            load_model(_source(tiny_models("gpt2")), mac, PlanRequest(context=32))

@@ -9,11 +9,22 @@ import click
 from launcher import display
 from launcher.cli.context import echo_json, get_catalog
 from launcher.cli.options import PlanOptions, plan_options, resolve_host_for
+from launcher.machine.host import HostSnapshot
 from launcher.plan.measured import machine_key
 from launcher.plan.report import verdict
 from launcher.plan.request import Plan
-from launcher.plan.rows import SORT_KEYS, Row, host_line, matches, measured_rate, plan_all, sort_rows
+from launcher.plan.rows import (
+    SORT_KEYS,
+    Row,
+    gguf_only,
+    host_line,
+    matches,
+    measured_rate,
+    plan_all,
+    sort_rows,
+)
 from launcher.plan.speed import CORPUS_MEDIAN_ERROR_PCT
+from launcher.plan.unified import wired_limit_note
 from launcher.run.store import latest_measurements
 from registry.catalog import Catalog
 
@@ -50,11 +61,15 @@ def list_command(
         return measured_rate(row, measured)
 
     if as_json:
+        gguf = {row.card.id: f"{fit.quant} via llama.cpp Metal" for row, fit in gguf_only(rows, host)}
         echo_json(
             {
                 "host": host.label,
                 "host_warnings": list(host.warnings),
-                "models": [r.as_dict() | {"measured_tokens_per_s": rate(r)} for r in rows],
+                "models": [
+                    r.as_dict() | {"measured_tokens_per_s": rate(r), "gguf_only": gguf.get(r.card.id)}
+                    for r in rows
+                ],
             }
         )
         return
@@ -69,6 +84,21 @@ def list_command(
         f"\n{fitting} of {len(rows)} models fit. Details: berth plan MODEL. Speeds are estimates "
         f"(typically ±{CORPUS_MEDIAN_ERROR_PCT}%){note}."
     )
+    _unified_notes(rows, host)
+
+
+def _unified_notes(rows: list[Row], host: HostSnapshot) -> None:
+    """On a Mac: the GPU's share of memory, and the models that run only as GGUF quants with llama.cpp Metal."""
+    limit = wired_limit_note(host)
+    if limit is None:
+        return
+    click.echo(f"Runtime: torch on mps (fp16/bf16, no bitsandbytes); {limit}.")
+    only = gguf_only(rows, host)
+    if only:
+        click.echo("Not on the GPU as they are; as a GGUF quant through llama.cpp with Metal:")
+        for row, fit in only:
+            speed = f", about {display.rate(fit.tokens_per_s)} tok/s" if fit.tokens_per_s else ""
+            click.echo(f"  {row.card.id}: {fit.quant} ≈ {display.gib(fit.weight_bytes)}{speed}")
 
 
 def _table(rows: list[Row], rate: Callable[[Row], float | None]) -> str:

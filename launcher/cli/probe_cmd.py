@@ -14,6 +14,7 @@ from launcher.cli.context import echo_json, get_catalog
 from launcher.machine.host import GpuInfo, HostSnapshot
 from launcher.machine.hwspec import resolve_host
 from launcher.machine.probe import probe_host
+from launcher.plan.unified import wired_limit_note
 
 HARDWARE_HELP = (
     "Describe named hardware instead of this machine: '2xA100-80GB,ram=512GB', 'cpu,ram=32GB,cores=8', "
@@ -71,6 +72,9 @@ def describe(host: HostSnapshot) -> str:
         lines += [_gpu_table(host), ""]
     else:
         lines += ["GPUs:  none", ""]
+    unified = wired_limit_note(host)
+    if unified:
+        lines += [f"Note:  {unified[0].upper()}{unified[1:]}.", ""]
     swap = f"; swap {display.gib(host.swap_free_bytes)} free" if host.source == "probe" else ""
     available, total = display.gib(host.ram_available_bytes), display.gib(host.ram_total_bytes)
     lines.append(f"RAM:   {available} available of {total}{swap}")
@@ -115,6 +119,8 @@ def _gpu_table(host: HostSnapshot) -> str:
 
 def _gpu_row(gpu: GpuInfo) -> list[str]:
     capability = ".".join(map(str, gpu.compute_capability)) if gpu.compute_capability else "-"
+    if gpu.vendor == "apple" and gpu.compute_capability:
+        capability = f"Metal Apple{gpu.compute_capability[0]}"  # the GPU family, not a CUDA capability
     if gpu.unified_memory:
         capability += " (unified memory)"
     bandwidth = f"{display.gb(gpu.bandwidth_bytes_per_s, 0)}/s" if gpu.bandwidth_bytes_per_s else "-"

@@ -48,12 +48,22 @@ class FleetFileError(BerthError, ValueError):
 class FleetShortError(BerthError):
     """The fleet cannot carry the workload, so an export would not deploy as planned."""
 
-    def __init__(self, models: Sequence[str], missing_gpus: int) -> None:
+    def __init__(self, models: Sequence[str], missing_gpus: int, nothing_placed: bool = False) -> None:
         self.models = list(models)
         self.missing_gpus = missing_gpus
-        super().__init__(
-            f"the fleet has no room for all of {', '.join(self.models)} ({missing_gpus} GPUs missing)"
-            if missing_gpus
-            else f"{', '.join(self.models)} cannot run on any node group of the fleet",
-            hint="See what to add with `berth fleet plan FLEET.yaml`, or export what fits with --allow-partial.",
-        )
+        self.nothing_placed = nothing_placed
+        if nothing_placed:
+            message = (
+                f"no replica of {', '.join(self.models)} has room in the fleet, so there is nothing to export "
+                "(Ray Serve refuses an empty list of models)"
+            )
+        elif missing_gpus:
+            message = (
+                f"the fleet has no room for all of {', '.join(self.models)} ({missing_gpus} GPUs missing)"
+            )
+        else:
+            message = f"{', '.join(self.models)} cannot run on any node group of the fleet"
+        hint = "See what to add with `berth fleet plan FLEET.yaml`, or export what fits with --allow-partial."
+        if nothing_placed:
+            hint = "See what to add and the cheaper alternatives with `berth fleet plan FLEET.yaml`."
+        super().__init__(message, hint=hint)

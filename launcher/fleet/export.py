@@ -7,8 +7,10 @@ sizes its KV cache and batch the way Berth did.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+from math import ceil
 from typing import Any, Literal
 
 import yaml
@@ -32,6 +34,11 @@ HTTP_PORT = 8000
 RAY_PORT = 6379
 #: Share of a node's RAM the Ray worker pod requests; the rest stays with the kubelet and the OS.
 POD_MEMORY_SHARE = 0.9
+#: Share of a node's CPU cores left to the kubelet, the container runtime and the OS (at least one core):
+#: a pod that requests every core of the node can never be scheduled.
+NODE_CPU_RESERVE_SHARE = 0.06
+#: Prefix of the custom Ray resources that tie each model's workers to the nodes the plan gave it.
+RESOURCE_PREFIX = "berth-"
 #: Head pod of the RayService: no GPUs and no Ray CPUs (no replicas there), room for the controller.
 HEAD_CPUS = 4
 HEAD_MEMORY = "16Gi"
@@ -57,7 +64,10 @@ def _served(plan: FleetPlan, allow_partial: bool) -> list[ModelPlan]:
     unserved = [m.name for m in plan.models if m.status != "ok"]
     if unserved and not allow_partial:
         raise FleetShortError(unserved, plan.missing_gpus)
-    return [m for m in plan.models if m.replica is not None and m.replicas_placed > 0]
+    served = [m for m in plan.models if m.replica is not None and m.replicas_placed > 0]
+    if not served:
+        raise FleetShortError(unserved, plan.missing_gpus, nothing_placed=True)
+    return served
 
 
 def _replicas(model: ModelPlan, allow_partial: bool) -> int:
@@ -93,8 +103,40 @@ def placement_strategy(replica: ReplicaEstimate, group: NodeGroup) -> str:
     return "STRICT_PACK" if replica.shape.gpus <= group.gpus_per_node else "PACK"
 
 
-def llm_config(model: ModelPlan, plan: FleetPlan, replicas: int) -> dict[str, Any]:
-    """One `llm_configs` entry of Ray Serve LLM (validated by ray.serve.llm.LLMConfig in the tests)."""
+def model_resources(plan: FleetPlan) -> dict[str, str]:
+    """The custom Ray resource of each served model: 'berth-' and the served name in Ray-safe characters
+    (a number appended where two names would read the same)."""
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for index, model in enumerate(plan.models):
+        base = RESOURCE_PREFIX + re.sub(r"[^A-Za-z0-9_.-]", "_", model.name)
+        name = base if base not in taken else f"{base}-{index}"
+        taken.add(name)
+        names[model.name] = name
+    return names
+
+
+def node_resources(plan: FleetPlan) -> dict[str, dict[str, int]]:
+    """The custom resources each node starts Ray with: for every model the plan put there, one unit per GPU
+    it gave that model. Every worker of a model asks for one unit, so Ray can put a model's workers only
+    where the plan put them, in the same numbers, whatever order the placement groups are created in
+    (Ray's own accelerator_type labels cannot tell an A100-40GB from an A100-80GB)."""
+    names = model_resources(plan)
+    out: dict[str, dict[str, int]] = {}
+    for node in plan.nodes:
+        resources: dict[str, int] = {}
+        for stage in node.stages:
+            key = names[stage.model]
+            resources[key] = resources.get(key, 0) + len(stage.gpu_indices)
+        out[node.name] = resources
+    return out
+
+
+def llm_config(
+    model: ModelPlan, plan: FleetPlan, replicas: int, resource: str | None = None
+) -> dict[str, Any]:
+    """One `llm_configs` entry of Ray Serve LLM (validated by ray.serve.llm.LLMConfig in the tests); `resource`
+    is the model's custom resource (default: model_resources' name for it)."""
     replica = model.replica
     assert replica is not None
     group = plan.group(replica.group)
@@ -106,7 +148,7 @@ def llm_config(model: ModelPlan, plan: FleetPlan, replicas: int) -> dict[str, An
         config["accelerator_type"] = ray_type
     config["engine_kwargs"] = engine_kwargs(model, plan)
     config["placement_group_config"] = {
-        "bundle_per_worker": {"GPU": 1},
+        "bundle_per_worker": {"GPU": 1, resource or model_resources(plan)[model.name]: 1},
         "strategy": placement_strategy(replica, group),
     }
     config["deployment_config"] = {"num_replicas": replicas}
@@ -116,11 +158,16 @@ def llm_config(model: ModelPlan, plan: FleetPlan, replicas: int) -> dict[str, An
 def serve_config(plan: FleetPlan, allow_partial: bool = False, http: bool = True) -> dict[str, Any]:
     """A Ray Serve config file (ServeDeploySchema) with one Ray Serve LLM application for all models."""
     models = _served(plan, allow_partial)
+    resources = model_resources(plan)
     app = {
         "name": "llms",
         "route_prefix": "/",
         "import_path": IMPORT_PATH,
-        "args": {"llm_configs": [llm_config(m, plan, _replicas(m, allow_partial)) for m in models]},
+        "args": {
+            "llm_configs": [
+                llm_config(m, plan, _replicas(m, allow_partial), resources[m.name]) for m in models
+            ]
+        },
     }
     config: dict[str, Any] = {}
     if http:
@@ -150,8 +197,31 @@ def _header(lines: list[str]) -> str:
     return "".join(f"# {line}\n" if line else "#\n" for line in lines)
 
 
-def _unlabelled(plan: FleetPlan) -> list[str]:
-    return sorted({g.accelerator.id for g in plan.groups if ray_accelerator_type(g.accelerator) is None})
+#: Nodes of one group that start Ray with the same custom resources: (group, node names, resources).
+NodeSet = tuple[NodeGroup, list[str], dict[str, int]]
+
+
+def node_sets(plan: FleetPlan) -> list[NodeSet]:
+    """The used nodes grouped by node group and custom resources, in node order (KubeRay worker groups)."""
+    resources = node_resources(plan)
+    sets: dict[tuple[str, tuple[tuple[str, int], ...]], NodeSet] = {}
+    for node in plan.nodes:
+        if not node.stages:
+            continue
+        held = resources[node.name]
+        key = (node.group, tuple(sorted(held.items())))
+        if key not in sets:
+            sets[key] = (plan.group(node.group), [], held)
+        sets[key][1].append(node.name)
+    return list(sets.values())
+
+
+def _names(nodes: list[str]) -> str:
+    return nodes[0] if len(nodes) == 1 else f"{nodes[0]} … {nodes[-1]} ({len(nodes)} nodes)"
+
+
+def _resources_json(resources: dict[str, int]) -> str:
+    return json.dumps(resources, separators=(",", ":"))
 
 
 def ray_serve_yaml(plan: FleetPlan, source: str = "fleet.yaml", allow_partial: bool = False) -> str:
@@ -159,9 +229,16 @@ def ray_serve_yaml(plan: FleetPlan, source: str = "fleet.yaml", allow_partial: b
     gated = [m.workload.card.id for m in _served(plan, allow_partial) if m.workload.card.gated]
     lines = [
         f"Ray Serve LLM config written by `berth fleet export --format ray-serve` from {source}.",
-        "Start Ray on every node (Ray finds the GPUs and labels their type):",
-        f"  head:    ray start --head --port={RAY_PORT}",
-        f"  workers: ray start --address=HEAD_HOST:{RAY_PORT}",
+        "Start Ray: a head without GPUs, then every node the plan uses with the resources given here; each",
+        "model's workers ask for its `berth-` resource, so Ray places them only where the plan did.",
+        f"  head:    ray start --head --port={RAY_PORT} --num-gpus=0",
+    ]
+    for _, nodes, resources in node_sets(plan):
+        lines.append(
+            f"  {_names(nodes)}: ray start --address=HEAD_HOST:{RAY_PORT} "
+            f"--resources='{_resources_json(resources)}'"
+        )
+    lines += [
         "then deploy:  serve deploy THIS_FILE   (or: serve run THIS_FILE)",
         f"The OpenAI-compatible API answers on http://HEAD_HOST:{HTTP_PORT}/v1.",
     ]
@@ -169,50 +246,68 @@ def ray_serve_yaml(plan: FleetPlan, source: str = "fleet.yaml", allow_partial: b
         lines.append(
             f"Gated on the Hub ({', '.join(gated)}): export HF_TOKEN on every node before `ray start`."
         )
-    unlabelled = _unlabelled(plan)
-    if unlabelled:
-        lines.append(
-            f"Ray has no accelerator_type for {', '.join(unlabelled)}: those models ask only for GPUs, "
-            "so keep them on a cluster of their own or add a custom resource."
-        )
     return _header(lines) + _dump(serve_config(plan, allow_partial))
 
 
-def _worker_group(group: NodeGroup, nodes: int, image: str) -> dict[str, Any]:
+def pod_cpus(group: NodeGroup) -> int:
+    """CPU cores a worker pod requests: the node's, less the kubelet's and the OS's reserve."""
+    return max(1, group.cpus - max(1, ceil(group.cpus * NODE_CPU_RESERVE_SHARE)))
+
+
+def _worker_group(
+    name: str, group: NodeGroup, nodes: int, resources: dict[str, int], image: str
+) -> dict[str, Any]:
     memory_gib = int(group.ram_bytes * POD_MEMORY_SHARE) // 2**30
-    resources = {
-        "cpu": str(group.cpus),
+    amd = group.accelerator.vendor == "amd"
+    cpus = pod_cpus(group)
+    pod = {
+        "cpu": str(cpus),
         "memory": f"{memory_gib}Gi",
-        "nvidia.com/gpu": str(group.gpus_per_node),
+        ("amd.com/gpu" if amd else "nvidia.com/gpu"): str(group.gpus_per_node),
     }
+    spec: dict[str, Any] = {}
+    if not amd:  # NVIDIA's GPU feature discovery labels the product; AMD's GPUs are chosen by amd.com/gpu
+        spec["nodeSelector"] = {"nvidia.com/gpu.product": group.accelerator.name.replace(" ", "-")}
+    spec["containers"] = [
+        {
+            "name": "ray-worker",
+            "image": image,
+            "env": [
+                {
+                    "name": "HF_TOKEN",
+                    "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "hf_token", "optional": True}},
+                }
+            ],
+            "resources": {"limits": dict(pod), "requests": dict(pod)},
+        }
+    ]
     return {
-        "groupName": group.name,
+        "groupName": name,
         "replicas": nodes,
         "minReplicas": nodes,
         "maxReplicas": nodes,
         "numOfHosts": 1,
-        "rayStartParams": {"num-gpus": str(group.gpus_per_node), "num-cpus": str(group.cpus)},
-        "template": {
-            "spec": {
-                "nodeSelector": {"nvidia.com/gpu.product": group.accelerator.name.replace(" ", "-")},
-                "containers": [
-                    {
-                        "name": "ray-worker",
-                        "image": image,
-                        "env": [
-                            {
-                                "name": "HF_TOKEN",
-                                "valueFrom": {
-                                    "secretKeyRef": {"name": "hf-token", "key": "hf_token", "optional": True}
-                                },
-                            }
-                        ],
-                        "resources": {"limits": dict(resources), "requests": dict(resources)},
-                    }
-                ],
-            }
+        "rayStartParams": {
+            "num-gpus": str(group.gpus_per_node),
+            "num-cpus": str(cpus),
+            "resources": json.dumps(_resources_json(resources)),
         },
+        "template": {"spec": spec},
     }
+
+
+def _worker_groups(plan: FleetPlan, image: str) -> list[dict[str, Any]]:
+    """One KubeRay worker group per set of nodes that start Ray alike (node group and custom resources)."""
+    sets = node_sets(plan)
+    per_group: dict[str, int] = {}
+    out = []
+    for group, nodes, resources in sets:
+        index = per_group.get(group.name, 0)
+        per_group[group.name] = index + 1
+        several = sum(1 for g, _, _ in sets if g.name == group.name) > 1
+        name = f"{group.name}-{index}" if several else group.name
+        out.append(_worker_group(name, group, len(nodes), resources, image))
+    return out
 
 
 def used_nodes(plan: FleetPlan, group: str) -> int:
@@ -226,9 +321,7 @@ def rayservice(
     """A KubeRay `ray.io/v1` RayService: the Serve config, a CPU head and one worker group per node group,
     sized to the nodes the plan uses."""
     serve = serve_config(plan, allow_partial, http=False)
-    workers = [
-        _worker_group(g, used_nodes(plan, g.name), image) for g in plan.groups if used_nodes(plan, g.name)
-    ]
+    workers = _worker_groups(plan, image)
     head_resources = {"cpu": str(HEAD_CPUS), "memory": HEAD_MEMORY}
     ports = [("gcs", RAY_PORT), ("dashboard", 8265), ("client", 10001), ("serve", HTTP_PORT)]
     return {
@@ -275,8 +368,9 @@ def kuberay_yaml(
     """The RayService as YAML, with how to apply it."""
     lines = [
         f"KubeRay RayService written by `berth fleet export --format kuberay` from {source}.",
-        "Needs the KubeRay operator and NVIDIA's GPU operator",
-        "(worker pods select their nodes by the nvidia.com/gpu.product label).",
+        "Needs the KubeRay operator and NVIDIA's GPU operator (NVIDIA worker pods select their nodes by the",
+        "nvidia.com/gpu.product label) or AMD's GPU operator (AMD pods request amd.com/gpu). Each worker group",
+        "starts Ray with the `berth-` resources that keep every model on the nodes the plan gave it.",
         "Gated models read the Hub token from a secret:",
         "  kubectl create secret generic hf-token --from-literal=hf_token=...",
         "Apply:  kubectl apply -f THIS_FILE",

@@ -31,7 +31,39 @@ from registry.schema import Accelerator, ModelCard
 from registry.suggest import close_matches
 from registry.yaml_lines import YamlLines
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _DuplicateKeyError(yaml.YAMLError):
+    """A mapping names the same key twice (YAML keeps only the last, silently)."""
+
+    def __init__(self, key: str, first: int, second: int) -> None:
+        super().__init__(f"duplicate key '{key}'")
+        self.key, self.first, self.second = key, first, second
+
+
+class _Loader(_BaseLoader):
+    """The safe loader, refusing duplicate keys with the lines of both."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[str, int] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                line = key_node.start_mark.line + 1
+                if key_node.value in seen:
+                    raise _DuplicateKeyError(key_node.value, seen[key_node.value], line)
+                seen[key_node.value] = line
+        return dict(super().construct_mapping(node, deep=deep))
+
+
+def _duplicate(err: _DuplicateKeyError) -> FleetProblem:
+    message = (
+        f"duplicate key '{short_text(err.key)}' (lines {err.first} and {err.second}); YAML would keep only "
+        "the second: merge them or remove one"
+    )
+    return FleetProblem(message, err.second)
+
+
 #: How a value the schema rejects is quoted: a few items and characters, never the whole of a value
 #: that YAML anchors expanded to millions of items.
 _QUOTE = reprlib.Repr()
@@ -78,6 +110,8 @@ def parse_fleet_text(text: str, path: Path | None = None) -> tuple[FleetFile, Ya
     lines = YamlLines(text)
     try:
         data = yaml.load(text, Loader=_Loader)
+    except _DuplicateKeyError as err:
+        raise FleetFileError(path, [_duplicate(err)]) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
@@ -286,6 +320,7 @@ def _workload(
         dtype=item.dtype,
         quantization=item.quantization,
         accelerators=pinned,
+        ttft_s=item.ttft_s,
     )
 
 

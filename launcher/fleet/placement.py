@@ -4,6 +4,9 @@ A replica whose GPUs fit in one node goes whole onto one node (Ray's STRICT_PACK
 pipeline stage's TP group on a node of its own choosing (Ray's PACK). Nodes are chosen best-fit (the one
 with the fewest free GPUs that still has room), which keeps whole nodes free for large replicas; buckets of
 nodes by free count make each choice O(GPUs per node + log nodes), so thousands of nodes stay fast.
+
+The counting side (`fit`, `nodes_to_add`) answers "how many replicas would fit" and "how many nodes to add"
+from a free-GPU profile (nodes per free count) without placing anything, with the same best-fit rule.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from launcher.fleet.types import NodeGroup, NodePlan, Shape, StagePlacement
 
 
 class GroupAllocator:
-    """Free GPUs of a node group and what was placed where (mutable; copy() before trying things)."""
+    """Free GPUs of a node group and what was placed where (mutable; ask `profile` and `fit` before placing)."""
 
     def __init__(self, group: NodeGroup, nodes: int | None = None) -> None:
         self.group = group
@@ -23,29 +26,24 @@ class GroupAllocator:
         self._buckets: dict[int, list[int]] = {group.gpus_per_node: list(range(count))}
         self._placed: list[list[StagePlacement]] = [[] for _ in range(count)]
         self._by_model: dict[str, list[tuple[int, StagePlacement]]] = {}
+        self._levels = [0] * (group.gpus_per_node + 1)
+        """Nodes per free-GPU count."""
+        self._levels[group.gpus_per_node] = count
 
-    @property
-    def node_count(self) -> int:
-        """Nodes in this allocator (the group's, plus any added)."""
-        return len(self._free)
-
-    def copy(self) -> GroupAllocator:
-        """An independent copy to try placements on."""
-        other = GroupAllocator.__new__(GroupAllocator)
-        other.group = self.group
-        other._free = [list(f) for f in self._free]
-        other._buckets = {k: list(v) for k, v in self._buckets.items()}
-        other._placed = [list(p) for p in self._placed]
-        other._by_model = {k: list(v) for k, v in self._by_model.items()}
-        return other
-
-    def add_empty_nodes(self, count: int) -> None:
-        """Append `count` empty nodes (to size what the fleet should add)."""
-        start = len(self._free)
-        for index in range(start, start + count):
-            self._free.append(list(range(self.group.gpus_per_node)))
-            self._placed.append([])
-            heapq.heappush(self._buckets.setdefault(self.group.gpus_per_node, []), index)
+    def profile(self, release: str | None = None) -> list[int]:
+        """Nodes per free-GPU count, counting what `release` holds as free (a model's own GPUs when asking
+        whether another way of running it would fit): O(GPUs per node + that model's placements)."""
+        levels = list(self._levels)
+        if release is None or release not in self._by_model:
+            return levels
+        held: dict[int, int] = {}
+        for node, placement in self._by_model[release]:
+            held[node] = held.get(node, 0) + len(placement.gpu_indices)
+        for node, gpus in held.items():
+            free = len(self._free[node])
+            levels[free] -= 1
+            levels[free + gpus] += 1
+        return levels
 
     def _best_node(self, need: int) -> int | None:
         """The lowest-numbered node among those with the fewest free GPUs ≥ need."""
@@ -61,6 +59,8 @@ class GroupAllocator:
     def _take(self, node: int, count: int, model: str, replica: int, stage: int) -> StagePlacement:
         free = self._free[node]
         taken, self._free[node] = tuple(free[:count]), free[count:]
+        self._levels[len(free)] -= 1
+        self._levels[len(free) - count] += 1
         heapq.heappush(self._buckets.setdefault(len(self._free[node]), []), node)
         placement = StagePlacement(model=model, replica=replica, stage=stage, gpu_indices=taken)
         self._placed[node].append(placement)
@@ -88,25 +88,34 @@ class GroupAllocator:
             done.append((node, self._take(node, shape.tp, model, replica, stage)))
         return True
 
+    def place_many(self, model: str, shape: Shape, count: int, first: int = 0) -> int:
+        """Place up to `count` replicas numbered from `first`, filling each chosen node with as many as it
+        holds before moving on (what placing them one by one best-fit does); returns how many found room."""
+        if shape.gpus > self.group.gpus_per_node:
+            placed = 0
+            while placed < count and self.place(model, first + placed, shape):
+                placed += 1
+            return placed
+        placed = 0
+        while placed < count:
+            node = self._best_node(shape.gpus)
+            if node is None:
+                break
+            fits = min(count - placed, len(self._free[node]) // shape.gpus)
+            for _ in range(fits):
+                for stage in range(shape.pp):
+                    self._take(node, shape.tp, model, first + placed, stage)
+                placed += 1
+        return placed
+
     def _give_back(self, node: int, placement: StagePlacement) -> None:
         self._placed[node].remove(placement)
         self._by_model[placement.model].remove((node, placement))
+        before = len(self._free[node])
         self._free[node] = sorted(self._free[node] + list(placement.gpu_indices))
+        self._levels[before] -= 1
+        self._levels[len(self._free[node])] += 1
         heapq.heappush(self._buckets.setdefault(len(self._free[node]), []), node)
-
-    def release(self, model: str) -> None:
-        """Free everything placed for `model`."""
-        for node, placement in list(self._by_model.get(model, [])):
-            self._give_back(node, placement)
-        self._by_model.pop(model, None)
-
-    def replicas_of(self, model: str) -> int:
-        """Replicas of `model` placed here."""
-        return len({p.replica for _, p in self._by_model.get(model, [])})
-
-    def used_nodes(self, start: int = 0) -> int:
-        """Nodes from `start` on that hold anything."""
-        return sum(1 for placed in self._placed[start:] if placed)
 
     def node_plans(self) -> list[NodePlan]:
         """Each node's placements, in node order."""
@@ -121,3 +130,62 @@ class GroupAllocator:
             )
             for index, placed in enumerate(self._placed)
         ]
+
+
+def fit(levels: list[int], shape: Shape, replicas: int) -> int:
+    """How many of `replicas` replicas of this shape best-fit placement puts on nodes with this free-GPU
+    profile (nodes per free count); updates `levels` to what is left."""
+    gpn = len(levels) - 1
+    if shape.tp > gpn:
+        return 0
+    if shape.gpus > gpn:
+        slots = sum(count * (free // shape.tp) for free, count in enumerate(levels))
+        placed = min(replicas, slots // shape.pp)
+        _take_slots(levels, shape.tp, placed * shape.pp)
+        return placed
+    return _take_slots(levels, shape.gpus, replicas)
+
+
+def _take_slots(levels: list[int], size: int, wanted: int) -> int:
+    """Take `wanted` slots of `size` GPUs, best fit (fullest nodes first), each node filled before the next;
+    returns how many were taken."""
+    taken = 0
+    for free in range(size, len(levels)):
+        if taken == wanted:
+            break
+        per_node = free // size
+        nodes = levels[free]
+        if not nodes:
+            continue
+        full = min(nodes, (wanted - taken) // per_node)
+        levels[free] -= full
+        levels[free - per_node * size] += full
+        taken += full * per_node
+        if taken < wanted and levels[free]:
+            rest = wanted - taken
+            levels[free] -= 1
+            levels[free - rest * size] += 1
+            taken += rest
+    return taken
+
+
+def nodes_to_add(levels: list[int], demands: list[tuple[Shape, int]]) -> int:
+    """Empty nodes to add to a group with this free-GPU profile so that these replicas (largest first) all
+    find room, counted without placing them."""
+    gpn = len(levels) - 1
+    work = list(levels)
+    added = 0
+    for shape, replicas in sorted(demands, key=lambda item: -item[0].gpus):
+        rest = replicas - fit(work, shape, replicas)
+        if rest <= 0 or shape.tp > gpn:
+            continue
+        slot = shape.tp if shape.gpus > gpn else shape.gpus
+        units = rest * shape.pp if shape.gpus > gpn else rest
+        if shape.gpus > gpn:  # stages of a replica may use the slots too few for a whole replica
+            units -= _take_slots(work, slot, units)
+        per_node = gpn // slot
+        new = -(-units // per_node)
+        added += new
+        work[gpn] += new
+        _take_slots(work, slot, units)
+    return added

@@ -3,79 +3,63 @@
 Pure: takes a FleetRequest (machines, workloads, engine settings) and returns a FleetPlan. No I/O, no clock,
 no environment. The serving itself is left to Ray Serve LLM with vLLM (see `launcher.fleet.export`).
 
-For each workload and each node group it may use, the planner walks replica shapes from the fewest GPUs up
-and takes the first that holds the weights with room for a useful KV cache and meets the speed target.
-TP sizes divide the attention heads and stay inside a node; pipeline stages go across nodes; for the same
-GPU count, larger TP comes first where the node has NVLink and longer pipelines first where it has not.
-The group that needs the least GPU memory for the whole workload wins, unless it has no room and another
-has. Replicas needed come from Little's law; placement packs the largest replicas first.
+For each workload and each node group it may use, `launcher.fleet.search` sizes every replica shape and counts
+the replicas both phases need (decode batches, prefill throughput); the options are ranked by GPU memory held
+(GPUs, within one group), then nodes and headroom. Placement takes the workloads with the largest replicas
+first; each goes to the first group whose best option the free GPUs hold whole (counted before anything is
+placed), else to the group where the most of its best option fits. Within a group the plan keeps to the best
+option even when short (and says what to add), so more nodes never make it need more GPUs. Each model's plan
+says why the runner-up lost. Alternatives and additions are counted on free-GPU profiles, never on copies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from math import ceil
+from dataclasses import fields as fields_of
 
 from launcher.display import gib
-from launcher.fleet.placement import GroupAllocator
+from launcher.fleet.capacity import concurrency_needed
+from launcher.fleet.placement import GroupAllocator, fit, nodes_to_add
+from launcher.fleet.search import (
+    MAX_REPLICA_NODES,
+    MIN_USEFUL_SEQUENCES,
+    Option,
+    SizingCache,
+    group_options,
+    nodes_for,
+    option_key,
+    why_lost,
+)
 from launcher.fleet.sizing import (
     FP8_MIN_CAPABILITY,
     Load,
     ModelWeights,
-    ShapeDoesNotFitError,
-    Sizing,
-    activation_peak_bytes,
     capability,
-    default_batched_tokens,
     model_weights,
-    non_torch_bytes,
-    size_replica,
-    valid_tensor_sizes,
 )
 from launcher.fleet.types import (
     Addition,
     Alternative,
-    EngineSettings,
     FleetPlan,
     FleetQuant,
     FleetRequest,
     ModelPlan,
     NodeGroup,
-    NodePlan,
     Shape,
     Workload,
 )
 from launcher.plan.speed import VLLM_BATCHED, effective_bandwidth
+from registry.params import layout
 from registry.schema import Dtype
 
-#: A replica whose cache holds fewer full-context sequences than this (or than the workload needs, if
-#: fewer) spends its memory on weights: the planner takes the next larger shape instead.
-MIN_USEFUL_SEQUENCES = 4
-#: Largest replica considered, in nodes of its group: longer pipelines are impractical to run.
-MAX_REPLICA_NODES = 16
+__all__ = ["MAX_REPLICA_NODES", "MIN_USEFUL_SEQUENCES", "concurrency_needed", "plan_fleet"]
+
 #: Shortest context the "shorter context" alternatives go down to when the workload gives no lengths.
 MIN_ALTERNATIVE_CONTEXT = 2048
 #: Alternatives listed per model that is short or does not fit.
 MAX_ALTERNATIVES = 3
-
-
-@dataclass(frozen=True)
-class _Candidate:
-    """A workload sized on one group: the replica and how many of them."""
-
-    group: NodeGroup
-    sizing: Sizing
-    concurrency: float
-    replicas: int
-
-    @property
-    def gpus(self) -> int:
-        return self.replicas * self.sizing.estimate.shape.gpus
-
-    @property
-    def reserved_bytes(self) -> int:
-        return self.gpus * self.group.accelerator.total_bytes
+#: Options kept per node group (the best places; the others name the runner-up).
+OPTIONS_PER_GROUP = 4
 
 
 class _Weights:
@@ -89,6 +73,14 @@ class _Weights:
         if key not in self._cache:
             self._cache[key] = model_weights(workload.card, dtype, quant)
         return self._cache[key]
+
+
+@dataclass
+class _Caches:
+    weights: _Weights
+    sizing: SizingCache
+    options: dict[tuple[object, ...], tuple[list[Option], list[str]]]
+    """_candidates by everything but the served name: workloads of the same model and load share them."""
 
 
 def _dtype_for(workload: Workload, group: NodeGroup) -> tuple[Dtype | None, str]:
@@ -110,117 +102,33 @@ def _load(workload: Workload, context: int | None = None) -> Load:
     )
 
 
-def concurrency_needed(workload: Workload, sizing: Sizing, batch: int | None = None) -> float:
-    """Sequences in flight the workload needs: given, or arrival rate × time in the system (Little's law),
-    time in the system being the time to first token plus the output at the replica's decode speed."""
-    if workload.concurrency is not None:
-        return float(workload.concurrency)
-    assert workload.requests_per_s is not None and workload.output_tokens is not None
-    estimate = sizing.estimate
-    run_batch = estimate.batch if batch is None else batch
-    seconds = estimate.ttft_s + workload.output_tokens / sizing.rate_at(run_batch)
-    return workload.requests_per_s * seconds
-
-
-def _replicas(workload: Workload, sizing: Sizing) -> tuple[float, int]:
-    """(concurrency needed, replicas): at a full batch, refined once if a single replica runs lighter."""
-    batch = sizing.estimate.batch
-    need = concurrency_needed(workload, sizing)
-    if workload.concurrency is None and need < batch:
-        need = concurrency_needed(workload, sizing, max(1, ceil(need)))
-    return need, max(1, ceil(need / batch - 1e-9))
-
-
-def _shapes(tps: tuple[int, ...], group: NodeGroup, layers: int, start: int) -> Iterable[Shape]:
-    """Shapes from `start` GPUs up. With NVLink, tensor parallelism first: a pipeline only once TP is as
-    large as the node allows (so stages cross nodes). Without NVLink, pipeline first."""
-    widest = max(tps)
-    ordered = sorted(tps, reverse=group.nvlink)
-    for gpus in range(start, group.gpus_per_node * MAX_REPLICA_NODES + 1):
-        for tp in ordered:
-            pp = gpus // tp
-            if gpus % tp or pp > layers or (group.nvlink and pp > 1 and tp != widest):
-                continue
-            yield Shape(tp=tp, pp=pp)
-
-
-def choose_shape(
-    workload: Workload,
-    group: NodeGroup,
-    engine: EngineSettings,
-    weights: ModelWeights,
-    context: int | None = None,
-    network_bytes_per_s: int | None = None,
-) -> Sizing | str:
-    """The smallest replica shape on this group that holds the weights with a useful KV cache and meets
-    the speed target; otherwise the reason, in words."""
-    arch = workload.card.architecture
-    tps = valid_tensor_sizes(arch, group.gpus_per_node)
-    if not tps:
-        heads = arch.num_attention_heads
-        return f"no TP size up to {group.gpus_per_node} divides the {heads} attention heads"
-    load = _load(workload, context)
-    acc = group.accelerator
-    budget = int(acc.total_bytes * engine.gpu_memory_utilization)
-    batched = engine.max_num_batched_tokens or default_batched_tokens(group)
-    room = budget - activation_peak_bytes(batched) - non_torch_bytes(1)
-    largest = group.gpus_per_node * MAX_REPLICA_NODES
-    if room <= 0 or weights.total_bytes > room * largest:
-        return (
-            f"{gib(weights.total_bytes)} of weights do not fit even {largest} GPUs "
-            f"({MAX_REPLICA_NODES} nodes) at {gib(max(room, 0))} each"
-        )
-    target = load.tokens_per_s_per_user
-    if target is not None:
-        bandwidth = effective_bandwidth(acc.bandwidth_bytes_per_s, VLLM_BATCHED.gpu_decode)
-        best = bandwidth * max(tps) / max(1, _active_bytes(weights))
-        if best < target:
-            return (
-                f"at most {best:.1f} tokens/s per user even with TP{max(tps)} (the model reads "
-                f"{gib(_active_bytes(weights))} per token), below the {target:g} target"
-            )
-    start = max(1, -(-weights.total_bytes // room))
-    last = "no shape tried"
-    for shape in _shapes(tps, group, arch.num_layers, start):
-        try:
-            sizing = size_replica(weights, shape, group, load, engine, network_bytes_per_s)
-        except ShapeDoesNotFitError as reason:
-            last = str(reason)
-            continue
-        useful = MIN_USEFUL_SEQUENCES
-        if workload.concurrency is not None or workload.requests_per_s is not None:
-            useful = min(useful, max(1, ceil(concurrency_needed(workload, sizing, 1))))
-        if sizing.estimate.max_concurrent_sequences >= useful:
-            return sizing
-        last = (
-            f"{shape.label}: the KV cache holds only {sizing.estimate.max_concurrent_sequences} "
-            f"{load.context:,}-token sequences (a useful replica holds {useful})"
-        )
-    return last
-
-
-def _active_bytes(weights: ModelWeights) -> int:
-    """Bytes one token reads at batch 1 (MoE: the routed experts it uses)."""
-    arch = weights.card.architecture
-    routed = sum(weights.routed_bytes)
-    if arch.num_experts and arch.experts_per_token:
-        unused = routed * (arch.num_experts - arch.experts_per_token) // arch.num_experts
-        return weights.total_bytes - unused
-    return weights.total_bytes
-
-
 def _candidates(
     workload: Workload,
-    groups: tuple[NodeGroup, ...],
     request: FleetRequest,
-    cache: _Weights,
+    caches: _Caches,
     quant: FleetQuant | None,
     context: int | None = None,
-) -> tuple[list[_Candidate], list[str]]:
-    """The workload sized on every group it may use, best first; and why the others were ruled out."""
-    found: list[_Candidate] = []
+) -> tuple[list[Option], list[str]]:
+    """The workload's options on every group it may use, best first; and why the other groups were ruled out."""
+    fields = tuple(getattr(workload, f.name) for f in fields_of(workload) if f.name not in ("name", "card"))
+    key = (id(workload.card), fields, quant, context)
+    if key not in caches.options:
+        caches.options[key] = _size_everywhere(workload, request, caches, quant, context)
+    found, reasons = caches.options[key]
+    return list(found), list(reasons)
+
+
+def _size_everywhere(
+    workload: Workload,
+    request: FleetRequest,
+    caches: _Caches,
+    quant: FleetQuant | None,
+    context: int | None,
+) -> tuple[list[Option], list[str]]:
+    found: list[Option] = []
     reasons: list[str] = []
-    for group in groups:
+    order = {g.name: i for i, g in enumerate(request.groups)}
+    for group in request.groups:
         where = f"{group.name} ({group.accelerator.id})"
         if workload.accelerators and group.accelerator.id not in workload.accelerators:
             continue
@@ -231,32 +139,68 @@ def _candidates(
         if quant == "fp8" and capability(group) < FP8_MIN_CAPABILITY:
             reasons.append(f"{where}: fp8 needs compute capability 7.5 or newer")
             continue
-        weights = cache.get(workload, dtype, quant)
-        result = choose_shape(workload, group, request.engine, weights, context, request.network_bytes_per_s)
+        weights = caches.weights.get(workload, dtype, quant)
+        result = group_options(
+            workload, group, request.engine, weights, _load(workload, context), request.network_bytes_per_s,
+            caches.sizing,
+        )  # fmt: skip
         if isinstance(result, str):
             reasons.append(f"{where}: {result}")
             continue
-        need, replicas = _replicas(workload, result)
-        found.append(_Candidate(group=group, sizing=result, concurrency=need, replicas=replicas))
-    found.sort(key=lambda c: (c.reserved_bytes, c.gpus, groups.index(c.group)))
+        holdable = [o for o in result if _holdable(o)]
+        if not holdable:
+            reasons.append(
+                f"{where}: one replica of {result[0].shape.label} needs more than its {group.count} nodes"
+            )
+        found.extend(result[:OPTIONS_PER_GROUP])
+    found.sort(key=lambda o: (*option_key(o), order[o.group.name]))
     return found, reasons
 
 
-def _place_all(alloc: GroupAllocator, name: str, candidate: _Candidate, limit: int | None = None) -> int:
-    """Place up to `limit` (default: all) replicas of the candidate; returns how many found room."""
-    shape = candidate.sizing.estimate.shape
-    placed = 0
-    for index in range(candidate.replicas if limit is None else limit):
-        if not alloc.place(name, index, shape):
-            break
-        placed += 1
-    return placed
+def _holdable(option: Option) -> bool:
+    """Whether one replica fits in the group's nodes at all."""
+    group = option.group
+    return nodes_for(option.shape, 1, group.gpus_per_node) <= group.count
+
+
+def _group_bests(options: list[Option]) -> list[Option]:
+    """Each group's best option, best first. Within a group the plan keeps to the shape that needs the fewest
+    GPUs even when the free GPUs hold only part of it (then it says what to add), so that more nodes never
+    make a plan need more GPUs; across groups it takes the best whose replicas all fit."""
+    seen: set[str] = set()
+    bests = []
+    for option in options:
+        if option.group.name not in seen:
+            seen.add(option.group.name)
+            bests.append(option)
+    return bests
+
+
+def _first_fitting(
+    options: list[Option], allocators: dict[str, GroupAllocator], release: str
+) -> Option | None:
+    """The best group's best option whose replicas all fit the free GPUs (what `release` holds counted free)."""
+    for option in _group_bests(options):
+        levels = allocators[option.group.name].profile(release)
+        if fit(levels, option.shape, option.replicas) == option.replicas:
+            return option
+    return None
+
+
+def _most_placed(options: list[Option], allocators: dict[str, GroupAllocator]) -> Option:
+    """When no option fits whole: the one whose placeable replicas carry the largest share of the load."""
+
+    def share(option: Option) -> float:
+        levels = allocators[option.group.name].profile()
+        return fit(levels, option.shape, option.replicas) / option.replicas
+
+    return max(options, key=share)  # max keeps the first (best ranked) of equal shares
 
 
 def _alternatives(
     workload: Workload,
     request: FleetRequest,
-    cache: _Weights,
+    caches: _Caches,
     allocators: dict[str, GroupAllocator],
 ) -> tuple[Alternative, ...]:
     """Cheaper ways to run the workload: 8-bit weights (fp8), a half or a quarter of the context."""
@@ -274,17 +218,11 @@ def _alternatives(
     found: list[Alternative] = []
     for label, quant, context in variants:
         changed = replace(workload, quantization=quant, context=context)
-        candidates, _ = _candidates(changed, request.groups, request, cache, quant, context)
-        if not candidates:
+        options, _ = _candidates(changed, request, caches, quant, context)
+        if not options:
             continue
-        fitting = None
-        for candidate in candidates:
-            trial = allocators[candidate.group.name].copy()
-            trial.release(workload.name)
-            if _place_all(trial, workload.name, candidate) == candidate.replicas:
-                fitting = candidate
-                break
-        chosen = fitting or candidates[0]
+        fitting = _first_fitting(options, allocators, workload.name)
+        chosen = fitting or options[0]
         found.append(
             Alternative(
                 label=label,
@@ -301,122 +239,156 @@ def _alternatives(
 
 
 def _additions(
-    missing: dict[str, list[tuple[str, Shape]]],
+    missing: dict[str, list[tuple[str, Shape, int]]],
     groups: dict[str, NodeGroup],
     allocators: dict[str, GroupAllocator],
 ) -> tuple[Addition, ...]:
-    """For each group short of room: the fewest extra nodes that host its missing replicas."""
+    """For each group short of room: the fewest extra nodes that host its missing replicas (counted)."""
     additions = []
     for name, replicas in missing.items():
         group = groups[name]
-        trial = allocators[name].copy()
-        start = trial.node_count
-        trial.add_empty_nodes(sum(-(-shape.gpus // group.gpus_per_node) for _, shape in replicas))
-        ordered = sorted(replicas, key=lambda item: -item[1].gpus)
-        for index, (model, shape) in enumerate(ordered):
-            trial.place(f"{model}#extra{index}", index, shape)
+        demands = [(shape, count) for _, shape, count in replicas]
         additions.append(
             Addition(
                 group=name,
-                nodes=trial.used_nodes(start),
+                nodes=nodes_to_add(allocators[name].profile(), demands),
                 accelerator=group.accelerator.id,
                 gpus_per_node=group.gpus_per_node,
-                models=tuple(dict.fromkeys(model for model, _ in replicas)),
+                models=tuple(dict.fromkeys(model for model, _, _ in replicas)),
             )
         )
     return tuple(additions)
 
 
-_Sized = dict[str, tuple[list[_Candidate], list[str]]]
-"""Each workload's candidates, best first, and why other groups were ruled out, by workload name."""
+_Sized = dict[str, tuple[list[Option], list[str]]]
+"""Each workload's options, best first, and why other groups were ruled out, by workload name."""
 
 
 def _place_workloads(
     request: FleetRequest, sized: _Sized, allocators: dict[str, GroupAllocator]
-) -> dict[str, tuple[_Candidate, int]]:
-    """Place the largest workloads first, each on the first candidate group that holds all its replicas, else
-    as many as fit on its best group: the candidate chosen and the replicas placed, by workload name."""
+) -> dict[str, tuple[Option, int]]:
+    """Place the workloads with the largest replicas first, each on its best option that the free GPUs hold
+    (counted first), else as many as fit of its best option: the option chosen and the replicas placed."""
 
     def footprint(workload: Workload) -> tuple[int, int]:
-        candidates = sized[workload.name][0]
-        if not candidates:
+        options = sized[workload.name][0]
+        if not options:
             return (0, 0)
-        return (-candidates[0].sizing.estimate.shape.gpus, -candidates[0].replicas)
+        return (-options[0].shape.gpus, -options[0].replicas)
 
-    chosen: dict[str, tuple[_Candidate, int]] = {}
+    chosen: dict[str, tuple[Option, int]] = {}
     for workload in sorted(request.workloads, key=footprint):
-        candidates = sized[workload.name][0]
-        if not candidates:
+        options = sized[workload.name][0]
+        if not options:
             continue
-        for candidate in candidates:
-            alloc = allocators[candidate.group.name]
-            if _place_all(alloc, workload.name, candidate) == candidate.replicas:
-                chosen[workload.name] = (candidate, candidate.replicas)
-                break
-            alloc.release(workload.name)
-        else:
-            best = candidates[0]
-            chosen[workload.name] = (best, _place_all(allocators[best.group.name], workload.name, best))
+        option = _first_fitting(options, allocators, workload.name) or _most_placed(
+            _group_bests(options), allocators
+        )
+        alloc = allocators[option.group.name]
+        chosen[workload.name] = (option, alloc.place_many(workload.name, option.shape, option.replicas))
     return chosen
+
+
+def _runner_up(options: list[Option], chosen: Option, placed: int) -> str:
+    """The next-best option and why it lost (or why the better one was not taken), in words."""
+    if options and options[0] is not chosen:
+        first = options[0]
+        if not _holdable(first):
+            return (
+                f"{first.describe()}: would hold {gib(first.reserved_bytes)} of GPU memory against "
+                f"{gib(chosen.reserved_bytes)}, but one replica needs more than the {first.group.count} nodes "
+                f"of {first.group.name}"
+            )
+        return f"{first.describe()}: ranks first but the free GPUs do not hold it"
+    for option in options:
+        if option is not chosen and (option.group is not chosen.group or option.shape != chosen.shape):
+            why = why_lost(chosen, option)
+            if placed < chosen.replicas:
+                why += "; it was not tried because the best option is short of room either way"
+            return f"{option.describe()}: {why}"
+    return (
+        f"none: smaller replicas than {chosen.shape.label} do not hold the model with a useful KV cache at its "
+        f"targets, and larger ones cannot carry the load on fewer than {chosen.gpus} GPUs"
+    )
+
+
+def _lower_bound_concurrency(workload: Workload, request: FleetRequest) -> float:
+    """Sequences in flight a workload no group can run needs at least: given, or Little's law at the speed
+    target (else at the fastest single-sequence speed the fleet's best GPUs could reach, weights only)."""
+    if workload.concurrency is not None:
+        return float(workload.concurrency)
+    if workload.requests_per_s is None or workload.output_tokens is None:
+        return 0.0
+    speed = workload.tokens_per_s_per_user
+    if speed is None:
+        active = max(1, layout(workload.card).active)
+        fastest = max(
+            (effective_bandwidth(g.accelerator.bandwidth_bytes_per_s, VLLM_BATCHED.gpu_decode) * g.gpus_per_node
+             for g in request.groups),
+            default=0.0,
+        )  # fmt: skip
+        speed = fastest / (2 * active) if fastest else None
+    if not speed:
+        return 0.0
+    return workload.requests_per_s * workload.output_tokens / speed
 
 
 def _model_plan(
     workload: Workload,
     request: FleetRequest,
-    cache: _Weights,
+    caches: _Caches,
     allocators: dict[str, GroupAllocator],
     sized: _Sized,
-    chosen: tuple[_Candidate, int] | None,
+    chosen: tuple[Option, int] | None,
 ) -> ModelPlan:
     """One workload's outcome: placed, short of room (with cheaper alternatives), or not fitting anywhere."""
-    reasons = tuple(sized[workload.name][1])
+    options, why = sized[workload.name]
+    reasons = tuple(why)
     if chosen is None:
         return ModelPlan(
             workload=workload,
             status="does-not-fit",
             replica=None,
-            concurrency_needed=float(workload.concurrency or 0),
+            concurrency_needed=_lower_bound_concurrency(workload, request),
             replicas_needed=0,
             replicas_placed=0,
             reasons=reasons or ("no node group in the fleet may run it",),
-            alternatives=_alternatives(workload, request, cache, allocators),
+            alternatives=_alternatives(workload, request, caches, allocators),
         )
-    candidate, placed = chosen
-    short = placed < candidate.replicas
+    option, placed = chosen
+    short = placed < option.replicas
     return ModelPlan(
         workload=workload,
         status="short" if short else "ok",
-        replica=candidate.sizing.estimate,
-        concurrency_needed=candidate.concurrency,
-        replicas_needed=candidate.replicas,
+        replica=option.sizing.estimate,
+        concurrency_needed=option.capacity.concurrency,
+        replicas_needed=option.replicas,
         replicas_placed=placed,
         reasons=reasons,
-        alternatives=_alternatives(workload, request, cache, allocators) if short else (),
+        alternatives=_alternatives(workload, request, caches, allocators) if short else (),
+        capacity=option.capacity,
+        runner_up=_runner_up(options, option, placed),
     )
 
 
 def plan_fleet(request: FleetRequest) -> FleetPlan:
     """Shapes, replica counts and placement for every workload on the fleet, and what to add if short."""
-    cache = _Weights()
+    caches = _Caches(_Weights(), SizingCache(), {})
     allocators = {g.name: GroupAllocator(g) for g in request.groups}
     groups = {g.name: g for g in request.groups}
-    sized: _Sized = {
-        w.name: _candidates(w, request.groups, request, cache, w.quantization) for w in request.workloads
-    }
+    sized: _Sized = {w.name: _candidates(w, request, caches, w.quantization) for w in request.workloads}
     chosen = _place_workloads(request, sized, allocators)
     plans: list[ModelPlan] = []
-    missing: dict[str, list[tuple[str, Shape]]] = {}
+    missing: dict[str, list[tuple[str, Shape, int]]] = {}
     for workload in request.workloads:
-        plan = _model_plan(workload, request, cache, allocators, sized, chosen.get(workload.name))
+        plan = _model_plan(workload, request, caches, allocators, sized, chosen.get(workload.name))
         plans.append(plan)
         if plan.replica is not None and plan.replicas_placed < plan.replicas_needed:
             short_group = chosen[workload.name][0].group.name
-            missing.setdefault(short_group, []).extend(
-                [(workload.name, plan.replica.shape)] * (plan.replicas_needed - plan.replicas_placed)
+            missing.setdefault(short_group, []).append(
+                (workload.name, plan.replica.shape, plan.replicas_needed - plan.replicas_placed)
             )
-    nodes: list[NodePlan] = []
-    for group in request.groups:
-        nodes.extend(allocators[group.name].node_plans())
+    nodes = [node for group in request.groups for node in allocators[group.name].node_plans()]
     return FleetPlan(
         models=tuple(plans),
         nodes=tuple(nodes),

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from launcher import display
-from launcher.fleet.types import Alternative, FleetPlan, ModelPlan, NodePlan, ReplicaEstimate
+from launcher.fleet.types import Alternative, Capacity, FleetPlan, ModelPlan, NodePlan, ReplicaEstimate
 
 _DTYPE = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
 
@@ -33,6 +33,22 @@ def _replica_dict(replica: ReplicaEstimate) -> dict[str, Any]:
         "ttft_s": round(replica.ttft_s, 4),
         "ttft_prompt_tokens": replica.ttft_prompt_tokens,
         "max_num_batched_tokens": replica.max_num_batched_tokens,
+        "prefill_tokens_per_s": round(replica.prefill_tokens_per_s, 3),
+    }
+
+
+def _capacity_dict(cap: Capacity | None) -> dict[str, Any] | None:
+    if cap is None:
+        return None
+    return {
+        "concurrency": round(cap.concurrency, 3),
+        "decode_replicas": cap.decode_replicas,
+        "requests_per_s": None if cap.arrival_per_s is None else round(cap.arrival_per_s, 4),
+        "prefill_tokens_per_s_needed": round(cap.prefill_tokens_per_s_needed, 3),
+        "prefill_utilisation": round(cap.prefill_utilisation, 4),
+        "prefill_replicas": cap.prefill_replicas,
+        "replicas": cap.replicas,
+        "limited_by": cap.limit,
     }
 
 
@@ -61,12 +77,15 @@ def _model_dict(model: ModelPlan) -> dict[str, Any]:
             "prompt_tokens": w.prompt_tokens,
             "output_tokens": w.output_tokens,
             "tokens_per_s_per_user": w.tokens_per_s_per_user,
+            "ttft_s": w.ttft_s,
         },
         "replica": _replica_dict(model.replica) if model.replica else None,
         "concurrency_needed": round(model.concurrency_needed, 3),
         "replicas_needed": model.replicas_needed,
         "replicas_placed": model.replicas_placed,
         "replicas_missing": model.replicas_missing,
+        "capacity": _capacity_dict(model.capacity),
+        "runner_up": model.runner_up,
         "reasons": list(model.reasons),
         "alternatives": [_alternative_dict(a) for a in model.alternatives],
     }
@@ -275,6 +294,11 @@ def _advice_lines(plan: FleetPlan) -> list[str]:
                 f"  {add.nodes} node(s) to {add.group} ({add.gpus_per_node}× {add.accelerator} each) "
                 f"for {', '.join(add.models)}"
             )
+    sizing = [(m.name, m) for m in plan.models if m.capacity is not None]
+    if sizing:
+        out += ["", "Why these shapes and counts:"]
+        for name, m in sizing:
+            out += _why_lines(name, m)
     ruled_out = [(m.name, r) for m in plan.models for r in m.reasons]
     if ruled_out:
         out += ["", "Node groups ruled out:"]
@@ -288,4 +312,29 @@ def _advice_lines(plan: FleetPlan) -> list[str]:
                 f"  {name}: {a.label} → {a.replicas} × {a.replica.shape.label} on {a.replica.group} "
                 f"({a.gpus} GPUs, {a.replica.max_concurrent_sequences} sequences per replica), {verdict}"
             )
+    return out
+
+
+def _why_lines(name: str, model: ModelPlan) -> list[str]:
+    """The replica count from both phases and the runner-up shape, for one model."""
+    cap, replica = model.capacity, model.replica
+    assert cap is not None and replica is not None
+    line = (
+        f"  {name}: decode needs {cap.decode_replicas} ({cap.concurrency:,.1f} sequences in flight / "
+        f"{replica.batch} per replica)"
+    )
+    if cap.prefill_tokens_per_s_needed > 0:
+        share = (
+            f" at most {cap.prefill_utilisation:.0%} busy for the TTFT target"
+            if cap.prefill_utilisation < 1
+            else ""
+        )
+        line += (
+            f", prefill needs {cap.prefill_replicas} ({display.rate(cap.prefill_tokens_per_s_needed)} prompt "
+            f"tokens/s / {display.rate(replica.prefill_tokens_per_s)} per replica{share})"
+        )
+    plural = "replica" if cap.replicas == 1 else "replicas"
+    out = [line + f": {cap.replicas} {plural} ({cap.limit} sets the count)."]
+    if model.runner_up:
+        out.append(f"    runner-up: {model.runner_up}")
     return out

@@ -101,6 +101,9 @@ class WorkloadSpec(Strict):
     """Quantize while loading: fp8 (8-bit weights, vLLM's online fp8) or nf4 (bitsandbytes 4-bit)."""
     accelerator: str | None = None
     """Run only on node groups of this accelerator (catalog id or alias)."""
+    ttft_s: Annotated[float, Field(gt=0, le=3600)] | None = None
+    """Time-to-first-token target in seconds (mean, waiting for prefill included); replicas are added until
+    prefill keeps within it. Default: no target (prefill only has to keep up with the arriving prompts)."""
 
     @field_validator("quantization", mode="before")
     @classmethod

@@ -10,8 +10,10 @@ launcher.display, launcher.machine.host, launcher.plan.speed and the fleet's typ
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import TypeVar, cast
 
 from launcher.display import gib
 from launcher.fleet.types import EngineSettings, FleetQuant, NodeGroup, ReplicaEstimate, Shape
@@ -31,6 +33,7 @@ from registry.params import Block, layout
 from registry.schema import Architecture, Dtype, ModelCard
 
 GIB = 2**30
+T = TypeVar("T")
 
 #: vLLM's profiling-run activation peak per rank at 8,192 batched tokens: 4.76–5.64 GiB measured for dense
 #: models from 0.6B to 70B on H100 (llm-d empirical vLLM memory results); it does not shrink with TP.
@@ -78,6 +81,12 @@ def default_batched_tokens(group: NodeGroup) -> int:
 def default_max_num_seqs(group: NodeGroup) -> int:
     """vLLM's default max_num_seqs for the OpenAI server on this GPU."""
     return DEFAULT_MAX_NUM_SEQS_LARGE if _large_gpu(group) else DEFAULT_MAX_NUM_SEQS_SMALL
+
+
+def gpu_budget_bytes(group: NodeGroup, engine: EngineSettings) -> int:
+    """Bytes vLLM may use on one GPU of the group (gpu_memory_utilization × its memory): the shape search's
+    pre-checks and bounds; keep in step with the budget `_memory` sizes the KV cache from."""
+    return int(group.accelerator.total_bytes * engine.gpu_memory_utilization)
 
 
 def activation_peak_bytes(batched_tokens: int) -> int:
@@ -273,16 +282,62 @@ class ShapeDoesNotFitError(BerthError):
     shape, so it reaches a user only inside a fleet plan's reasons."""
 
 
+#: Per-card figures the shape search asks for again for every shape (KV prefix sums per layer, attention
+#: FLOPs of a prompt), by (card identity, what else they depend on); bounded, cleared when full.
+_MEMO: dict[tuple[object, ...], tuple[ModelCard, object]] = {}
+_MEMO_MAX = 4096
+
+
+def _memo(card: ModelCard, key: tuple[object, ...], compute: Callable[[], T]) -> T:
+    full = (id(card), *key)
+    found = _MEMO.get(full)
+    if found is None or found[0] is not card:
+        if len(_MEMO) >= _MEMO_MAX:
+            _MEMO.clear()
+        found = (card, compute())
+        _MEMO[full] = found
+    return cast(T, found[1])
+
+
+def _kv_prefix(card: ModelCard, tokens: int, dtype: Dtype, cache: CacheLayout) -> tuple[int, ...]:
+    """Prefix sums of kv_cache_bytes_per_layer: entry i is the first i layers' bytes."""
+
+    def compute() -> tuple[int, ...]:
+        sums = [0]
+        for value in kv_cache_bytes_per_layer(card, tokens, dtype=dtype, cache=cache):
+            sums.append(sums[-1] + value)
+        return tuple(sums)
+
+    return _memo(card, ("kv", tokens, dtype, cache), compute)
+
+
+def sequence_kv_bytes(card: ModelCard, context: int, dtype: Dtype, block_tokens: int) -> int:
+    """KV cache of one full-context sequence over all layers, heads unsplit (no replicated heads): the least
+    a replica of any shape spends on it."""
+    return _kv_prefix(card, context, dtype, CacheLayout(tensor_parallel=1, block_tokens=block_tokens))[-1]
+
+
+def _attention_flops(card: ModelCard, prompt: int) -> int:
+    """Causal attention FLOPs of one prompt over all layers (sliding windows keep fewer tokens)."""
+    arch = card.architecture
+
+    def compute() -> int:
+        return sum(
+            2 * prompt * kept_tokens(arch, i, prompt) * arch.num_attention_heads * arch.head_width
+            for i in range(arch.num_layers)
+        )
+
+    return _memo(card, ("attention", prompt), compute)
+
+
 def _stages(weights: ModelWeights, shape: Shape, load: Load, cache: CacheLayout) -> list[_Stage]:
     """Each pipeline stage's weights and KV cache per rank. The cache a sequence is allotted is counted in
     whole blocks; a decode step reads only the tokens a sequence holds."""
     card = weights.card
     arch = card.architecture
     per_layer = kv_bytes_per_token_per_layer(arch, weights.dtype, cache)
-    allotted = kv_cache_bytes_per_layer(card, load.context, dtype=weights.dtype, cache=cache)
-    held = kv_cache_bytes_per_layer(
-        card, load.live_tokens, dtype=weights.dtype, cache=replace(cache, block_tokens=1)
-    )
+    allotted = _kv_prefix(card, load.context, weights.dtype, cache)
+    held = _kv_prefix(card, load.live_tokens, weights.dtype, replace(cache, block_tokens=1))
     replicated = _replicated_kv_bytes_per_layer(
         arch, shape.tp, quant_bytes_per_linear_weight(weights.quant, weights.dtype)
     )
@@ -298,8 +353,8 @@ def _stages(weights: ModelWeights, shape: Shape, load: Load, cache: CacheLayout)
                 weights_per_rank=-(-total // shape.tp) + replicated * count,
                 routed_per_rank=routed // shape.tp,
                 kv_token_bytes=per_layer * count,
-                kv_sequence_bytes=sum(allotted[start:stop]),
-                kv_live_bytes=sum(held[start:stop]),
+                kv_sequence_bytes=allotted[stop] - allotted[start],
+                kv_live_bytes=held[stop] - held[start],
             )
         )
         start = stop
@@ -343,14 +398,38 @@ def time_to_first_token(
     """Seconds to prefill one prompt: matmul FLOPs (2 × active parameters per token) and causal attention
     at vLLM's prefill efficiency of the TP group's peak, plus TP all-reduces over the node's links and the hidden
     states handed between pipeline stages (over the network where stages sit on different nodes)."""
+    compute, allreduce, hops = _prefill_parts(weights, shape, group, prompt, network_bytes_per_s)
+    return compute + allreduce + hops
+
+
+def prefill_tokens_per_s(
+    weights: ModelWeights,
+    stages: tuple[_Stage, ...],
+    shape: Shape,
+    group: NodeGroup,
+    prompt: int,
+    batched: int,
+) -> float:
+    """Prompt tokens per second one replica prefills when prompts keep arriving (chunked prefill): each
+    engine step takes a chunk of at most `batched` tokens; a chunk costs its share of the same compute and
+    all-reduces as the time to first token, and never less than one read of the stage's weights; pipeline
+    stages work on different chunks at once, so a replica prefills pp chunks per stage time."""
+    compute, allreduce, _ = _prefill_parts(weights, shape, group, prompt, None)
+    chunks = -(-prompt // max(1, min(batched, prompt)))
+    bandwidth = group.accelerator.bandwidth_bytes_per_s
+    floor = max(read_seconds(s.weights_per_rank, bandwidth, VLLM_BATCHED.gpu_decode) for s in stages)
+    seconds = max((compute + allreduce) / shape.pp, chunks * floor)
+    return prompt / seconds
+
+
+def _prefill_parts(
+    weights: ModelWeights, shape: Shape, group: NodeGroup, prompt: int, network_bytes_per_s: int | None
+) -> tuple[float, float, float]:
+    """(compute, TP all-reduce, pipeline hand-off) seconds of one prompt's prefill."""
     card = weights.card
     arch = card.architecture
     width = DTYPE_BYTES[weights.dtype]
-    attention = sum(
-        2 * prompt * kept_tokens(arch, i, prompt) * arch.num_attention_heads * arch.head_width
-        for i in range(arch.num_layers)
-    )
-    flops = 2 * weights.active_params * prompt + attention
+    flops = 2 * weights.active_params * prompt + _attention_flops(card, prompt)
     peak = group.accelerator.bf16_tflops * 1e12
     compute = compute_seconds(flops, peak, VLLM_BATCHED.gpu_prefill, devices=shape.tp)
     hidden_bytes = prompt * arch.hidden_size * width
@@ -363,7 +442,7 @@ def time_to_first_token(
         cross = min(shape.pp - 1, max(0, -(-shape.gpus // group.gpus_per_node) - 1))
         network = network_bytes_per_s or DEFAULT_NETWORK_BYTES_PER_S
         hops = cross * hidden_bytes / network + (shape.pp - 1 - cross) * hidden_bytes / _link_bandwidth(group)
-    return compute + allreduce + hops
+    return compute, allreduce, hops
 
 
 @dataclass(frozen=True)
@@ -480,5 +559,6 @@ def size_replica(
         ttft_s=time_to_first_token(weights, shape, group, load.ttft_prompt, network_bytes_per_s),
         ttft_prompt_tokens=load.ttft_prompt,
         max_num_batched_tokens=batched,
+        prefill_tokens_per_s=prefill_tokens_per_s(weights, stages, shape, group, load.ttft_prompt, batched),
     )
     return Sizing(estimate=estimate, stages=stages, weights=weights, group=group)

@@ -77,6 +77,8 @@ class Workload:
     quantization: FleetQuant | None = None
     accelerators: tuple[str, ...] = ()
     """Catalog accelerator ids this model may run on; empty: any in the fleet."""
+    ttft_s: float | None = None
+    """Time-to-first-token target in seconds, queueing for prefill included; None: no target."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,36 @@ class ReplicaEstimate:
     """Prompt length the time to first token is for."""
     max_num_batched_tokens: int
     """Tokens per engine step assumed (and exported)."""
+    prefill_tokens_per_s: float = 0.0
+    """Prompt tokens per second the replica prefills when prompts keep coming (chunked prefill)."""
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Replicas a workload needs on one replica shape: the larger of what decode and prefill need."""
+
+    concurrency: float
+    """Sequences in flight (given, or Little's law)."""
+    decode_replicas: int
+    """Replicas whose batches hold the sequences in flight."""
+    arrival_per_s: float | None
+    """Requests per second (given, or the concurrency over the time in the system); None: unknown."""
+    prefill_tokens_per_s_needed: float
+    """Prompt tokens per second arriving (0 when the prompt length or the rate is unknown)."""
+    prefill_utilisation: float
+    """Largest share of a replica's prefill time the TTFT target allows (1 without a target)."""
+    prefill_replicas: int
+    """Replicas whose prefill keeps up with the arriving prompts within that share."""
+
+    @property
+    def replicas(self) -> int:
+        """Replicas needed: the larger need, at least one."""
+        return max(1, self.decode_replicas, self.prefill_replicas)
+
+    @property
+    def limit(self) -> str:
+        """Which phase sets the replica count: 'decode' or 'prefill'."""
+        return "prefill" if self.prefill_replicas > self.decode_replicas else "decode"
 
 
 @dataclass(frozen=True)
@@ -175,6 +207,10 @@ class ModelPlan:
     reasons: tuple[str, ...] = ()
     """Why shapes or node groups were ruled out, in words."""
     alternatives: tuple[Alternative, ...] = ()
+    capacity: Capacity | None = None
+    """What the replica count is made of: decode and prefill needs, and the headroom left."""
+    runner_up: str | None = None
+    """The next-best way to run the model and why it lost, in words (None: there was no other)."""
 
     @property
     def name(self) -> str:

@@ -49,8 +49,11 @@ class GpuInfo:
 
     @property
     def supports_bf16(self) -> bool:
-        """bf16 needs compute capability 8.0 (Ampere) or newer on NVIDIA; AMD CDNA2+ and Apple M2+ have it."""
-        if self.vendor != "nvidia":
+        """bf16 needs compute capability 8.0 (Ampere) or newer on NVIDIA; AMD CDNA2+ and RDNA3 have it; on Apple
+        silicon the capability holds the Metal GPU family, and bf16 needs Apple8 (M2) or newer."""
+        if self.vendor == "amd":
+            return True
+        if self.vendor == "apple" and self.compute_capability is None:
             return True
         return self.compute_capability is not None and self.compute_capability >= (8, 0)
 

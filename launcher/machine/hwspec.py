@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from launcher.machine.apple import working_set_limit
 from launcher.machine.errors import HardwareSpecError, UserFileError
 from launcher.machine.host import CpuInfo, GpuInfo, HostSnapshot
 from launcher.machine.numbers import ascii_int, shown
@@ -206,9 +207,19 @@ def _parse_node(text: str, catalog: Catalog) -> NodeSpec:
                 raise _too_many_gpus(f"{sum(count for _, count in gpus)} GPUs in one node")
     if cpu and gpus:
         raise _Problem("'cpu' means a machine without GPUs, but GPUs are named too")
+    _check_apple(gpus)
     if not cpu and not gpus:
         raise _Problem("name the GPUs (8xH100) or write cpu for a machine without GPUs")
     return NodeSpec(tuple(gpus), options.get("ram"), options.get("disk"), options.get("cores"))
+
+
+def _check_apple(gpus: Sequence[tuple[Accelerator, int]]) -> None:
+    """An Apple silicon Mac has one chip and no other GPU."""
+    apple = [acc for acc, _ in gpus if acc.vendor == "apple"]
+    if apple and (len(gpus) > 1 or gpus[0][1] > 1):
+        raise _Problem(
+            f"a Mac has one Apple chip and no other GPU; name one chip with its memory ({apple[0].id},ram=64GB)"
+        )
 
 
 def _setting(item: str, options: dict[str, int]) -> None:
@@ -352,8 +363,11 @@ def host_from_nodes(nodes: Sequence[NodeSpec], label: str) -> HostSnapshot:
     rams, disks, cores = [], [], []
     for number, node in enumerate(nodes):
         kinds = [acc for acc, count in node.gpus for _ in range(count)]
-        gpus.extend(_node_gpus(kinds, len(gpus), number))
-        rams.append(node.ram_bytes if node.ram_bytes is not None else default_ram_bytes(kinds))
+        ram = node.ram_bytes if node.ram_bytes is not None else default_ram_bytes(kinds)
+        if any(acc.vendor == "apple" for acc in kinds):
+            ram = mac_memory_bytes(ram)
+        gpus.extend(_unified(g, ram) for g in _node_gpus(kinds, len(gpus), number))
+        rams.append(ram)
         disks.append(node.disk_bytes if node.disk_bytes is not None else DEFAULT_DISK_BYTES)
         cores.append(node.cores or max(DEFAULT_CORES, DEFAULT_CORES * len(kinds)))
     ram = min(rams)
@@ -383,6 +397,20 @@ def _node_gpus(kinds: Sequence[Accelerator], first: int, node: int) -> list[GpuI
         peers = tuple(i for i in group if i != first + k)
         out.append(_gpu(acc, first + k, node, peers))
     return out
+
+
+def mac_memory_bytes(stated: int) -> int:
+    """A Mac's memory as hw.memsize reports it: Apple sells binary sizes and calls them GB, so a whole number of
+    decimal GB (ram=128GB) means that many GiB (137438953472 bytes); a size given in GiB or bytes is kept."""
+    return stated // 10**9 * 2**30 if stated % 10**9 == 0 else stated
+
+
+def _unified(gpu: GpuInfo, ram: int) -> GpuInfo:
+    """An Apple chip's GPU in a Mac with `ram` bytes of unified memory: the macOS working-set limit of it."""
+    if not gpu.unified_memory:
+        return gpu
+    limit = working_set_limit(ram)
+    return replace(gpu, total_bytes=limit, free_bytes=limit)
 
 
 def default_ram_bytes(gpus: Sequence[Accelerator]) -> int:

@@ -1,4 +1,5 @@
-"""Describe this machine (NVML GPUs, RAM, swap, disk, CPU); the only module that imports pynvml and psutil."""
+"""Describe this machine (NVML, AMD and Apple GPUs, RAM, swap, disk, CPU); the only module that imports pynvml,
+amdsmi and psutil and runs the vendor tools (through `run_tool`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from launcher.machine.amd import amdsmi_gpus, discrete_gpus, sysfs_gpus
+from launcher.machine.apple import AppleChip, Runner, apple_gpu, cpu_label, read_chip
 from launcher.machine.bandwidth import (
     cached_bandwidth,
     cached_linear_seconds,
@@ -28,6 +31,10 @@ from registry.schema import Accelerator
 #: Default for the `nvml` and `torch` parameters: use the real module (pynvml imported; torch only if loaded).
 REAL: Any = object()
 LABEL = "this machine"
+#: Where the amdgpu driver lists cards.
+DRM_ROOT = Path("/sys/class/drm")
+#: Longest a vendor tool (sysctl, system_profiler) may take before its reading counts as failed.
+TOOL_TIMEOUT_S = 10
 
 _NVML_FEATURE_ENABLED = 1
 _NVML_P2P_CAPS_INDEX_NVLINK = 2
@@ -309,6 +316,59 @@ def _rocm_gpu(torch: Any, index: int, catalog: Catalog) -> GpuInfo:
     )
 
 
+def run_tool(argv: Sequence[str]) -> str | None:
+    """A vendor tool's standard output, or None when it is missing, fails or takes longer than TOOL_TIMEOUT_S."""
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=TOOL_TIMEOUT_S, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def load_amdsmi() -> Any | None:
+    """The amdsmi module (ROCm's SMI library), or None when it is not installed."""
+    try:
+        import amdsmi
+    except Exception:  # ImportError, or its shared library failing to load
+        return None
+    return amdsmi
+
+
+def probe_amd_gpus(
+    amdsmi: Any,
+    sysfs_root: Path,
+    catalog: Catalog,
+    warnings: list[str],
+    environ: Mapping[str, str] | None = None,
+) -> tuple[GpuInfo, ...]:
+    """AMD GPUs torch's ROCm build will see: through amdsmi when it is installed and starts, else from the
+    amdgpu driver's sysfs files; integrated GPUs left out, HIP_VISIBLE_DEVICES (or ROCR_VISIBLE_DEVICES,
+    CUDA_VISIBLE_DEVICES) applied and the rest renumbered from 0, as HIP does."""
+    found = amdsmi_gpus(amdsmi, catalog, warnings) if amdsmi is not None else None
+    gpus = found if found is not None else sysfs_gpus(sysfs_root, catalog)
+    discrete = discrete_gpus(gpus, warnings)
+    environ = environ or {}
+    variable = next(
+        (v for v in ("HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES") if v in environ),
+        None,
+    )
+    if variable is None:
+        return discrete
+    order, warning = visible_gpus(environ[variable], [None] * len(discrete))
+    if warning:
+        warnings.append(warning.replace("CUDA_VISIBLE_DEVICES", variable))
+    return tuple(replace(discrete[i], index=new) for new, i in enumerate(order))
+
+
+def _apple(
+    run: Runner, catalog: Catalog, ram_available: int, warnings: list[str]
+) -> tuple[AppleChip | None, tuple[GpuInfo, ...]]:
+    chip = read_chip(run, warnings)
+    if chip is None:
+        return None, ()
+    return chip, (apple_gpu(chip, catalog, min(ram_available, chip.memory_bytes)),)
+
+
 # --------------------------------------------------------------------------- RAM, disk, CPU
 
 
@@ -440,6 +500,10 @@ def probe_host(
     environ: Mapping[str, str] | None = None,
     measure: bool = False,
     bandwidth_cache: Path | None = None,
+    run: Runner = run_tool,
+    amdsmi: Any = REAL,
+    sysfs_root: Path = DRM_ROOT,
+    platform_name: str | None = None,
 ) -> HostSnapshot:
     """What this machine has, total and free, now.
 
@@ -453,12 +517,20 @@ def probe_host(
     ram_total, ram_available, swap_free = probe_ram(warnings)
     cpu = probe_cpu(warnings, measure=measure, bandwidth_cache=bandwidth_cache)
     gpus: tuple[GpuInfo, ...] = ()
-    if sys.platform != "darwin":  # macOS has had no NVIDIA driver since 10.14
-        module = load_nvml() if nvml is REAL else nvml
-        if module is None:
-            warnings.append("NVIDIA GPUs not probed: nvidia-ml-py (pynvml) is not installed")
-        else:
-            gpus = probe_nvidia_gpus(module, catalog, environ, warnings)
+    if (platform_name or sys.platform) == "darwin":  # macOS has had no NVIDIA driver since 10.14
+        chip, gpus = _apple(run, catalog, ram_available, warnings)
+        if chip is not None:
+            ram_total, ram_available = chip.memory_bytes, min(ram_available, chip.memory_bytes)
+            cores = (chip.performance_cores or 0) + (chip.efficiency_cores or 0)
+            physical = cores or cpu.physical_cores  # Apple silicon has no SMT: one thread per core
+            cpu = replace(
+                cpu,
+                model=cpu_label(chip),
+                physical_cores=physical,
+                logical_cores=max(cpu.logical_cores, physical),
+            )
+    else:
+        gpus = _linux_gpus(catalog, environ, warnings, nvml, amdsmi, sysfs_root)
     torch_module = sys.modules.get("torch") if torch is REAL else torch
     if not gpus and torch_module is not None:
         gpus = probe_torch_gpus(torch_module, catalog, ram_total, ram_available, cpu.model, warnings)
@@ -475,6 +547,31 @@ def probe_host(
         source="probe",
         warnings=tuple(dict.fromkeys(warnings)),
     )
+
+
+def _linux_gpus(
+    catalog: Catalog,
+    environ: Mapping[str, str],
+    warnings: list[str],
+    nvml: Any,
+    amdsmi: Any,
+    sysfs_root: Path,
+) -> tuple[GpuInfo, ...]:
+    """NVIDIA GPUs through NVML, else AMD GPUs (amdsmi or sysfs); NVML's complaints are dropped when AMD GPUs
+    are found (an AMD machine has no NVIDIA driver to report)."""
+    nvidia_warnings: list[str] = []
+    gpus: tuple[GpuInfo, ...] = ()
+    module = load_nvml() if nvml is REAL else nvml
+    if module is None:
+        nvidia_warnings.append("NVIDIA GPUs not probed: nvidia-ml-py (pynvml) is not installed")
+    else:
+        gpus = probe_nvidia_gpus(module, catalog, environ, nvidia_warnings)
+    if not gpus:
+        smi = load_amdsmi() if amdsmi is REAL else amdsmi
+        gpus = probe_amd_gpus(smi, sysfs_root, catalog, warnings, environ)
+    if not any(g.vendor == "amd" for g in gpus):
+        warnings.extend(nvidia_warnings)
+    return gpus
 
 
 # --------------------------------------------------------------------------- small conversions

@@ -15,6 +15,7 @@ from launcher.plan.errors import DoesNotFitError, PlanRequestError
 from launcher.plan.placement import Attempt, describe
 from launcher.plan.request import Plan, PlanRequest
 from launcher.plan.speed import SpeedEstimate
+from launcher.plan.unified import gguf_fit, mps_attempts, raised_limit_fits, unified_gpu, wired_limit_note
 from registry.schema import Accelerator, ModelCard
 
 #: Plans a model on a host as asked, without advice: the Plan, or None when nothing fits.
@@ -53,6 +54,7 @@ def does_not_fit(
             f"{describe(attempt)} fits but runs at about {speed.decode_tokens_per_s:.2g} tokens/s "
             f"(accept that with --allow-slow)"
         )
+    suggestions += _unified_memory_ways(card, host, attempts)
     suggestions += _other_hardware(card, request, context, accelerators, find_plan)
     detail = "; ".join(
         f"{describe(a)} needs {gib(a.needed)}, {gib(max(a.available, 0))} usable"
@@ -60,6 +62,19 @@ def does_not_fit(
         if a.rung.strategy in ("gpu", "quantized", "cpu") and len(a.rung.gpus) <= 1
     )
     return DoesNotFitError(card.id, bare.required_bytes, bare.available_bytes, suggestions, detail)
+
+
+def _unified_memory_ways(card: ModelCard, host: HostSnapshot, attempts: Sequence[Attempt]) -> list[str]:
+    """On Apple silicon: raise the GPU's share of memory when that is enough, else a llama.cpp GGUF quant."""
+    if unified_gpu(host) is None:
+        return []
+    ways = []
+    if any(raised_limit_fits(a.needed, a.available, host) for a in mps_attempts(attempts)):
+        ways.append(wired_limit_note(host) or "")
+    found = gguf_fit(card, host)
+    if found is not None:
+        ways.append(f"on this Mac it runs only as a {found.describe()}")
+    return ways
 
 
 def _relaxed_options(request: PlanRequest) -> list[str]:

@@ -35,6 +35,7 @@ from launcher.plan.placement import (
 )
 from launcher.plan.request import DEFAULT_CONTEXT, MIN_USABLE_TOKENS_PER_S, Plan, PlanRequest
 from launcher.plan.speed import SpeedEstimate
+from launcher.plan.unified import gguf_fit, mps_attempts, raised_limit_fits, wired_limit_note
 from registry.memory import Precision, Quant
 from registry.params import LINEAR_SUBCLASS_FAMILIES, Layout, layout
 from registry.schema import Accelerator, Dtype, ModelCard
@@ -88,7 +89,6 @@ def _quant_forced(request: PlanRequest) -> bool:
 
 def _rungs(host: HostSnapshot, request: PlanRequest) -> list[Rung]:
     gpus = _chosen_gpus(host, request) if request.device != "cpu" else ()
-    gpus = tuple(g for g in gpus if g.vendor in ("nvidia", "amd") or g.unified_memory is False) or gpus
     _check_devices(host, request, gpus)
     rungs = _gpu_rungs(gpus, request) if gpus else []
     if request.device != "gpu" and not _quant_forced(request):
@@ -97,15 +97,31 @@ def _rungs(host: HostSnapshot, request: PlanRequest) -> list[Rung]:
 
 
 def _check_devices(host: HostSnapshot, request: PlanRequest, gpus: Sequence[GpuInfo]) -> None:
-    """Refuse --quant without an NVIDIA GPU and --device gpu without a GPU."""
-    if _quant_forced(request) and not any(g.vendor == "nvidia" for g in gpus):
+    """Refuse --quant without a GPU bitsandbytes runs on (NVIDIA, or AMD under ROCm) and --device gpu without
+    a GPU."""
+    if _quant_forced(request) and not _bnb_gpus(gpus):
+        on_mac = any(g.vendor == "apple" for g in gpus)
         raise PlanRequestError(
-            f"--quant {request.quant} needs an NVIDIA GPU: bitsandbytes' 8/4-bit kernels run on CUDA, and "
-            f"{host.label} has {'no GPU' if not gpus else 'no NVIDIA GPU'}",
+            f"--quant {request.quant} needs an NVIDIA GPU or an AMD GPU under ROCm: bitsandbytes' 8/4-bit "
+            f"kernels run on CUDA and ROCm, and {host.label} has "
+            + (
+                "an Apple GPU (torch MPS runs fp16/bf16 only; a GGUF quant through llama.cpp with Metal is "
+                "the way to 8/4-bit on a Mac)"
+                if on_mac
+                else "no GPU"
+                if not gpus
+                else "neither"
+            ),
             hint="drop --quant to let Berth choose, or plan for named hardware with --hardware rtx-4090",
         )
     if request.device == "gpu" and not gpus:
         raise PlanRequestError(f"--device gpu asked, but {host.label} has no GPU", hint="drop --device gpu")
+
+
+def _bnb_gpus(gpus: Sequence[GpuInfo]) -> tuple[GpuInfo, ...]:
+    """GPUs bitsandbytes quantizes on: NVIDIA (CUDA) and AMD (ROCm; its installation guide lists AMD GPUs among
+    the supported platforms), not Apple's MPS."""
+    return tuple(g for g in gpus if g.vendor in ("nvidia", "amd"))
 
 
 def _quants(request: PlanRequest, cuda: Sequence[GpuInfo]) -> list[Quant]:
@@ -120,7 +136,7 @@ def _quants(request: PlanRequest, cuda: Sequence[GpuInfo]) -> list[Quant]:
 def _gpu_rungs(gpus: tuple[GpuInfo, ...], request: PlanRequest) -> list[Rung]:
     """One GPU at a time (fastest first), all of them, quantized, then offloaded from them."""
     quant_forced = _quant_forced(request)
-    cuda = tuple(g for g in gpus if g.vendor == "nvidia")
+    cuda = _bnb_gpus(gpus)
     dtype = _gpu_dtype(gpus, request)
     by_speed = _distinct(sorted(gpus, key=lambda g: (-(g.bandwidth_bytes_per_s or 0), -g.usable_bytes)))
     rungs: list[Rung] = []
@@ -134,7 +150,9 @@ def _gpu_rungs(gpus: tuple[GpuInfo, ...], request: PlanRequest) -> list[Rung]:
         ]
         if len(cuda) > 1:
             rungs.append(Rung("quantized", Precision(dtype, quant), cuda, False, False))
-    if request.allow_offload and not quant_forced and request.device != "gpu":
+    # On unified memory the RAM behind the GPU is the same memory: offloading to it gains nothing.
+    unified = any(g.unified_memory for g in gpus)
+    if request.allow_offload and not quant_forced and request.device != "gpu" and not unified:
         rungs.append(Rung("offload", Precision(dtype), gpus, True, False))
         if request.allow_disk:
             rungs.append(Rung("disk", Precision(dtype), gpus, True, True))
@@ -249,7 +267,9 @@ def _plan(card: ModelCard, host: HostSnapshot, request: PlanRequest, context: in
         placements=attempt.placements,
         speed=speed,
         reasons=tuple(climb.reasons),
-        warnings=tuple(_warnings(card, host, attempt)),
+        warnings=tuple(
+            _warnings(card, host, attempt) + _unified_warnings(card, host, attempt, climb.attempts)
+        ),
         host_label=host.label,
         device_map=_compact_device_map(attempt),
     )
@@ -364,6 +384,22 @@ def _warnings(card: ModelCard, host: HostSnapshot, attempt: Attempt) -> list[str
     if host.nodes > 1:
         notes.append("this plan uses one machine of the spec; `berth fleet plan` plans across machines")
     return notes
+
+
+def _unified_warnings(
+    card: ModelCard, host: HostSnapshot, attempt: Attempt, attempts: Sequence[Attempt]
+) -> list[str]:
+    """On Apple silicon: the GPU's share of the memory, how to raise it, and what MPS runs; on the CPU of a Mac,
+    whether raising that share would move the model to the GPU, or a GGUF quant would run there."""
+    note = wired_limit_note(host)
+    if note is None:
+        return []
+    if any(g.unified_memory for g in attempt.rung.gpus):
+        return [f"{note}; torch MPS runs fp16/bf16 only (no bitsandbytes)"]
+    if any(raised_limit_fits(a.needed, a.available, host) for a in mps_attempts(attempts)):
+        return [f"runs on the CPU because the GPU's share of memory is too small; {note}, enough for mps"]
+    found = gguf_fit(card, host)
+    return [f"on this Mac's GPU it runs as a {found.describe()}"] if found else []
 
 
 def plan_or_raise(

@@ -19,6 +19,7 @@ from launcher.plan.speed import TRANSFORMERS_BATCH1, SpeedEstimate, Stage, estim
 from registry.memory import (
     ALLOCATOR_SLACK,
     DTYPE_BYTES,
+    DeviceKind,
     Precision,
     activation_bytes,
     block_weight_bytes,
@@ -148,7 +149,22 @@ def gpu_reserve(
     """Memory a GPU that runs layers needs besides weights and KV: runtime floor, activations (and the
     headroom Berth leaves free, which is kept out of the budget but is not 'used')."""
     kept_free = int(gpu.total_bytes * GPU_HEADROOM_FRACTION) if headroom else 0
-    return runtime_bytes("cuda") + activation_bytes(card, context, batch, dtype) + kept_free
+    return runtime_bytes(device_kind(gpu)) + activation_bytes(card, context, batch, dtype) + kept_free
+
+
+def device_kind(gpu: GpuInfo) -> DeviceKind:
+    """The torch backend a GPU runs under: CUDA, ROCm (AMD, still named cuda in torch) or MPS (Apple)."""
+    return {"apple": "mps", "amd": "rocm"}.get(gpu.vendor, "cuda")  # type: ignore[return-value]
+
+
+def gpu_device(gpu: GpuInfo) -> DeviceName:
+    """The torch device of a GPU: 'mps' on Apple silicon (one GPU), 'cuda:N' under CUDA and ROCm alike."""
+    return "mps" if gpu.vendor == "apple" else f"cuda:{gpu.index}"
+
+
+def _map_key(gpu: GpuInfo) -> int | str:
+    """A GPU as from_pretrained's device_map names it: 'mps', or the CUDA/ROCm device index."""
+    return "mps" if gpu.vendor == "apple" else gpu.index
 
 
 def _balanced_budgets(total: int, capacities: Sequence[int], largest: int) -> list[int]:
@@ -182,6 +198,8 @@ class Attempt:
 
 
 def gpu_label(gpu: GpuInfo) -> str:
+    if gpu.vendor == "apple":
+        return f"mps ({gpu.name}, unified memory)"
     return f"GPU {gpu.index} ({gpu.name})"
 
 
@@ -232,7 +250,7 @@ def _bins(
     charge: list[bool] = []
     for i, gpu in enumerate(rung.gpus):
         cap = room.gpus[i] - (main_reserve if i == 0 else 0)
-        bins.append(_Bin(f"cuda:{gpu.index}", int(cap / (1 + ALLOCATOR_SLACK))))
+        bins.append(_Bin(gpu_device(gpu), int(cap / (1 + ALLOCATOR_SLACK))))
         charge.append(True)
     if len(rung.gpus) > 1 and not _offloading(rung):
         largest = max((s.weights for s in sized if s.block.role == "layer"), default=0)
@@ -291,12 +309,12 @@ def _placement(
     layers = [s.layer for s in b.items if s.layer is not None]
     slack = int((weights + kv) * ALLOCATOR_SLACK)
     key: int | str
-    if b.device.startswith("cuda:"):
+    if index < len(rung.gpus):
         gpu = rung.gpus[index]
         overhead = gpu_reserve(card, gpu, context, batch, dtype, headroom=False) + slack
         if index == 0 and _offloading(rung):
             overhead += main_reserve
-        label, budget, key = gpu_label(gpu), gpu.usable_bytes, gpu.index
+        label, budget, key = gpu_label(gpu), gpu.usable_bytes, _map_key(gpu)
     elif b.device == "cpu":
         overhead = runtime_bytes("cpu") + slack
         if not rung.gpus:
@@ -336,7 +354,7 @@ def try_rung(
     placements = []
     device_map: dict[str, int | str] = {}
     for i, b in enumerate(bins):
-        if not b.items and b.device != "cuda:0" and not (b.device == "cpu" and not rung.gpus):
+        if not b.items and b.device not in ("cuda:0", "mps") and not (b.device == "cpu" and not rung.gpus):
             continue
         placement, key = _placement(card, host, rung, (i, b, charge[i]), context, batch, main_reserve)
         placements.append(placement)
@@ -393,7 +411,7 @@ def attempt_speed(
     assert attempt.placements is not None
     precision = attempt.rung.precision
     by_name = {b.name: b for b in lay.blocks}
-    gpus = {f"cuda:{g.index}": g for g in attempt.rung.gpus}
+    gpus = {gpu_device(g): g for g in attempt.rung.gpus}
     stages: list[Stage] = []
     streamed_params = 0
     streamed_layers = 0

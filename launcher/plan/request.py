@@ -77,8 +77,8 @@ class Plan:
 
     @property
     def uses_gpu(self) -> bool:
-        """Whether any block runs on a GPU."""
-        return any(p.device.startswith("cuda:") for p in self.placements)
+        """Whether any block runs on a GPU (CUDA and ROCm devices are cuda:N in torch; Apple's GPU is mps)."""
+        return any(p.device.startswith("cuda:") or p.device == "mps" for p in self.placements)
 
     @property
     def offloaded(self) -> bool:

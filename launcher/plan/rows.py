@@ -15,6 +15,7 @@ from launcher.plan.ladder import make_plan
 from launcher.plan.measured import Measurement
 from launcher.plan.report import verdict
 from launcher.plan.request import Plan, PlanRequest
+from launcher.plan.unified import GgufFit, gguf_fit
 from registry.catalog import Catalog
 from registry.schema import ModelCard
 
@@ -63,7 +64,33 @@ class Row:
             "available_bytes": None if plan else self.result.available_bytes,  # type: ignore[union-attr]
             "decode_tokens_per_s": round(plan.speed.decode_tokens_per_s, 3) if plan else None,
             "speed_basis": plan.speed.basis if plan else None,
+            "runtime": runtime(plan),
         }
+
+
+def runtime(plan: Plan | None) -> str | None:
+    """Which runtime runs the plan: torch on CUDA, ROCm, MPS or the CPU (transformers)."""
+    if plan is None:
+        return None
+    devices = {p.device for p in plan.placements if p.blocks}
+    if "mps" in devices:
+        return "torch mps"
+    gpus = [g for g in (p for p in plan.placements) if g.device.startswith("cuda:")]
+    if gpus:
+        return "torch cuda/rocm"
+    return "torch cpu"
+
+
+def gguf_only(rows: list[Row], host: HostSnapshot) -> list[tuple[Row, GgufFit]]:
+    """On a Mac: the rows that do not run on its GPU as they are (they do not fit, or only on the CPU or from
+    disk) but fit there as a llama.cpp GGUF quant with Metal."""
+    found = []
+    for row in rows:
+        on_gpu = isinstance(row.result, Plan) and row.result.uses_gpu
+        fit = gguf_fit(row.card, host) if not on_gpu else None
+        if fit is not None:
+            found.append((row, fit))
+    return found
 
 
 def plan_all(
@@ -107,8 +134,9 @@ def host_line(host: HostSnapshot) -> str:
     """The machine in one line: GPUs free/total, RAM, disk."""
     parts = [f"{host.label}:"]
     for gpu in host.gpus:
+        where = "GPU (mps, unified memory)" if gpu.unified_memory else f"GPU {gpu.index}"
         parts.append(
-            f"GPU {gpu.index} {gpu.name} {display.gib(gpu.usable_bytes)}/{display.gib(gpu.total_bytes)} free"
+            f"{where} {gpu.name} {display.gib(gpu.usable_bytes)}/{display.gib(gpu.total_bytes)} free"
         )
     if not host.gpus:
         parts.append("no GPU")

@@ -290,8 +290,8 @@ def _failed_device(error: BaseException, plan: Plan) -> str:
     if match:
         return match.group(1)
     if plan.uses_gpu:
-        first = next(p.device for p in plan.placements if p.device.startswith("cuda:"))
-        return first.split(":")[1]
+        first = next((p.device for p in plan.placements if p.device.startswith("cuda:")), None)
+        return first.split(":")[1] if first else "0"  # Apple's GPU (mps) is GPU 0 of its snapshot
     return "cpu"
 
 
@@ -308,6 +308,14 @@ def _free_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+    if _mps_available():
+        torch.mps.empty_cache()
+
+
+def _mps_available() -> bool:
+    """Whether this torch can run on Apple's GPU (a macOS arm64 build on Apple silicon)."""
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
 
 
 # --------------------------------------------------------------------------- progress
@@ -575,6 +583,13 @@ def _after_out_of_memory(
 
 def _check_devices(card: ModelCard, plan: Plan) -> None:
     """A plan for GPUs this process cannot see (named hardware, a CPU-only torch) cannot be loaded here."""
+    if any(p.device == "mps" for p in plan.placements) and not _mps_available():
+        raise LoadError(
+            card.id,
+            "the plan runs on Apple's GPU (mps), but torch here has no MPS backend "
+            "(not a Mac with Apple silicon, or a torch build without MPS)",
+            hint="drop --hardware to plan for this machine; on a Mac, install torch's macOS arm64 build",
+        )
     wanted = [int(p.device.split(":")[1]) for p in plan.placements if p.device.startswith("cuda:")]
     if not wanted:
         return
