@@ -15,6 +15,8 @@ from launcher.plan.cpu_dtype import cpu_dtype_order, cpu_dtype_slowdown
 from launcher.plan.ladder import plan_or_raise
 from launcher.plan.request import PlanRequest
 from launcher.plan.speed import (
+    BASIS_ESTIMATED,
+    BASIS_ESTIMATED_CPU,
     TRANSFORMERS_BATCH1,
     VLLM_BATCHED,
     VLLM_CUDA_GRAPHS,
@@ -145,3 +147,11 @@ def test_cpu_dtype_rule_without_measurement() -> None:
     assert cpu_dtype_order(CpuInfo(features=frozenset())) == ["float32", "bfloat16"]  # unknown CPU: fp32
     assert cpu_dtype_order(CpuInfo(features=frozenset({"avx2"})))[0] == "bfloat16"
     assert cpu_dtype_order(CpuInfo(features=frozenset({"amx_bf16"})))[0] == "bfloat16"
+
+
+def test_a_cpu_plan_does_not_claim_the_gpu_corpus_error(catalog) -> None:
+    card = catalog.get("HuggingFaceTB/SmolLM2-135M-Instruct")
+    cpu = plan_or_raise(card, resolve_host("cpu,ram=16GB", catalog, {}))
+    gpu = plan_or_raise(card, resolve_host("1xA100-80GB", catalog, {}))
+    assert cpu.speed.basis == BASIS_ESTIMATED_CPU and "not checked" in cpu.speed.basis
+    assert gpu.speed.basis == BASIS_ESTIMATED

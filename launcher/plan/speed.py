@@ -144,6 +144,11 @@ BASIS_ESTIMATED = (
     f"estimated: bandwidth + per-layer overhead; typical error ±{CORPUS_MEDIAN_ERROR_PCT}%, "
     f"±{CORPUS_P90_ERROR_PCT}% for 9 in 10 of {CORPUS_ROWS} published measurements"
 )
+#: The corpus holds GPU measurements only: a plan that runs on the CPU says its figure is unchecked.
+BASIS_ESTIMATED_CPU = (
+    "estimated: bandwidth + per-layer overhead; CPU figures not checked against published measurements "
+    "(launches here calibrate them)"
+)
 
 
 # --------------------------------------------------------------------------- the roofline
@@ -331,10 +336,12 @@ def estimate_speed(
         stages, engine
     )
     load = LOAD_FIXED_SECONDS + read_seconds(file_bytes, disk_bandwidth_bytes_per_s, engine.disk)
+    on_gpu = any(s.kind == "gpu" for s in stages)
     return SpeedEstimate(
         decode_tokens_per_s=batch / (per_token or 1e-9),
         time_to_first_token_s=ttft,
         load_seconds=load,
         bottleneck=_bottleneck(stages, device, host_bound),
+        basis=BASIS_ESTIMATED if on_gpu else BASIS_ESTIMATED_CPU,
         prompt_tokens=prompt_tokens,
     )
