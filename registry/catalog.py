@@ -12,6 +12,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from registry.bounded_read import read_text_capped
+from registry.compiled import key_for as compiled_key
+from registry.compiled import load as load_compiled
+from registry.compiled import save as save_compiled
 from registry.errors import (
     BerthError,
     CatalogError,
@@ -22,7 +25,7 @@ from registry.errors import (
 )
 from registry.params import supported_model_types
 from registry.paths import expand_user_path
-from registry.safe_yaml import load_yaml_bounded
+from registry.safe_yaml import load_yaml_bounded_with_node
 from registry.schema import Accelerator, CatalogFile, ModelCard
 from registry.suggest import MAX_SUGGEST_CHARS, close_matches
 from registry.userdirs import overlay_path
@@ -152,16 +155,37 @@ def check_catalog_file(path: Path | str) -> list[CatalogError]:
 
 def _load(path: Path | str | None, overlay: Path | str | bool | None) -> tuple[Catalog, list[CatalogError]]:
     problems: list[CatalogError] = []
+    _LINES.clear()  # line numbers come from the text read by this load only
     base_path = _user_path(path, problems) if path is not None else default_catalog_path()
     overlay_file = _overlay_file(overlay, problems)
     sources = tuple(p for p in (base_path, overlay_file) if p is not None)
-    raw = _read_yaml(base_path, problems) if base_path is not None else None
-    overlay_raw = _read_yaml(overlay_file, problems) if overlay_file is not None else None
-    if raw is None or base_path is None or problems:
+    texts = [(p, _read_text(p, problems)) for p in sources]
+    if base_path is None or problems:
+        for source, text in texts:
+            _read_yaml(source, text, problems)  # the other file's own problems are reported too
         return Catalog(models=(), accelerators=(), sources=sources), problems
-    models = _validated_models(raw, base_path, overlay_raw, overlay_file, problems)
-    accelerators = _validated_accelerators(raw, base_path, overlay_raw, overlay_file, problems)
-    return Catalog(models=tuple(models), accelerators=tuple(accelerators), sources=sources), problems
+    key = compiled_key([(p, t) for p, t in texts if t is not None])
+    hit = load_compiled(key)
+    if hit is not None:
+        return Catalog(models=hit[0], accelerators=hit[1], sources=sources), problems
+    raw = _read_yaml(base_path, texts[0][1], problems)
+    overlay_raw = _read_yaml(overlay_file, texts[1][1], problems) if overlay_file is not None else None
+    if raw is None or problems:
+        return Catalog(models=(), accelerators=(), sources=sources), problems
+    models = tuple(_validated_models(raw, base_path, overlay_raw, overlay_file, problems))
+    accelerators = tuple(_validated_accelerators(raw, base_path, overlay_raw, overlay_file, problems))
+    if not problems:
+        save_compiled(key, (models, accelerators))
+    return Catalog(models=models, accelerators=accelerators, sources=sources), problems
+
+
+def _read_text(path: Path, problems: list[CatalogError]) -> str | None:
+    """The file's text; None, with the problem noted, when it cannot be read."""
+    try:
+        return read_text_capped(path)
+    except BerthError as err:
+        problems.append(CatalogError(getattr(err, "problem", err.message), path, hint=err.hint))
+        return None
 
 
 def _user_path(text: Path | str, problems: list[CatalogError]) -> Path | None:
@@ -185,15 +209,12 @@ def _overlay_file(overlay: Path | str | bool | None, problems: list[CatalogError
     return None
 
 
-def _read_yaml(path: Path, problems: list[CatalogError]) -> dict[str, Any] | None:
-    """The file's top-level mapping ({} for an empty file); None, with the problem noted, when it has none."""
-    try:
-        text = read_text_capped(path)
-    except BerthError as err:
-        problems.append(CatalogError(getattr(err, "problem", err.message), path, hint=err.hint))
+def _read_yaml(path: Path, text: str | None, problems: list[CatalogError]) -> dict[str, Any] | None:
+    """The text's top-level mapping ({} for an empty file); None, with the problem noted, when it has none."""
+    if text is None:
         return None
     try:
-        data = load_yaml_bounded(text)
+        data, node = load_yaml_bounded_with_node(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -203,6 +224,7 @@ def _read_yaml(path: Path, problems: list[CatalogError]) -> dict[str, Any] | Non
     except (ValueError, TypeError, RecursionError, OverflowError) as err:
         problems.append(CatalogError(f"invalid YAML: {short_text(str(err), 200)}", path))
         return None
+    _remember_lines(path, node)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -453,9 +475,43 @@ def _unknown_key_error(
 
 
 def _line_of(path: Path, loc: Sequence[Any]) -> int | None:
-    """1-based line of the node at loc (keys and list indexes), found by composing the YAML again."""
-    try:
-        text = read_text_capped(path)
-    except BerthError:
+    """1-based line of the node at loc (keys and list indexes), from the file's composed YAML: kept from the
+    load, or composed again once per file version, so thousands of errors in one file cost one parse."""
+    key = _file_key(path)
+    if key is None:
         return None
-    return YamlLines(text).line(loc)
+    lines = _LINES.get(key)
+    if lines is None:
+        try:
+            text = read_text_capped(path)
+        except BerthError:
+            return None
+        lines = YamlLines(text)
+        _keep_lines(key, lines)
+    return lines.line(loc)
+
+
+#: Composed YAML of the files the current load read, by (path, mtime, size, inode), for `_line_of`.
+_LINES: dict[tuple[str, int, int, int], YamlLines] = {}
+_LINES_KEPT = 4
+
+
+def _file_key(path: Path) -> tuple[str, int, int, int] | None:
+    try:
+        stat = path.stat()
+    except (OSError, ValueError):
+        return None
+    return (str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino)
+
+
+def _keep_lines(key: tuple[str, int, int, int], lines: YamlLines) -> None:
+    while len(_LINES) >= _LINES_KEPT:
+        _LINES.pop(next(iter(_LINES)))
+    _LINES[key] = lines
+
+
+def _remember_lines(path: Path, node: Any) -> None:
+    """Keep the node just composed from `path` for line numbers of the errors that follow."""
+    key = _file_key(path)
+    if key is not None and node is not None:
+        _keep_lines(key, YamlLines(None, node))

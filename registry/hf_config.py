@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from registry.layers import layer_kind
 from registry.schema import Architecture, ModelCard
 
 #: Catalog field -> config.json key, where a family names it differently from Llama.
@@ -31,6 +32,7 @@ _RENAMES: dict[str, dict[str, str]] = {
     "falcon": {"num_key_value_heads": "num_kv_heads", "intermediate_size": "ffn_hidden_size"},
     "mixtral": {"num_experts": "num_local_experts", "experts_per_token": "num_experts_per_tok"},
     "qwen3_moe": {"experts_per_token": "num_experts_per_tok"},
+    "gpt_oss": {"num_experts": "num_local_experts", "experts_per_token": "num_experts_per_tok"},
     "deepseek_v3": {
         "num_experts": "n_routed_experts",
         "experts_per_token": "num_experts_per_tok",
@@ -63,6 +65,13 @@ _DEFAULT_KEYS: dict[str, str] = {
     "qk_rope_head_dim": "qk_rope_head_dim",
     "v_head_dim": "v_head_dim",
     "context_length": "max_position_embeddings",
+    "attention_chunk_size": "attention_chunk_size",
+    "full_attention_interval": "full_attention_interval",
+    "linear_num_key_heads": "linear_num_key_heads",
+    "linear_num_value_heads": "linear_num_value_heads",
+    "linear_key_head_dim": "linear_key_head_dim",
+    "linear_value_head_dim": "linear_value_head_dim",
+    "linear_conv_kernel_dim": "linear_conv_kernel_dim",
 }
 
 #: Fields a family's config does not have (passing them would be ignored or misread).
@@ -103,9 +112,18 @@ def config_kwargs(card: ModelCard) -> dict[str, Any]:
         kwargs["layer_types"] = [
             "full_attention" if (i + 1) % every == 0 else "sliding_attention" for i in range(arch.num_layers)
         ]
+    kwargs.update(_pattern_layer_types(arch))
     kwargs.update(_FORCED.get(model_type, {}))
     kwargs.update(arch.config_extras)
     return kwargs
+
+
+def _pattern_layer_types(arch: Architecture) -> dict[str, Any]:
+    """layer_types for chunked-attention (Llama 4) and hybrid linear-attention (Qwen3-Next) patterns."""
+    kinds = {"chunked": "chunked_attention", "linear": "linear_attention", "full": "full_attention"}
+    if not (arch.attention_chunk_size or arch.full_attention_interval):
+        return {}
+    return {"layer_types": [kinds[layer_kind(arch, i)] for i in range(arch.num_layers)]}
 
 
 def architecture_fields(model_type: str, config: dict[str, Any]) -> dict[str, Any]:

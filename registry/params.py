@@ -111,6 +111,9 @@ class _Family:
     qk_norm: Literal["none", "head", "full"] = "none"
     head_bias: bool = False
     learned_positions: str | None = None  # module name of a learned position embedding
+    attention_sinks: bool = False  # one learned sink logit per query head (gpt-oss)
+    expert_bias: bool = False  # routed experts carry biases (gpt-oss: gate_up and down)
+    router_bias: bool = False  # the MoE router has a bias
 
 
 def _llama_like(no_split: str, **differences: Any) -> _Family:
@@ -160,6 +163,13 @@ FAMILIES: dict[str, _Family] = {
     "mixtral": _llama_like("MixtralDecoderLayer"),
     "qwen3_moe": _llama_like("Qwen3MoeDecoderLayer", qk_norm="head"),
     "deepseek_v3": _llama_like("DeepseekV3DecoderLayer"),
+    "gpt_oss": _llama_like(
+        "GptOssDecoderLayer",
+        attention_bias=True,
+        attention_sinks=True,
+        expert_bias=True,
+        router_bias=True,
+    ),
     "gpt2": _Family(
         root="transformer",
         embed="wte",
@@ -271,12 +281,14 @@ def _attention(arch: Architecture, model_type: str, fam: _Family) -> _Part:
         qk_norm = _Part(other=2 * hd)
     elif fam.qk_norm == "full":
         qk_norm = _Part(other=heads * hd + kv * hd)
+    sinks = _Part(other=heads if fam.attention_sinks else 0)
     return _sum(
         _linear(h, heads * hd, bias),
         _linear(h, kv * hd, bias),
         _linear(h, kv * hd, bias),
         _linear(heads * hd, h, out_bias),
         qk_norm,
+        sinks,
     )
 
 
@@ -320,12 +332,12 @@ def _moe_mlp(arch: Architecture, model_type: str, fam: _Family, layer: int) -> _
     if layer < first_dense:
         return _dense_mlp(arch, model_type, fam)
     width = arch.moe_intermediate_size or _ffn_width(arch, model_type)
-    per_expert = 3 * h * width
+    per_expert = 3 * h * width + (2 * width + h if fam.expert_bias else 0)
     routed = _Part(
         other=arch.num_experts * per_expert,
         inactive=(arch.num_experts - arch.experts_per_token) * per_expert,
     )
-    router = _Part(other=arch.num_experts * h)
+    router = _Part(other=arch.num_experts * (h + 1 if fam.router_bias else h))
     shared = _Part()
     if arch.num_shared_experts:
         shared = _dense_mlp(arch, model_type, fam, width=width * arch.num_shared_experts)
@@ -383,6 +395,9 @@ def _bert_blocks(arch: Architecture, context: int) -> list[Block]:
 
 def layout(card: ModelCard) -> Layout:
     """The model's blocks as transformers builds them for its task (causal LM, or masked LM for fill-mask)."""
+    if card.measured_layout is not None:
+        measured = card.measured_layout
+        return Layout(tuple(Block(**b.model_dump()) for b in measured.blocks), measured.no_split_class)
     arch, model_type = card.architecture, card.model_type
     fam = FAMILIES.get(model_type)
     if fam is None:

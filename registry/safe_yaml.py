@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +12,12 @@ _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 #: Most values (mappings, lists and scalars, each alias counted again in full) one document may expand to.
 #: The shipped catalog is about 5,000; a hostile document of a few hundred bytes can reach billions.
-MAX_YAML_NODES = 200_000
+MAX_YAML_NODES = 2_000_000
+
+
+#: Where a YAML alias (`*name`) could stand: a `*` and a name character after the start of a line, a space or
+#: a flow/key/entry indicator. A `*` inside text ("h*h") does not match; a false match only costs the walk.
+_MAYBE_ALIAS = re.compile(r"(?:^|[\s\[\]{},:])\*\S", re.MULTILINE)
 
 
 class YamlTooLargeError(yaml.MarkedYAMLError):
@@ -21,13 +27,24 @@ class YamlTooLargeError(yaml.MarkedYAMLError):
 def load_yaml_bounded(text: str, max_nodes: int = MAX_YAML_NODES) -> Any:
     """The document in `text` through the safe loader (libyaml's where PyYAML has it); YamlTooLargeError, a
     yaml.YAMLError with the line of the offending node, when it expands to more than `max_nodes` values."""
+    return load_yaml_bounded_with_node(text, max_nodes)[0]
+
+
+def load_yaml_bounded_with_node(text: str, max_nodes: int = MAX_YAML_NODES) -> tuple[Any, yaml.Node | None]:
+    """`load_yaml_bounded`, also returning the composed root node (for line numbers without composing again).
+
+    Only a document with an alias can expand beyond what it spells out; one without (no `*` anywhere in the
+    text where an alias could stand) holds at most one value per character, which the input file cap already
+    bounds, so the walk that counts expanded values is skipped for it (most of the load time of a large
+    catalog otherwise)."""
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
-            return None
-        check_expanded_size(node, max_nodes)
-        return loader.construct_document(node)
+            return None, None
+        if _MAYBE_ALIAS.search(text):
+            check_expanded_size(node, max_nodes)
+        return loader.construct_document(node), node
     finally:
         loader.dispose()
 

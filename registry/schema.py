@@ -15,6 +15,9 @@ Task = Literal["chat", "completion", "fill-mask"]
 Dtype = Literal["float32", "bfloat16", "float16"]
 WeightFormat = Literal["safetensors", "pickle", "gguf"]
 ParamsSource = Literal["hub-safetensors", "model-card", "paper", "computed"]
+#: Low-precision formats a checkpoint can be published in: FP8 e4m3 with block scales (DeepSeek-V3, Qwen3-FP8,
+#: Llama-3.1-405B-FP8) and OCP MXFP4 (gpt-oss's expert weights).
+NativeQuant = Literal["fp8", "mxfp4"]
 
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kKmMgGtT]?)(i?)[bB]?\s*$")
 _UNIT_POWER = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
@@ -108,7 +111,26 @@ class Architecture(Strict):
     sliding_window: Annotated[int, Field(gt=0, le=100_000_000)] | None = None
     """Tokens a sliding-window attention layer keeps in its cache; None for full attention everywhere."""
     global_attention_every: Annotated[int, Field(gt=0, le=1000)] | None = None
-    """With a sliding window: every Nth layer (1-based) attends globally (Gemma 2: 2); None means all slide."""
+    """With a sliding window or chunked attention: every Nth layer (1-based) attends globally (Gemma 2: 2,
+    Gemma 3: 6, gpt-oss: 2, Llama 4: 4); None means every layer slides (or is chunked)."""
+    # Layer patterns beyond sliding windows (issue 13)
+    attention_chunk_size: Annotated[int, Field(gt=0, le=100_000_000)] | None = None
+    """Chunked local attention (Llama 4): a chunked layer attends within its chunk of this many tokens, so it
+    keeps at most that many in its cache; global_attention_every says which layers attend to everything."""
+    full_attention_interval: Annotated[int, Field(gt=0, le=1000)] | None = None
+    """Hybrid linear attention (Qwen3-Next): every Nth layer (1-based) is full attention with a KV cache; the
+    others are linear-attention (Gated DeltaNet) layers that keep a fixed recurrent state, whatever the length."""
+    linear_num_key_heads: Annotated[int, Field(gt=0, le=4096)] | None = None
+    """Key heads of a linear-attention layer."""
+    linear_num_value_heads: Annotated[int, Field(gt=0, le=4096)] | None = None
+    """Value heads of a linear-attention layer (one recurrent state matrix each)."""
+    linear_key_head_dim: Annotated[int, Field(gt=0, le=4096)] | None = None
+    """Per-head key width of a linear-attention layer."""
+    linear_value_head_dim: Annotated[int, Field(gt=0, le=4096)] | None = None
+    """Per-head value width of a linear-attention layer."""
+    linear_conv_kernel_dim: Annotated[int, Field(gt=0, le=64)] | None = None
+    """Width of the short causal convolution before a linear-attention layer (its state keeps that many
+    steps)."""
     # Mixture of experts
     num_experts: Annotated[int, Field(gt=0, le=4096)] | None = None
     """Routed experts per MoE layer."""
@@ -177,11 +199,58 @@ class Architecture(Strict):
             raise ValueError(
                 "MLA needs kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim and v_head_dim together"
             )
-        if self.global_attention_every is not None and self.sliding_window is None:
-            raise ValueError("global_attention_every needs sliding_window")
+        if (
+            self.global_attention_every is not None
+            and self.sliding_window is None
+            and not self.attention_chunk_size
+        ):
+            raise ValueError("global_attention_every needs sliding_window or attention_chunk_size")
         if self.first_dense_layers is not None and self.first_dense_layers > self.num_layers:
             raise ValueError("first_dense_layers is larger than num_layers")
         return self
+
+    @model_validator(mode="after")
+    def _layer_patterns(self) -> Architecture:
+        if self.sliding_window is not None and self.attention_chunk_size is not None:
+            raise ValueError("give sliding_window or attention_chunk_size, not both")
+        linear = (
+            self.full_attention_interval,
+            self.linear_num_key_heads,
+            self.linear_num_value_heads,
+            self.linear_key_head_dim,
+            self.linear_value_head_dim,
+            self.linear_conv_kernel_dim,
+        )
+        if any(v is not None for v in linear) and any(v is None for v in linear):
+            raise ValueError(
+                "full_attention_interval needs linear_num_key_heads, linear_num_value_heads, linear_key_head_dim, "
+                "linear_value_head_dim and linear_conv_kernel_dim, all together"
+            )
+        return self
+
+
+class MeasuredBlock(Strict):
+    """One top-level block of a model counted on the meta device (see registry.params.Block)."""
+
+    name: Name
+    role: Literal["embedding", "layer", "norm", "head"]
+    linear: Annotated[int, Field(ge=0, le=10**13)]
+    linear_rows: Annotated[int, Field(ge=0, le=10**13)]
+    other: Annotated[int, Field(ge=0, le=10**13)]
+    active: Annotated[int, Field(ge=0, le=10**13)]
+    tied_to: Name | None = None
+
+
+class MeasuredLayout(Strict):
+    """The block tree transformers builds for an architecture Berth has no layout rules for, counted on the
+    meta device (entries read from the Hub on demand)."""
+
+    no_split_class: Name
+    """The decoder-layer class accelerate keeps on one device."""
+    blocks: Annotated[list[MeasuredBlock], Field(min_length=1, max_length=10_000)]
+    """Blocks in forward order."""
+    source: Text
+    """How the counts were obtained (transformers version, model class)."""
 
 
 class ModelCard(Strict):
@@ -202,7 +271,14 @@ class ModelCard(Strict):
     gated: bool = False
     """Whether the Hub asks users to accept terms before downloading."""
     native_dtype: Dtype
-    """dtype the weights are published in (config.json torch_dtype)."""
+    """dtype the weights are published in (config.json torch_dtype); with native_quant, the dtype of what is
+    not quantized (norms, embeddings, the output layer) and of compute."""
+    native_quant: NativeQuant | None = None
+    """Low-precision format the published checkpoint stores its Linear weights in (config.json
+    quantization_config.quant_method fp8 / mxfp4); absent means every weight is native_dtype."""
+    native_quant_block: Annotated[int, Field(gt=0, le=4096)] | None = None
+    """FP8 block size (weight_block_size, e.g. 128 for 128x128 tiles with one float32 scale each); None means
+    the format's default (fp8: per-tensor scale; mxfp4: 32-element blocks with one E8M0 scale byte)."""
     context_length: Annotated[int, Field(gt=0, le=10_000_000)]
     """Longest context the model supports (max_position_embeddings or the documented window)."""
     params: Annotated[int, StrictValue(), Field(gt=0, le=10**13)]
@@ -223,6 +299,8 @@ class ModelCard(Strict):
     """The config.json fields memory depends on."""
     unconfirmed: list[Name] = Field(default_factory=list)
     """Fields whose values could not be confirmed against a published config.json."""
+    measured_layout: MeasuredLayout | None = None
+    """Blocks counted on the meta device, for an architecture without layout rules (Hub entries only)."""
     source: Text | None = None
     """Where the values were read (config.json URL)."""
     description: Text | None = None
@@ -233,6 +311,13 @@ class ModelCard(Strict):
         if self.stored_extra_params and not self.stored_extra_note:
             raise ValueError("stored_extra_params needs stored_extra_note saying what the extra values are")
         return self
+
+
+#: What the driver keeps below NVML's total before any CUDA context: an H100 80GB HBM3 reports 81559 MiB to NVML
+#: (modal-labs/modal-client#2797) and 79.18 GiB (81,080 MiB) to cudaMemGetInfo (llm-d/llm-d-benchmark
+#: config_explorer/empirical-vllm-memory-results.md: "Free memory on device: 78.57/79.18 GiB on startup"):
+#: 479 MiB. Used where an accelerator has no measured cuda_memory_bytes.
+CUDA_DRIVER_RESERVE_BYTES = 480 * 2**20
 
 
 class Accelerator(Strict):
@@ -249,7 +334,11 @@ class Accelerator(Strict):
     memory_bytes: Bytes
     """Memory quoted on the box (vendors quote GB = 10^9 bytes)."""
     usable_memory_bytes: Bytes | None = None
-    """Memory the driver reports as total, when known (lower than the quoted figure)."""
+    """Total memory as the driver reports it (NVML / nvidia-smi memory.total, rocm-smi VRAM Total), when known:
+    what `berth probe` reads on the real card, so named specs plan with the same figure."""
+    cuda_memory_bytes: Bytes | None = None
+    """Total as the CUDA runtime reports it (cudaMemGetInfo, torch.cuda.mem_get_info), which vLLM budgets
+    gpu_memory_utilization against: the driver keeps a few hundred MiB below NVML's total."""
     bandwidth_bytes_per_s: Rate
     """Peak memory bandwidth in bytes per second."""
     bf16_tflops: Annotated[float, Field(gt=0, le=1_000_000)]
@@ -267,6 +356,20 @@ class Accelerator(Strict):
     def total_bytes(self) -> int:
         """Memory to plan with: the driver-reported total where known, else the quoted figure."""
         return self.usable_memory_bytes or self.memory_bytes
+
+    @property
+    def cuda_total_bytes(self) -> int:
+        """Memory the CUDA runtime reports as total: measured where known, else the driver total less the
+        typical driver reserve (CUDA_DRIVER_RESERVE_BYTES)."""
+        if self.cuda_memory_bytes:
+            return self.cuda_memory_bytes
+        return max(0, self.total_bytes - CUDA_DRIVER_RESERVE_BYTES)
+
+    @property
+    def capability(self) -> tuple[int, int]:
+        """Compute capability as (major, minor)."""
+        major, minor = self.compute_capability.split(".")
+        return int(major), int(minor)
 
     @property
     def supports_bf16(self) -> bool:

@@ -13,11 +13,14 @@ _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 class YamlLines:
     """Line numbers of the nodes of a YAML document, by path of keys and list indexes."""
 
-    def __init__(self, text: str) -> None:
-        try:
-            self._root: yaml.Node | None = yaml.compose(text, Loader=_Loader)
-        except yaml.YAMLError:
-            self._root = None
+    def __init__(self, text: str | None, root: yaml.Node | None = None) -> None:
+        """Compose `text`, or use the already composed `root` when text is None."""
+        self._root: yaml.Node | None = root
+        if text is not None:
+            try:
+                self._root = yaml.compose(text, Loader=_Loader)
+            except yaml.YAMLError:
+                self._root = None
 
     def line(self, loc: Sequence[Any]) -> int | None:
         """1-based line of the deepest node found along `loc` (the key's line for mapping entries)."""

@@ -141,6 +141,16 @@ def sort_by(rows: Sequence[Row], column: str, reverse: bool, measured: SpeedLook
     return ordered[::-1] if reverse else ordered
 
 
+#: Longest model name the narrow table shows; longer ones end in "…" so 80 columns still hold every column.
+NARROW_NAME_CHARS = 30
+
+
+def _short_name(model_id: str) -> str:
+    """The repository name without its organisation, cut to NARROW_NAME_CHARS with an ellipsis."""
+    name = model_id.split("/", 1)[-1]
+    return name if len(name) <= NARROW_NAME_CHARS else name[: NARROW_NAME_CHARS - 1] + "…"
+
+
 def cells(row: Row, measured: SpeedLookup, narrow: bool = False) -> dict[str, str]:
     """Plain texts of a row's cells by column key (the fit cell is the badge text); `narrow` drops the
     organisation from the model id and the free figure from the memory cell."""
@@ -152,7 +162,7 @@ def cells(row: Row, measured: SpeedLookup, narrow: bool = False) -> dict[str, st
     memory = display.gib(row.needed_bytes)
     return {
         "fit": badge(row.result)[0],
-        "model": row.card.id.split("/", 1)[-1] if narrow else row.card.id,
+        "model": _short_name(row.card.id) if narrow else row.card.id,
         "task": row.card.task,
         "params": display.params(row.card.params),
         "memory": memory if narrow else f"{memory} / {display.gib(free_bytes(row.result))}",

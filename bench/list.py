@@ -1,0 +1,162 @@
+"""How `berth list` and catalog loading scale: a 10,000-model catalog, a 3,000-entry broken overlay and a
+30,000-entry valid overlay, generated in a temporary folder from the shipped entries (new ids, no aliases).
+
+Each figure is one `berth` process run as users run it (python -c 'from launcher.entry import main; main()'),
+timed by wall clock and by the CPU seconds it used, since on a shared machine wall time includes waiting for a
+core. "cold" runs with an empty compiled-catalog cache, "warm" runs again with the cache the cold run wrote.
+When llmfit is installed (on PATH, or in /tmp/llmfit-venv), its `fit --json` on its own database is timed in
+the same run for comparison. Prints the figures; nothing is asserted.
+
+    python -m bench.list [--models 10000] [--broken 3000] [--overlay 30000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from bench._common import ROOT
+
+HARDWARE = ("cpu,ram=64GB", "rtx-4090,ram=64GB,disk=1TB")
+LLMFIT_CANDIDATES = ("llmfit", "/tmp/llmfit-venv/bin/llmfit")
+
+
+def _shipped() -> dict:
+    return yaml.safe_load((ROOT / "catalog.yaml").read_text())
+
+
+def _entries(count: int, broken: bool = False) -> list[dict]:
+    models = _shipped()["models"]
+    out = []
+    for i in range(count):
+        entry = copy.deepcopy(models[i % len(models)])
+        entry["id"] = f"bench{i}/{entry['id'].split('/', 1)[1]}-{i}"
+        entry["aliases"] = []
+        if broken:
+            entry["architecture"]["num_layers"] = 0
+        out.append(entry)
+    return out
+
+
+def _write(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _berth(
+    args: list[str], home: Path, extra_env: dict[str, str] | None = None
+) -> tuple[float, float, int, str]:
+    """(wall s, CPU s, exit code, last line of output) of one `berth ARGS` process."""
+    env = dict(os.environ, BERTH_HOME=str(home), PYTHONPATH=str(ROOT), **(extra_env or {}))
+    env.pop("BERTH_HARDWARE", None)
+    return _timed([sys.executable, "-c", "from launcher.entry import main; main()", *args], env)
+
+
+def _timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    lines = (proc.stdout.strip() or proc.stderr.strip()).splitlines()
+    return wall, cpu, proc.returncode, lines[-1][:100] if lines else ""
+
+
+def _line(label: str, result: tuple[float, float, int, str], target: str = "") -> None:
+    wall, cpu, code, last = result
+    goal = f"  (target {target})" if target else ""
+    print(f"{label:<58} {wall:7.2f} s wall {cpu:7.2f} s CPU  exit {code}{goal}")
+    if code not in (0, 2):
+        print(f"    last line: {last}")
+
+
+def _llmfit() -> None:
+    exe = next((c for c in LLMFIT_CANDIDATES if shutil.which(c) or Path(c).exists()), None)
+    if exe is None:
+        print("llmfit: not installed (pip install llmfit into a separate venv to compare)")
+        return
+    version = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    result = _timed([exe, "--ram", "64G", "fit", "--json"])
+    try:
+        with tempfile.TemporaryFile("w+") as out:
+            subprocess.run(
+                [exe, "--ram", "64G", "fit", "--json"], stdout=out, stderr=subprocess.DEVNULL, check=False
+            )
+            out.seek(0)
+            listed = len(json.load(out).get("models", []))
+    except (ValueError, OSError):
+        listed = -1
+    _line(f"llmfit {version} --ram 64G fit --json ({listed:,} models listed)", result)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=10_000)
+    parser.add_argument("--broken", type=int, default=3_000)
+    parser.add_argument("--overlay", type=int, default=30_000)
+    args = parser.parse_args()
+    shipped = _shipped()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    with tempfile.TemporaryDirectory(prefix="berth-bench-list-") as tmp:
+        folder = Path(tmp)
+        big = _write(
+            folder / "catalog-big.yaml",
+            {"schema_version": 1, "models": _entries(args.models), "accelerators": shipped["accelerators"]},
+        )
+        broken = _write(folder / "overlay-broken.yaml", {"models": _entries(args.broken, broken=True)})
+        valid = _write(folder / "overlay-valid.yaml", {"models": _entries(args.overlay)})
+        shipped_home, big_home, valid_home = folder / "h0", folder / "h1", folder / "h2"
+        for home in (shipped_home, big_home, valid_home):
+            home.mkdir()
+        no_cache = {"BERTH_NO_CATALOG_CACHE": "1"}
+        for hw in HARDWARE:
+            _line(
+                f"list --json, shipped catalog, {hw}",
+                _berth(["list", "--json", "--hardware", hw], shipped_home),
+            )
+        for hw in HARDWARE:
+            cmd = ["--catalog", str(big), "list", "--json", "--hardware", hw]
+            _line(
+                f"list --json, {args.models:,} models, {hw}, cold", _berth(cmd, big_home, no_cache), "1.0 s"
+            )
+            _berth(cmd, big_home)  # writes the compiled catalog
+            _line(f"list --json, {args.models:,} models, {hw}, warm", _berth(cmd, big_home), "1.0 s")
+        _line(
+            f"catalog validate, {args.broken:,} broken entries",
+            _berth(["catalog", "validate", str(broken)], folder / "h0"),
+            "2 s",
+        )
+        shutil.copy(valid, valid_home / "catalog.yaml")
+        _line(
+            f"catalog validate, {args.overlay:,}-entry valid overlay, cold",
+            _berth(["catalog", "validate"], valid_home, no_cache),
+            "3 s",
+        )
+        _berth(["catalog", "validate"], valid_home)
+        _line(
+            f"catalog validate, {args.overlay:,}-entry valid overlay, warm",
+            _berth(["catalog", "validate"], valid_home),
+            "3 s",
+        )
+        _line(
+            f"list --json --search qwen3, {args.overlay:,}-entry overlay, warm",
+            _berth(["list", "--json", "--search", "qwen3", "--hardware", HARDWARE[0]], valid_home),
+            "3 s",
+        )
+    _llmfit()
+
+
+if __name__ == "__main__":
+    main()
