@@ -80,7 +80,9 @@ def _others_share(before: tuple[float, float, float], after: tuple[float, float,
     return max(others, 0.0) / wall
 
 
-def speed(folder: Path, rounds: int, tokens: int, max_tries: int = 6) -> dict[str, Any]:
+def speed(
+    folder: Path, rounds: int, tokens: int, max_tries: int = 6, quiet_share: float = QUIET_SHARE
+) -> dict[str, Any]:
     import torch
     from transformers import pipeline
 
@@ -94,7 +96,9 @@ def speed(folder: Path, rounds: int, tokens: int, max_tries: int = 6) -> dict[st
     from registry.importer import card_from_dir
 
     catalog = load_catalog(overlay=False)
-    host = probe_host(catalog)
+    # As `berth probe --measure` does: time this CPU's dtypes (and bandwidth) so the plan picks its dtype by
+    # measurement; the timings are remembered in the data dir like the CLI's.
+    host = probe_host(catalog, measure=True)
     card = card_from_dir(folder)
     loaded = load_model(
         ModelSource(card, "dir", folder), host, PlanRequest(context=2048), LoadOptions(show_progress=False)
@@ -119,10 +123,18 @@ def speed(folder: Path, rounds: int, tokens: int, max_tries: int = 6) -> dict[st
         return first - start, (n - 1) / (last - first), n
 
     berth_round(), pipeline_round()  # warm-up: kernels, caches, allocator
-    results, tried = _quiet_rounds({"berth": berth_round, "pipeline": pipeline_round}, rounds, max_tries)
+    runs = {"berth": berth_round, "pipeline": pipeline_round}
+    results, tried = _quiet_rounds(runs, rounds, max_tries, quiet_share)
     summary: dict[str, Any] = {
         "machine": f"{host.cpu.model}, {host.cpu.logical_cores} threads, torch threads {torch.get_num_threads()}",
         "berth_plan": loaded.plan.summary,
+        "berth_estimate": {
+            "tokens_per_s": loaded.plan.speed.decode_tokens_per_s,
+            "ttft_s": loaded.plan.speed.time_to_first_token_s,
+            "bottleneck": loaded.plan.speed.bottleneck,
+        },
+        "cpu_linear_ms": {d: round(t * 1000, 2) for d, t in host.cpu.linear_seconds},
+        "cpu_bandwidth_gb_s": round(host.cpu.memory_bandwidth_bytes_per_s / 1e9, 1),
         "pipeline_call": "pipeline('text-generation', dtype=torch.bfloat16, device_map='auto')",
         "pipeline_dtype": str(next(pipe.model.parameters()).dtype),
         "tokens": tokens,
@@ -139,7 +151,7 @@ RoundResult = tuple[float, float, int]
 
 
 def _quiet_rounds(
-    runs: dict[str, Callable[[], RoundResult]], rounds: int, max_tries: int
+    runs: dict[str, Callable[[], RoundResult]], rounds: int, max_tries: int, quiet_share: float = QUIET_SHARE
 ) -> tuple[dict[str, list[RoundResult]], int]:
     """Each run's results of `rounds` quiet rounds, and how many rounds were tried. The order of the runs
     flips every round; this machine may be shared, so a round counts only when other processes used almost
@@ -154,7 +166,7 @@ def _quiet_rounds(
         for name, fn in order if tried % 2 == 0 else reversed(order):
             before = _cpu_use()
             pair[name] = fn()
-            quiet = quiet and _others_share(before, _cpu_use()) < QUIET_SHARE
+            quiet = quiet and _others_share(before, _cpu_use()) < quiet_share
         tried += 1
         if quiet:
             for name, row in pair.items():
@@ -274,6 +286,13 @@ def main() -> None:
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--json", action="store_true", help="Print the figures as JSON too.")
+    parser.add_argument(
+        "--quiet-share",
+        type=float,
+        default=QUIET_SHARE,
+        help="Keep a round only when other programs used less than this many cores while it ran (a shared "
+        "machine may need more; rounds still alternate, and the ratios are taken per round).",
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("BERTH_HOME", tempfile.mkdtemp(prefix="berth-bench-"))
@@ -291,14 +310,20 @@ def run(args: argparse.Namespace, folder: Path) -> None:
     """Both parts of the benchmark on one SmolLM2 folder, printed."""
     report: dict[str, Any] = {}
     if not args.skip_speed:
-        s = speed(folder, args.rounds, args.tokens)
+        s = speed(folder, args.rounds, args.tokens, quiet_share=args.quiet_share)
         report["speed"] = s
         print(f"Machine: {s['machine']}")
         print(f"Berth plan: {s['berth_plan']}; pipeline: {s['pipeline_call']} -> {s['pipeline_dtype']}")
+        est = s["berth_estimate"]
+        print(
+            f"CPU measured (probe --measure): linear 2048->8192 {s['cpu_linear_ms']} ms, bandwidth "
+            f"{s['cpu_bandwidth_gb_s']} GB/s; Berth's estimate {est['tokens_per_s']:.1f} tok/s, first token "
+            f"{est['ttft_s'] * 1000:.0f} ms ({est['bottleneck']})"
+        )
         print(
             f"{s['tokens']} new tokens, greedy, median of {s['rounds']} alternating rounds after a warm-up "
             f"(ratios: median of the per-round ratios); {s['rounds_tried'] - s['rounds']} rounds dropped because "
-            f"other programs used the CPU"
+            f"other programs used more than {args.quiet_share:g} cores"
         )
         for name in ("berth", "pipeline"):
             r = s[name]

@@ -161,8 +161,8 @@ def test_does_not_fit_prints_the_verdict_and_exits_1():
     assert result.stdout == (
         # transformers caches Falcon-180B's keys and values for all 232 query heads: 9.7 GB at 2,048 tokens,
         # which no longer leaves room in 16 GB of RAM even with the weights on disk.
-        "tiiuae/falcon-180B does not fit on cpu,ram=16GB: it needs at least 348.5 GiB, 11.7 GiB is usable.\n"
-        "  tried: fp32 on CPU RAM needs 697.0 GiB, 9.9 GiB usable; bf16 on CPU RAM needs 348.5 GiB, 11.7 GiB "
+        "tiiuae/falcon-180B does not fit on cpu,ram=16GB: it needs at least 348.5 GiB, 10.5 GiB is usable.\n"
+        "  tried: fp32 on CPU RAM needs 697.0 GiB, 8.7 GiB usable; bf16 on CPU RAM needs 348.5 GiB, 10.5 GiB "
         "usable\n"
         "Ways out:\n"
         "  - it fits on 4xv100-32gb (nf4 on GPUs 0–3; see `berth plan tiiuae/falcon-180B --hardware "

@@ -38,7 +38,8 @@ def test_two_a100s_with_ram(cat: Catalog):
     host = parse_hardware_spec("2xA100-80GB,ram=512GB", cat)
     assert host.source == "spec" and host.label == "2xA100-80GB,ram=512GB"
     assert host.nodes == 1 and host.gpu_count == 2
-    assert host.ram_total_bytes == host.ram_available_bytes == 512 * GB
+    assert host.ram_total_bytes == 512 * GB
+    assert host.ram_available_bytes == 512 * GB - 8 * 2**30  # the OS reserve of a spec (capped at 8 GiB)
     assert host.disk_free_bytes == DEFAULT_DISK_BYTES
     assert host.warnings == ()
     for gpu in host.gpus:

@@ -23,6 +23,7 @@ from launcher.plan.rows import (
     plan_all,
     sort_rows,
 )
+from launcher.plan.speed import CORPUS_MEDIAN_ERROR_PCT
 from launcher.plan.unified import wired_limit_note
 from launcher.run.store import latest_measurements
 from registry.catalog import Catalog
@@ -102,7 +103,8 @@ def list_command(
     fitting = sum(1 for r in rows if r.fits)
     note = " (* measured here by berth launch)" if any(rate(r) is not None for r in rows) else ""
     click.echo(
-        f"\n{fitting} of {len(rows)} models fit. Details: berth plan MODEL. Speeds are estimates (±30%){note}."
+        f"\n{fitting} of {len(rows)} models fit. Details: berth plan MODEL. Speeds are estimates "
+        f"(typically ±{CORPUS_MEDIAN_ERROR_PCT}%){note}."
     )
     _unified_notes(rows, host)
 

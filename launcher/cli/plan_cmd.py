@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import click
 
 from launcher.cli.context import echo_json, get_catalog
@@ -9,6 +11,7 @@ from launcher.cli.errors import EXIT_FAILURE
 from launcher.cli.hub_out import echo_provenance, hub_json, say_progress, trust_remote_code_option
 from launcher.cli.options import PlanOptions, plan_options, resolve_host_for
 from launcher.machine.host import HostSnapshot
+from launcher.plan.calibration import calibrated, calibration_for
 from launcher.plan.errors import DoesNotFitError
 from launcher.plan.ladder import make_plan
 from launcher.plan.measured import Measurement, machine_key
@@ -22,7 +25,7 @@ from launcher.plan.report import (
 )
 from launcher.run.runtime import request_for
 from launcher.run.source import resolve_source
-from launcher.run.store import latest_measurement
+from launcher.run.store import latest_measurement, speed_measurements
 
 
 @click.command("plan")
@@ -60,6 +63,9 @@ def plan_command(
             click.echo(render_does_not_fit(result, host.label))
             echo_provenance(source)
         ctx.exit(EXIT_FAILURE)
+    if host.source == "probe":  # this machine's own launches correct the speed estimate
+        found = calibration_for(result.strategy, speed_measurements(machine_key(host)))
+        result = replace(result, speed=calibrated(result.speed, found))
     if emit == "python":
         from launcher.plan.emit import python_snippet
 

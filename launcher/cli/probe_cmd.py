@@ -27,7 +27,8 @@ HARDWARE_HELP = (
 @click.option(
     "--measure",
     is_flag=True,
-    help="Measure this CPU's memory bandwidth now (about a second) and remember it for speed estimates.",
+    help="Measure this CPU's memory bandwidth and time a linear layer in fp32/bf16/fp16 now (a few seconds); "
+    "remember both for speed estimates and the CPU dtype.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (sizes in bytes).")
 @click.pass_context
@@ -91,6 +92,9 @@ def describe(host: HostSnapshot) -> str:
     else:
         origin = "default figure"
     lines.append(f"       memory bandwidth {display.gb(cpu.memory_bandwidth_bytes_per_s, 0)}/s ({origin})")
+    if cpu.linear_seconds:
+        times = ", ".join(f"{dtype} {seconds * 1000:.2f} ms" for dtype, seconds in cpu.linear_seconds)
+        lines.append(f"       batch-1 2048→8192 linear: {times} (measured; the planner picks the fastest)")
     if host.warnings:
         lines += ["", "Warnings:"] + [f"  - {w}" for w in host.warnings]
     return "\n".join(lines)

@@ -49,8 +49,28 @@ def cached_bandwidth(cpu_model: str, path: Path | None = None) -> tuple[int | No
     return None, f"ignored the CPU bandwidth cache {path}: not what Berth writes (berth probe --measure)"
 
 
-def save_bandwidth(cpu_model: str, bytes_per_s: int, path: Path | None = None) -> Path:
-    """Record a measurement for this CPU model, keeping the others; returns the file written."""
+def cached_linear_seconds(cpu_model: str, path: Path | None = None) -> dict[str, float]:
+    """The dtype timings measured earlier for this CPU model (dtype -> seconds), or none."""
+    path = path or cache_path()
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))["cpus"].get(cpu_model) or {}
+        timings = entry.get("linear_seconds") or {}
+        return {
+            str(k): float(v)
+            for k, v in timings.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def save_bandwidth(
+    cpu_model: str,
+    bytes_per_s: int,
+    path: Path | None = None,
+    linear_seconds: dict[str, float] | None = None,
+) -> Path:
+    """Record a measurement for this CPU model (and its dtype timings), keeping the others; returns the file."""
     path = path or cache_path()
     data: dict[str, Any] = {"version": 1, "cpus": {}}
     try:
@@ -64,6 +84,8 @@ def save_bandwidth(cpu_model: str, bytes_per_s: int, path: Path | None = None) -
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "method": METHOD,
     }
+    if linear_seconds:
+        data["cpus"][cpu_model]["linear_seconds"] = dict(linear_seconds)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

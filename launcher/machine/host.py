@@ -70,6 +70,9 @@ class CpuInfo:
     memory_bandwidth_bytes_per_s: int = DEFAULT_CPU_BANDWIDTH
     flops: int = DEFAULT_CPU_FLOPS
     bandwidth_measured: bool = False
+    linear_seconds: tuple[tuple[str, float], ...] = ()
+    """Measured seconds of one batch-1 2048→8192 linear layer per dtype ('float32', 'bfloat16', 'float16'),
+    from `berth probe --measure`; empty when never measured."""
 
     @property
     def fast_bf16(self) -> bool:

@@ -338,6 +338,21 @@ def _is_path(text: str) -> bool:
 # --------------------------------------------------------------------------- snapshot
 
 
+#: RAM a named spec's operating system keeps for itself (kernel, services, a desktop, page cache it will not
+#: give up): a probe sees only what is available after it, a spec names the installed total. A share of the RAM,
+#: at least 1 GiB (a headless server) and at most 8 GiB (large servers do not need more). The planner keeps its
+#: own headroom (launcher.plan.placement.RAM_HEADROOM_BYTES) on top, as it does on a probed machine.
+SPEC_OS_RESERVE_FRACTION = 0.08
+SPEC_OS_RESERVE_MIN = 1 * 2**30
+SPEC_OS_RESERVE_MAX = 8 * 2**30
+
+
+def spec_os_reserve(ram_bytes: int) -> int:
+    """Bytes of a spec's RAM taken as used by the operating system."""
+    reserve = int(ram_bytes * SPEC_OS_RESERVE_FRACTION)
+    return min(max(reserve, SPEC_OS_RESERVE_MIN), SPEC_OS_RESERVE_MAX, ram_bytes // 2)
+
+
 def host_from_nodes(nodes: Sequence[NodeSpec], label: str) -> HostSnapshot:
     """The snapshot a spec stands for: GPUs fully free, nominal RAM/disk/cores (defaults documented above).
 
@@ -360,7 +375,7 @@ def host_from_nodes(nodes: Sequence[NodeSpec], label: str) -> HostSnapshot:
         label=label,
         gpus=tuple(gpus),
         ram_total_bytes=ram,
-        ram_available_bytes=ram,
+        ram_available_bytes=ram - spec_os_reserve(ram),
         cpu=CpuInfo(model=SPEC_CPU_MODEL, physical_cores=min(cores), logical_cores=min(cores)),
         swap_free_bytes=0,
         disk_free_bytes=min(disks),

@@ -15,7 +15,13 @@ from typing import Any
 
 from launcher.machine.amd import amdsmi_gpus, discrete_gpus, sysfs_gpus
 from launcher.machine.apple import AppleChip, Runner, apple_gpu, cpu_label, read_chip
-from launcher.machine.bandwidth import cached_bandwidth, measure_bandwidth, save_bandwidth
+from launcher.machine.bandwidth import (
+    cached_bandwidth,
+    cached_linear_seconds,
+    measure_bandwidth,
+    save_bandwidth,
+)
+from launcher.machine.dtype_timing import measure_linear
 from launcher.machine.errors import ProbeError
 from launcher.machine.host import DEFAULT_CPU_BANDWIDTH, CpuInfo, GpuInfo, HostSnapshot
 from launcher.machine.sysinfo import cgroup_memory, parse_cpuinfo, visible_gpus
@@ -448,12 +454,14 @@ def probe_cpu(warnings: list[str], measure: bool = False, bandwidth_cache: Path 
         warnings.append(f"physical core count unknown ({error}); counted logical cores")
     if measure:
         measured = measure_bandwidth(threads=physical)
-        save_bandwidth(model, measured, bandwidth_cache)
+        linear = measure_linear()
+        save_bandwidth(model, measured, bandwidth_cache, linear_seconds=linear)
         bandwidth: int | None = measured
     else:
         bandwidth, warning = cached_bandwidth(model, bandwidth_cache)
         if warning:
             warnings.append(warning)
+        linear = cached_linear_seconds(model, bandwidth_cache) if bandwidth else {}
     return CpuInfo(
         model=model,
         physical_cores=max(1, physical),
@@ -461,6 +469,7 @@ def probe_cpu(warnings: list[str], measure: bool = False, bandwidth_cache: Path 
         features=features,
         memory_bandwidth_bytes_per_s=bandwidth or DEFAULT_CPU_BANDWIDTH,
         bandwidth_measured=bandwidth is not None,
+        linear_seconds=tuple(sorted(linear.items())),
     )
 
 

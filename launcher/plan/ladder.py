@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from launcher.display import gib
 from launcher.machine.host import GpuInfo, HostSnapshot
 from launcher.plan.advice import bare_does_not_fit, does_not_fit
+from launcher.plan.cpu_dtype import cpu_dtype_basis, cpu_dtype_order
 from launcher.plan.errors import DoesNotFitError, PlanRequestError
 from launcher.plan.llamacpp import plan_llamacpp, use_llamacpp
 from launcher.plan.placement import (
@@ -80,7 +81,7 @@ def _gpu_dtype(gpus: Sequence[GpuInfo], request: PlanRequest) -> Dtype:
 def _cpu_dtypes(host: HostSnapshot, request: PlanRequest) -> list[Dtype]:
     if request.dtype is not None:
         return [request.dtype]
-    return ["bfloat16", "float32"] if host.cpu.fast_bf16 else ["float32", "bfloat16"]
+    return cpu_dtype_order(host.cpu)
 
 
 def _quant_forced(request: PlanRequest) -> bool:
@@ -410,8 +411,11 @@ def _warnings(card: ModelCard, host: HostSnapshot, attempt: Attempt) -> list[str
             "transformers builds this family with an nn.Linear subclass; Berth's loader swaps it so "
             "bitsandbytes can quantize it"
         )
-    if rung.strategy == "cpu" and rung.precision.dtype == "bfloat16" and not host.cpu.fast_bf16:
-        notes.append("bf16 on a CPU without native bf16 (avx512_bf16/AMX) is slower than fp32; chosen to fit")
+    if rung.strategy == "cpu" and rung.precision.dtype != cpu_dtype_order(host.cpu)[0]:
+        notes.append(
+            f"{rung.precision.label} is not the fastest dtype on this CPU ({cpu_dtype_basis(host.cpu)}); "
+            "chosen to fit or as asked"
+        )
     if rung.gpus and any(g.free_bytes is None for g in rung.gpus):
         notes.append("free GPU memory could not be read; planned with the total")
     if host.nodes > 1:

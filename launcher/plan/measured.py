@@ -40,6 +40,8 @@ class Measurement:
     load_seconds: float | None = None
     time_to_first_token_s: float | None = None
     tokens_per_s: float | None = None
+    estimated_tokens_per_s: float | None = None
+    """The planner's decode estimate for this launch (before any calibration)."""
     created_at: str = ""
     id: int | None = None
 

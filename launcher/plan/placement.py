@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from launcher.machine.host import CpuInfo, GpuInfo, HostSnapshot
+from launcher.plan.cpu_dtype import cpu_dtype_slowdown
 from launcher.plan.speed import TRANSFORMERS_BATCH1, SpeedEstimate, Stage, estimate_speed
 from registry.memory import (
     ALLOCATOR_SLACK,
@@ -376,24 +377,28 @@ def _compute_stage(
     a device whose blocks are streamed to another (RAM behind a GPU, disk)."""
     active = sum(block_weight_bytes(b, precision) * b.active // max(b.total, 1) for b in blocks)
     active_params = sum(b.active for b in blocks)
+    layers = sum(1 for b in blocks if b.role == "layer")
     if placement.device in gpus:
         gpu = gpus[placement.device]
         return Stage(
             "gpu",
-            bytes_per_token=active + placement.kv_cache_bytes,
+            bytes_per_token=active,
             bandwidth_bytes_per_s=gpu.bandwidth_bytes_per_s or UNKNOWN_GPU_BANDWIDTH,
             flops=(gpu.bf16_tflops or UNKNOWN_GPU_TFLOPS) * 1e12,
             active_params=active_params,
+            kv_bytes_per_token=placement.kv_cache_bytes,
+            layers=layers,
         )
     if placement.device == "cpu" and not gpus:
-        emulated = precision.dtype == "bfloat16" and not cpu.fast_bf16
         return Stage(
             "cpu",
-            bytes_per_token=active + placement.kv_cache_bytes,
+            bytes_per_token=active,
             bandwidth_bytes_per_s=cpu.memory_bandwidth_bytes_per_s,
             flops=float(cpu.flops),
             active_params=active_params,
-            slowdown=TRANSFORMERS_BATCH1.cpu_bf16_emulation if emulated else 1.0,
+            slowdown=cpu_dtype_slowdown(cpu, precision.dtype),
+            kv_bytes_per_token=placement.kv_cache_bytes,
+            layers=layers,
         )
     return None
 
@@ -413,6 +418,7 @@ def attempt_speed(
     gpus = {gpu_device(g): g for g in attempt.rung.gpus}
     stages: list[Stage] = []
     streamed_params = 0
+    streamed_layers = 0
     pcie_bytes = 0
     for p in attempt.placements:
         blocks = [by_name[n] for n in p.blocks]
@@ -427,6 +433,7 @@ def attempt_speed(
         if p.device == "cpu" or gpus:
             pcie_bytes += full
         streamed_params += sum(b.active for b in blocks)
+        streamed_layers += sum(1 for b in blocks if b.role == "layer")
     if pcie_bytes:
         first_gpu = attempt.rung.gpus[0]
         stages.append(
@@ -435,7 +442,11 @@ def attempt_speed(
     if streamed_params:
         # Streamed blocks are computed on the main device.
         main = next(i for i, s in enumerate(stages) if s.kind in ("gpu", "cpu"))
-        stages[main] = replace(stages[main], active_params=stages[main].active_params + streamed_params)
+        stages[main] = replace(
+            stages[main],
+            active_params=stages[main].active_params + streamed_params,
+            layers=stages[main].layers + streamed_layers,
+        )
     return estimate_speed(
         stages,
         precision.quant,

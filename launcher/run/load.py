@@ -145,6 +145,7 @@ class LoadedModel:
             load_seconds=self.load_seconds,
             time_to_first_token_s=time_to_first_token_s,
             tokens_per_s=tokens_per_s,
+            estimated_tokens_per_s=self.plan.speed.decode_tokens_per_s,
         )
 
     def close(self) -> None:

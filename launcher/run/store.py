@@ -29,7 +29,7 @@ from registry.userdirs import data_dir
 Role = Literal["system", "user", "assistant"]
 ChatExportFormat = Literal["md", "json"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chats (
     id INTEGER PRIMARY KEY,
@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS measurements (
     load_seconds REAL,
     time_to_first_token_s REAL,
     tokens_per_s REAL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    estimated_tokens_per_s REAL
 );
 CREATE INDEX IF NOT EXISTS measurements_by_key ON measurements(model_id, precision, machine_key, id);
 """
@@ -214,6 +215,7 @@ class Store:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             db.executescript(_SCHEMA)
+            _add_missing_columns(db)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except BaseException:
             db.close()
@@ -356,7 +358,7 @@ class Store:
             cursor = db.execute(
                 "INSERT INTO measurements (model_id, precision, strategy, context, tokens_used, machine_key, "
                 "host_label, peak_bytes, estimated_bytes, devices, load_seconds, time_to_first_token_s, "
-                "tokens_per_s, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "tokens_per_s, created_at, estimated_tokens_per_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     m.model_id,
                     m.precision,
@@ -372,6 +374,7 @@ class Store:
                     m.time_to_first_token_s,
                     m.tokens_per_s,
                     m.created_at or _now(),
+                    m.estimated_tokens_per_s,
                 ),
             )
             return int(cursor.lastrowid or 0)
@@ -410,6 +413,33 @@ def latest_measurement(
         return None
     with Store(db_path) as store:
         return store.latest_measurement(model_id, precision, machine)
+
+
+#: Columns added after version 1, with their types: a store from an older Berth gains them when opened.
+_ADDED_COLUMNS = {"measurements": {"estimated_tokens_per_s": "REAL"}}
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    for table, columns in _ADDED_COLUMNS.items():
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for name, kind in columns.items():
+            if name not in present:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+
+def speed_measurements(machine: str, path: Path | str | None = None, limit: int = 50) -> list[Measurement]:
+    """This machine's newest launches that measured decode speed beside an estimate (newest first); [] when
+    there is no store yet (never creates one)."""
+    db_path = Path(path) if path is not None else default_path()
+    if not db_path.is_file():
+        return []
+    with Store(db_path) as store, store._lock:
+        rows = store._db.execute(
+            "SELECT * FROM measurements WHERE machine_key = ? AND tokens_per_s > 0 AND estimated_tokens_per_s > 0 "
+            "ORDER BY id DESC LIMIT ?",
+            (machine, limit),
+        ).fetchall()
+    return [_measurement(r) for r in rows]
 
 
 def latest_measurements(machine: str, path: Path | str | None = None) -> dict[tuple[str, str], Measurement]:
@@ -461,6 +491,7 @@ def _measurement(row: sqlite3.Row) -> Measurement:
         load_seconds=row["load_seconds"],
         time_to_first_token_s=row["time_to_first_token_s"],
         tokens_per_s=row["tokens_per_s"],
+        estimated_tokens_per_s=row["estimated_tokens_per_s"],
         created_at=row["created_at"],
         id=row["id"],
     )
