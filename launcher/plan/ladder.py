@@ -24,6 +24,7 @@ from launcher.display import gib
 from launcher.machine.host import GpuInfo, HostSnapshot
 from launcher.plan.advice import bare_does_not_fit, does_not_fit
 from launcher.plan.errors import DoesNotFitError, PlanRequestError
+from launcher.plan.figures import figures_for
 from launcher.plan.placement import (
     RAM_HEADROOM_BYTES,
     Attempt,
@@ -36,7 +37,7 @@ from launcher.plan.request import DEFAULT_CONTEXT, MIN_USABLE_TOKENS_PER_S, Plan
 from launcher.plan.speed import SpeedEstimate
 from launcher.plan.unified import gguf_fit, mps_attempts, raised_limit_fits, wired_limit_note
 from registry.memory import Precision, Quant
-from registry.params import LINEAR_SUBCLASS_FAMILIES, Layout, layout
+from registry.params import LINEAR_SUBCLASS_FAMILIES
 from registry.schema import Accelerator, Dtype, ModelCard
 
 # --------------------------------------------------------------------------- the ladder
@@ -199,10 +200,15 @@ class _Climb:
             self.reasons.append(f"{described}: {reason}")
 
 
-def _climb(card: ModelCard, lay: Layout, host: HostSnapshot, request: PlanRequest, context: int) -> _Climb:
-    """Try the rungs in order until one that is not an offload fits, keeping every offload rung that fits."""
+def _climb(
+    card: ModelCard, host: HostSnapshot, request: PlanRequest, context: int, screen: bool = True
+) -> _Climb:
+    """Try the rungs in order until one that is not an offload fits, keeping every offload rung that fits.
+    The model's sized blocks are computed once for all rungs; `screen` lets the sums decide a rung's fit
+    where they can (see placement.try_rung)."""
     batch = max(request.batch, 1)
     prompt_tokens = min(request.prompt_tokens or 512, context)
+    lay, figures = figures_for(card, context, batch)
     climb = _Climb()
     for rung in _rungs(host, request):
         if (rung.strategy, rung.precision.label) in request.exclude:
@@ -211,7 +217,7 @@ def _climb(card: ModelCard, lay: Layout, host: HostSnapshot, request: PlanReques
                 "ran out of memory when loaded on this machine → skipped",
             )
             continue
-        attempt = try_rung(card, lay, host, rung, context, batch)
+        attempt = try_rung(card, lay, host, rung, context, batch, figures, screen)
         climb.attempts.append(attempt)
         if attempt.placements is None:
             climb.note(
@@ -222,7 +228,7 @@ def _climb(card: ModelCard, lay: Layout, host: HostSnapshot, request: PlanReques
             continue
         if _duplicate(attempt):
             continue
-        speed = attempt_speed(card, lay, host, attempt, batch, prompt_tokens)
+        speed = attempt_speed(card, lay, host, attempt, batch, prompt_tokens, figures)
         if rung.strategy not in _OFFLOAD_STRATEGIES:
             climb.chosen = (attempt, speed)
             break
@@ -286,16 +292,19 @@ def make_plan(
     request: PlanRequest | None = None,
     accelerators: Sequence[Accelerator] = (),
     explain: bool = True,
+    screen: bool = True,
 ) -> Plan | DoesNotFitError:
     """The best plan for this model on this host, or a DoesNotFitError value saying what would fit.
 
     `explain=False` skips the search for ways out when nothing fits (shorter context, named hardware),
-    which `berth list` does not show. Raises PlanRequestError for requests that cannot be planned as asked.
+    which `berth list` does not show. `screen=False` places every rung block by block even where the sums
+    already decide it (the same plan, slower: tests compare the two). Raises PlanRequestError for requests that
+    cannot be planned as asked.
     """
     request = request or PlanRequest()
     host = cap_host(host, request.max_memory)
     context = resolve_context(card, request)
-    climb = _climb(card, layout(card), host, request, context)
+    climb = _climb(card, host, request, context, screen)
     _choose_offload(climb)
     if climb.chosen is not None:
         return _plan(card, host, request, context, climb)

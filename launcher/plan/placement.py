@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from launcher.machine.host import CpuInfo, GpuInfo, HostSnapshot
+from launcher.plan.figures import ModelFigures, Sized, Totals
 from launcher.plan.speed import TRANSFORMERS_BATCH1, SpeedEstimate, Stage, estimate_speed
 from registry.memory import (
     ALLOCATOR_SLACK,
@@ -22,7 +23,6 @@ from registry.memory import (
     Precision,
     activation_bytes,
     block_weight_bytes,
-    kv_cache_bytes_per_layer,
     runtime_bytes,
 )
 from registry.params import Block, Layout
@@ -77,34 +77,6 @@ class Placement:
 # --------------------------------------------------------------------------- sizing
 
 
-@dataclass(frozen=True)
-class _Sized:
-    block: Block
-    weights: int
-    kv: int
-    layer: int | None
-
-    @property
-    def resident(self) -> int:
-        return self.weights + self.kv
-
-
-def _sized_blocks(
-    card: ModelCard, lay: Layout, precision: Precision, context: int, batch: int
-) -> list[_Sized]:
-    per_layer_kv = kv_cache_bytes_per_layer(card, context, batch, precision.dtype)
-    sized = []
-    layer_index = 0
-    for block in lay.blocks:
-        weights = block_weight_bytes(block, precision)
-        if block.role == "layer":
-            sized.append(_Sized(block, weights, per_layer_kv[layer_index], layer_index))
-            layer_index += 1
-        else:
-            sized.append(_Sized(block, weights, 0, None))
-    return sized
-
-
 # --------------------------------------------------------------------------- placing blocks
 
 
@@ -114,10 +86,12 @@ class _Bin:
     budget: int
     """Bytes available for resident blocks (weights + their KV) after reserves."""
     used: int = 0
-    items: list[_Sized] = field(default_factory=list)
+    items: list[Sized] = field(default_factory=list)
+    whole: Totals | None = None
+    """Set when the screen put every block here (its sums are the model's, known without adding up)."""
 
 
-def _fill(sized: Sequence[_Sized], bins: Sequence[_Bin], charge_kv: Sequence[bool]) -> bool:
+def _fill(sized: Sequence[Sized], bins: Sequence[_Bin], charge_kv: Sequence[bool]) -> bool:
     """Greedy, in forward order, as accelerate's infer_auto_device_map: a tied head joins its embedding."""
     index = 0
     owner: dict[str, int] = {}
@@ -240,9 +214,7 @@ def _offloading(rung: Rung) -> bool:
     return (rung.cpu and bool(rung.gpus)) or rung.disk
 
 
-def _bins(
-    rung: Rung, room: _Room, sized: Sequence[_Sized], main_reserve: int
-) -> tuple[list[_Bin], list[bool]]:
+def _bins(rung: Rung, room: _Room, totals: Totals, main_reserve: int) -> tuple[list[_Bin], list[bool]]:
     """One bin per device in fill order, and whether each is charged its blocks' KV cache (devices that
     compute their own blocks are; RAM behind a GPU and disk are not)."""
     bins: list[_Bin] = []
@@ -252,11 +224,8 @@ def _bins(
         bins.append(_Bin(gpu_device(gpu), int(cap / (1 + ALLOCATOR_SLACK))))
         charge.append(True)
     if len(rung.gpus) > 1 and not _offloading(rung):
-        largest = max((s.weights for s in sized if s.block.role == "layer"), default=0)
-        resident = sum(s.resident for s in sized)
-        for b, budget in zip(
-            bins, _balanced_budgets(resident, [b.budget for b in bins], largest), strict=True
-        ):
+        budgets = _balanced_budgets(totals.resident, [b.budget for b in bins], totals.largest_layer)
+        for b, budget in zip(bins, budgets, strict=True):
             b.budget = budget
     if rung.cpu:
         cap = room.ram - (main_reserve if not rung.gpus else 0)
@@ -268,18 +237,36 @@ def _bins(
     return bins, charge
 
 
+def _screen(totals: Totals, bins: list[_Bin], charge: list[bool]) -> bool | None:
+    """The fill's outcome in closed form where the sums decide it: True when every block fits the first device
+    together (the greedy fill then puts them all there; done here), False when even the cheapest cost of every
+    block exceeds all devices together (the fill must fail), None when only placing block by block can tell."""
+    cost = totals.weights + totals.untied_kv  # a tied block joins its owner's device, paying no KV of its own
+    if charge[0] and cost <= bins[0].budget:
+        bins[0].items, bins[0].used, bins[0].whole = list(totals.sized), cost, totals
+        return True
+    cheapest = totals.weights + (totals.untied_kv if all(charge) else 0)
+    return False if cheapest > sum(max(b.budget, 0) for b in bins) else None
+
+
 def _settled_fill(
-    rung: Rung, room: _Room, sized: Sequence[_Sized]
+    rung: Rung, room: _Room, totals: Totals, screen: bool = True
 ) -> tuple[list[_Bin], list[bool], int] | None:
     """Fill the bins; when offloading, again until the main device's reserve settles. Streaming offloaded
     layers needs room for the largest one on the main device, and the KV cache of offloaded layers lives there
-    too (they execute on the main device). Returns (bins, charged, reserve), or None when the blocks do not fit."""
+    too (they execute on the main device). Returns (bins, charged, reserve), or None when the blocks do not fit.
+    `screen` decides what the sums decide without placing block by block (the same result, faster)."""
     main_reserve = 0
     for _ in range(6):
-        bins, charge = _bins(rung, room, sized, main_reserve)
+        bins, charge = _bins(rung, room, totals, main_reserve)
         # A device that computes or streams (every GPU, and RAM) must hold its own overheads even when it
         # holds no blocks: negative room there means this rung cannot run, whatever goes to disk.
-        if any(b.budget < 0 for b in bins if b.device != "disk") or not _fill(sized, bins, charge):
+        if any(b.budget < 0 for b in bins if b.device != "disk"):
+            return None
+        fitted = _screen(totals, bins, charge) if screen else None
+        if fitted is None:
+            fitted = _fill(totals.sized, bins, charge)
+        if not fitted:
             return None
         if not _offloading(rung):
             return bins, charge, main_reserve
@@ -289,6 +276,19 @@ def _settled_fill(
             return bins, charge, main_reserve
         main_reserve = want
     return None  # pragma: no cover - the reserve grows monotonically and settles well within six rounds
+
+
+def _sums(b: _Bin) -> tuple[int, int, tuple[int, int] | None, tuple[str, ...]]:
+    """A filled bin's weights, KV cache, first and last layer, and block names."""
+    if b.whole is not None:
+        return b.whole.weights, b.whole.kv, b.whole.layers, b.whole.names
+    layers = [s.layer for s in b.items if s.layer is not None]
+    return (
+        sum(s.weights for s in b.items),
+        sum(s.kv for s in b.items),
+        (min(layers), max(layers)) if layers else None,
+        tuple(s.block.name for s in b.items),
+    )
 
 
 def _placement(
@@ -303,9 +303,8 @@ def _placement(
     """What one filled bin holds as a Placement, with its overheads, and its key in the device map."""
     index, b, charged = where
     dtype = rung.precision.dtype
-    weights = sum(s.weights for s in b.items)
-    kv = sum(s.kv for s in b.items) if charged else 0
-    layers = [s.layer for s in b.items if s.layer is not None]
+    weights, items_kv, layers, names = _sums(b)
+    kv = items_kv if charged else 0
     slack = int((weights + kv) * ALLOCATOR_SLACK)
     key: int | str
     if index < len(rung.gpus):
@@ -325,28 +324,39 @@ def _placement(
     placement = Placement(
         device=b.device,
         label=label,
-        blocks=tuple(s.block.name for s in b.items),
-        layers=(min(layers), max(layers)) if layers else None,
+        blocks=names,
+        layers=layers,
         weights_bytes=weights,
         kv_cache_bytes=kv,
         overhead_bytes=overhead,
         budget_bytes=budget,
-        weights_budget_bytes=b.budget - (sum(s.kv for s in b.items) if charged else 0),
+        weights_budget_bytes=b.budget - kv,
     )
     return placement, key
 
 
 def try_rung(
-    card: ModelCard, lay: Layout, host: HostSnapshot, rung: Rung, context: int, batch: int
+    card: ModelCard,
+    lay: Layout,
+    host: HostSnapshot,
+    rung: Rung,
+    context: int,
+    batch: int,
+    figures: ModelFigures | None = None,
+    screen: bool = True,
 ) -> Attempt:
-    """Place every block for one rung; report what it needs and what is there either way."""
-    sized = _sized_blocks(card, lay, rung.precision, context, batch)
-    resident = sum(s.weights for s in sized) + sum(s.kv for s in sized)
+    """Place every block for one rung; report what it needs and what is there either way.
+
+    `figures` (for this card, layout, context and batch) carries the sized blocks from rung to rung;
+    `screen=False` places block by block even where the sums already decide (for tests of the screen)."""
+    figures = figures or ModelFigures(card, lay, context, batch)
+    totals = figures.totals(rung.precision)
+    resident = totals.resident
     needed = resident + int(resident * ALLOCATOR_SLACK)
     room = _room(card, host, rung, context, batch)
     available = sum(max(c, 0) for c in room.gpus) + (max(room.ram, 0) if rung.cpu else 0)
     available += max(room.disk, 0) if rung.disk else 0
-    filled = _settled_fill(rung, room, sized)
+    filled = _settled_fill(rung, room, totals, screen)
     if filled is None:
         return Attempt(rung, None, needed, available, {})
     bins, charge, main_reserve = filled
@@ -357,7 +367,7 @@ def try_rung(
             continue
         placement, key = _placement(card, host, rung, (i, b, charge[i]), context, batch, main_reserve)
         placements.append(placement)
-        device_map.update((s.block.name, key) for s in b.items)
+        device_map.update(dict.fromkeys(placement.blocks, key))
     return Attempt(rung, tuple(placements), needed, available, device_map)
 
 
@@ -367,11 +377,13 @@ def _compute_stage(
     precision: Precision,
     gpus: dict[str, GpuInfo],
     cpu: CpuInfo,
+    figures: ModelFigures,
 ) -> Stage | None:
     """The stage of a device that computes its own blocks (a GPU, or the CPU when there is no GPU); None for
     a device whose blocks are streamed to another (RAM behind a GPU, disk)."""
-    active = sum(block_weight_bytes(b, precision) * b.active // max(b.total, 1) for b in blocks)
-    active_params = sum(b.active for b in blocks)
+    if placement.device not in gpus and (placement.device != "cpu" or gpus):
+        return None
+    active, active_params = figures.active(precision, blocks)
     if placement.device in gpus:
         gpu = gpus[placement.device]
         return Stage(
@@ -394,6 +406,15 @@ def _compute_stage(
     return None
 
 
+def _blocks(lay: Layout, names: tuple[str, ...], by_name: dict[str, Block]) -> Sequence[Block]:
+    """The layout's blocks of these names (a placement names each block once: all of them is the layout)."""
+    if len(names) == len(lay.blocks):
+        return lay.blocks
+    if not by_name:
+        by_name.update((b.name, b) for b in lay.blocks)
+    return [by_name[n] for n in names]
+
+
 def attempt_speed(
     card: ModelCard,
     lay: Layout,
@@ -401,18 +422,21 @@ def attempt_speed(
     attempt: Attempt,
     batch: int,
     prompt_tokens: int,
+    figures: ModelFigures | None = None,
 ) -> SpeedEstimate:
-    """The roofline stages of a placement, timed by `estimate_speed` for transformers at this batch."""
+    """The roofline stages of a placement, timed by `estimate_speed` for transformers at this batch
+    (`figures`, when the ladder has them for this card and layout, keeps the model's sums between rungs)."""
     assert attempt.placements is not None
     precision = attempt.rung.precision
-    by_name = {b.name: b for b in lay.blocks}
+    figures = figures or ModelFigures(card, lay, 0, batch)
+    by_name: dict[str, Block] = {}
     gpus = {gpu_device(g): g for g in attempt.rung.gpus}
     stages: list[Stage] = []
     streamed_params = 0
     pcie_bytes = 0
     for p in attempt.placements:
-        blocks = [by_name[n] for n in p.blocks]
-        stage = _compute_stage(p, blocks, precision, gpus, host.cpu)
+        blocks = _blocks(lay, p.blocks, by_name)
+        stage = _compute_stage(p, blocks, precision, gpus, host.cpu, figures)
         if stage is not None:
             stages.append(stage)
             continue

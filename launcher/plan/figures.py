@@ -1,0 +1,150 @@
+"""A model's sized blocks and their sums, computed once per plan and shared by every rung of the ladder.
+
+Pure; imports registry and nothing else of the launcher. Each rung of the ladder needs the same per-block
+weights (per precision) and per-layer KV cache (per dtype); `ModelFigures` computes each list once, with its
+sums, so the placement can screen a rung in closed form before placing blocks one by one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from registry.memory import Precision, block_weight_bytes, kv_cache_bytes_per_layer
+from registry.params import Block, Layout, layout
+from registry.schema import Dtype, ModelCard
+
+
+@dataclass(frozen=True)
+class Sized:
+    """One block with its weights in a precision and its layer's KV cache."""
+
+    block: Block
+    weights: int
+    kv: int
+    layer: int | None
+
+    @property
+    def resident(self) -> int:
+        return self.weights + self.kv
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Sums over every block of a model in one precision (and its dtype's KV cache)."""
+
+    sized: tuple[Sized, ...]
+    weights: int
+    kv: int
+    """KV cache of every block."""
+    untied_kv: int
+    """KV cache of blocks that are not tied to another (those always pay their KV where they are computed)."""
+    largest_layer: int
+    """The largest decoder layer's weights."""
+    layers: tuple[int, int] | None
+    """First and last decoder layer index."""
+    names: tuple[str, ...]
+
+    @property
+    def resident(self) -> int:
+        return self.weights + self.kv
+
+
+@dataclass
+class ModelFigures:
+    """Per-model figures for one context and batch, each computed on first use (from `card`'s shape only:
+    cards of one shape share them, see figures_for)."""
+
+    card: ModelCard
+    lay: Layout
+    context: int
+    batch: int
+    _kv: dict[Dtype, list[int]] = field(default_factory=dict)
+    _totals: dict[Precision, Totals] = field(default_factory=dict)
+    _active: dict[Precision, tuple[int, int]] = field(default_factory=dict)
+
+    def kv_per_layer(self, dtype: Dtype) -> list[int]:
+        if dtype not in self._kv:
+            self._kv[dtype] = kv_cache_bytes_per_layer(self.card, self.context, self.batch, dtype)
+        return self._kv[dtype]
+
+    def totals(self, precision: Precision) -> Totals:
+        """Every block sized in this precision, with the sums a rung screens on."""
+        found = self._totals.get(precision)
+        if found is None:
+            found = self._totals[precision] = self._size(precision)
+        return found
+
+    def _size(self, precision: Precision) -> Totals:
+        per_layer_kv = self.kv_per_layer(precision.dtype)
+        sized = []
+        layer_index = 0
+        for block in self.lay.blocks:
+            weights = block_weight_bytes(block, precision)
+            if block.role == "layer":
+                sized.append(Sized(block, weights, per_layer_kv[layer_index], layer_index))
+                layer_index += 1
+            else:
+                sized.append(Sized(block, weights, 0, None))
+        return Totals(
+            sized=tuple(sized),
+            weights=sum(s.weights for s in sized),
+            kv=sum(s.kv for s in sized),
+            untied_kv=sum(s.kv for s in sized if s.block.tied_to is None),
+            largest_layer=max((s.weights for s in sized if s.block.role == "layer"), default=0),
+            layers=(0, layer_index - 1) if layer_index else None,
+            names=tuple(s.block.name for s in sized),
+        )
+
+    def active(self, precision: Precision, blocks: Sequence[Block]) -> tuple[int, int]:
+        """(weight bytes, parameters) one token reads from these blocks: MoE blocks by their active share.
+        The sums over the whole model are kept."""
+        whole = len(blocks) == len(self.lay.blocks)  # a placement names each block once
+        if whole and precision in self._active:
+            return self._active[precision]
+        found = (
+            sum(block_weight_bytes(b, precision) * b.active // max(b.total, 1) for b in blocks),
+            sum(b.active for b in blocks),
+        )
+        if whole:
+            self._active[precision] = found
+        return found
+
+
+# --------------------------------------------------------------------------- shared between cards
+
+#: Cards whose figures are kept (a catalog repeats shapes: fine-tunes and instruct variants of one base).
+CACHE_LIMIT = 4096
+_layouts: dict[tuple[object, ...], Layout] = {}
+_figures: dict[tuple[object, ...], ModelFigures] = {}
+
+
+def shape_key(card: ModelCard) -> tuple[object, ...]:
+    """Everything of a card that its layout, weights and KV cache depend on (not its id, licence or aliases)."""
+    arch = tuple(
+        (k, v if v.__class__ is not dict else repr(v)) for k, v in card.architecture.__dict__.items()
+    )
+    return (card.model_type, card.task, card.context_length, arch)
+
+
+def card_layout(card: ModelCard, key: tuple[object, ...] | None = None) -> Layout:
+    """registry.params.layout, computed once per shape."""
+    key = key or shape_key(card)
+    found = _layouts.get(key)
+    if found is None:
+        if len(_layouts) >= CACHE_LIMIT:
+            _layouts.clear()
+        found = _layouts[key] = layout(card)
+    return found
+
+
+def figures_for(card: ModelCard, context: int, batch: int) -> tuple[Layout, ModelFigures]:
+    """The card's layout and figures at this context and batch, shared with every card of the same shape."""
+    key = shape_key(card)
+    lay = card_layout(card, key)
+    full = (key, context, batch)
+    found = _figures.get(full)
+    if found is None:
+        if len(_figures) >= CACHE_LIMIT:
+            _figures.clear()
+        found = _figures[full] = ModelFigures(card, lay, context, batch)
+    return lay, found
