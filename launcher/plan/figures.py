@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from itertools import accumulate
 
 from registry.memory import Precision, block_weight_bytes, kv_cache_bytes_per_layer
 from registry.params import Block, Layout, layout
@@ -47,6 +49,39 @@ class Totals:
     @property
     def resident(self) -> int:
         return self.weights + self.kv
+
+    @cached_property
+    def block_weights(self) -> tuple[int, ...]:
+        return tuple(s.weights for s in self.sized)
+
+    @cached_property
+    def cum_weights(self) -> tuple[int, ...]:
+        """Weights of the first i blocks, for i = 0 … len(sized)."""
+        return tuple(accumulate(self.block_weights, initial=0))
+
+    @cached_property
+    def cum_kv(self) -> tuple[int, ...]:
+        return tuple(accumulate((s.kv for s in self.sized), initial=0))
+
+    @cached_property
+    def cum_resident(self) -> tuple[int, ...]:
+        return tuple(w + k for w, k in zip(self.cum_weights, self.cum_kv, strict=True))
+
+    @cached_property
+    def cum_layers(self) -> tuple[int, ...]:
+        """Decoder layers among the first i blocks."""
+        return tuple(accumulate((s.layer is not None for s in self.sized), initial=0))
+
+    @cached_property
+    def untied_head(self) -> int | None:
+        """How many blocks come before the tied ones when every tied block follows all untied blocks and its
+        owner is among them (a tied lm_head last: the usual case); None otherwise."""
+        first = next((i for i, s in enumerate(self.sized) if s.block.tied_to is not None), len(self.sized))
+        tail = self.sized[first:]
+        head = set(self.names[:first])
+        if all(s.block.tied_to is not None and s.block.tied_to in head for s in tail):
+            return first
+        return None
 
 
 @dataclass

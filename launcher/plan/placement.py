@@ -9,6 +9,7 @@ into roofline stages for `launcher.plan.speed`. Pure: no I/O.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -89,6 +90,9 @@ class _Bin:
     items: list[Sized] = field(default_factory=list)
     whole: Totals | None = None
     """Set when the screen put every block here (its sums are the model's, known without adding up)."""
+    span: tuple[int, int] | None = None
+    """Set by the prefix fill: items[: end - start] are blocks start … end - 1 of `source` (then tied ones)."""
+    source: Totals | None = None
 
 
 def _fill(sized: Sequence[Sized], bins: Sequence[_Bin], charge_kv: Sequence[bool]) -> bool:
@@ -249,6 +253,50 @@ def _screen(totals: Totals, bins: list[_Bin], charge: list[bool]) -> bool | None
     return False if cheapest > sum(max(b.budget, 0) for b in bins) else None
 
 
+def _prefix_fill(totals: Totals, bins: Sequence[_Bin], charge: Sequence[bool]) -> bool | None:
+    """_fill by prefix sums: the greedy fill gives each device the longest run of the next blocks that fits
+    it, which a bisection over cumulative costs finds; tied blocks then join their owner's device. None when
+    tied blocks do not all come last (then _fill decides)."""
+    head = totals.untied_head
+    if head is None:
+        return None
+    start = 0
+    owner: dict[str, int] = {}
+    for i, b in enumerate(bins):
+        if start == head:
+            break
+        cum = totals.cum_resident if charge[i] else totals.cum_weights
+        end = bisect_right(cum, cum[start] + b.budget, start, head + 1) - 1
+        if end > start:
+            b.items, b.used, b.span = list(totals.sized[start:end]), cum[end] - cum[start], (start, end)
+            b.source = totals
+            owner.update(dict.fromkeys(totals.names[start:end], i))
+            start = end
+    if start < head:
+        return False
+    for item in totals.sized[head:]:
+        b = bins[owner[item.block.tied_to]]  # type: ignore[index]
+        b.items.append(item)
+        b.used += item.weights
+    return True
+
+
+def _streamed_want(totals: Totals, bins: Sequence[_Bin], charge: Sequence[bool]) -> int:
+    """What the main device must keep for streamed blocks: the largest one's weights and all their KV cache."""
+    largest, kv = 0, 0
+    for i, b in enumerate(bins):
+        if charge[i] or not b.items:
+            continue
+        if b.span is not None and len(b.items) == b.span[1] - b.span[0]:
+            start, end = b.span
+            largest = max(largest, max(totals.block_weights[start:end]))
+            kv += totals.cum_kv[end] - totals.cum_kv[start]
+        else:
+            largest = max(largest, max(s.weights for s in b.items))
+            kv += sum(s.kv for s in b.items)
+    return largest + kv
+
+
 def _settled_fill(
     rung: Rung, room: _Room, totals: Totals, screen: bool = True
 ) -> tuple[list[_Bin], list[bool], int] | None:
@@ -264,24 +312,47 @@ def _settled_fill(
         if any(b.budget < 0 for b in bins if b.device != "disk"):
             return None
         fitted = _screen(totals, bins, charge) if screen else None
+        if fitted is None and screen:
+            fitted = _prefix_fill(totals, bins, charge)
         if fitted is None:
             fitted = _fill(totals.sized, bins, charge)
         if not fitted:
             return None
         if not _offloading(rung):
             return bins, charge, main_reserve
-        streamed = [s for i, b in enumerate(bins) if not charge[i] for s in b.items]
-        want = max((s.weights for s in streamed), default=0) + sum(s.kv for s in streamed)
+        if screen:
+            want = _streamed_want(totals, bins, charge)
+        else:
+            streamed = [s for i, b in enumerate(bins) if not charge[i] for s in b.items]
+            want = max((s.weights for s in streamed), default=0) + sum(s.kv for s in streamed)
         if want <= main_reserve:
             return bins, charge, main_reserve
         main_reserve = want
     return None  # pragma: no cover - the reserve grows monotonically and settles well within six rounds
 
 
+def _span_sums(
+    b: _Bin, span: tuple[int, int], totals: Totals
+) -> tuple[int, int, tuple[int, int] | None, tuple[str, ...]]:
+    """_sums of a bin the prefix fill filled: its run of blocks from the cumulative sums, then its tied
+    blocks one by one."""
+    start, end = span
+    extra = b.items[end - start :]
+    weights = totals.cum_weights[end] - totals.cum_weights[start] + sum(s.weights for s in extra)
+    kv = totals.cum_kv[end] - totals.cum_kv[start] + sum(s.kv for s in extra)
+    first, after = totals.cum_layers[start], totals.cum_layers[end]
+    # Layers are numbered in block order, so a run holds layers first … after - 1.
+    found = [s.layer for s in extra if s.layer is not None] + ([first, after - 1] if after > first else [])
+    layers = (min(found), max(found)) if found else None
+    return weights, kv, layers, totals.names[start:end] + tuple(s.block.name for s in extra)
+
+
 def _sums(b: _Bin) -> tuple[int, int, tuple[int, int] | None, tuple[str, ...]]:
     """A filled bin's weights, KV cache, first and last layer, and block names."""
     if b.whole is not None:
         return b.whole.weights, b.whole.kv, b.whole.layers, b.whole.names
+    if b.span is not None and b.source is not None:
+        return _span_sums(b, b.span, b.source)
     layers = [s.layer for s in b.items if s.layer is not None]
     return (
         sum(s.weights for s in b.items),
