@@ -6,7 +6,6 @@ sums, so the placement can screen a rung in closed form before placing blocks on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import accumulate
@@ -95,7 +94,8 @@ class ModelFigures:
     batch: int
     _kv: dict[Dtype, list[int]] = field(default_factory=dict)
     _totals: dict[Precision, Totals] = field(default_factory=dict)
-    _active: dict[Precision, tuple[int, int]] = field(default_factory=dict)
+    _sums: dict[tuple[Precision, tuple[str, ...]], BlockSums] = field(default_factory=dict)
+    _by_name: dict[str, Block] = field(default_factory=dict)
 
     def kv_per_layer(self, dtype: Dtype) -> list[int]:
         if dtype not in self._kv:
@@ -130,19 +130,33 @@ class ModelFigures:
             names=tuple(s.block.name for s in sized),
         )
 
-    def active(self, precision: Precision, blocks: Sequence[Block]) -> tuple[int, int]:
-        """(weight bytes, parameters) one token reads from these blocks: MoE blocks by their active share.
-        The sums over the whole model are kept."""
-        whole = len(blocks) == len(self.lay.blocks)  # a placement names each block once
-        if whole and precision in self._active:
-            return self._active[precision]
-        found = (
-            sum(block_weight_bytes(b, precision) * b.active // max(b.total, 1) for b in blocks),
-            sum(b.active for b in blocks),
-        )
-        if whole:
-            self._active[precision] = found
+    def block_sums(self, precision: Precision, names: tuple[str, ...]) -> BlockSums:
+        """What the named blocks weigh and what one token reads of them, kept per (precision, names): the
+        same placements recur from rung to rung and between cards of one shape."""
+        key = (precision, names)
+        found = self._sums.get(key)
+        if found is None:
+            if not self._by_name:
+                self._by_name.update((b.name, b) for b in self.lay.blocks)
+            blocks = [self._by_name[n] for n in names]
+            found = self._sums[key] = BlockSums(
+                active_bytes=sum(
+                    block_weight_bytes(b, precision) * b.active // max(b.total, 1) for b in blocks
+                ),
+                active_params=sum(b.active for b in blocks),
+                full_bytes=sum(block_weight_bytes(b, precision) for b in blocks),
+            )
         return found
+
+
+@dataclass(frozen=True)
+class BlockSums:
+    """Of some blocks in one precision: weight bytes one token reads (MoE blocks by their active share), the
+    parameters it passes through, and all their weight bytes."""
+
+    active_bytes: int
+    active_params: int
+    full_bytes: int
 
 
 # --------------------------------------------------------------------------- shared between cards

@@ -87,7 +87,28 @@ def _quant_forced(request: PlanRequest) -> bool:
     return request.quant not in (None, "none")
 
 
-def _rungs(host: HostSnapshot, request: PlanRequest) -> list[Rung]:
+#: The last host's rungs: `berth list` climbs the same ladder for every model of the catalog.
+_last_rungs: list[tuple[HostSnapshot, tuple[object, ...], tuple[Rung, ...]]] = []
+
+
+def _rungs(host: HostSnapshot, request: PlanRequest) -> tuple[Rung, ...]:
+    """The ladder for this host and request (the same for every model: kept for the last host asked)."""
+    key = (
+        request.device,
+        request.gpus,
+        request.dtype,
+        request.quant,
+        request.allow_offload,
+        request.allow_disk,
+    )
+    if _last_rungs and _last_rungs[0][0] is host and _last_rungs[0][1] == key:
+        return _last_rungs[0][2]
+    rungs = tuple(_ladder(host, request))
+    _last_rungs[:] = [(host, key, rungs)]
+    return rungs
+
+
+def _ladder(host: HostSnapshot, request: PlanRequest) -> list[Rung]:
     gpus = _chosen_gpus(host, request) if request.device != "cpu" else ()
     _check_devices(host, request, gpus)
     rungs = _gpu_rungs(gpus, request) if gpus else []

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from launcher.machine.host import CpuInfo, GpuInfo, HostSnapshot
-from launcher.plan.figures import ModelFigures, Sized, Totals
+from launcher.plan.figures import BlockSums, ModelFigures, Sized, Totals
 from launcher.plan.speed import TRANSFORMERS_BATCH1, SpeedEstimate, Stage, estimate_speed
 from registry.memory import (
     ALLOCATOR_SLACK,
@@ -23,10 +23,9 @@ from registry.memory import (
     DeviceKind,
     Precision,
     activation_bytes,
-    block_weight_bytes,
     runtime_bytes,
 )
-from registry.params import Block, Layout
+from registry.params import Layout
 from registry.schema import Dtype, ModelCard
 
 Strategy = Literal["gpu", "sharded", "quantized", "offload", "cpu", "disk"]
@@ -443,18 +442,11 @@ def try_rung(
 
 
 def _compute_stage(
-    placement: Placement,
-    blocks: Sequence[Block],
-    precision: Precision,
-    gpus: dict[str, GpuInfo],
-    cpu: CpuInfo,
-    figures: ModelFigures,
+    placement: Placement, sums: BlockSums, precision: Precision, gpus: dict[str, GpuInfo], cpu: CpuInfo
 ) -> Stage | None:
     """The stage of a device that computes its own blocks (a GPU, or the CPU when there is no GPU); None for
     a device whose blocks are streamed to another (RAM behind a GPU, disk)."""
-    if placement.device not in gpus and (placement.device != "cpu" or gpus):
-        return None
-    active, active_params = figures.active(precision, blocks)
+    active, active_params = sums.active_bytes, sums.active_params
     if placement.device in gpus:
         gpu = gpus[placement.device]
         return Stage(
@@ -477,15 +469,6 @@ def _compute_stage(
     return None
 
 
-def _blocks(lay: Layout, names: tuple[str, ...], by_name: dict[str, Block]) -> Sequence[Block]:
-    """The layout's blocks of these names (a placement names each block once: all of them is the layout)."""
-    if len(names) == len(lay.blocks):
-        return lay.blocks
-    if not by_name:
-        by_name.update((b.name, b) for b in lay.blocks)
-    return [by_name[n] for n in names]
-
-
 def attempt_speed(
     card: ModelCard,
     lay: Layout,
@@ -500,24 +483,23 @@ def attempt_speed(
     assert attempt.placements is not None
     precision = attempt.rung.precision
     figures = figures or ModelFigures(card, lay, 0, batch)
-    by_name: dict[str, Block] = {}
     gpus = {gpu_device(g): g for g in attempt.rung.gpus}
     stages: list[Stage] = []
     streamed_params = 0
     pcie_bytes = 0
     for p in attempt.placements:
-        blocks = _blocks(lay, p.blocks, by_name)
-        stage = _compute_stage(p, blocks, precision, gpus, host.cpu, figures)
+        sums = figures.block_sums(precision, p.blocks)
+        stage = _compute_stage(p, sums, precision, gpus, host.cpu)
         if stage is not None:
             stages.append(stage)
             continue
         # accelerate copies each offloaded block to the main device for every forward pass, all experts included.
-        full = sum(block_weight_bytes(b, precision) for b in blocks)
+        full = sums.full_bytes
         if p.device == "disk":
             stages.append(Stage("disk", full, host.disk_bandwidth_bytes_per_s, prefill_bytes=full))
         if p.device == "cpu" or gpus:
             pcie_bytes += full
-        streamed_params += sum(b.active for b in blocks)
+        streamed_params += sums.active_params
     if pcie_bytes:
         first_gpu = attempt.rung.gpus[0]
         stages.append(
