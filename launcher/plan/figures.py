@@ -169,16 +169,18 @@ _figures: dict[tuple[object, ...], ModelFigures] = {}
 
 def shape_key(card: ModelCard) -> tuple[object, ...]:
     """Everything of a card that its layout, weights and KV cache depend on (not its id, licence or aliases)."""
-    arch = tuple(
-        (k, v if v.__class__ is not dict else repr(v)) for k, v in card.architecture.__dict__.items()
-    )
-    return (card.model_type, card.task, card.context_length, arch)
+    fields = dict(card.architecture.__dict__)
+    extras = fields.pop("config_extras", None)
+    return (card.model_type, card.task, card.context_length, tuple(fields.values()), repr(extras))
 
 
 def card_layout(card: ModelCard, key: tuple[object, ...] | None = None) -> Layout:
     """registry.params.layout, computed once per shape."""
     key = key or shape_key(card)
-    found = _layouts.get(key)
+    try:
+        found = _layouts.get(key)
+    except TypeError:  # a field that cannot be hashed: no sharing
+        return layout(card)
     if found is None:
         if len(_layouts) >= CACHE_LIMIT:
             _layouts.clear()
@@ -191,7 +193,10 @@ def figures_for(card: ModelCard, context: int, batch: int) -> tuple[Layout, Mode
     key = shape_key(card)
     lay = card_layout(card, key)
     full = (key, context, batch)
-    found = _figures.get(full)
+    try:
+        found = _figures.get(full)
+    except TypeError:
+        return lay, ModelFigures(card, lay, context, batch)
     if found is None:
         if len(_figures) >= CACHE_LIMIT:
             _figures.clear()
