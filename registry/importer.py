@@ -153,53 +153,88 @@ def card_from_dir(folder: Path | str, model_id: str | None = None) -> ModelCard:
     folder = expand_user_path(folder)
     if not folder.is_dir():
         raise ImportModelError(f"{folder} is not a folder")
-    config, model_type = _plannable_config(folder)
+    config = _read_json(folder / "config.json", required=True)
+    assert config is not None
+    _plannable_model_type(config, str(folder))
     files = weight_files(folder)
     if files.format is None:
         raise ImportModelError(f"{folder} has no weight files (*.safetensors or pytorch_model*.bin)")
     tensors: dict[str, TensorInfo] = {}
     for path in files.safetensors:
         tensors.update(read_safetensors_header(path))
+    return card_from_config(
+        config,
+        tensors,
+        ConfigOrigin(
+            model_id=model_id or local_model_id(folder.name),
+            where=str(folder),
+            weight_format=files.format,
+            chat_template=has_chat_template(folder),
+            source=str(folder),
+            description=f"imported from {folder}",
+        ),
+    )
 
+
+@dataclass(frozen=True)
+class ConfigOrigin:
+    """Where a config.json and its tensors came from, and what the files around them say."""
+
+    model_id: str
+    where: str
+    """How messages name the config (a folder, or repo@revision)."""
+    weight_format: WeightFormat
+    chat_template: bool
+    source: str
+    description: str
+    license: str | None = None
+    """The licence where the config does not say (the Hub's model info)."""
+
+
+def card_from_config(
+    config: dict[str, Any], tensors: dict[str, TensorInfo], origin: ConfigOrigin
+) -> ModelCard:
+    """A catalog entry from a config.json mapping and the safetensors headers' tensors (no file access): the
+    one derivation `catalog add` (a folder) and the Hub on demand (a repository) share."""
+    model_type = _plannable_model_type(config, origin.where)
     fields = _dir_fields(model_type, config, tensors)
     context = context_length_of(model_type, config)
     if context is None:
-        raise ImportModelError(f"{folder / 'config.json'} gives no context length")
+        raise ImportModelError(f"{origin.where}: config.json gives no context length")
     dtype = _config_dtype(config) or _majority_dtype(tensors) or "float32"
     base: dict[str, Any] = {
-        "id": model_id or local_model_id(folder.name),
+        "id": origin.model_id,
         "family": model_type,
         "model_type": model_type,
-        "task": _dir_task(folder, config, model_type),
-        "license": str(config.get("license") or "unknown"),
+        "task": _config_task(config, model_type, origin.chat_template),
+        "license": str(config.get("license") or origin.license or "unknown"),
         "native_dtype": dtype,
         "context_length": context,
         "params": 1,
         "params_source": "computed",
-        "weight_format": files.format,
+        "weight_format": origin.weight_format,
         "remote_code": False,
-        "source": str(folder),
-        "description": f"imported from {folder}",
+        "source": origin.source,
+        "description": origin.description,
     }
     stored = sum(t.numel for t in tensors.values()) or None
-    return _with_counts(_card(base, fields, folder), stored, "hub-safetensors")
+    return _with_counts(_card(base, fields, origin.where), stored, "hub-safetensors")
 
 
-def _plannable_config(folder: Path) -> tuple[dict[str, Any], str]:
-    """config.json and its model_type, refused unless Berth knows the family and the weights are unquantized."""
-    config = _read_json(folder / "config.json", required=True)
-    assert config is not None
+def _plannable_model_type(config: dict[str, Any], where: str) -> str:
+    """config.json's model_type, refused unless Berth knows the family and the weights are unquantized."""
     model_type = config.get("model_type")
     if not isinstance(model_type, str):
-        raise ImportModelError(f"{folder / 'config.json'} has no model_type")
+        raise ImportModelError(f"{where}: config.json has no model_type")
     if model_type not in FAMILIES:
         raise UnsupportedArchitectureError(model_type, supported_model_types())
-    if config.get("quantization_config"):
-        method = config["quantization_config"].get("quant_method", "unknown")
+    quantization = config.get("quantization_config")
+    if quantization:
+        method = quantization.get("quant_method", "unknown") if isinstance(quantization, dict) else "unknown"
         raise ImportModelError(
-            f"{folder} holds a pre-quantized checkpoint ({method}); Berth plans from unquantized weights"
+            f"{where} holds a pre-quantized checkpoint ({method}); Berth plans from unquantized weights"
         )
-    return config, model_type
+    return model_type
 
 
 def _dir_fields(model_type: str, config: dict[str, Any], tensors: dict[str, TensorInfo]) -> dict[str, Any]:
@@ -213,12 +248,12 @@ def _dir_fields(model_type: str, config: dict[str, Any], tensors: dict[str, Tens
     return fields
 
 
-def _dir_task(folder: Path, config: dict[str, Any], model_type: str) -> Task:
+def _config_task(config: dict[str, Any], model_type: str, chat_template: bool) -> Task:
     """fill-mask for masked-LM heads, chat when the tokenizer has a chat template, completion otherwise."""
     architectures = config.get("architectures") or []
     if any("MaskedLM" in str(a) for a in architectures) or model_type == "bert":
         return "fill-mask"
-    return "chat" if has_chat_template(folder) else "completion"
+    return "chat" if chat_template else "completion"
 
 
 def card_from_gguf(path: Path | str, model_id: str | None = None) -> ModelCard:
@@ -227,15 +262,46 @@ def card_from_gguf(path: Path | str, model_id: str | None = None) -> ModelCard:
     if not path.is_file():
         raise ImportModelError(f"{path} is not a file")
     reader = _gguf_reader(path)
-    meta = {name: _gguf_value(field) for name, field in reader.fields.items()}
-    arch, model_type = _gguf_architecture(path, meta)
-    fields = _gguf_fields(reader, meta, arch, model_type)
+    tokens_field = reader.fields.get("tokenizer.ggml.tokens")
+    table = GgufTable(
+        meta={name: _gguf_value(field) for name, field in reader.fields.items()},
+        tensor_names=frozenset(t.name for t in reader.tensors),
+        token_count=len(tokens_field.data) if tokens_field is not None else None,
+        values=sum(int(t.n_elements) for t in reader.tensors),
+    )
+    return card_from_gguf_table(
+        table,
+        model_id or local_model_id(path.stem),
+        str(path),
+        source=str(path),
+        description=f"imported from {path.name}",
+    )
+
+
+@dataclass(frozen=True)
+class GgufTable:
+    """What a GGUF file's header holds that Berth reads: scalar metadata, tensor names, vocabulary size and the
+    number of values in all tensors."""
+
+    meta: dict[str, Any]
+    tensor_names: frozenset[str]
+    token_count: int | None
+    values: int
+
+
+def card_from_gguf_table(
+    table: GgufTable, model_id: str, where: str, source: str, description: str
+) -> ModelCard:
+    """A catalog entry from a GGUF header (no file access): shared by local files and GGUF files on the Hub."""
+    meta = table.meta
+    arch, model_type = _gguf_architecture(where, meta)
+    fields = _gguf_fields(table, arch, model_type)
     context = meta.get(f"{arch}.context_length")
     if not isinstance(context, int):
-        raise ImportModelError(f"{path} gives no {arch}.context_length")
+        raise ImportModelError(f"{where} gives no {arch}.context_length")
     file_type = meta.get("general.file_type")
     base: dict[str, Any] = {
-        "id": model_id or local_model_id(path.stem),
+        "id": model_id,
         "family": str(meta.get("general.basename") or model_type),
         "model_type": model_type,
         "task": "chat" if meta.get("tokenizer.chat_template") else "completion",
@@ -248,10 +314,10 @@ def card_from_gguf(path: Path | str, model_id: str | None = None) -> ModelCard:
         "params": 1,
         "params_source": "computed",
         "weight_format": "gguf",
-        "source": str(path),
-        "description": f"imported from {path.name}",
+        "source": source,
+        "description": description,
     }
-    return _with_counts(_card(base, fields, path), sum(int(t.n_elements) for t in reader.tensors), "computed")
+    return _with_counts(_card(base, fields, where), table.values, "computed")
 
 
 def _gguf_reader(path: Path) -> Any:
@@ -266,7 +332,7 @@ def _gguf_reader(path: Path) -> Any:
         raise ImportModelError(f"{path} is not a readable GGUF file ({error})") from None
 
 
-def _gguf_architecture(path: Path, meta: dict[str, Any]) -> tuple[str, str]:
+def _gguf_architecture(path: Path | str, meta: dict[str, Any]) -> tuple[str, str]:
     """The file's general.architecture and the transformers model_type Berth sizes it as."""
     arch = meta.get("general.architecture")
     if not isinstance(arch, str):
@@ -279,13 +345,12 @@ def _gguf_architecture(path: Path, meta: dict[str, Any]) -> tuple[str, str]:
     return arch, model_type
 
 
-def _gguf_fields(reader: Any, meta: dict[str, Any], arch: str, model_type: str) -> dict[str, Any]:
+def _gguf_fields(table: GgufTable, arch: str, model_type: str) -> dict[str, Any]:
     """Architecture fields from the GGUF metadata (`{arch}.…` keys) and tensor names; missing ones left out."""
-    names = {t.name for t in reader.tensors}
+    meta, names = table.meta, table.tensor_names
     vocab = meta.get(f"{arch}.vocab_size")
     if vocab is None:
-        tokens_field = reader.fields.get("tokenizer.ggml.tokens")
-        vocab = len(tokens_field.data) if tokens_field is not None else None
+        vocab = table.token_count
     fields: dict[str, Any] = {
         "num_layers": meta.get(f"{arch}.block_count"),
         "hidden_size": meta.get(f"{arch}.embedding_length"),
@@ -307,7 +372,7 @@ def _gguf_fields(reader: Any, meta: dict[str, Any], arch: str, model_type: str) 
     return {k: v for k, v in fields.items() if v is not None}
 
 
-def _card(base: dict[str, Any], fields: dict[str, Any], where: Path) -> ModelCard:
+def _card(base: dict[str, Any], fields: dict[str, Any], where: Path | str) -> ModelCard:
     try:
         return ModelCard.model_validate({**base, "architecture": fields})
     except ValueError as error:

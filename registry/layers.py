@@ -30,13 +30,14 @@ def layer_kind(arch: Architecture, layer: int) -> LayerKind:
     return "full" if every is not None and (layer + 1) % every == 0 else local
 
 
-def kept_tokens(arch: Architecture, layer: int, tokens: int) -> int:
-    """Tokens one layer keeps in its KV cache for a sequence of `tokens`: a sliding layer at most its window,
-    a chunked layer at most one chunk, a linear layer none (it keeps a fixed state instead)."""
+def kept_tokens(arch: Architecture, layer: int, tokens: int, trim: int = 0) -> int:
+    """Tokens one layer keeps in its KV cache for a sequence of `tokens`: a sliding layer at most its window
+    less `trim` (transformers keeps window - 1), a chunked layer at most one chunk, a linear layer none (it
+    keeps a fixed state instead)."""
     kind = layer_kind(arch, layer)
     if kind == "sliding":
         assert arch.sliding_window is not None
-        return min(tokens, arch.sliding_window)
+        return min(tokens, arch.sliding_window - trim)
     if kind == "chunked":
         assert arch.attention_chunk_size is not None
         return min(tokens, arch.attention_chunk_size)

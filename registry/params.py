@@ -395,6 +395,9 @@ def _bert_blocks(arch: Architecture, context: int) -> list[Block]:
 
 def layout(card: ModelCard) -> Layout:
     """The model's blocks as transformers builds them for its task (causal LM, or masked LM for fill-mask)."""
+    if card.measured_layout is not None:
+        measured = card.measured_layout
+        return Layout(tuple(Block(**b.model_dump()) for b in measured.blocks), measured.no_split_class)
     arch, model_type = card.architecture, card.model_type
     fam = FAMILIES.get(model_type)
     if fam is None:

@@ -15,6 +15,9 @@ Task = Literal["chat", "completion", "fill-mask"]
 Dtype = Literal["float32", "bfloat16", "float16"]
 WeightFormat = Literal["safetensors", "pickle", "gguf"]
 ParamsSource = Literal["hub-safetensors", "model-card", "paper", "computed"]
+#: Low-precision formats a checkpoint can be published in: FP8 e4m3 with block scales (DeepSeek-V3, Qwen3-FP8,
+#: Llama-3.1-405B-FP8) and OCP MXFP4 (gpt-oss's expert weights).
+NativeQuant = Literal["fp8", "mxfp4"]
 
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kKmMgGtT]?)(i?)[bB]?\s*$")
 _UNIT_POWER = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
@@ -226,6 +229,30 @@ class Architecture(Strict):
         return self
 
 
+class MeasuredBlock(Strict):
+    """One top-level block of a model counted on the meta device (see registry.params.Block)."""
+
+    name: Name
+    role: Literal["embedding", "layer", "norm", "head"]
+    linear: Annotated[int, Field(ge=0, le=10**13)]
+    linear_rows: Annotated[int, Field(ge=0, le=10**13)]
+    other: Annotated[int, Field(ge=0, le=10**13)]
+    active: Annotated[int, Field(ge=0, le=10**13)]
+    tied_to: Name | None = None
+
+
+class MeasuredLayout(Strict):
+    """The block tree transformers builds for an architecture Berth has no layout rules for, counted on the
+    meta device (entries read from the Hub on demand)."""
+
+    no_split_class: Name
+    """The decoder-layer class accelerate keeps on one device."""
+    blocks: Annotated[list[MeasuredBlock], Field(min_length=1, max_length=10_000)]
+    """Blocks in forward order."""
+    source: Text
+    """How the counts were obtained (transformers version, model class)."""
+
+
 class ModelCard(Strict):
     """One open model: who publishes it, what it does, and what its memory depends on."""
 
@@ -244,7 +271,14 @@ class ModelCard(Strict):
     gated: bool = False
     """Whether the Hub asks users to accept terms before downloading."""
     native_dtype: Dtype
-    """dtype the weights are published in (config.json torch_dtype)."""
+    """dtype the weights are published in (config.json torch_dtype); with native_quant, the dtype of what is
+    not quantized (norms, embeddings, the output layer) and of compute."""
+    native_quant: NativeQuant | None = None
+    """Low-precision format the published checkpoint stores its Linear weights in (config.json
+    quantization_config.quant_method fp8 / mxfp4); absent means every weight is native_dtype."""
+    native_quant_block: Annotated[int, Field(gt=0, le=4096)] | None = None
+    """FP8 block size (weight_block_size, e.g. 128 for 128x128 tiles with one float32 scale each); None means
+    the format's default (fp8: per-tensor scale; mxfp4: 32-element blocks with one E8M0 scale byte)."""
     context_length: Annotated[int, Field(gt=0, le=10_000_000)]
     """Longest context the model supports (max_position_embeddings or the documented window)."""
     params: Annotated[int, StrictValue(), Field(gt=0, le=10**13)]
@@ -261,13 +295,12 @@ class ModelCard(Strict):
     """How the Hub repo stores weights; pickle-only repos need --allow-pickle."""
     revision: Name | None = None
     """Pinned Hub revision (commit or tag), if any."""
-    native_quant: Literal["fp8", "mxfp4"] | None = None
-    """Precision the published checkpoint stores its large weights in where it is not native_dtype (gpt-oss:
-    MXFP4 experts; DeepSeek-V3/R1 and Kimi K2: FP8 blocks); None means native_dtype throughout."""
     architecture: Architecture
     """The config.json fields memory depends on."""
     unconfirmed: list[Name] = Field(default_factory=list)
     """Fields whose values could not be confirmed against a published config.json."""
+    measured_layout: MeasuredLayout | None = None
+    """Blocks counted on the meta device, for an architecture without layout rules (Hub entries only)."""
     source: Text | None = None
     """Where the values were read (config.json URL)."""
     description: Text | None = None
@@ -278,6 +311,13 @@ class ModelCard(Strict):
         if self.stored_extra_params and not self.stored_extra_note:
             raise ValueError("stored_extra_params needs stored_extra_note saying what the extra values are")
         return self
+
+
+#: What the driver keeps below NVML's total before any CUDA context: an H100 80GB HBM3 reports 81559 MiB to NVML
+#: (modal-labs/modal-client#2797) and 79.18 GiB (81,080 MiB) to cudaMemGetInfo (llm-d/llm-d-benchmark
+#: config_explorer/empirical-vllm-memory-results.md: "Free memory on device: 78.57/79.18 GiB on startup"):
+#: 479 MiB. Used where an accelerator has no measured cuda_memory_bytes.
+CUDA_DRIVER_RESERVE_BYTES = 480 * 2**20
 
 
 class Accelerator(Strict):
@@ -294,7 +334,11 @@ class Accelerator(Strict):
     memory_bytes: Bytes
     """Memory quoted on the box (vendors quote GB = 10^9 bytes)."""
     usable_memory_bytes: Bytes | None = None
-    """Memory the driver reports as total, when known (lower than the quoted figure)."""
+    """Total memory as the driver reports it (NVML / nvidia-smi memory.total, rocm-smi VRAM Total), when known:
+    what `berth probe` reads on the real card, so named specs plan with the same figure."""
+    cuda_memory_bytes: Bytes | None = None
+    """Total as the CUDA runtime reports it (cudaMemGetInfo, torch.cuda.mem_get_info), which vLLM budgets
+    gpu_memory_utilization against: the driver keeps a few hundred MiB below NVML's total."""
     bandwidth_bytes_per_s: Rate
     """Peak memory bandwidth in bytes per second."""
     bf16_tflops: Annotated[float, Field(gt=0, le=1_000_000)]
@@ -312,6 +356,20 @@ class Accelerator(Strict):
     def total_bytes(self) -> int:
         """Memory to plan with: the driver-reported total where known, else the quoted figure."""
         return self.usable_memory_bytes or self.memory_bytes
+
+    @property
+    def cuda_total_bytes(self) -> int:
+        """Memory the CUDA runtime reports as total: measured where known, else the driver total less the
+        typical driver reserve (CUDA_DRIVER_RESERVE_BYTES)."""
+        if self.cuda_memory_bytes:
+            return self.cuda_memory_bytes
+        return max(0, self.total_bytes - CUDA_DRIVER_RESERVE_BYTES)
+
+    @property
+    def capability(self) -> tuple[int, int]:
+        """Compute capability as (major, minor)."""
+        major, minor = self.compute_capability.split(".")
+        return int(major), int(minor)
 
     @property
     def supports_bf16(self) -> bool:

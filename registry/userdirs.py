@@ -29,3 +29,13 @@ def data_dir() -> Path:
 def overlay_path() -> Path:
     """The user's catalog overlay file (it may not exist)."""
     return config_dir() / "catalog.yaml"
+
+
+def cache_dir() -> Path:
+    """Folder of things Berth can rebuild, such as entries derived from the Hub (~/.cache/berth or
+    $BERTH_HOME/cache)."""
+    home = os.environ.get("BERTH_HOME")
+    if home:
+        return expand_user_path(home) / "cache"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return expand_user_path(base) / "berth"

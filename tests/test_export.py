@@ -164,7 +164,9 @@ def test_vllm_script_matches_the_placement(plan):
 def test_short_plan_refuses_a_full_export():
     short = plan_from(
         nodes_yaml("h100 h100 8 3")
-        + "models:\n  - model: llama-70b\n    context: 8192\n    concurrency: 1000\n"
+        # Llama-3.1-8B: replicas of one node each (vLLM's budget leaves a 70B model one 40-GPU replica for
+        # 1,000 sequences, larger than this fleet, so nothing of it would be placed at all).
+        + "models:\n  - model: llama-8b\n    context: 8192\n    concurrency: 5000\n"
     )
     with pytest.raises(FleetShortError):
         export_text(short, "ray-serve")

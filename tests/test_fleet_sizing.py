@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 from launcher.fleet.sizing import (
-    ACTIVATION_PEAK_BYTES,
     NON_TORCH_BYTES_DISTRIBUTED,
     NON_TORCH_BYTES_SINGLE,
     Load,
     ShapeDoesNotFitError,
+    activation_peak_bytes,
     model_weights,
+    sampler_peak_bytes,
     size_replica,
     stage_layer_counts,
     valid_tensor_sizes,
@@ -42,13 +43,11 @@ def test_llama_8b_on_h100_matches_vllm_accounting():
     est = sizing.estimate
     budget = int(79.18 * GIB * 0.9)
     assert est.weights_bytes_per_rank == 8_030_261_248 * 2
-    assert (
-        est.kv_cache_bytes_per_rank
-        == budget - 8_030_261_248 * 2 - ACTIVATION_PEAK_BYTES - NON_TORCH_BYTES_SINGLE
-    )
-    # Berth's activation constant (5 GiB) is 0.24 GiB above this run's measured peak; the rest agrees.
-    measured = 51.38 * GIB
-    assert abs(est.kv_cache_bytes_per_rank + (ACTIVATION_PEAK_BYTES - 4.76 * GIB) - measured) < 0.05 * GIB
+    activation = activation_peak_bytes(8192, card("llama-8b"), 1024)
+    assert est.activation_bytes_per_rank == activation
+    assert abs(activation - 4.76 * GIB) < 0.05 * GIB  # the profile run's measured torch peak
+    assert est.kv_cache_bytes_per_rank == budget - 8_030_261_248 * 2 - activation - NON_TORCH_BYTES_SINGLE
+    assert abs(est.kv_cache_bytes_per_rank - 51.38 * GIB) < 0.1 * GIB
     # 32 layers × K and V × 8 heads × 128 × 2 bytes = 128 KiB per token; blocks of 16 tokens.
     per_token = 32 * 2 * 8 * 128 * 2
     assert est.kv_cache_tokens == est.kv_cache_bytes_per_rank // (per_token * 16) * 16
@@ -169,9 +168,15 @@ def test_speed_target_out_of_reach_is_a_reason():
 
 def test_too_large_for_the_shape_says_why():
     weights = model_weights(card("llama-70b"), "bfloat16", None)
-    # 131 GiB over two H100s: 65.7 GiB each + 5 GiB activations + 0.6 GiB > 71.3 GiB.
-    with pytest.raises(ShapeDoesNotFitError, match=r"exceed the 71\.3 GiB"):
+    # 131 GiB over two H100s: 65.7 GiB each + 4.7 GiB activations + 0.55 GiB leave 0.26 GiB of the 71.3
+    # GiB: no room for one 4,096-token sequence (1.25 GiB).
+    with pytest.raises(ShapeDoesNotFitError, match=r"holds no 4,096-token sequence"):
         size_replica(weights, Shape(2, 1), group(), Load(context=4096), ENGINE)
+    # Profiling 65,536 batched tokens, the forward pass alone takes the rest, and the reason says so.
+    with pytest.raises(ShapeDoesNotFitError, match=r"exceed the 71\.3 GiB"):
+        size_replica(
+            weights, Shape(2, 1), group(), Load(context=4096), EngineSettings(max_num_batched_tokens=65536)
+        )
 
 
 def test_time_to_first_token_is_compute_bound_and_pays_for_pcie():
@@ -190,22 +195,31 @@ def test_smaller_gpus_profile_fewer_batched_tokens():
     weights = model_weights(card("llama-8b"), "bfloat16", None)
     est = size_replica(weights, Shape(1, 2), l4, Load(context=4096), ENGINE).estimate
     assert est.max_num_batched_tokens == 2048
-    assert est.activation_bytes_per_rank == ACTIVATION_PEAK_BYTES // 4
+    # 256 sequences of 128,256 float32 logits in the sampler warm-up, a quarter of the H100 figure.
+    assert est.activation_bytes_per_rank == sampler_peak_bytes(card("llama-8b"), 256)
+    assert est.activation_bytes_per_rank == activation_peak_bytes(8192, card("llama-8b"), 1024) // 4
 
 
 def test_batch_is_capped_by_vllms_default_max_num_seqs():
     weights = model_weights(card("falcon-7b"), "bfloat16", None)  # one KV head: a tiny cache per token
     l40s = group("l40s", 4, nvlink=False)
     est = size_replica(weights, Shape(1, 1), l40s, Load(context=2048), ENGINE).estimate
-    # 0.9 × 48 GB − 13.84 GB weights − 1.25 GiB activations (2,048 tokens) − 0.15 GiB = 27.85 GB of cache;
-    # a 2,048-token sequence takes 2,048 × 32 layers × 2 × 64 × 2 bytes = 16.8 MB: 1,660 of them.
+    # 0.9 × (48 GB − 480 MiB driver reserve) − 13.84 GB weights − 1.25 GB sampler warm-up (256 × 65,024
+    # logits) − 0.13 GiB = 28.1 GB of cache; a 2,048-token sequence takes 2,048 × 32 layers × 2 × 64 × 2
+    # bytes = 16.8 MB: 1,675 of them.
     assert est.max_concurrent_sequences == (
-        int(48e9 * 0.9) - 2 * 6_921_720_704 - 5 * GIB // 4 - int(0.15 * GIB)
+        int((48e9 - 480 * 2**20) * 0.9)
+        - 2 * 6_921_720_704
+        - activation_peak_bytes(2048, card("falcon-7b"), 256)
+        - NON_TORCH_BYTES_SINGLE
     ) // (2048 * 32 * 2 * 64 * 2)
-    assert est.max_concurrent_sequences == 1660
+    assert est.max_concurrent_sequences == 1675
     assert est.batch == 256  # vLLM's default on GPUs under 70 GiB
     wide = EngineSettings(max_num_seqs=5000)
-    assert size_replica(weights, Shape(1, 1), l40s, Load(context=2048), wide).estimate.batch == 1660
+    lifted = size_replica(weights, Shape(1, 1), l40s, Load(context=2048), wide).estimate
+    # The cap lifted, the cache decides; profiling 2,048 sequences' logits leaves less room than 256's.
+    assert lifted.batch == lifted.max_concurrent_sequences == 1406
+    assert lifted.activation_bytes_per_rank == sampler_peak_bytes(card("falcon-7b"), 2048)
     # Each running sequence needs a token of the step's budget: max_num_batched_tokens caps the batch too.
     narrow = EngineSettings(max_num_seqs=5000, max_num_batched_tokens=1024)
     assert size_replica(weights, Shape(1, 1), l40s, Load(context=2048), narrow).estimate.batch == 1024

@@ -10,7 +10,12 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 from registry.hf_config import config_kwargs
 from registry.layers import attention_layers, layer_kind, recurrent_state_bytes
-from registry.memory import kv_bytes_per_token, kv_cache_bytes, kv_cache_bytes_per_layer
+from registry.memory import (
+    TRANSFORMERS_WINDOW_TRIM,
+    kv_bytes_per_token,
+    kv_cache_bytes,
+    kv_cache_bytes_per_layer,
+)
 from registry.schema import Architecture, ModelCard
 
 TINY_NEXT = dict(
@@ -56,7 +61,11 @@ def test_gpt_oss_alternates_128_token_windows_with_full_layers(catalog):
     arch = card.architecture
     assert [layer_kind(arch, i) for i in range(4)] == ["sliding", "full", "sliding", "full"]
     per_token = 2 * 8 * 64 * 2
-    assert kv_cache_bytes(card, 65536) == 12 * 128 * per_token + 12 * 65536 * per_token
+    # transformers' sliding cache keeps window - 1 tokens (TRANSFORMERS_WINDOW_TRIM, measured in test_memory)
+    assert (
+        kv_cache_bytes(card, 65536)
+        == 12 * (128 - TRANSFORMERS_WINDOW_TRIM) * per_token + 12 * 65536 * per_token
+    )
     assert kv_cache_bytes(card, 100) == 24 * 100 * per_token
 
 

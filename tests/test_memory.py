@@ -37,31 +37,32 @@ def test_mistral_7b(catalog):
     # 32 layers × K and V × 8 kv heads × 128 head_dim × 2 bytes = 131,072 bytes per token.
     assert kv_bytes_per_token(card) == 32 * 2 * 8 * 128 * 2 == 131_072
     assert kv_cache_bytes(card, 1000) == 131_072_000
-    # v0.1 slides a 4,096-token window on every layer: the cache stops growing there.
-    assert kv_cache_bytes(card, 32_000) == kv_cache_bytes(card, 4096) == 4096 * 131_072
+    # v0.1 slides a 4,096-token window on every layer: the cache stops growing there (transformers keeps the
+    # last 4,095 tokens; the token being computed completes the window).
+    assert kv_cache_bytes(card, 32_000) == kv_cache_bytes(card, 4096) == 4095 * 131_072
 
 
 def test_gemma_2_9b_head_dim_and_alternating_window(catalog):
     card = catalog.get("google/gemma-2-9b-it")
     per_layer = 2 * 8 * 256 * 2  # head_dim 256, not 3584 / 16 = 224
     assert kv_bytes_per_token(card) == 42 * per_layer
-    # 21 sliding layers keep 4,096 tokens, 21 global layers keep all 8,192.
-    assert kv_cache_bytes(card, 8192) == (21 * 4096 + 21 * 8192) * per_layer == 2_113_929_216
+    # 21 sliding layers keep 4,095 tokens in transformers' cache, 21 global layers keep all 8,192.
+    assert kv_cache_bytes(card, 8192) == (21 * 4095 + 21 * 8192) * per_layer == 2_113_757_184
 
 
 def test_paged_tensor_parallel_cache_layout(catalog):
     """vLLM's layout: each rank holds its share of KV heads, and every layer's tokens round up to whole
     blocks; the sliding window caps a layer before the rounding."""
     card = catalog.get("google/gemma-2-9b-it")  # 8 KV heads of 256, sliding layers keep 4,096 tokens
-    paged = CacheLayout(tensor_parallel=2, block_tokens=16)
+    paged = CacheLayout(tensor_parallel=2, block_tokens=16, runtime="vllm")
     per_layer = 2 * 4 * 256 * 2
     layers = kv_cache_bytes_per_layer(card, 5000, cache=paged)
     assert layers[0] == 4096 * per_layer  # a sliding layer: the window, already whole blocks
     assert layers[1] == 5008 * per_layer  # a global layer: 5,000 tokens in 313 blocks of 16
     assert kv_cache_bytes(card, 5000, cache=paged) == 21 * (4096 + 5008) * per_layer
     assert (
-        kv_cache_bytes(card, 5000) == 21 * (4096 + 5000) * 2 * per_layer
-    )  # transformers: one rank, by token
+        kv_cache_bytes(card, 5000) == 21 * (4095 + 5000) * 2 * per_layer
+    )  # transformers: one rank, by token, the window less the token being computed
 
 
 def test_falcon_7b_multi_query_cache(catalog):
@@ -116,7 +117,8 @@ def test_estimate_parts_add_up(catalog):
     assert est.total == est.weights + est.kv_cache + est.activations + est.overhead
     assert est.overhead >= CUDA_RUNTIME_BYTES
     longer = estimate_memory(card, BF16, context=4096, device="cuda")
-    assert longer.kv_cache == 2 * est.kv_cache and longer.activations > est.activations
+    # 4,096 tokens reach the 4,096-token sliding window, of which transformers caches 4,095.
+    assert longer.kv_cache == est.kv_cache * 4095 // 2048 and longer.activations > est.activations
     beyond_window = estimate_memory(card, BF16, context=8192, device="cuda")
     assert beyond_window.kv_cache == longer.kv_cache  # a 4,096-token sliding window on every layer
     assert all(isinstance(v, int) for v in (est.weights, est.kv_cache, est.activations, est.overhead))

@@ -11,7 +11,9 @@ import click
 from launcher import display
 from launcher.cli.context import echo_json, get_catalog
 from launcher.cli.errors import EXIT_USAGE
+from launcher.cli.hub_out import echo_provenance, hub_json, say_progress, trust_remote_code_option
 from launcher.plan.request import DEFAULT_CONTEXT
+from launcher.run.source import resolve_source
 from registry.catalog import check_catalog, default_catalog_path
 from registry.errors import CatalogError, ImportModelError, short_text
 from registry.memory import (
@@ -19,6 +21,7 @@ from registry.memory import (
     estimate_memory,
     kv_bytes_per_token,
     kv_cache_bytes,
+    native_precision,
 )
 from registry.params import layout
 from registry.paths import expand_user_path
@@ -36,13 +39,17 @@ def memory_rows(card: ModelCard, context: int) -> list[dict[str, Any]]:
     """Memory needs per precision at a context length, on a GPU (weights, KV cache, activations, floor)."""
     lay = layout(card)
     rows = []
-    for precision in SHOWN_PRECISIONS:
+    shown = list(SHOWN_PRECISIONS)
+    if card.native_quant:
+        # A checkpoint published in FP8/MXFP4: its own format first; bitsandbytes does not stack on it.
+        shown = [native_precision(card, "bfloat16")] + [p for p in shown if p.quant is None]
+    for precision in shown:
         est = estimate_memory(card, precision, context, lay=lay)
         rows.append(
             {
                 "precision": precision.label,
                 "dtype": precision.dtype,
-                "quantization": precision.quant,
+                "quantization": precision.quant or precision.native,
                 "weights_bytes": est.weights,
                 "kv_cache_bytes": est.kv_cache,
                 "activations_bytes": est.activations,
@@ -68,10 +75,17 @@ def card_summary(card: ModelCard) -> dict[str, Any]:
     "--context", type=click.IntRange(min=1), default=None, help="Context length for the memory table."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@trust_remote_code_option
 @click.pass_context
-def show_command(ctx: click.Context, model: str, context: int | None, as_json: bool) -> None:
-    """One catalog entry and its memory needs per dtype/quantization."""
-    card = get_catalog(ctx).get(model)
+def show_command(
+    ctx: click.Context, model: str, context: int | None, as_json: bool, trust_remote_code: bool
+) -> None:
+    """One catalog entry and its memory needs per dtype/quantization. A Hugging Face repository
+    OWNER/NAME[@REVISION] that is not in the catalog is read from the Hub (no weights) and cached."""
+    source = resolve_source(
+        model, get_catalog(ctx), trust_remote_code=trust_remote_code, progress=say_progress
+    )
+    card = source.card
     if context is not None and context > card.context_length:
         raise click.BadParameter(
             f"{card.id} supports at most {card.context_length:,} tokens of context", param_hint="--context"
@@ -88,14 +102,16 @@ def show_command(ctx: click.Context, model: str, context: int | None, as_json: b
                 "kv_cache_per_1000_tokens_bytes": kv_1k,
                 "kv_cache_per_token_bytes": kv_bytes_per_token(card),
             }
+            | hub_json(source)
         )
         return
     click.echo(_card_text(card, kv_1k))
     click.echo("")
     click.echo(f"Memory on one GPU at {ctx_len:,} tokens of context, batch 1:")
     click.echo(_memory_table(rows))
-    if card.unconfirmed:
+    if card.unconfirmed and source.hub is None:
         click.echo(f"\nUnconfirmed fields: {', '.join(card.unconfirmed)}")
+    echo_provenance(source)
 
 
 def _card_text(card: ModelCard, kv_1k: int) -> str:
@@ -112,6 +128,7 @@ def _card_text(card: ModelCard, kv_1k: int) -> str:
         f" transformers builds {lay.total:,}"
         + (f", {lay.active:,} active per token" if lay.active != lay.total else ""),
         f"  native dtype {card.native_dtype}, context {card.context_length:,} tokens, weights {card.weight_format}",
+        _native_line(card),
         f"  {arch.num_layers} layers, hidden {arch.hidden_size}, {arch.num_attention_heads} heads"
         f" ({arch.kv_heads} key/value), head_dim {arch.head_width}, vocab {arch.vocab_size:,}"
         + (f", {arch.num_experts} experts ({arch.experts_per_token} per token)" if arch.is_moe else "")
@@ -120,6 +137,26 @@ def _card_text(card: ModelCard, kv_1k: int) -> str:
         f"  KV cache: {display.gib(kv_1k, 2)} per 1,000 tokens (bf16)",
     ]
     return "\n".join(line for line in lines if line is not None)
+
+
+def _native_line(card: ModelCard) -> str | None:
+    """How the published low-precision format loads, for checkpoints that have one."""
+    if card.native_quant == "fp8":
+        block = (
+            f"{card.native_quant_block}x{card.native_quant_block} blocks"
+            if card.native_quant_block
+            else "per-row scales"
+        )
+        return (
+            f"  published in FP8 (e4m3, {block}): transformers keeps it FP8 on compute capability 8.9+ "
+            "(Ada, Hopper, Blackwell) and dequantizes to bf16 elsewhere; vLLM loads it as published"
+        )
+    if card.native_quant == "mxfp4":
+        return (
+            "  published in MXFP4 (experts; 4.25 bits a weight): transformers keeps it MXFP4 on Hopper or newer "
+            "(compute capability 9.0+) and dequantizes to bf16 elsewhere"
+        )
+    return None
 
 
 def _memory_table(rows: list[dict[str, Any]]) -> str:
@@ -205,7 +242,7 @@ def add_command(
     ctx: click.Context, path_or_repo: str, model_id: str | None, aliases: tuple[str, ...], as_json: bool
 ) -> None:
     """Add a model to your overlay from a local folder (config.json + safetensors), a GGUF file, or a Hub
-    repo already in your Hugging Face cache."""
+    repo (from your Hugging Face cache, else read from the Hub without weights and pinned to its commit)."""
     from registry.importer import card_from_dir, card_from_gguf
     from registry.overlay import add_to_overlay
     from registry.userdirs import overlay_path
@@ -219,12 +256,10 @@ def add_command(
     elif _REPO_ID.fullmatch(path_or_repo):
         snapshot = _cached_repo(path_or_repo)
         if snapshot is None:
-            raise ImportModelError(
-                f"{path_or_repo} is not in your Hugging Face cache. Download it first "
-                f"(`hf download {path_or_repo}`), then run this again, or add a local folder or GGUF file"
-            )
-        card = card_from_dir(snapshot, model_id or path_or_repo)
-        card = card.model_copy(update={"source": f"https://huggingface.co/{path_or_repo}"})
+            card = _card_from_hub(path_or_repo, model_id)
+        else:
+            card = card_from_dir(snapshot, model_id or path_or_repo)
+            card = card.model_copy(update={"source": f"https://huggingface.co/{path_or_repo}"})
     else:
         raise ImportModelError(f"{short_text(path_or_repo, 120)}: no such folder or file")
     if aliases:
@@ -236,6 +271,25 @@ def add_command(
         return
     click.echo(f"Added {card.id} ({display.params(card.params)} parameters, {card.task}) to {target}.")
     click.echo(f"Next: berth plan {card.id}")
+
+
+def _card_from_hub(repo: str, model_id: str | None) -> ModelCard:
+    """A repository that is not in the local cache, read from the Hub without weights (pinned to its commit);
+    offline, the way to get it instead."""
+    from registry.hub_fetch import hub_entry, settings_from_env
+
+    if settings_from_env().offline:
+        raise ImportModelError(
+            f"{repo} is not in your Hugging Face cache and HF_HUB_OFFLINE is set. Download it first "
+            f"(`hf download {repo}`), then run this again, or add a local folder or GGUF file"
+        )
+    card = hub_entry(repo, progress=say_progress).card
+    if card.measured_layout is not None:
+        raise ImportModelError(
+            f"{repo} is a '{card.model_type}' model, which Berth sizes only by building it with transformers; "
+            f"the catalog takes families with layout rules. Plan it directly: `berth plan {repo}`"
+        )
+    return card.model_copy(update={"id": model_id}) if model_id else card
 
 
 #: What a Hub repo id looks like (owner/name), as opposed to a path.

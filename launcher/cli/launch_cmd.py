@@ -139,7 +139,9 @@ def launch_command(
     if options.batch != 1:
         raise click.BadParameter("a session generates one sequence at a time", param_hint="--batch")
     catalog = get_catalog(ctx)
-    source = resolve_source(model, catalog, gguf)
+    source = resolve_source(model, catalog, gguf, trust_remote_code, progress=_err)
+    if source.provenance:
+        _err(source.provenance)
     caps = parse_max_memory(max_memory)
     request = replace(options.request(), max_memory=caps, allow_disk=source.kind != "gguf")
     host = resolve_host_for(ctx, options.hardware)

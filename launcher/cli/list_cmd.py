@@ -35,6 +35,20 @@ from registry.catalog import Catalog
     "--search", default=None, metavar="TEXT", help="Only models whose id, alias, family or task has TEXT."
 )
 @click.option("--sort", "sort_key", type=click.Choice(SORT_KEYS), default="fit", show_default=True)
+@click.option(
+    "--hub",
+    "hub_query",
+    default=None,
+    metavar="QUERY",
+    help="Instead of the catalog: Hub repositories matching QUERY (text generation, most downloaded first).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 200),
+    default=20,
+    show_default=True,
+    help="How many Hub repositories (--hub).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def list_command(
@@ -43,12 +57,20 @@ def list_command(
     fits_only: bool = False,
     search: str | None = None,
     sort_key: str = "fit",
+    hub_query: str | None = None,
+    limit: int = 20,
     as_json: bool = False,
 ) -> None:
-    """Every catalog model: does it fit here, how (GPU, sharded, quantized, offloaded, CPU), and how fast."""
+    """Every catalog model: does it fit here, how (GPU, sharded, quantized, offloaded, CPU), and how fast.
+    With --hub QUERY, Hub repositories instead, each read without weights and planned as it arrives."""
     catalog = get_catalog(ctx)
     request = options.request()
     host = resolve_host_for(ctx, options.hardware)
+    if hub_query is not None:
+        from launcher.cli.hub_list import list_hub
+
+        list_hub(hub_query, limit, catalog, host, request, as_json, fits_only)
+        return
     if search:
         catalog = Catalog(tuple(c for c in catalog.models if matches(c, search)), catalog.accelerators)
     rows = sort_rows(plan_all(catalog, host, request), sort_key)

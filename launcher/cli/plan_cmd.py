@@ -6,6 +6,7 @@ import click
 
 from launcher.cli.context import echo_json, get_catalog
 from launcher.cli.errors import EXIT_FAILURE
+from launcher.cli.hub_out import echo_provenance, hub_json, say_progress, trust_remote_code_option
 from launcher.cli.options import PlanOptions, plan_options, resolve_host_for
 from launcher.machine.host import HostSnapshot
 from launcher.plan.errors import DoesNotFitError
@@ -30,6 +31,7 @@ from launcher.run.store import latest_measurement
     "--emit", type=click.Choice(["python"]), default=None, help="Print the code that loads it as planned."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@trust_remote_code_option
 @click.pass_context
 def plan_command(
     ctx: click.Context,
@@ -37,21 +39,25 @@ def plan_command(
     options: PlanOptions,
     emit: str | None,
     as_json: bool,
+    trust_remote_code: bool,
 ) -> None:
     """How MODEL should run here: dtype, GPUs, quantization or offload, memory per device, speed, and why.
 
-    MODEL is a catalog id or alias, a local model folder, or a .gguf file.
+    MODEL is a catalog id or alias, a local model folder, a .gguf file, or any Hugging Face repository
+    OWNER/NAME[@REVISION] (read from the Hub without downloading weights, then cached).
     """
     catalog = get_catalog(ctx)
-    card = resolve_source(model, catalog).card  # a catalog id or alias, a local folder or .gguf file
+    source = resolve_source(model, catalog, trust_remote_code=trust_remote_code, progress=say_progress)
+    card = source.card
     request = options.request()
     host = resolve_host_for(ctx, options.hardware)
     result = make_plan(card, host, request, catalog.accelerators)
     if isinstance(result, DoesNotFitError):
         if as_json:
-            echo_json(does_not_fit_to_dict(result) | {"host": host.label})
+            echo_json(does_not_fit_to_dict(result) | {"host": host.label} | hub_json(source))
         else:
             click.echo(render_does_not_fit(result, host.label))
+            echo_provenance(source)
         ctx.exit(EXIT_FAILURE)
     if emit == "python":
         from launcher.plan.emit import python_snippet
@@ -60,11 +66,12 @@ def plan_command(
         return
     measured = measured_here(card.id, result.precision.label, host)
     if as_json:
-        echo_json(plan_to_dict(result) | {"measured": measured_to_dict(measured)})
+        echo_json(plan_to_dict(result) | {"measured": measured_to_dict(measured)} | hub_json(source))
         return
     click.echo(render_plan(result))
     if measured is not None:
         click.echo("\n" + render_measured(measured))
+    echo_provenance(source)
 
 
 def measured_here(model_id: str, precision: str, host: HostSnapshot) -> Measurement | None:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 
 from launcher.fleet.errors import FleetShortError
+from launcher.fleet.sizing import is_native
 from launcher.fleet.types import FleetPlan, ModelPlan, NodeGroup, NodePlan, ReplicaEstimate
 from registry.schema import Accelerator
 
@@ -89,7 +90,12 @@ def engine_kwargs(model: ModelPlan, plan: FleetPlan) -> dict[str, Any]:
     }
     if plan.engine.block_size_set:
         kwargs["block_size"] = plan.engine.block_size
-    if replica.quantization == "fp8":
+    if is_native(model.workload.card, replica.quantization):
+        # Published in FP8/MXFP4: vLLM reads the checkpoint's quantization_config; dtype 'auto' keeps the
+        # checkpoint's own activation dtype instead of forcing bfloat16 over it.
+        kwargs["dtype"] = "auto"
+        kwargs["quantization"] = replica.quantization
+    elif replica.quantization == "fp8":
         kwargs["quantization"] = "fp8"
     elif replica.quantization == "nf4":
         kwargs["quantization"] = "bitsandbytes"

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from launcher.fleet.errors import FleetFileError, FleetProblem
 from launcher.fleet.schema import SECTIONS, FleetFile, WorkloadSpec
+from launcher.fleet.sizing import native_fleet_quant
 from launcher.fleet.types import EngineSettings, FleetRequest, NodeGroup, Workload
 from launcher.machine.paths import read_user_text
 from registry.catalog import Catalog
@@ -318,7 +319,7 @@ def _workload(
         output_tokens=item.output_tokens,
         tokens_per_s_per_user=item.tokens_per_s_per_user,
         dtype=item.dtype,
-        quantization=item.quantization,
+        quantization=item.quantization or native_fleet_quant(card),
         accelerators=pinned,
         ttft_s=item.ttft_s,
     )

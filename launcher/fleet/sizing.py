@@ -1,8 +1,11 @@
 """One replica of a model on one node group: memory per GPU rank, KV cache, decode speed, time to first token.
 
-Pure functions over the registry's parameter layout. Memory follows vLLM's own accounting: each rank may use
-`gpu_memory_utilization` × its total memory; weights, the activation peak of the profiling run and non-torch
-memory come off the top; what is left is KV cache, cut in blocks of `block_size` tokens, and every rank gets
+Pure functions over the registry's parameter layout. Memory follows vLLM's own accounting
+(vllm/v1/worker/gpu_worker.py `determine_available_memory`: "available_kv_cache_memory = total_gpu_memory *
+gpu_memory_utilization - peak_memory", where peak_memory is the weights, the torch peak of `profile_run` and the
+memory allocated outside torch): each rank may use `gpu_memory_utilization` × the total the CUDA runtime reports
+(`Accelerator.cuda_total_bytes`, below NVML's figure); weights, the activation peak of the profiling run and
+non-torch memory come off the top; what is left is KV cache, cut in blocks of `block_size` tokens, and every rank gets
 as many blocks as the tightest rank has room for. The cache is registry.memory's, in vLLM's layout
 (`vllm_cache`); speed is launcher.plan.speed's roofline with the VLLM_BATCHED efficiencies. Imports registry,
 launcher.display, launcher.machine.host, launcher.plan.speed and the fleet's types.
@@ -22,12 +25,14 @@ from launcher.plan.speed import VLLM_BATCHED, compute_seconds, read_seconds
 from registry.errors import BerthError
 from registry.memory import (
     DTYPE_BYTES,
+    MXFP4_BLOCK,
     CacheLayout,
     Precision,
     block_weight_bytes,
     kept_tokens,
     kv_bytes_per_token_per_layer,
     kv_cache_bytes_per_layer,
+    native_precision,
 )
 from registry.params import Block, layout
 from registry.schema import Architecture, Dtype, ModelCard
@@ -35,15 +40,26 @@ from registry.schema import Architecture, Dtype, ModelCard
 GIB = 2**30
 T = TypeVar("T")
 
-#: vLLM's profiling-run activation peak per rank at 8,192 batched tokens: 4.76–5.64 GiB measured for dense
-#: models from 0.6B to 70B on H100 (llm-d empirical vLLM memory results); it does not shrink with TP.
+#: Upper bound of vLLM's profiling-run activation peak per rank at 8,192 batched tokens when the model is not
+#: known (4.76–7.38 GiB measured on H100, llm-d below); used only for coarse pre-checks.
 ACTIVATION_PEAK_BYTES = 5 * GIB
-#: Batched tokens that activation peak was measured at; the peak scales with max_num_batched_tokens.
+#: Batched tokens that upper bound was measured at; it scales with max_num_batched_tokens.
 ACTIVATION_PROFILE_TOKENS = 8192
-#: Memory outside torch's allocator (NCCL buffers, CUDA context growth): 0.13–0.15 GiB for one rank, about
-#: 0.55–0.6 GiB once ranks talk to each other (measured with vLLM on H100).
-NON_TORCH_BYTES_SINGLE = int(0.15 * GIB)
-NON_TORCH_BYTES_DISTRIBUTED = int(0.6 * GIB)
+#: vLLM's profile run ends with a sampler warm-up over min(max_num_seqs, max_num_batched_tokens) dummy requests
+#: (vllm/v1/worker/gpu_model_runner.py `profile_run` → `_dummy_sampler_run`): float32 logits of shape
+#: [requests, vocab] and the sampler's working copies of them (probabilities, log-probabilities, sorted values
+#: and their int64 indices for top-k/top-p, masks). That step, not the forward pass, sets the torch peak: the
+#: "torch peak memory increase" llm-d measured with vLLM 0.11 on H100 at the default 1,024 sequences is
+#: 9.59–9.89 × 1,024 × vocab × 4 bytes for five models from 0.6B to 120B (Llama-3.1-8B 4.76 GiB at vocab
+#: 128,256; Qwen3-0.6B 5.56 and Qwen3-32B 5.64 at 151,936; gpt-oss-20b/120b 7.38 at 201,088; Llama-3.3-70B
+#: TP2 4.84; llm-d/llm-d-benchmark config_explorer/empirical-vllm-memory-results.md). Fitted: 9.7 buffers.
+SAMPLER_LOGIT_BUFFERS = 9.7
+#: Bytes of one float32 logit.
+LOGIT_BYTES = 4
+#: Memory outside torch's allocator (NCCL buffers, CUDA context growth): 0.13–0.14 GiB for one rank, 0.54–0.55
+#: GiB once ranks talk to each other (llm-d, vLLM 0.11 on H100, "non-torch forward increase memory").
+NON_TORCH_BYTES_SINGLE = int(0.13 * GIB)
+NON_TORCH_BYTES_DISTRIBUTED = int(0.55 * GIB)
 #: vLLM's defaults for the OpenAI server: 8,192 tokens per step and 1,024 sequences on GPUs of 70 GiB or
 #: more (not A100), 2,048 and 256 on smaller ones. Berth writes the values it assumed into every export.
 LARGE_GPU_BYTES = 70 * GIB
@@ -59,6 +75,17 @@ DEFAULT_NETWORK_BYTES_PER_S = 12_500_000_000
 FP8_MIN_CAPABILITY = (7, 5)
 
 
+def native_fleet_quant(card: ModelCard) -> FleetQuant | None:
+    """The quantization vLLM runs a checkpoint published in FP8 or MXFP4 with (it reads the checkpoint's
+    quantization_config): a fleet file that names none plans the model as published, not in bf16."""
+    return card.native_quant
+
+
+def is_native(card: ModelCard, quant: FleetQuant | None) -> bool:
+    """Whether this quantization is the checkpoint's own format (exported without --quantization/--dtype)."""
+    return quant is not None and quant == card.native_quant
+
+
 def quant_bytes_per_linear_weight(quant: FleetQuant | None, dtype: Dtype) -> float:
     """Bytes one nn.Linear weight takes in this precision."""
     if quant == "fp8":
@@ -70,7 +97,7 @@ def quant_bytes_per_linear_weight(quant: FleetQuant | None, dtype: Dtype) -> flo
 
 def _large_gpu(group: NodeGroup) -> bool:
     acc = group.accelerator
-    return acc.total_bytes >= LARGE_GPU_BYTES and "a100" not in f"{acc.id} {acc.name}".lower()
+    return acc.cuda_total_bytes >= LARGE_GPU_BYTES and "a100" not in f"{acc.id} {acc.name}".lower()
 
 
 def default_batched_tokens(group: NodeGroup) -> int:
@@ -83,15 +110,43 @@ def default_max_num_seqs(group: NodeGroup) -> int:
     return DEFAULT_MAX_NUM_SEQS_LARGE if _large_gpu(group) else DEFAULT_MAX_NUM_SEQS_SMALL
 
 
+def forward_peak_bytes(card: ModelCard, batched_tokens: int, dtype: Dtype, tp: int = 1) -> int:
+    """Live tensors of the profile run's forward pass over `batched_tokens` tokens on one rank: the residual
+    stream, its normed copy and the attention input/output (4 × hidden), and the feed-forward's fused gate/up
+    projection and its activated half (3 × its width, split over the TP ranks)."""
+    arch = card.architecture
+    ffn = arch.intermediate_size or 4 * arch.hidden_size
+    if arch.is_moe and arch.moe_intermediate_size and arch.experts_per_token:
+        ffn = max(ffn if arch.first_dense_layers else 0, arch.moe_intermediate_size * arch.experts_per_token)
+    per_token = 4 * arch.hidden_size + 3 * ffn // tp
+    return batched_tokens * per_token * DTYPE_BYTES[dtype]
+
+
+def sampler_peak_bytes(card: ModelCard, sequences: int) -> int:
+    """The sampler warm-up's float32 logits and their working copies over `sequences` dummy requests (the full
+    vocabulary on every rank: vLLM gathers the logits before sampling)."""
+    return int(SAMPLER_LOGIT_BUFFERS * sequences * card.architecture.vocab_size * LOGIT_BYTES)
+
+
+def activation_peak_bytes(
+    batched_tokens: int,
+    card: ModelCard | None = None,
+    max_num_seqs: int | None = None,
+    dtype: Dtype = "bfloat16",
+    tp: int = 1,
+) -> int:
+    """vLLM's profiled activation peak ("torch peak memory increase") per rank: the larger of the forward pass
+    over `batched_tokens` and the sampler warm-up over min(max_num_seqs, batched_tokens) requests. Without a
+    card, the measured upper bound scaled to the batched tokens."""
+    if card is None:
+        return ACTIVATION_PEAK_BYTES * batched_tokens // ACTIVATION_PROFILE_TOKENS
+    sequences = min(max_num_seqs or DEFAULT_MAX_NUM_SEQS_SMALL, batched_tokens)
+    return max(forward_peak_bytes(card, batched_tokens, dtype, tp), sampler_peak_bytes(card, sequences))
+
+
 def gpu_budget_bytes(group: NodeGroup, engine: EngineSettings) -> int:
-    """Bytes vLLM may use on one GPU of the group (gpu_memory_utilization × its memory): the shape search's
-    pre-checks and bounds; keep in step with the budget `_memory` sizes the KV cache from."""
-    return int(group.accelerator.total_bytes * engine.gpu_memory_utilization)
-
-
-def activation_peak_bytes(batched_tokens: int) -> int:
-    """vLLM's profiled activation peak per rank at this many batched tokens."""
-    return ACTIVATION_PEAK_BYTES * batched_tokens // ACTIVATION_PROFILE_TOKENS
+    """What vLLM may use on one GPU of this group: gpu_memory_utilization × the total the CUDA runtime reports."""
+    return int(group.accelerator.cuda_total_bytes * engine.gpu_memory_utilization)
 
 
 def non_torch_bytes(gpus: int) -> int:
@@ -183,9 +238,17 @@ def _routed_params(block: Block, arch: Architecture) -> int:
     return inactive * arch.num_experts // (arch.num_experts - arch.experts_per_token)
 
 
-def _block_bytes(block: Block, dtype: Dtype, quant: FleetQuant | None, routed: int) -> tuple[int, int]:
-    """(bytes, routed-expert bytes) of one block in this precision."""
+def _block_bytes(
+    block: Block, card: ModelCard, dtype: Dtype, quant: FleetQuant | None, routed: int
+) -> tuple[int, int]:
+    """(bytes, routed-expert bytes) of one block in this precision. A checkpoint's own FP8/MXFP4 format is
+    sized by its real bytes, scales included (registry.memory.native_block_bytes)."""
     width = DTYPE_BYTES[dtype]
+    if is_native(card, quant):
+        size = block_weight_bytes(block, native_precision(card, dtype), card.architecture)
+        if quant == "mxfp4":
+            return size, -(-routed // 2) + -(-routed // MXFP4_BLOCK)
+        return size, routed
     if quant == "fp8":
         # vLLM's online fp8 quantizes every Linear and the fused experts; the output layer stays 16-bit.
         return block.linear + routed + (block.other - routed) * width, routed
@@ -203,7 +266,7 @@ def model_weights(card: ModelCard, dtype: Dtype, quant: FleetQuant | None) -> Mo
     embed = token_embed = head = 0
     tied = False
     for block in lay.blocks:
-        size, routed_size = _block_bytes(block, dtype, quant, _routed_params(block, arch))
+        size, routed_size = _block_bytes(block, card, dtype, quant, _routed_params(block, arch))
         if block.role == "layer":
             layers.append(size)
             routed.append(routed_size)
@@ -231,7 +294,7 @@ def model_weights(card: ModelCard, dtype: Dtype, quant: FleetQuant | None) -> Mo
 def vllm_cache(shape: Shape, engine: EngineSettings) -> CacheLayout:
     """vLLM's paged KV cache for a replica of this shape: heads split over the TP ranks, blocks of
     `block_size` tokens."""
-    return CacheLayout(tensor_parallel=shape.tp, block_tokens=engine.block_size)
+    return CacheLayout(tensor_parallel=shape.tp, block_tokens=engine.block_size, runtime="vllm")
 
 
 def _replicated_kv_bytes_per_layer(arch: Architecture, tp: int, linear_bytes: float) -> int:
@@ -473,13 +536,19 @@ class _Memory:
 
 
 def _memory(
-    shape: Shape, group: NodeGroup, engine: EngineSettings, batched: int, stages: tuple[_Stage, ...]
+    weights: ModelWeights,
+    shape: Shape,
+    group: NodeGroup,
+    engine: EngineSettings,
+    batched: int,
+    stages: tuple[_Stage, ...],
 ) -> _Memory:
     """vLLM's budget per rank less weights, the profiled activation peak and non-torch memory; raises
     ShapeDoesNotFitError when the tightest rank has nothing left for the cache."""
     acc = group.accelerator
-    budget = int(acc.total_bytes * engine.gpu_memory_utilization)
-    activation = activation_peak_bytes(batched)
+    budget = gpu_budget_bytes(group, engine)
+    seqs = engine.max_num_seqs or default_max_num_seqs(group)
+    activation = activation_peak_bytes(batched, weights.card, seqs, weights.dtype, shape.tp)
     other = non_torch_bytes(shape.gpus)
     heaviest = max(s.weights_per_rank for s in stages)
     rooms = tuple(budget - s.weights_per_rank - activation - other for s in stages)
@@ -487,7 +556,7 @@ def _memory(
         raise ShapeDoesNotFitError(
             f"{shape.label}: weights {gib(heaviest)} + activations {gib(activation)} + "
             f"{gib(other)} non-torch per GPU exceed the {gib(budget)} vLLM may use "
-            f"({engine.gpu_memory_utilization:g} of {gib(acc.total_bytes)})"
+            f"({engine.gpu_memory_utilization:g} of {gib(acc.cuda_total_bytes)})"
         )
     return _Memory(budget, activation, other, heaviest, rooms)
 
@@ -527,7 +596,7 @@ def size_replica(
     max_num_seqs; raises ShapeDoesNotFitError with the reason when the shape cannot hold the model or is too slow."""
     batched = engine.max_num_batched_tokens or default_batched_tokens(group)
     stages = tuple(_stages(weights, shape, load, vllm_cache(shape, engine)))
-    memory = _memory(shape, group, engine, batched, stages)
+    memory = _memory(weights, shape, group, engine, batched, stages)
     block = engine.block_size
     pairs = list(zip(memory.rooms, stages, strict=True))
     tokens = min(r // (s.kv_token_bytes * block) for r, s in pairs) * block

@@ -13,7 +13,7 @@ from registry.schema import Accelerator, Dtype, ModelCard
 
 #: Quantizations a fleet can ask vLLM to apply while loading: fp8 (8-bit weights, online, no calibration
 #: data) and nf4 (bitsandbytes 4-bit in-flight quantization).
-FleetQuant = Literal["fp8", "nf4"]
+FleetQuant = Literal["fp8", "nf4", "mxfp4"]
 
 ModelStatus = Literal["ok", "short", "does-not-fit"]
 

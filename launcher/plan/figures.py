@@ -114,7 +114,7 @@ class ModelFigures:
         sized = []
         layer_index = 0
         for block in self.lay.blocks:
-            weights = block_weight_bytes(block, precision)
+            weights = block_weight_bytes(block, precision, self.card.architecture)
             if block.role == "layer":
                 sized.append(Sized(block, weights, per_layer_kv[layer_index], layer_index))
                 layer_index += 1
@@ -139,6 +139,8 @@ class ModelFigures:
             if not self._by_name:
                 self._by_name.update((b.name, b) for b in self.lay.blocks)
             blocks = [self._by_name[n] for n in names]
+            # As the speed model has always sized them: without the architecture (a native FP8/MXFP4 block
+            # counts at the dtype's width here; the placement sizes it natively).
             found = self._sums[key] = BlockSums(
                 active_bytes=sum(
                     block_weight_bytes(b, precision) * b.active // max(b.total, 1) for b in blocks
@@ -171,7 +173,8 @@ def shape_key(card: ModelCard) -> tuple[object, ...]:
     """Everything of a card that its layout, weights and KV cache depend on (not its id, licence or aliases)."""
     fields = dict(card.architecture.__dict__)
     extras = fields.pop("config_extras", None)
-    return (card.model_type, card.task, card.context_length, tuple(fields.values()), repr(extras))
+    measured = repr(card.measured_layout) if card.measured_layout is not None else None
+    return (card.model_type, card.task, card.context_length, tuple(fields.values()), repr(extras), measured)
 
 
 def card_layout(card: ModelCard, key: tuple[object, ...] | None = None) -> Layout:

@@ -36,7 +36,7 @@ from launcher.plan.placement import (
 from launcher.plan.request import DEFAULT_CONTEXT, MIN_USABLE_TOKENS_PER_S, Plan, PlanRequest
 from launcher.plan.speed import SpeedEstimate
 from launcher.plan.unified import gguf_fit, mps_attempts, raised_limit_fits, wired_limit_note
-from registry.memory import Precision, Quant
+from registry.memory import Precision, Quant, native_precision, runs_native
 from registry.params import LINEAR_SUBCLASS_FAMILIES
 from registry.schema import Accelerator, Dtype, ModelCard
 
@@ -87,13 +87,40 @@ def _quant_forced(request: PlanRequest) -> bool:
     return request.quant not in (None, "none")
 
 
+def native_on(card: ModelCard, gpus: Sequence[GpuInfo]) -> bool:
+    """Whether transformers keeps the card's published low-precision format on all these GPUs (FP8 from compute
+    capability 8.9, MXFP4 from 9.0); elsewhere it dequantizes the checkpoint to bf16 while loading."""
+    fmt = card.native_quant
+    if fmt is None or not gpus:
+        return False
+    return all(
+        g.compute_capability is not None and runs_native(fmt, g.compute_capability, g.vendor) for g in gpus
+    )
+
+
+def native_note(card: ModelCard, gpus: Sequence[GpuInfo]) -> str | None:
+    """One line on how the card's native format loads on these GPUs, None for an ordinary checkpoint."""
+    fmt = card.native_quant
+    if fmt is None:
+        return None
+    name = fmt.upper()
+    if native_on(card, gpus):
+        return f"{name} checkpoint: kept in {name} as published (runs natively on these GPUs)"
+    need = {"fp8": "8.9 (Ada, Hopper)", "mxfp4": "9.0 (Hopper)"}[fmt]
+    where = "the CPU" if not gpus else "these GPUs"
+    return f"{name} checkpoint: transformers dequantizes it to bf16 on {where} (native {name} needs compute capability {need})"
+
+
 #: The last host's rungs: `berth list` climbs the same ladder for every model of the catalog.
 _last_rungs: list[tuple[HostSnapshot, tuple[object, ...], tuple[Rung, ...]]] = []
 
 
-def _rungs(host: HostSnapshot, request: PlanRequest) -> tuple[Rung, ...]:
-    """The ladder for this host and request (the same for every model: kept for the last host asked)."""
+def _rungs(card: ModelCard, host: HostSnapshot, request: PlanRequest) -> tuple[Rung, ...]:
+    """The ladder for this host and request (the same for every model but for its native format: kept for
+    the last host asked)."""
     key = (
+        card.native_quant,
+        card.native_quant_block,
         request.device,
         request.gpus,
         request.dtype,
@@ -103,15 +130,15 @@ def _rungs(host: HostSnapshot, request: PlanRequest) -> tuple[Rung, ...]:
     )
     if _last_rungs and _last_rungs[0][0] is host and _last_rungs[0][1] == key:
         return _last_rungs[0][2]
-    rungs = tuple(_ladder(host, request))
+    rungs = tuple(_ladder(card, host, request))
     _last_rungs[:] = [(host, key, rungs)]
     return rungs
 
 
-def _ladder(host: HostSnapshot, request: PlanRequest) -> list[Rung]:
+def _ladder(card: ModelCard, host: HostSnapshot, request: PlanRequest) -> list[Rung]:
     gpus = _chosen_gpus(host, request) if request.device != "cpu" else ()
     _check_devices(host, request, gpus)
-    rungs = _gpu_rungs(gpus, request) if gpus else []
+    rungs = _gpu_rungs(card, gpus, request) if gpus else []
     if request.device != "gpu" and not _quant_forced(request):
         rungs += _cpu_rungs(host, request)
     return rungs
@@ -145,33 +172,40 @@ def _bnb_gpus(gpus: Sequence[GpuInfo]) -> tuple[GpuInfo, ...]:
     return tuple(g for g in gpus if g.vendor in ("nvidia", "amd"))
 
 
-def _quants(request: PlanRequest, cuda: Sequence[GpuInfo]) -> list[Quant]:
-    """The quantizations to try: the one asked for, else int8 then nf4 when there is CUDA and it is allowed."""
+def _quants(card: ModelCard, request: PlanRequest, cuda: Sequence[GpuInfo]) -> list[Quant]:
+    """The quantizations to try: the one asked for, else int8 then nf4 when there is CUDA and it is allowed
+    (not for checkpoints already published in a low-precision format)."""
     if _quant_forced(request):
         return [request.quant]  # type: ignore[list-item]
-    if request.quant is None and cuda:
+    if request.quant is None and cuda and card.native_quant is None:
         return ["int8", "nf4"]
     return []
 
 
-def _gpu_rungs(gpus: tuple[GpuInfo, ...], request: PlanRequest) -> list[Rung]:
-    """One GPU at a time (fastest first), all of them, quantized, then offloaded from them."""
+def _gpu_rungs(card: ModelCard, gpus: tuple[GpuInfo, ...], request: PlanRequest) -> list[Rung]:
+    """One GPU at a time (fastest first), all of them, quantized, then offloaded from them. A checkpoint
+    published in FP8/MXFP4 stays so on GPUs that run the format, and is dequantized to bf16 elsewhere."""
     quant_forced = _quant_forced(request)
     cuda = _bnb_gpus(gpus)
     dtype = _gpu_dtype(gpus, request)
     by_speed = _distinct(sorted(gpus, key=lambda g: (-(g.bandwidth_bytes_per_s or 0), -g.usable_bytes)))
     rungs: list[Rung] = []
     if not quant_forced:
-        rungs += [Rung("gpu", Precision(dtype), (g,), False, False) for g in by_speed]
+
+        def best(on: Sequence[GpuInfo]) -> Precision:
+            return native_precision(card, dtype) if native_on(card, on) else Precision(dtype)
+
+        rungs += [Rung("gpu", best((g,)), (g,), False, False) for g in by_speed]
         if len(gpus) > 1:
-            rungs.append(Rung("sharded", Precision(dtype), gpus, False, False))
-    for quant in _quants(request, cuda):
+            rungs.append(Rung("sharded", best(gpus), gpus, False, False))
+    for quant in _quants(card, request, cuda):
         rungs += [
             Rung("quantized", Precision(dtype, quant), (g,), False, False) for g in by_speed if g in cuda
         ]
         if len(cuda) > 1:
             rungs.append(Rung("quantized", Precision(dtype, quant), cuda, False, False))
     # On unified memory the RAM behind the GPU is the same memory: offloading to it gains nothing.
+    # Offload plans in dtype: streaming FP8 blocks through accelerate's hooks is not supported.
     unified = any(g.unified_memory for g in gpus)
     if request.allow_offload and not quant_forced and request.device != "gpu" and not unified:
         rungs.append(Rung("offload", Precision(dtype), gpus, True, False))
@@ -231,7 +265,10 @@ def _climb(
     prompt_tokens = min(request.prompt_tokens or 512, context)
     lay, figures = figures_for(card, context, batch)
     climb = _Climb()
-    for rung in _rungs(host, request):
+    note = native_note(card, _chosen_gpus(host, request) if request.device != "cpu" else ())
+    if note:
+        climb.reasons.append(note)
+    for rung in _rungs(card, host, request):
         if (rung.strategy, rung.precision.label) in request.exclude:
             climb.note(
                 describe(Attempt(rung, None, 0, 0, {})),

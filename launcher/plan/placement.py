@@ -26,7 +26,7 @@ from registry.memory import (
     runtime_bytes,
 )
 from registry.params import Layout
-from registry.schema import Dtype, ModelCard
+from registry.schema import CUDA_DRIVER_RESERVE_BYTES, Dtype, ModelCard
 
 Strategy = Literal["gpu", "sharded", "quantized", "offload", "cpu", "disk"]
 DeviceName = str  # "cuda:0", "cpu", "disk"
@@ -123,9 +123,13 @@ def gpu_reserve(
     card: ModelCard, gpu: GpuInfo, context: int, batch: int, dtype: Dtype, headroom: bool = True
 ) -> int:
     """Memory a GPU that runs layers needs besides weights and KV: runtime floor, activations (and the
-    headroom Berth leaves free, which is kept out of the budget but is not 'used')."""
+    headroom Berth leaves free, which is kept out of the budget but is not 'used'). On NVIDIA GPUs the driver
+    also keeps CUDA_DRIVER_RESERVE_BYTES below NVML's total that no CUDA context can allocate."""
     kept_free = int(gpu.total_bytes * GPU_HEADROOM_FRACTION) if headroom else 0
-    return runtime_bytes(device_kind(gpu)) + activation_bytes(card, context, batch, dtype) + kept_free
+    reserve = CUDA_DRIVER_RESERVE_BYTES if gpu.vendor == "nvidia" else 0
+    return (
+        runtime_bytes(device_kind(gpu)) + reserve + activation_bytes(card, context, batch, dtype) + kept_free
+    )
 
 
 def device_kind(gpu: GpuInfo) -> DeviceKind:

@@ -1,0 +1,422 @@
+"""A real HTTP server on 127.0.0.1 that answers the paths huggingface_hub calls (model info, file resolve with
+HEAD and Range, model search), serving the fixtures in tests/data/hub: real config.json files, real safetensors
+headers built here with each architecture's published tensor names, and a real GGUF file. Nothing in
+huggingface_hub is replaced: tests point HF_ENDPOINT at this server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+DATA = Path(__file__).parent / "data" / "hub"
+_DTYPE_BYTES = {"BF16": 2, "F16": 2, "F32": 4}
+
+Shapes = dict[str, tuple[int, ...]]
+
+
+def safetensors_header(shapes: Shapes, dtype: str = "BF16") -> tuple[bytes, int]:
+    """A safetensors file's header (8-byte little-endian length + JSON, as the format defines) for tensors of
+    these shapes, and the size of the whole file it would start (header plus data)."""
+    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for name, shape in shapes.items():
+        size = _DTYPE_BYTES[dtype]
+        for n in shape:
+            size *= n
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    return struct.pack("<Q", len(raw)) + raw, 8 + len(raw) + offset
+
+
+# --- Tensor tables with the names the published checkpoints use -------------------------------------------
+
+
+def llama_like_tensors(config: dict[str, Any], qkv_bias: bool = False) -> Shapes:
+    """model.embed_tokens, model.layers.N.{self_attn,mlp,norms}, model.norm, lm_head (Llama, Mistral, Qwen2)."""
+    h, inter, vocab = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
+    heads, kv = (
+        config["num_attention_heads"],
+        config.get("num_key_value_heads") or config["num_attention_heads"],
+    )
+    d = config.get("head_dim") or h // heads
+    out: Shapes = {"model.embed_tokens.weight": (vocab, h)}
+    for i in range(config["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        out[p + "self_attn.q_proj.weight"] = (heads * d, h)
+        out[p + "self_attn.k_proj.weight"] = (kv * d, h)
+        out[p + "self_attn.v_proj.weight"] = (kv * d, h)
+        if qkv_bias:
+            out[p + "self_attn.q_proj.bias"] = (heads * d,)
+            out[p + "self_attn.k_proj.bias"] = (kv * d,)
+            out[p + "self_attn.v_proj.bias"] = (kv * d,)
+        out[p + "self_attn.o_proj.weight"] = (h, heads * d)
+        out.update(_ffn_or_experts(config, p, i, inter))
+        out[p + "input_layernorm.weight"] = (h,)
+        out[p + "post_attention_layernorm.weight"] = (h,)
+    out["model.norm.weight"] = (h,)
+    if not config.get("tie_word_embeddings", False):
+        out["lm_head.weight"] = (vocab, h)
+    return out
+
+
+def _ffn_or_experts(config: dict[str, Any], p: str, _layer: int, inter: int) -> Shapes:
+    h = config["hidden_size"]
+    experts = config.get("num_local_experts")
+    if not experts:
+        return {
+            p + "mlp.gate_proj.weight": (inter, h),
+            p + "mlp.up_proj.weight": (inter, h),
+            p + "mlp.down_proj.weight": (h, inter),
+        }
+    out: Shapes = {p + "block_sparse_moe.gate.weight": (experts, h)}
+    for j in range(experts):
+        e = f"{p}block_sparse_moe.experts.{j}."
+        out[e + "w1.weight"] = (inter, h)
+        out[e + "w2.weight"] = (h, inter)
+        out[e + "w3.weight"] = (inter, h)
+    return out
+
+
+def deepseek_v3_tensors(config: dict[str, Any]) -> Shapes:
+    """DeepSeek-V3's checkpoint names: MLA projections, dense then MoE layers (routed + shared experts and the
+    router's e_score_correction_bias), in bf16 and without the multi-token-prediction layer."""
+    h, vocab, heads = config["hidden_size"], config["vocab_size"], config["num_attention_heads"]
+    q_rank, kv_rank = config["q_lora_rank"], config["kv_lora_rank"]
+    nope, rope, v = config["qk_nope_head_dim"], config["qk_rope_head_dim"], config["v_head_dim"]
+    moe_inter, experts = config["moe_intermediate_size"], config["n_routed_experts"]
+    out: Shapes = {"model.embed_tokens.weight": (vocab, h)}
+    for i in range(config["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        out[p + "self_attn.q_a_proj.weight"] = (q_rank, h)
+        out[p + "self_attn.q_a_layernorm.weight"] = (q_rank,)
+        out[p + "self_attn.q_b_proj.weight"] = (heads * (nope + rope), q_rank)
+        out[p + "self_attn.kv_a_proj_with_mqa.weight"] = (kv_rank + rope, h)
+        out[p + "self_attn.kv_a_layernorm.weight"] = (kv_rank,)
+        out[p + "self_attn.kv_b_proj.weight"] = (heads * (nope + v), kv_rank)
+        out[p + "self_attn.o_proj.weight"] = (h, heads * v)
+        if i < config["first_k_dense_replace"]:
+            inter = config["intermediate_size"]
+            out.update(_mlp(p + "mlp.", h, inter))
+        else:
+            out[p + "mlp.gate.weight"] = (experts, h)
+            out[p + "mlp.gate.e_score_correction_bias"] = (experts,)
+            for j in range(experts):
+                out.update(_mlp(f"{p}mlp.experts.{j}.", h, moe_inter))
+            out.update(_mlp(p + "mlp.shared_experts.", h, moe_inter * config["n_shared_experts"]))
+        out[p + "input_layernorm.weight"] = (h,)
+        out[p + "post_attention_layernorm.weight"] = (h,)
+    out["model.norm.weight"] = (h,)
+    out["lm_head.weight"] = (vocab, h)
+    return out
+
+
+def olmoe_tensors(config: dict[str, Any]) -> Shapes:
+    """OLMoE's checkpoint names: Llama-style attention with q_norm/k_norm over the whole width, a router and
+    64 unfused experts per layer."""
+    h, inter, vocab = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
+    out: Shapes = {"model.embed_tokens.weight": (vocab, h)}
+    for i in range(config["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            out[f"{p}self_attn.{proj}.weight"] = (h, h)
+        out[p + "self_attn.q_norm.weight"] = (h,)
+        out[p + "self_attn.k_norm.weight"] = (h,)
+        out[p + "mlp.gate.weight"] = (config["num_experts"], h)
+        for j in range(config["num_experts"]):
+            out.update(_mlp(f"{p}mlp.experts.{j}.", h, inter))
+        out[p + "input_layernorm.weight"] = (h,)
+        out[p + "post_attention_layernorm.weight"] = (h,)
+    out["model.norm.weight"] = (h,)
+    out["lm_head.weight"] = (vocab, h)
+    return out
+
+
+def _mlp(p: str, h: int, inter: int) -> Shapes:
+    return {
+        p + "gate_proj.weight": (inter, h),
+        p + "up_proj.weight": (inter, h),
+        p + "down_proj.weight": (h, inter),
+    }
+
+
+def bert_tensors(config: dict[str, Any]) -> Shapes:
+    """bert-base-uncased's checkpoint (BertForPreTraining): embeddings, encoder, pooler, MLM and NSP heads."""
+    h, inter, vocab = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
+    out: Shapes = {
+        "bert.embeddings.word_embeddings.weight": (vocab, h),
+        "bert.embeddings.position_embeddings.weight": (config["max_position_embeddings"], h),
+        "bert.embeddings.token_type_embeddings.weight": (config["type_vocab_size"], h),
+        "bert.embeddings.LayerNorm.weight": (h,),
+        "bert.embeddings.LayerNorm.bias": (h,),
+    }
+    for i in range(config["num_hidden_layers"]):
+        p = f"bert.encoder.layer.{i}."
+        for name in (
+            "attention.self.query",
+            "attention.self.key",
+            "attention.self.value",
+            "attention.output.dense",
+        ):
+            out[f"{p}{name}.weight"] = (h, h)
+            out[f"{p}{name}.bias"] = (h,)
+        out[p + "intermediate.dense.weight"] = (inter, h)
+        out[p + "intermediate.dense.bias"] = (inter,)
+        out[p + "output.dense.weight"] = (h, inter)
+        out[p + "output.dense.bias"] = (h,)
+        for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
+            out[f"{p}{norm}.weight"] = (h,)
+            out[f"{p}{norm}.bias"] = (h,)
+    out.update(
+        {
+            "bert.pooler.dense.weight": (h, h),
+            "bert.pooler.dense.bias": (h,),
+            "cls.predictions.bias": (vocab,),
+            "cls.predictions.transform.dense.weight": (h, h),
+            "cls.predictions.transform.dense.bias": (h,),
+            "cls.predictions.transform.LayerNorm.weight": (h,),
+            "cls.predictions.transform.LayerNorm.bias": (h,),
+            "cls.seq_relationship.weight": (2, h),
+            "cls.seq_relationship.bias": (2,),
+        }
+    )
+    return out
+
+
+# --- Repositories and the server ------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeRepo:
+    """One repository the server serves: small files verbatim, big files as (prefix bytes, full size)."""
+
+    repo_id: str
+    files: dict[str, bytes] = field(default_factory=dict)
+    big: dict[str, tuple[bytes, int]] = field(default_factory=dict)
+    gated: bool = False
+    license: str | None = "apache-2.0"
+    pipeline_tag: str | None = "text-generation"
+    downloads: int = 0
+    delay_s: float = 0.0
+    """Seconds the server waits before answering anything about this repository (a slow Hub)."""
+    revisions: tuple[str, ...] = ("main",)
+
+    @property
+    def sha(self) -> str:
+        return hashlib.sha1(self.repo_id.encode()).hexdigest()
+
+    def size(self, name: str) -> int | None:
+        if name in self.files:
+            return len(self.files[name])
+        if name in self.big:
+            return self.big[name][1]
+        return None
+
+    def read(self, name: str, start: int, end: int) -> bytes:
+        """Bytes start..end (inclusive) of a file, zeros after a big file's prefix."""
+        if name in self.files:
+            return self.files[name][start : end + 1]
+        prefix, size = self.big[name]
+        end = min(end, size - 1)
+        head = prefix[start : end + 1]
+        return head + bytes(max(end + 1 - start - len(head), 0))
+
+
+def safetensors_repo(repo_id: str, shapes_of: Any, shards: int = 1, **kwargs: Any) -> FakeRepo:
+    """A repository of a fixture config.json with safetensors headers from `shapes_of(config)`."""
+    folder = DATA / repo_id.replace("/", "--")
+    config_bytes = (folder / "config.json").read_bytes()
+    repo = FakeRepo(repo_id, files={"config.json": config_bytes}, **kwargs)
+    shapes = shapes_of(json.loads(config_bytes))
+    if shards == 1:
+        repo.big["model.safetensors"] = safetensors_header(shapes)
+        return repo
+    names = list(shapes)
+    per = -(-len(names) // shards)
+    weight_map = {}
+    for k in range(shards):
+        shard = f"model-{k + 1:05d}-of-{shards:05d}.safetensors"
+        part = {n: shapes[n] for n in names[k * per : (k + 1) * per]}
+        repo.big[shard] = safetensors_header(part)
+        weight_map.update(dict.fromkeys(part, shard))
+    repo.files["model.safetensors.index.json"] = json.dumps(
+        {"metadata": {}, "weight_map": weight_map}
+    ).encode()
+    return repo
+
+
+class HubServer:
+    """The server, its repositories by id, and every request path it saw."""
+
+    def __init__(self) -> None:
+        self.repos: dict[str, FakeRepo] = {}
+        self.requests: list[tuple[str, str]] = []
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.hub = self
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def add(self, repo: FakeRepo) -> FakeRepo:
+        self.repos[repo.repo_id] = repo
+        return repo
+
+    def start(self) -> HubServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+_INFO = re.compile(r"^/api/models/([^/]+/[^/]+?)(?:/revision/(.+))?$")
+_RESOLVE = re.compile(r"^/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
+
+
+class _Server(ThreadingHTTPServer):
+    hub: HubServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *_args: Any) -> None:  # quiet
+        pass
+
+    def do_HEAD(self) -> None:
+        self._route(head=True)
+
+    def do_GET(self) -> None:
+        self._route(head=False)
+
+    def _route(self, head: bool) -> None:
+        hub = self.server.hub  # type: ignore[attr-defined]
+        url = urlparse(self.path)
+        path = unquote(url.path)
+        hub.requests.append((self.command, self.path))
+        if path == "/api/models":
+            return self._search(parse_qs(url.query))
+        info, resolve = _INFO.match(path), _RESOLVE.match(path)
+        found = info or resolve
+        repo = hub.repos.get(found.group(1)) if found else None
+        if repo is None:
+            return self._error(404, "RepoNotFound", "Repository not found")
+        if repo.delay_s:
+            time.sleep(repo.delay_s)
+        if info:
+            return self._info(repo, info.group(2))
+        assert resolve is not None
+        return self._file(repo, resolve.group(2), resolve.group(3), head)
+
+    def _revision_ok(self, repo: FakeRepo, revision: str | None) -> bool:
+        if revision in (None, *repo.revisions, repo.sha):
+            return True
+        self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
+        return False
+
+    def _info(self, repo: FakeRepo, revision: str | None) -> None:
+        if not self._revision_ok(repo, revision):
+            return
+        names = sorted({*repo.files, *repo.big})
+        self._json(
+            {
+                "_id": repo.sha[:24],
+                "id": repo.repo_id,
+                "modelId": repo.repo_id,
+                "sha": repo.sha,
+                "private": False,
+                "gated": "manual" if repo.gated else False,
+                "disabled": False,
+                "downloads": repo.downloads,
+                "likes": 0,
+                "pipeline_tag": repo.pipeline_tag,
+                "library_name": "transformers",
+                "tags": ["transformers", "safetensors"],
+                "cardData": {"license": repo.license} if repo.license else {},
+                "siblings": [{"rfilename": n, "size": repo.size(n)} for n in names],
+            }
+        )
+
+    def _file(self, repo: FakeRepo, revision: str, name: str, head: bool) -> None:
+        if not self._revision_ok(repo, revision):
+            return
+        if repo.gated:
+            return self._error(401, "GatedRepo", "Access to model is restricted. You must be authenticated.")
+        size = repo.size(name)
+        if size is None:
+            return self._error(404, "EntryNotFound", f"{name} does not exist")
+        start, end, status = 0, size - 1, 200
+        ranged = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+        if ranged:
+            start, status = int(ranged.group(1)), 206
+            end = min(int(ranged.group(2)) if ranged.group(2) else size - 1, size - 1)
+        body = b"" if head else repo.read(name, start, end)
+        self.send_response(status)
+        self.send_header("X-Repo-Commit", repo.sha)
+        self.send_header("ETag", f'"{hashlib.sha1((repo.sha + name).encode()).hexdigest()}"')
+        self.send_header("Content-Length", str(size if head else len(body)))
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def _search(self, query: dict[str, list[str]]) -> None:
+        hub = self.server.hub  # type: ignore[attr-defined]
+        text = (query.get("search") or [""])[0].lower()
+        tag = (query.get("pipeline_tag") or [""])[0] or None
+        limit = int((query.get("limit") or ["1000"])[0])
+        found = [
+            r
+            for r in hub.repos.values()
+            if text in r.repo_id.lower() and (tag is None or r.pipeline_tag == tag)
+        ]
+        found.sort(key=lambda r: -r.downloads)
+        self._json(
+            [
+                {
+                    "id": r.repo_id,
+                    "modelId": r.repo_id,
+                    "downloads": r.downloads,
+                    "likes": 0,
+                    "pipeline_tag": r.pipeline_tag,
+                    "gated": "manual" if r.gated else False,
+                    "private": False,
+                }
+                for r in found[:limit]
+            ]
+        )
+
+    def _json(self, value: Any) -> None:
+        body = json.dumps(value).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, status: int, code: str, message: str) -> None:
+        body = json.dumps({"error": message}).encode()
+        self.send_response(status)
+        self.send_header("X-Error-Code", code)
+        self.send_header("X-Error-Message", message)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
