@@ -128,8 +128,9 @@ def _rungs(card: ModelCard, host: HostSnapshot, request: PlanRequest) -> tuple[R
         request.allow_offload,
         request.allow_disk,
     )
-    if _last_rungs and _last_rungs[0][0] is host and _last_rungs[0][1] == key:
-        return _last_rungs[0][2]
+    last = next(iter(_last_rungs), None)  # read once: another thread (the TUI's) may replace it
+    if last is not None and last[0] is host and last[1] == key:
+        return last[2]
     rungs = tuple(_ladder(card, host, request))
     _last_rungs[:] = [(host, key, rungs)]
     return rungs
