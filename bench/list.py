@@ -63,13 +63,16 @@ def _berth(
     """(wall s, CPU s, exit code, last line of output) of one `berth ARGS` process (code from `root`)."""
     env = dict(os.environ, BERTH_HOME=str(home), PYTHONPATH=str(root), **(extra_env or {}))
     env.pop("BERTH_HARDWARE", None)
-    return _timed([sys.executable, "-c", "from launcher.entry import main; main()", *args], env)
+    # From `root`: `python -c` puts the working folder first on sys.path, before PYTHONPATH.
+    return _timed([sys.executable, "-c", "from launcher.entry import main; main()", *args], env, root)
 
 
-def _timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
+def _timed(
+    cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> tuple[float, float, int, str]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
