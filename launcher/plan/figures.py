@@ -31,27 +31,53 @@ class Sized:
 
 @dataclass(frozen=True)
 class Totals:
-    """Sums over every block of a model in one precision (and its dtype's KV cache)."""
+    """A model's blocks in one precision (and its dtype's KV cache) with their sums; the per-block `Sized`
+    records are built only when a rung has to be placed block by block."""
 
-    sized: tuple[Sized, ...]
-    weights: int
-    kv: int
-    """KV cache of every block."""
-    untied_kv: int
-    """KV cache of blocks that are not tied to another (those always pay their KV where they are computed)."""
-    largest_layer: int
-    """The largest decoder layer's weights."""
-    layers: tuple[int, int] | None
-    """First and last decoder layer index."""
+    blocks: tuple[Block, ...]
+    block_weights: tuple[int, ...]
+    block_kv: tuple[int, ...]
+    """Each block's KV cache (its layer's; 0 for blocks that are not layers)."""
+    layer_positions: tuple[int, ...]
+    """Where the decoder layers are among the blocks (layer i is blocks[layer_positions[i]])."""
+    tied_positions: tuple[int, ...]
     names: tuple[str, ...]
+
+    @cached_property
+    def weights(self) -> int:
+        return sum(self.block_weights)
+
+    @cached_property
+    def kv(self) -> int:
+        """KV cache of every block."""
+        return sum(self.block_kv)
+
+    @cached_property
+    def untied_kv(self) -> int:
+        """KV cache of blocks that are not tied to another (those always pay their KV where they are computed)."""
+        return self.kv - sum(self.block_kv[i] for i in self.tied_positions)
+
+    @cached_property
+    def largest_layer(self) -> int:
+        """The largest decoder layer's weights."""
+        return max(map(self.block_weights.__getitem__, self.layer_positions), default=0)
+
+    @property
+    def layers(self) -> tuple[int, int] | None:
+        """First and last decoder layer index."""
+        return (0, len(self.layer_positions) - 1) if self.layer_positions else None
+
+    @cached_property
+    def sized(self) -> tuple[Sized, ...]:
+        layer_of = dict(zip(self.layer_positions, range(len(self.layer_positions)), strict=True))
+        return tuple(
+            Sized(b, w, k, layer_of.get(i))
+            for i, (b, w, k) in enumerate(zip(self.blocks, self.block_weights, self.block_kv, strict=True))
+        )
 
     @property
     def resident(self) -> int:
         return self.weights + self.kv
-
-    @cached_property
-    def block_weights(self) -> tuple[int, ...]:
-        return tuple(s.weights for s in self.sized)
 
     @cached_property
     def cum_weights(self) -> tuple[int, ...]:
@@ -60,7 +86,7 @@ class Totals:
 
     @cached_property
     def cum_kv(self) -> tuple[int, ...]:
-        return tuple(accumulate((s.kv for s in self.sized), initial=0))
+        return tuple(accumulate(self.block_kv, initial=0))
 
     @cached_property
     def cum_resident(self) -> tuple[int, ...]:
@@ -69,16 +95,18 @@ class Totals:
     @cached_property
     def cum_layers(self) -> tuple[int, ...]:
         """Decoder layers among the first i blocks."""
-        return tuple(accumulate((s.layer is not None for s in self.sized), initial=0))
+        is_layer = [0] * len(self.blocks)
+        for i in self.layer_positions:
+            is_layer[i] = 1
+        return tuple(accumulate(is_layer, initial=0))
 
     @cached_property
     def untied_head(self) -> int | None:
         """How many blocks come before the tied ones when every tied block follows all untied blocks and its
         owner is among them (a tied lm_head last: the usual case); None otherwise."""
-        first = next((i for i, s in enumerate(self.sized) if s.block.tied_to is not None), len(self.sized))
-        tail = self.sized[first:]
+        first = self.tied_positions[0] if self.tied_positions else len(self.blocks)
         head = set(self.names[:first])
-        if all(s.block.tied_to is not None and s.block.tied_to in head for s in tail):
+        if all(b.tied_to is not None and b.tied_to in head for b in self.blocks[first:]):
             return first
         return None
 
@@ -96,6 +124,9 @@ class ModelFigures:
     _totals: dict[Precision, Totals] = field(default_factory=dict)
     _sums: dict[tuple[Precision, tuple[str, ...]], BlockSums] = field(default_factory=dict)
     _by_name: dict[str, Block] = field(default_factory=dict)
+    _names: tuple[str, ...] = ()
+    _layer_positions: tuple[int, ...] = ()
+    _tied_positions: tuple[int, ...] = ()
 
     def kv_per_layer(self, dtype: Dtype) -> list[int]:
         if dtype not in self._kv:
@@ -110,24 +141,21 @@ class ModelFigures:
         return found
 
     def _size(self, precision: Precision) -> Totals:
-        per_layer_kv = self.kv_per_layer(precision.dtype)
-        sized = []
-        layer_index = 0
-        for block in self.lay.blocks:
-            weights = block_weight_bytes(block, precision, self.card.architecture)
-            if block.role == "layer":
-                sized.append(Sized(block, weights, per_layer_kv[layer_index], layer_index))
-                layer_index += 1
-            else:
-                sized.append(Sized(block, weights, 0, None))
+        blocks, arch = self.lay.blocks, self.card.architecture
+        if not self._names:
+            self._names = tuple(b.name for b in blocks)
+            self._layer_positions = tuple(i for i, b in enumerate(blocks) if b.role == "layer")
+            self._tied_positions = tuple(i for i, b in enumerate(blocks) if b.tied_to is not None)
+        kv = [0] * len(blocks)
+        for position, value in zip(self._layer_positions, self.kv_per_layer(precision.dtype), strict=True):
+            kv[position] = value
         return Totals(
-            sized=tuple(sized),
-            weights=sum(s.weights for s in sized),
-            kv=sum(s.kv for s in sized),
-            untied_kv=sum(s.kv for s in sized if s.block.tied_to is None),
-            largest_layer=max((s.weights for s in sized if s.block.role == "layer"), default=0),
-            layers=(0, layer_index - 1) if layer_index else None,
-            names=tuple(s.block.name for s in sized),
+            blocks=blocks,
+            block_weights=tuple([block_weight_bytes(b, precision, arch) for b in blocks]),
+            block_kv=tuple(kv),
+            layer_positions=self._layer_positions,
+            tied_positions=self._tied_positions,
+            names=self._names,
         )
 
     def block_sums(self, precision: Precision, names: tuple[str, ...]) -> BlockSums:

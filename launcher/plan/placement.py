@@ -250,7 +250,7 @@ def _screen(totals: Totals, bins: list[_Bin], charge: list[bool]) -> bool | None
     block exceeds all devices together (the fill must fail), None when only placing block by block can tell."""
     cost = totals.weights + totals.untied_kv  # a tied block joins its owner's device, paying no KV of its own
     if charge[0] and cost <= bins[0].budget:
-        bins[0].items, bins[0].used, bins[0].whole = list(totals.sized), cost, totals
+        bins[0].used, bins[0].whole = cost, totals  # items stay unbuilt: _sums reads the totals
         return True
     cheapest = totals.weights + (totals.untied_kv if all(charge) else 0)
     return False if cheapest > sum(max(b.budget, 0) for b in bins) else None
@@ -437,7 +437,11 @@ def try_rung(
     placements = []
     device_map: dict[str, int | str] = {}
     for i, b in enumerate(bins):
-        if not b.items and b.device not in ("cuda:0", "mps") and not (b.device == "cpu" and not rung.gpus):
+        if (
+            not (b.items or b.whole)
+            and b.device not in ("cuda:0", "mps")
+            and not (b.device == "cpu" and not rung.gpus)
+        ):
             continue
         placement, key = _placement(card, host, rung, (i, b, charge[i]), context, batch, main_reserve)
         placements.append(placement)
