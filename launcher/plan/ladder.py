@@ -276,6 +276,8 @@ def _climb(
                 "ran out of memory when loaded on this machine → skipped",
             )
             continue
+        if screen and _repeats_in_ram(rung, climb):
+            continue
         attempt = try_rung(card, lay, host, rung, context, batch, figures, screen)
         climb.attempts.append(attempt)
         if attempt.placements is None:
@@ -300,6 +302,19 @@ def _climb(
             continue
         climb.fitting_offload.append((attempt, speed))
     return climb
+
+
+def _repeats_in_ram(rung: Rung, climb: _Climb) -> bool:
+    """A disk rung without GPUs in a precision that already fit in RAM alone (and was offered): its fill puts
+    every block in RAM as that rung's did, so it would be dropped as a duplicate. A plan is then sure to be
+    chosen, where no rung's attempt is read but the Apple GPU's (the screen skips it; screen=False tries it)."""
+    return (
+        rung.strategy == "disk"
+        and not rung.gpus
+        and any(
+            a.rung.strategy == "cpu" and a.rung.precision == rung.precision for a, _ in climb.fitting_offload
+        )
+    )
 
 
 def _choose_offload(climb: _Climb) -> None:
