@@ -7,7 +7,10 @@ core. "cold" runs with an empty compiled-catalog cache, "warm" runs again with t
 When llmfit is installed (on PATH, or in /tmp/llmfit-venv), its `fit --json` on its own database is timed in
 the same run for comparison. Prints the figures; nothing is asserted.
 
-    python -m bench.list [--models 10000] [--broken 3000] [--overlay 30000]
+`--baseline DIR` also times the list runs with the code of another checkout (e.g. a worktree of the commit
+before a change), in the same run and on the same generated catalog; `--list-only` skips the validate runs and the cold list runs.
+
+    python -m bench.list [--models 10000] [--broken 3000] [--overlay 30000] [--baseline DIR] [--list-only]
 """
 
 from __future__ import annotations
@@ -55,18 +58,21 @@ def _write(path: Path, data: dict) -> Path:
 
 
 def _berth(
-    args: list[str], home: Path, extra_env: dict[str, str] | None = None
+    args: list[str], home: Path, extra_env: dict[str, str] | None = None, root: Path = ROOT
 ) -> tuple[float, float, int, str]:
-    """(wall s, CPU s, exit code, last line of output) of one `berth ARGS` process."""
-    env = dict(os.environ, BERTH_HOME=str(home), PYTHONPATH=str(ROOT), **(extra_env or {}))
+    """(wall s, CPU s, exit code, last line of output) of one `berth ARGS` process (code from `root`)."""
+    env = dict(os.environ, BERTH_HOME=str(home), PYTHONPATH=str(root), **(extra_env or {}))
     env.pop("BERTH_HARDWARE", None)
-    return _timed([sys.executable, "-c", "from launcher.entry import main; main()", *args], env)
+    # From `root`: `python -c` puts the working folder first on sys.path, before PYTHONPATH.
+    return _timed([sys.executable, "-c", "from launcher.entry import main; main()", *args], env, root)
 
 
-def _timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
+def _timed(
+    cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> tuple[float, float, int, str]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -106,6 +112,12 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=10_000)
     parser.add_argument("--broken", type=int, default=3_000)
     parser.add_argument("--overlay", type=int, default=30_000)
+    parser.add_argument(
+        "--baseline", type=Path, default=None, help="another checkout to time beside this one"
+    )
+    parser.add_argument(
+        "--list-only", action="store_true", help="skip the validate runs and the cold list runs"
+    )
     args = parser.parse_args()
     shipped = _shipped()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
@@ -126,13 +138,21 @@ def main() -> None:
                 f"list --json, shipped catalog, {hw}",
                 _berth(["list", "--json", "--hardware", hw], shipped_home),
             )
+        roots = [("", ROOT)] + ([("baseline ", args.baseline.resolve())] if args.baseline else [])
+        written = False
         for hw in HARDWARE:
             cmd = ["--catalog", str(big), "list", "--json", "--hardware", hw]
-            _line(
-                f"list --json, {args.models:,} models, {hw}, cold", _berth(cmd, big_home, no_cache), "1.0 s"
-            )
-            _berth(cmd, big_home)  # writes the compiled catalog
-            _line(f"list --json, {args.models:,} models, {hw}, warm", _berth(cmd, big_home), "1.0 s")
+            for tag, root in roots:
+                label = f"{tag}list --json, {args.models:,} models, {hw}"
+                if not args.list_only:
+                    _line(f"{label}, cold", _berth(cmd, big_home, no_cache, root), "1.0 s")
+                if not written:
+                    _berth(cmd, big_home, root=root)  # writes the compiled catalog (all runs share it)
+                    written = True
+                _line(f"{label}, warm", _berth(cmd, big_home, root=root), "1.0 s")
+        if args.list_only:
+            _llmfit()
+            return
         _line(
             f"catalog validate, {args.broken:,} broken entries",
             _berth(["catalog", "validate", str(broken)], folder / "h0"),

@@ -25,6 +25,7 @@ from launcher.machine.host import GpuInfo, HostSnapshot
 from launcher.plan.advice import bare_does_not_fit, does_not_fit
 from launcher.plan.cpu_dtype import cpu_dtype_basis, cpu_dtype_order
 from launcher.plan.errors import DoesNotFitError, PlanRequestError
+from launcher.plan.figures import figures_for
 from launcher.plan.llamacpp import plan_llamacpp, use_llamacpp
 from launcher.plan.placement import (
     RAM_HEADROOM_BYTES,
@@ -38,7 +39,7 @@ from launcher.plan.request import DEFAULT_CONTEXT, MIN_USABLE_TOKENS_PER_S, Plan
 from launcher.plan.speed import SpeedEstimate
 from launcher.plan.unified import gguf_fit, mps_attempts, raised_limit_fits, wired_limit_note
 from registry.memory import Precision, Quant, native_precision, runs_native
-from registry.params import LINEAR_SUBCLASS_FAMILIES, Layout, layout
+from registry.params import LINEAR_SUBCLASS_FAMILIES
 from registry.schema import Accelerator, Dtype, ModelCard
 
 # --------------------------------------------------------------------------- the ladder
@@ -112,7 +113,32 @@ def native_note(card: ModelCard, gpus: Sequence[GpuInfo]) -> str | None:
     return f"{name} checkpoint: transformers dequantizes it to bf16 on {where} (native {name} needs compute capability {need})"
 
 
-def _rungs(card: ModelCard, host: HostSnapshot, request: PlanRequest) -> list[Rung]:
+#: The last host's rungs: `berth list` climbs the same ladder for every model of the catalog.
+_last_rungs: list[tuple[HostSnapshot, tuple[object, ...], tuple[Rung, ...]]] = []
+
+
+def _rungs(card: ModelCard, host: HostSnapshot, request: PlanRequest) -> tuple[Rung, ...]:
+    """The ladder for this host and request (the same for every model but for its native format: kept for
+    the last host asked)."""
+    key = (
+        card.native_quant,
+        card.native_quant_block,
+        request.device,
+        request.gpus,
+        request.dtype,
+        request.quant,
+        request.allow_offload,
+        request.allow_disk,
+    )
+    last = next(iter(_last_rungs), None)  # read once: another thread (the TUI's) may replace it
+    if last is not None and last[0] is host and last[1] == key:
+        return last[2]
+    rungs = tuple(_ladder(card, host, request))
+    _last_rungs[:] = [(host, key, rungs)]
+    return rungs
+
+
+def _ladder(card: ModelCard, host: HostSnapshot, request: PlanRequest) -> list[Rung]:
     gpus = _chosen_gpus(host, request) if request.device != "cpu" else ()
     _check_devices(host, request, gpus)
     rungs = _gpu_rungs(card, gpus, request) if gpus else []
@@ -232,10 +258,15 @@ class _Climb:
             self.reasons.append(f"{described}: {reason}")
 
 
-def _climb(card: ModelCard, lay: Layout, host: HostSnapshot, request: PlanRequest, context: int) -> _Climb:
-    """Try the rungs in order until one that is not an offload fits, keeping every offload rung that fits."""
+def _climb(
+    card: ModelCard, host: HostSnapshot, request: PlanRequest, context: int, screen: bool = True
+) -> _Climb:
+    """Try the rungs in order until one that is not an offload fits, keeping every offload rung that fits.
+    The model's sized blocks are computed once for all rungs; `screen` lets the sums decide a rung's fit
+    where they can (see placement.try_rung)."""
     batch = max(request.batch, 1)
     prompt_tokens = min(request.prompt_tokens or 512, context)
+    lay, figures = figures_for(card, context, batch)
     climb = _Climb()
     note = native_note(card, _chosen_gpus(host, request) if request.device != "cpu" else ())
     if note:
@@ -247,7 +278,9 @@ def _climb(card: ModelCard, lay: Layout, host: HostSnapshot, request: PlanReques
                 "ran out of memory when loaded on this machine → skipped",
             )
             continue
-        attempt = try_rung(card, lay, host, rung, context, batch)
+        if screen and _repeats_in_ram(rung, climb):
+            continue
+        attempt = try_rung(card, lay, host, rung, context, batch, figures, screen)
         climb.attempts.append(attempt)
         if attempt.placements is None:
             climb.note(
@@ -258,7 +291,7 @@ def _climb(card: ModelCard, lay: Layout, host: HostSnapshot, request: PlanReques
             continue
         if _duplicate(attempt):
             continue
-        speed = attempt_speed(card, lay, host, attempt, batch, prompt_tokens)
+        speed = attempt_speed(card, lay, host, attempt, batch, prompt_tokens, figures)
         if rung.strategy not in _OFFLOAD_STRATEGIES:
             climb.chosen = (attempt, speed)
             break
@@ -271,6 +304,19 @@ def _climb(card: ModelCard, lay: Layout, host: HostSnapshot, request: PlanReques
             continue
         climb.fitting_offload.append((attempt, speed))
     return climb
+
+
+def _repeats_in_ram(rung: Rung, climb: _Climb) -> bool:
+    """A disk rung without GPUs in a precision that already fit in RAM alone (and was offered): its fill puts
+    every block in RAM as that rung's did, so it would be dropped as a duplicate. A plan is then sure to be
+    chosen, where no rung's attempt is read but the Apple GPU's (the screen skips it; screen=False tries it)."""
+    return (
+        rung.strategy == "disk"
+        and not rung.gpus
+        and any(
+            a.rung.strategy == "cpu" and a.rung.precision == rung.precision for a, _ in climb.fitting_offload
+        )
+    )
 
 
 def _choose_offload(climb: _Climb) -> None:
@@ -322,18 +368,21 @@ def make_plan(
     request: PlanRequest | None = None,
     accelerators: Sequence[Accelerator] = (),
     explain: bool = True,
+    screen: bool = True,
 ) -> Plan | DoesNotFitError:
     """The best plan for this model on this host, or a DoesNotFitError value saying what would fit.
 
     `explain=False` skips the search for ways out when nothing fits (shorter context, named hardware),
-    which `berth list` does not show. Raises PlanRequestError for requests that cannot be planned as asked.
+    which `berth list` does not show. `screen=False` places every rung block by block even where the sums
+    already decide it (the same plan, slower: tests compare the two). Raises PlanRequestError for requests that
+    cannot be planned as asked.
     """
     request = request or PlanRequest()
     host = cap_host(host, request.max_memory)
     context = resolve_context(card, request)
     if use_llamacpp(request):  # the runtime is chosen like a dtype: GGUF weights run quantized in llama.cpp
         return plan_llamacpp(card, host, request, context)
-    climb = _climb(card, layout(card), host, request, context)
+    climb = _climb(card, host, request, context, screen)
     _choose_offload(climb)
     if climb.chosen is not None:
         return _plan(card, host, request, context, climb)

@@ -9,12 +9,14 @@ into roofline stages for `launcher.plan.speed`. Pure: no I/O.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from launcher.machine.host import CpuInfo, GpuInfo, HostSnapshot
 from launcher.plan.cpu_dtype import cpu_dtype_slowdown
+from launcher.plan.figures import BlockSums, ModelFigures, Sized, Totals
 from launcher.plan.speed import TRANSFORMERS_BATCH1, SpeedEstimate, Stage, estimate_speed
 from registry.memory import (
     ALLOCATOR_SLACK,
@@ -22,11 +24,9 @@ from registry.memory import (
     DeviceKind,
     Precision,
     activation_bytes,
-    block_weight_bytes,
-    kv_cache_bytes_per_layer,
     runtime_bytes,
 )
-from registry.params import Block, Layout
+from registry.params import Layout
 from registry.schema import CUDA_DRIVER_RESERVE_BYTES, Dtype, ModelCard
 
 Strategy = Literal["gpu", "sharded", "quantized", "offload", "cpu", "disk"]
@@ -78,34 +78,6 @@ class Placement:
 # --------------------------------------------------------------------------- sizing
 
 
-@dataclass(frozen=True)
-class _Sized:
-    block: Block
-    weights: int
-    kv: int
-    layer: int | None
-
-    @property
-    def resident(self) -> int:
-        return self.weights + self.kv
-
-
-def _sized_blocks(
-    card: ModelCard, lay: Layout, precision: Precision, context: int, batch: int
-) -> list[_Sized]:
-    per_layer_kv = kv_cache_bytes_per_layer(card, context, batch, precision.dtype)
-    sized = []
-    layer_index = 0
-    for block in lay.blocks:
-        weights = block_weight_bytes(block, precision, card.architecture)
-        if block.role == "layer":
-            sized.append(_Sized(block, weights, per_layer_kv[layer_index], layer_index))
-            layer_index += 1
-        else:
-            sized.append(_Sized(block, weights, 0, None))
-    return sized
-
-
 # --------------------------------------------------------------------------- placing blocks
 
 
@@ -115,10 +87,15 @@ class _Bin:
     budget: int
     """Bytes available for resident blocks (weights + their KV) after reserves."""
     used: int = 0
-    items: list[_Sized] = field(default_factory=list)
+    items: list[Sized] = field(default_factory=list)
+    whole: Totals | None = None
+    """Set when the screen put every block here (its sums are the model's, known without adding up)."""
+    span: tuple[int, int] | None = None
+    """Set by the prefix fill: items[: end - start] are blocks start … end - 1 of `source` (then tied ones)."""
+    source: Totals | None = None
 
 
-def _fill(sized: Sequence[_Sized], bins: Sequence[_Bin], charge_kv: Sequence[bool]) -> bool:
+def _fill(sized: Sequence[Sized], bins: Sequence[_Bin], charge_kv: Sequence[bool]) -> bool:
     """Greedy, in forward order, as accelerate's infer_auto_device_map: a tied head joins its embedding."""
     index = 0
     owner: dict[str, int] = {}
@@ -245,9 +222,7 @@ def _offloading(rung: Rung) -> bool:
     return (rung.cpu and bool(rung.gpus)) or rung.disk
 
 
-def _bins(
-    rung: Rung, room: _Room, sized: Sequence[_Sized], main_reserve: int
-) -> tuple[list[_Bin], list[bool]]:
+def _bins(rung: Rung, room: _Room, totals: Totals, main_reserve: int) -> tuple[list[_Bin], list[bool]]:
     """One bin per device in fill order, and whether each is charged its blocks' KV cache (devices that
     compute their own blocks are; RAM behind a GPU and disk are not)."""
     bins: list[_Bin] = []
@@ -257,11 +232,8 @@ def _bins(
         bins.append(_Bin(gpu_device(gpu), int(cap / (1 + ALLOCATOR_SLACK))))
         charge.append(True)
     if len(rung.gpus) > 1 and not _offloading(rung):
-        largest = max((s.weights for s in sized if s.block.role == "layer"), default=0)
-        resident = sum(s.resident for s in sized)
-        for b, budget in zip(
-            bins, _balanced_budgets(resident, [b.budget for b in bins], largest), strict=True
-        ):
+        budgets = _balanced_budgets(totals.resident, [b.budget for b in bins], totals.largest_layer)
+        for b, budget in zip(bins, budgets, strict=True):
             b.budget = budget
     if rung.cpu:
         cap = room.ram - (main_reserve if not rung.gpus else 0)
@@ -273,27 +245,125 @@ def _bins(
     return bins, charge
 
 
+def _screen(totals: Totals, bins: list[_Bin], charge: list[bool]) -> bool | None:
+    """The fill's outcome in closed form where the sums decide it: True when every block fits the first device
+    together (the greedy fill then puts them all there; done here), False when even the cheapest cost of every
+    block exceeds all devices together (the fill must fail), None when only placing block by block can tell."""
+    cost = totals.weights + totals.untied_kv  # a tied block joins its owner's device, paying no KV of its own
+    if charge[0] and cost <= bins[0].budget:
+        bins[0].used, bins[0].whole = cost, totals  # items stay unbuilt: _sums reads the totals
+        return True
+    cheapest = totals.weights + (totals.untied_kv if all(charge) else 0)
+    return False if cheapest > sum(max(b.budget, 0) for b in bins) else None
+
+
+def _prefix_fill(totals: Totals, bins: Sequence[_Bin], charge: Sequence[bool]) -> bool | None:
+    """_fill by prefix sums: the greedy fill gives each device the longest run of the next blocks that fits
+    it, which a bisection over cumulative costs finds; tied blocks then join their owner's device. None when
+    tied blocks do not all come last (then _fill decides)."""
+    head = totals.untied_head
+    if head is None:
+        return None
+    start = 0
+    owner: dict[str, int] = {}
+    for i, b in enumerate(bins):
+        if start == head:
+            break
+        cum = totals.cum_resident if charge[i] else totals.cum_weights
+        end = bisect_right(cum, cum[start] + b.budget, start, head + 1) - 1
+        if end > start:
+            b.items, b.used, b.span = list(totals.sized[start:end]), cum[end] - cum[start], (start, end)
+            b.source = totals
+            owner.update(dict.fromkeys(totals.names[start:end], i))
+            start = end
+    if start < head:
+        return False
+    for item in totals.sized[head:]:
+        b = bins[owner[item.block.tied_to]]  # type: ignore[index]
+        b.items.append(item)
+        b.used += item.weights
+    return True
+
+
+def _streamed_want(totals: Totals, bins: Sequence[_Bin], charge: Sequence[bool]) -> int:
+    """What the main device must keep for streamed blocks: the largest one's weights and all their KV cache."""
+    largest, kv = 0, 0
+    for i, b in enumerate(bins):
+        if charge[i] or not b.items:
+            continue
+        if b.span is not None and len(b.items) == b.span[1] - b.span[0]:
+            start, end = b.span
+            largest = max(largest, max(totals.block_weights[start:end]))
+            kv += totals.cum_kv[end] - totals.cum_kv[start]
+        else:
+            largest = max(largest, max(s.weights for s in b.items))
+            kv += sum(s.kv for s in b.items)
+    return largest + kv
+
+
 def _settled_fill(
-    rung: Rung, room: _Room, sized: Sequence[_Sized]
+    rung: Rung, room: _Room, totals: Totals, screen: bool = True
 ) -> tuple[list[_Bin], list[bool], int] | None:
     """Fill the bins; when offloading, again until the main device's reserve settles. Streaming offloaded
     layers needs room for the largest one on the main device, and the KV cache of offloaded layers lives there
-    too (they execute on the main device). Returns (bins, charged, reserve), or None when the blocks do not fit."""
+    too (they execute on the main device). Returns (bins, charged, reserve), or None when the blocks do not fit.
+    `screen` decides what the sums decide without placing block by block (the same result, faster)."""
     main_reserve = 0
     for _ in range(6):
-        bins, charge = _bins(rung, room, sized, main_reserve)
+        bins, charge = _bins(rung, room, totals, main_reserve)
         # A device that computes or streams (every GPU, and RAM) must hold its own overheads even when it
         # holds no blocks: negative room there means this rung cannot run, whatever goes to disk.
-        if any(b.budget < 0 for b in bins if b.device != "disk") or not _fill(sized, bins, charge):
+        if any(b.budget < 0 for b in bins if b.device != "disk"):
+            return None
+        fitted = _screen(totals, bins, charge) if screen else None
+        if fitted is None and screen:
+            fitted = _prefix_fill(totals, bins, charge)
+        if fitted is None:
+            fitted = _fill(totals.sized, bins, charge)
+        if not fitted:
             return None
         if not _offloading(rung):
             return bins, charge, main_reserve
-        streamed = [s for i, b in enumerate(bins) if not charge[i] for s in b.items]
-        want = max((s.weights for s in streamed), default=0) + sum(s.kv for s in streamed)
+        if screen:
+            want = _streamed_want(totals, bins, charge)
+        else:
+            streamed = [s for i, b in enumerate(bins) if not charge[i] for s in b.items]
+            want = max((s.weights for s in streamed), default=0) + sum(s.kv for s in streamed)
         if want <= main_reserve:
             return bins, charge, main_reserve
         main_reserve = want
     return None  # pragma: no cover - the reserve grows monotonically and settles well within six rounds
+
+
+def _span_sums(
+    b: _Bin, span: tuple[int, int], totals: Totals
+) -> tuple[int, int, tuple[int, int] | None, tuple[str, ...]]:
+    """_sums of a bin the prefix fill filled: its run of blocks from the cumulative sums, then its tied
+    blocks one by one."""
+    start, end = span
+    extra = b.items[end - start :]
+    weights = totals.cum_weights[end] - totals.cum_weights[start] + sum(s.weights for s in extra)
+    kv = totals.cum_kv[end] - totals.cum_kv[start] + sum(s.kv for s in extra)
+    first, after = totals.cum_layers[start], totals.cum_layers[end]
+    # Layers are numbered in block order, so a run holds layers first … after - 1.
+    found = [s.layer for s in extra if s.layer is not None] + ([first, after - 1] if after > first else [])
+    layers = (min(found), max(found)) if found else None
+    return weights, kv, layers, totals.names[start:end] + tuple(s.block.name for s in extra)
+
+
+def _sums(b: _Bin) -> tuple[int, int, tuple[int, int] | None, tuple[str, ...]]:
+    """A filled bin's weights, KV cache, first and last layer, and block names."""
+    if b.whole is not None:
+        return b.whole.weights, b.whole.kv, b.whole.layers, b.whole.names
+    if b.span is not None and b.source is not None:
+        return _span_sums(b, b.span, b.source)
+    layers = [s.layer for s in b.items if s.layer is not None]
+    return (
+        sum(s.weights for s in b.items),
+        sum(s.kv for s in b.items),
+        (min(layers), max(layers)) if layers else None,
+        tuple(s.block.name for s in b.items),
+    )
 
 
 def _placement(
@@ -308,9 +378,8 @@ def _placement(
     """What one filled bin holds as a Placement, with its overheads, and its key in the device map."""
     index, b, charged = where
     dtype = rung.precision.dtype
-    weights = sum(s.weights for s in b.items)
-    kv = sum(s.kv for s in b.items) if charged else 0
-    layers = [s.layer for s in b.items if s.layer is not None]
+    weights, items_kv, layers, names = _sums(b)
+    kv = items_kv if charged else 0
     slack = int((weights + kv) * ALLOCATOR_SLACK)
     key: int | str
     if index < len(rung.gpus):
@@ -330,54 +399,63 @@ def _placement(
     placement = Placement(
         device=b.device,
         label=label,
-        blocks=tuple(s.block.name for s in b.items),
-        layers=(min(layers), max(layers)) if layers else None,
+        blocks=names,
+        layers=layers,
         weights_bytes=weights,
         kv_cache_bytes=kv,
         overhead_bytes=overhead,
         budget_bytes=budget,
-        weights_budget_bytes=b.budget - (sum(s.kv for s in b.items) if charged else 0),
+        weights_budget_bytes=b.budget - kv,
     )
     return placement, key
 
 
 def try_rung(
-    card: ModelCard, lay: Layout, host: HostSnapshot, rung: Rung, context: int, batch: int
+    card: ModelCard,
+    lay: Layout,
+    host: HostSnapshot,
+    rung: Rung,
+    context: int,
+    batch: int,
+    figures: ModelFigures | None = None,
+    screen: bool = True,
 ) -> Attempt:
-    """Place every block for one rung; report what it needs and what is there either way."""
-    sized = _sized_blocks(card, lay, rung.precision, context, batch)
-    resident = sum(s.weights for s in sized) + sum(s.kv for s in sized)
+    """Place every block for one rung; report what it needs and what is there either way.
+
+    `figures` (for this card, layout, context and batch) carries the sized blocks from rung to rung;
+    `screen=False` places block by block even where the sums already decide (for tests of the screen)."""
+    figures = figures or ModelFigures(card, lay, context, batch)
+    totals = figures.totals(rung.precision)
+    resident = totals.resident
     needed = resident + int(resident * ALLOCATOR_SLACK)
     room = _room(card, host, rung, context, batch)
     available = sum(max(c, 0) for c in room.gpus) + (max(room.ram, 0) if rung.cpu else 0)
     available += max(room.disk, 0) if rung.disk else 0
-    filled = _settled_fill(rung, room, sized)
+    filled = _settled_fill(rung, room, totals, screen)
     if filled is None:
         return Attempt(rung, None, needed, available, {})
     bins, charge, main_reserve = filled
     placements = []
     device_map: dict[str, int | str] = {}
     for i, b in enumerate(bins):
-        if not b.items and b.device not in ("cuda:0", "mps") and not (b.device == "cpu" and not rung.gpus):
+        if (
+            not (b.items or b.whole)
+            and b.device not in ("cuda:0", "mps")
+            and not (b.device == "cpu" and not rung.gpus)
+        ):
             continue
         placement, key = _placement(card, host, rung, (i, b, charge[i]), context, batch, main_reserve)
         placements.append(placement)
-        device_map.update((s.block.name, key) for s in b.items)
+        device_map.update(dict.fromkeys(placement.blocks, key))
     return Attempt(rung, tuple(placements), needed, available, device_map)
 
 
 def _compute_stage(
-    placement: Placement,
-    blocks: Sequence[Block],
-    precision: Precision,
-    gpus: dict[str, GpuInfo],
-    cpu: CpuInfo,
+    placement: Placement, sums: BlockSums, precision: Precision, gpus: dict[str, GpuInfo], cpu: CpuInfo
 ) -> Stage | None:
     """The stage of a device that computes its own blocks (a GPU, or the CPU when there is no GPU); None for
     a device whose blocks are streamed to another (RAM behind a GPU, disk)."""
-    active = sum(block_weight_bytes(b, precision) * b.active // max(b.total, 1) for b in blocks)
-    active_params = sum(b.active for b in blocks)
-    layers = sum(1 for b in blocks if b.role == "layer")
+    active, active_params, layers = sums.active_bytes, sums.active_params, sums.layers
     if placement.device in gpus:
         gpu = gpus[placement.device]
         return Stage(
@@ -410,30 +488,32 @@ def attempt_speed(
     attempt: Attempt,
     batch: int,
     prompt_tokens: int,
+    figures: ModelFigures | None = None,
 ) -> SpeedEstimate:
-    """The roofline stages of a placement, timed by `estimate_speed` for transformers at this batch."""
+    """The roofline stages of a placement, timed by `estimate_speed` for transformers at this batch
+    (`figures`, when the ladder has them for this card and layout, keeps the model's sums between rungs)."""
     assert attempt.placements is not None
     precision = attempt.rung.precision
-    by_name = {b.name: b for b in lay.blocks}
+    figures = figures or ModelFigures(card, lay, 0, batch)
     gpus = {gpu_device(g): g for g in attempt.rung.gpus}
     stages: list[Stage] = []
     streamed_params = 0
     streamed_layers = 0
     pcie_bytes = 0
     for p in attempt.placements:
-        blocks = [by_name[n] for n in p.blocks]
-        stage = _compute_stage(p, blocks, precision, gpus, host.cpu)
+        sums = figures.block_sums(precision, p.blocks)
+        stage = _compute_stage(p, sums, precision, gpus, host.cpu)
         if stage is not None:
             stages.append(stage)
             continue
         # accelerate copies each offloaded block to the main device for every forward pass, all experts included.
-        full = sum(block_weight_bytes(b, precision) for b in blocks)
+        full = sums.full_bytes
         if p.device == "disk":
             stages.append(Stage("disk", full, host.disk_bandwidth_bytes_per_s, prefill_bytes=full))
         if p.device == "cpu" or gpus:
             pcie_bytes += full
-        streamed_params += sum(b.active for b in blocks)
-        streamed_layers += sum(1 for b in blocks if b.role == "layer")
+        streamed_params += sums.active_params
+        streamed_layers += sums.layers
     if pcie_bytes:
         first_gpu = attempt.rung.gpus[0]
         stages.append(

@@ -105,8 +105,9 @@ def plan_all(
     rows = []
     for card in catalog.models:
         context = min(request.context, card.context_length) if request.context else None
+        asked = request if context == request.context else replace(request, context=context)
         try:
-            result = planner(card, host, replace(request, context=context), explain=False)
+            result = planner(card, host, asked, explain=False)
         except PlanRequestError:
             continue
         rows.append(Row(card, result))
