@@ -82,6 +82,11 @@ def test_layer_split_matches_accelerate(card):
             # in; Berth keeps it only when it offloads (it passes its own device map, so that rule never runs).
             main = 0 if plan.uses_gpu else "cpu"
             budgets[main] += max(block_weight_bytes(b, plan.precision) for b in lay.blocks)
+        elif "cpu" in budgets:
+            # accelerate's main devices are the first GPU *and* the CPU: it also keeps the largest layer free
+            # in RAM for disk-offloaded layers to pass through, a rule Berth's own device map never meets. Give
+            # accelerate that room so both fill RAM with the same blocks (gpt-oss-120b's 6.4 GB layers showed it).
+            budgets["cpu"] += max(block_weight_bytes(b, plan.precision) for b in lay.blocks)
         theirs = _accelerate_blocks(model, budgets, plan.precision.dtype, names)
         ours_count = Counter(ours.values())
         theirs_count = Counter(theirs.values())
