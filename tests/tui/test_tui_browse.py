@@ -121,7 +121,8 @@ async def test_hardware_switch_replans_everything(make_app):
         # Back to this machine from the list.
         await pilot.press("h")
         await wait_until(pilot, lambda: app.screen.query("#presets"))
-        await pilot.press("down", "enter")  # focus starts in the spec box; ↓ reaches the first preset: this machine
+        # focus starts in the spec box; ↓ reaches the first preset: this machine
+        await pilot.press("down", "enter")
         await wait_until(pilot, lambda: app.host is TEST_HOST)
 
 

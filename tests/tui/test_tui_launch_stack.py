@@ -197,7 +197,9 @@ async def test_real_smollm2_launches_in_the_app_and_replies(catalog, smollm2_ggu
         assert "Paris" in reply.content
         assert reply.reply is not None and reply.reply.new_tokens > 0 and reply.reply.tokens_per_s
         assert chat.query(".message-body")[-1].source == reply.content
-        assert [c.message_count for c in SqliteChatStore(db).list_chats()] == [3]  # system prompt, question, answer
+        assert [c.message_count for c in SqliteChatStore(db).list_chats()] == [
+            3
+        ]  # system prompt, question, answer
         await pilot.press("ctrl+b")  # back to Browse; the model stays loaded
         await wait_until(pilot, lambda: isinstance(app.screen, BrowseScreen))
         assert app.launched is not None
