@@ -285,7 +285,9 @@ async def test_a_key_burst_after_slash_lands_in_search_in_order(make_app):
         await pilot.pause(0.2)
         assert search.value == "tiiuae/falc" and app.screen is screen  # 'f' and 'l' did not toggle or launch
         assert not screen.filter.fits_only
-        await wait_until(pilot, lambda: screen.shown and all("falcon" in r.card.id for r in screen.shown))
+        await wait_until(
+            pilot, lambda: screen.shown and all("falcon" in r.card.id.lower() for r in screen.shown)
+        )
 
 
 async def test_encoder_rows_show_no_decode_speed(make_app):
