@@ -169,23 +169,32 @@ def _take_slots(levels: list[int], size: int, wanted: int) -> int:
     return taken
 
 
-def nodes_to_add(levels: list[int], demands: list[tuple[Shape, int]]) -> int:
-    """Empty nodes to add to a group with this free-GPU profile so that these replicas (largest first) all
-    find room, counted without placing them."""
-    gpn = len(levels) - 1
-    work = list(levels)
-    added = 0
-    for shape, replicas in sorted(demands, key=lambda item: -item[0].gpus):
-        rest = replicas - fit(work, shape, replicas)
-        if rest <= 0 or shape.tp > gpn:
-            continue
-        slot = shape.tp if shape.gpus > gpn else shape.gpus
-        units = rest * shape.pp if shape.gpus > gpn else rest
-        if shape.gpus > gpn:  # stages of a replica may use the slots too few for a whole replica
-            units -= _take_slots(work, slot, units)
-        per_node = gpn // slot
-        new = -(-units // per_node)
-        added += new
-        work[gpn] += new
-        _take_slots(work, slot, units)
-    return added
+def nodes_to_add(nodes: int, gpus_per_node: int, demands: list[tuple[Shape, int]]) -> int:
+    """Empty nodes to add to a group of `nodes` nodes so that a fresh plan on the grown group places every one
+    of these replicas, placed in this order (the planner's: largest replicas first), counted without placing.
+
+    Counting a fresh placement, not filling the gaps of today's, matters: a plan on more nodes places its
+    workloads in its own order and may fragment the nodes differently. Best-fit placement on more empty nodes
+    never places fewer replicas, so the count is found by doubling and then halving."""
+
+    def fits(extra: int) -> bool:
+        levels = [0] * (gpus_per_node + 1)
+        levels[gpus_per_node] = nodes + extra
+        return all(fit(levels, shape, replicas) == replicas for shape, replicas in demands)
+
+    demands = [(shape, replicas) for shape, replicas in demands if shape.tp <= gpus_per_node]
+    if fits(0):
+        return 0
+    # Every replica on nodes of its own always fits: the search never passes this bound.
+    bound = sum(replicas * -(-shape.pp // (gpus_per_node // shape.tp)) for shape, replicas in demands)
+    low, high = 0, 1  # `low` is known not to fit
+    while high < bound and not fits(high):
+        low, high = high, high * 2
+    high = min(high, bound)
+    while high - low > 1:
+        mid = (low + high) // 2
+        if fits(mid):
+            high = mid
+        else:
+            low = mid
+    return high

@@ -45,7 +45,6 @@ from launcher.fleet.types import (
     FleetRequest,
     ModelPlan,
     NodeGroup,
-    Shape,
     Workload,
 )
 from launcher.plan.speed import VLLM_BATCHED, effective_bandwidth
@@ -63,13 +62,15 @@ OPTIONS_PER_GROUP = 4
 
 
 class _Weights:
-    """model_weights, computed once per (model, dtype, quantization)."""
+    """model_weights, computed once per (card, dtype, quantization). Cards are told apart by identity, not
+    by id: two workloads may carry different cards under one name (an edited copy), and the cached weights
+    keep their card alive, so its identity is not reused while the cache lives."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, str, str | None], ModelWeights] = {}
+        self._cache: dict[tuple[int, str, str | None], ModelWeights] = {}
 
     def get(self, workload: Workload, dtype: Dtype, quant: FleetQuant | None) -> ModelWeights:
-        key = (workload.card.id, dtype, quant)
+        key = (id(workload.card), dtype, quant)
         if key not in self._cache:
             self._cache[key] = model_weights(workload.card, dtype, quant)
         return self._cache[key]
@@ -239,22 +240,21 @@ def _alternatives(
 
 
 def _additions(
-    missing: dict[str, list[tuple[str, Shape, int]]],
-    groups: dict[str, NodeGroup],
-    allocators: dict[str, GroupAllocator],
+    chosen: dict[str, tuple[Option, int]], short: dict[str, list[str]], groups: dict[str, NodeGroup]
 ) -> tuple[Addition, ...]:
-    """For each group short of room: the fewest extra nodes that host its missing replicas (counted)."""
+    """For each group short of room: the fewest extra nodes on which a fresh plan places every replica of the
+    workloads that group runs, in the order the planner places them (counted)."""
     additions = []
-    for name, replicas in missing.items():
+    for name, models in short.items():
         group = groups[name]
-        demands = [(shape, count) for _, shape, count in replicas]
+        demands = [(o.shape, o.replicas) for o, _ in chosen.values() if o.group.name == name]
         additions.append(
             Addition(
                 group=name,
-                nodes=nodes_to_add(allocators[name].profile(), demands),
+                nodes=max(1, nodes_to_add(group.count, group.gpus_per_node, demands)),
                 accelerator=group.accelerator.id,
                 gpus_per_node=group.gpus_per_node,
-                models=tuple(dict.fromkeys(model for model, _, _ in replicas)),
+                models=tuple(models),
             )
         )
     return tuple(additions)
@@ -379,20 +379,17 @@ def plan_fleet(request: FleetRequest) -> FleetPlan:
     sized: _Sized = {w.name: _candidates(w, request, caches, w.quantization) for w in request.workloads}
     chosen = _place_workloads(request, sized, allocators)
     plans: list[ModelPlan] = []
-    missing: dict[str, list[tuple[str, Shape, int]]] = {}
+    short: dict[str, list[str]] = {}
     for workload in request.workloads:
         plan = _model_plan(workload, request, caches, allocators, sized, chosen.get(workload.name))
         plans.append(plan)
         if plan.replica is not None and plan.replicas_placed < plan.replicas_needed:
-            short_group = chosen[workload.name][0].group.name
-            missing.setdefault(short_group, []).append(
-                (workload.name, plan.replica.shape, plan.replicas_needed - plan.replicas_placed)
-            )
+            short.setdefault(chosen[workload.name][0].group.name, []).append(workload.name)
     nodes = [node for group in request.groups for node in allocators[group.name].node_plans()]
     return FleetPlan(
         models=tuple(plans),
         nodes=tuple(nodes),
-        additions=_additions(missing, groups, allocators),
+        additions=_additions(chosen, short, groups),
         engine=request.engine,
         groups=request.groups,
         network_bytes_per_s=request.network_bytes_per_s,

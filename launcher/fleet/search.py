@@ -207,7 +207,8 @@ def _precheck(
 
 class SizingCache:
     """size_replica results (or the reason a shape fails) by workload shape, so that workloads of the same
-    model and load, and the alternatives, size each shape once."""
+    model and load, and the alternatives, size each shape once. The card is keyed by identity (the weights
+    that hold it outlive the cache entry's use), so two cards that share an id never share a sizing."""
 
     def __init__(self) -> None:
         self._cache: dict[tuple[object, ...], Sizing | str] = {}
@@ -221,7 +222,7 @@ class SizingCache:
         engine: EngineSettings,
         network: int | None,
     ) -> Sizing | str:
-        key = (weights.card.id, weights.dtype, weights.quant, shape, group.name, load, network)
+        key = (id(weights.card), weights.dtype, weights.quant, shape, group.name, load, network)
         found = self._cache.get(key)
         if found is None:
             try:
