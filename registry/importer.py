@@ -42,6 +42,9 @@ _EXTRA_KEYS: dict[str, tuple[str, ...]] = {
     "mpt": ("expansion_ratio",),
     "bert": ("type_vocab_size",),
     "gpt2": ("n_positions",),
+    "glm4_moe": ("use_qk_norm",),
+    "llama4_text": ("interleave_moe_layer_step", "intermediate_size_mlp"),
+    "qwen3_next": ("shared_expert_intermediate_size", "decoder_sparse_step"),
 }
 #: GGUF `general.architecture` -> transformers model_type, for the families Berth can size.
 GGUF_ARCHITECTURES: dict[str, str] = {

@@ -6,6 +6,7 @@ import pytest
 
 from registry.catalog import load_catalog
 from registry.params import layout
+from registry.schema import ModelCard
 from registry.verify import meta_counts
 
 CARDS = load_catalog(overlay=False).models
@@ -40,3 +41,98 @@ def test_published_count_agrees(card):
     )
     if card.params_source == "computed":
         assert card.params == layout(card).total
+
+
+def _tiny(model_type: str, **arch: object) -> ModelCard:
+    base = dict(
+        num_layers=8,
+        hidden_size=64,
+        intermediate_size=96,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        vocab_size=131072,  # above SmolLM3's default pad_token_id (128004)
+        tie_word_embeddings=False,
+    )
+    return ModelCard.model_validate(
+        dict(
+            id=f"test/{model_type}",
+            family="test",
+            model_type=model_type,
+            task="chat",
+            license="apache-2.0",
+            native_dtype="bfloat16",
+            context_length=4096,
+            params=1,
+            architecture=base | arch,
+        )
+    )
+
+
+_MOE = dict(num_experts=8, experts_per_token=2, moe_intermediate_size=32)
+_LINEAR = dict(
+    full_attention_interval=4,
+    linear_num_key_heads=2,
+    linear_num_value_heads=4,
+    linear_key_head_dim=8,
+    linear_value_head_dim=16,
+    linear_conv_kernel_dim=4,
+)
+#: Small random configs of the layouts issue 13's families add, each built on the meta device.
+TINY = {
+    "stablelm-qkv-bias": _tiny("stablelm", attention_bias=True),
+    "smollm3": _tiny("smollm3", tie_word_embeddings=True),
+    "glm4_moe-qk-norm-bias": _tiny(
+        "glm4_moe",
+        attention_bias=True,
+        num_shared_experts=1,
+        first_dense_layers=1,
+        config_extras={"use_qk_norm": True, "partial_rotary_factor": 0.5},
+        **_MOE,
+    ),
+    "glm4_moe-3-dense": _tiny("glm4_moe", num_shared_experts=1, first_dense_layers=3, **_MOE),
+    "llama4-all-moe": _tiny(
+        "llama4_text",
+        num_experts=4,
+        experts_per_token=1,
+        attention_chunk_size=16,
+        global_attention_every=4,
+        config_extras={"intermediate_size_mlp": 160, "interleave_moe_layer_step": 1},
+    ),
+    "llama4-interleaved": _tiny(
+        "llama4_text",
+        num_experts=4,
+        experts_per_token=1,
+        attention_chunk_size=16,
+        global_attention_every=4,
+        config_extras={"intermediate_size_mlp": 160, "interleave_moe_layer_step": 2},
+    ),
+    "qwen3_next": _tiny(
+        "qwen3_next", config_extras={"shared_expert_intermediate_size": 48}, **_MOE, **_LINEAR
+    ),
+}
+
+
+@pytest.mark.parametrize("card", list(TINY.values()), ids=list(TINY))
+def test_new_family_layouts_equal_the_meta_model(card):
+    lay = layout(card)
+    built = meta_counts(card, [b.name for b in lay.blocks])
+    assert lay.total == built.total
+    assert sum(b.linear for b in lay.blocks) == built.quantizable_linear
+    assert {b.name: b.total for b in lay.blocks if b.tied_to is None} == {
+        b.name: built.module_params[b.name] for b in lay.blocks if b.tied_to is None
+    }
+
+
+def test_stablelm_qkv_bias_is_on_q_k_v_only():
+    """use_qkv_bias adds one bias per q/k/v output row; StableLmAttention's o_proj never has a bias."""
+    with_bias, without = layout(TINY["stablelm-qkv-bias"]), layout(_tiny("stablelm"))
+    assert with_bias.total - without.total == 8 * (4 * 16 + 2 * 2 * 16)
+
+
+def test_interleaved_moe_layers_alternate_with_wide_dense_layers():
+    """Llama 4 Maverick: every 2nd layer routes (interleave_moe_layer_step 2); the others are dense MLPs of
+    intermediate_size_mlp."""
+    layers = layout(TINY["llama4-interleaved"]).layers
+    assert layers[0].total == layers[2].total != layers[1].total == layers[3].total
+    assert layers[0].active == layers[0].total and layers[1].active < layers[1].total
