@@ -136,3 +136,73 @@ def test_interleaved_moe_layers_alternate_with_wide_dense_layers():
     layers = layout(TINY["llama4-interleaved"]).layers
     assert layers[0].total == layers[2].total != layers[1].total == layers[3].total
     assert layers[0].active == layers[0].total and layers[1].active < layers[1].total
+
+
+#: Published vision_config values of the multimodal repos whose language model the catalog plans (config.json).
+_GEMMA3_VISION = dict(
+    hidden_size=1152,
+    image_size=896,
+    intermediate_size=4304,
+    num_attention_heads=16,
+    num_hidden_layers=27,
+    patch_size=14,
+    vision_use_head=False,
+)
+_LLAMA4_VISION = dict(
+    hidden_size=1408,
+    image_size=336,
+    intermediate_size=5632,
+    num_attention_heads=16,
+    num_hidden_layers=34,
+    patch_size=14,
+    vision_output_dim=4096,
+    projector_input_dim=4096,
+    projector_output_dim=4096,
+    pixel_shuffle_ratio=0.5,
+)
+MULTIMODAL = {
+    "google/gemma-3-4b-it": ("gemma3", _GEMMA3_VISION),
+    "google/gemma-3-12b-it": ("gemma3", _GEMMA3_VISION),
+    "google/gemma-3-27b-it": ("gemma3", _GEMMA3_VISION),
+    "meta-llama/Llama-4-Scout-17B-16E-Instruct": ("llama4", _LLAMA4_VISION),
+    "meta-llama/Llama-4-Maverick-17B-128E-Instruct": ("llama4", _LLAMA4_VISION),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_id", list(MULTIMODAL))
+def test_multimodal_extras_are_the_vision_tower(model_id):
+    """The full image-text model transformers builds from the card's text config and the published vision
+    config holds exactly the Hub total; what it adds to the planned language model is the stored extras."""
+    import torch
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    from registry.hf_config import config_kwargs
+    from registry.verify import _quiet
+
+    card = next(c for c in CARDS if c.id == model_id)
+    model_type, vision = MULTIMODAL[model_id]
+    text = dict(config_kwargs(card), model_type=card.model_type)
+    with _quiet():
+        config = AutoConfig.for_model(model_type, text_config=text, vision_config=vision)
+        with torch.device("meta"):
+            model = AutoModelForImageTextToText.from_config(config)
+    total = sum(p.numel() for p in model.parameters())
+    assert total == card.params
+    assert total - layout(card).total == card.stored_extra_params
+
+
+#: New entries whose stored extras were worked out tensor by tensor: the Hub total is the build plus them, exactly.
+EXACT_EXTRAS = [
+    "Qwen/Qwen3-Next-80B-A3B-Instruct",
+    "zai-org/GLM-4.5",
+    "zai-org/GLM-4.5-Air",
+    "moonshotai/Kimi-K2-Instruct",
+    "HuggingFaceTB/SmolLM3-3B",
+]
+
+
+@pytest.mark.parametrize("model_id", EXACT_EXTRAS)
+def test_published_total_is_the_build_plus_the_stored_extras(model_id):
+    card = next(c for c in CARDS if c.id == model_id)
+    assert card.params == layout(card).total + card.stored_extra_params
