@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.errors import ImportModelError, UnsupportedArchitectureError
+from registry.gguf_file import GgufArray, GgufHeader
 from registry.hf_config import architecture_fields, context_length_of
 from registry.params import FAMILIES, layout, supported_model_types
 from registry.paths import expand_user_path
@@ -287,6 +288,17 @@ class GgufTable:
     tensor_names: frozenset[str]
     token_count: int | None
     values: int
+
+
+def gguf_table(header: GgufHeader) -> GgufTable:
+    """The part of a GGUF header Berth builds a catalog entry from (arrays are kept only as the token count)."""
+    tokens = header.metadata.get("tokenizer.ggml.tokens")
+    return GgufTable(
+        meta={key: value for key, value in header.metadata.items() if not isinstance(value, GgufArray)},
+        tensor_names=frozenset(t.name for t in header.tensors),
+        token_count=tokens.length if isinstance(tokens, GgufArray) else None,
+        values=sum(prod(t.shape) for t in header.tensors),
+    )
 
 
 def card_from_gguf_table(
