@@ -1,8 +1,8 @@
 """Build a catalog entry from files on disk: a model folder (config.json + safetensors headers) or a GGUF file.
 
 No torch: parameter counts come from the safetensors headers' tensor shapes (the JSON at the start of each file)
-or from the GGUF tensor table, and architecture fields from config.json through `hf_config`'s mapping. The
-`gguf` package is imported only when a GGUF file is read.
+or from the GGUF tensor table (registry.gguf_file's reader), and architecture fields from config.json through
+`hf_config`'s mapping.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.errors import ImportModelError, UnsupportedArchitectureError
-from registry.gguf_file import GgufArray, GgufHeader
+from registry.gguf_file import GgufArray, GgufHeader, read_gguf_header
 from registry.hf_config import architecture_fields, context_length_of
 from registry.params import FAMILIES, layout, supported_model_types
 from registry.paths import expand_user_path
@@ -262,14 +262,7 @@ def card_from_gguf(path: Path | str, model_id: str | None = None) -> ModelCard:
     path = expand_user_path(path)
     if not path.is_file():
         raise ImportModelError(f"{path} is not a file")
-    reader = _gguf_reader(path)
-    tokens_field = reader.fields.get("tokenizer.ggml.tokens")
-    table = GgufTable(
-        meta={name: _gguf_value(field) for name, field in reader.fields.items()},
-        tensor_names=frozenset(t.name for t in reader.tensors),
-        token_count=len(tokens_field.data) if tokens_field is not None else None,
-        values=sum(int(t.n_elements) for t in reader.tensors),
-    )
+    table = gguf_table(read_gguf_header(path))
     return card_from_gguf_table(
         table,
         model_id or local_model_id(path.stem),
@@ -330,18 +323,6 @@ def card_from_gguf_table(
         "description": description,
     }
     return _with_counts(_card(base, fields, where), table.values, "computed")
-
-
-def _gguf_reader(path: Path) -> Any:
-    """The gguf package's reader for `path` (the package is imported here, only when a GGUF file is read)."""
-    try:
-        import gguf
-    except ImportError:
-        raise ImportModelError("reading GGUF files needs the gguf package: pip install gguf") from None
-    try:
-        return gguf.GGUFReader(str(path))
-    except Exception as error:  # the gguf package raises ValueError, struct and OS errors alike
-        raise ImportModelError(f"{path} is not a readable GGUF file ({error})") from None
 
 
 def _gguf_architecture(path: Path | str, meta: dict[str, Any]) -> tuple[str, str]:
@@ -433,16 +414,3 @@ def _majority_dtype(tensors: dict[str, TensorInfo]) -> Dtype | None:
         if dtype in _SAFETENSORS_DTYPES:
             return _SAFETENSORS_DTYPES[dtype]
     return None
-
-
-def _gguf_value(field: Any) -> Any:
-    """A GGUF metadata value as a Python scalar or string (arrays are left out: tokens, merges …)."""
-    try:
-        if len(field.types) != 1:
-            return None
-        value = field.contents()
-    except Exception:  # an unexpected layout in one field should not stop the import
-        return None
-    if hasattr(value, "item"):
-        value = value.item()
-    return value if isinstance(value, (int, float, str, bool)) else None
