@@ -4,9 +4,6 @@ The only Hub module that imports torch and transformers, and only inside `measur
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +20,7 @@ from registry.importer import (
     _with_counts,
 )
 from registry.schema import MeasuredBlock, MeasuredLayout, ModelCard
+from registry.verify import meta_model, quiet_transformers
 
 #: Architecture fields every entry needs, and the transformers config attribute that holds each.
 _REQUIRED = {
@@ -78,7 +76,7 @@ def _hf_config(config: dict[str, Any], origin: ConfigOrigin, code_folder: Path |
     from transformers import AutoConfig
 
     try:
-        with _quiet():
+        with quiet_transformers():
             if code_folder is not None:
                 return AutoConfig.from_pretrained(code_folder, trust_remote_code=True)
             kwargs = {k: v for k, v in config.items() if k != "model_type"}
@@ -95,14 +93,9 @@ def _hf_config(config: dict[str, Any], origin: ConfigOrigin, code_folder: Path |
 
 
 def _meta_model(hf_config: Any, config: dict[str, Any], origin: ConfigOrigin, trusted: bool) -> Any:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
-
     masked = any("MaskedLM" in str(a) for a in config.get("architectures") or [])
-    auto = AutoModelForMaskedLM if masked else AutoModelForCausalLM
     try:
-        with _quiet(), torch.device("meta"):
-            return auto.from_config(hf_config, trust_remote_code=trusted)
+        return meta_model(hf_config, masked, trust_remote_code=trusted)
     except Exception as error:  # an architecture transformers has no class for, or code that fails
         raise HubModelError(
             origin.model_id,
@@ -208,15 +201,3 @@ def _block(
         active=active,
         tied_to=tied_to,
     )
-
-
-@contextlib.contextmanager
-def _quiet() -> Any:
-    logger = logging.getLogger("transformers")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            yield
-    finally:
-        logger.setLevel(level)
