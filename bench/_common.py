@@ -1,4 +1,5 @@
-"""Helpers the benchmark scripts share: the repository root, a token-timing streamer, atomic JSON writes.
+"""Helpers the benchmark scripts share: the repository root, a token-timing streamer, atomic JSON writes, and
+the corpus scripts' row filter, error and table printing.
 
 Imported as `bench._common` (the scripts run from the repository root as `python -m bench.NAME`). Nothing
 here imports torch.
@@ -9,11 +10,16 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from registry.errors import BerthError
 
 if TYPE_CHECKING:
     import torch
+
+    from registry.catalog import Catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,3 +60,43 @@ def write_json_atomic(path: Path, data: object) -> None:
     temp = path.with_name(path.name + ".tmp")
     temp.write_text(json.dumps(data, indent=1, default=str) + "\n")
     os.replace(temp, path)
+
+
+class CorpusRow(Protocol):
+    """A published measurement names its model and accelerator by catalog id."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def accelerator(self) -> str: ...
+
+
+Row = TypeVar("Row", bound=CorpusRow)
+
+
+def rows_in_catalog(rows: Iterable[Row], catalog: Catalog) -> list[Row]:
+    """The rows whose model and accelerator the catalog knows (rows for entries still to come are skipped)."""
+    known = []
+    for row in rows:
+        try:
+            catalog.get(row.model)
+            catalog.accelerator(row.accelerator)
+        except BerthError:
+            continue
+        known.append(row)
+    return known
+
+
+def relative_error(estimated: float, measured: float) -> float:
+    """|estimate - measured| / measured."""
+    return abs(estimated - measured) / measured
+
+
+def print_table(header: str, lines: Iterable[str], skipped: int) -> None:
+    """A corpus table: the header, a rule, a line per row, and how many rows the catalog could not describe."""
+    print(header)
+    print("-" * len(header))
+    for line in lines:
+        print(line)
+    if skipped:
+        print(f"({skipped} rows skipped: their model or accelerator is not in this catalog)")
