@@ -11,13 +11,13 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from launcher.machine.apple import working_set_limit
-from launcher.machine.errors import HardwareSpecError, UserFileError
+from launcher.machine.errors import HardwareSpecError
 from launcher.machine.host import CpuInfo, GpuInfo, HostSnapshot
 from launcher.machine.numbers import ascii_int, shown
-from launcher.machine.paths import read_user_text
 from launcher.machine.probe import probe_host
+from registry.bounded_read import MAX_SPEC_BYTES, read_text_capped
 from registry.catalog import Catalog
-from registry.errors import UnknownAcceleratorError, UserPathError
+from registry.errors import InputFileError, UnknownAcceleratorError
 from registry.paths import expand_user_path
 from registry.safe_yaml import load_yaml_bounded
 from registry.schema import Accelerator
@@ -460,17 +460,11 @@ def parse_hardware_spec(text: str, catalog: Catalog) -> HostSnapshot:
 
 
 def _read_spec_file(path: str) -> str:
-    """The file's text, at most MAX_INPUT_BYTES; UserFileError for '~nosuchuser', _Problem otherwise."""
+    """The file's text, at most MAX_SPEC_BYTES; UserPathError for '~nosuchuser', _Problem otherwise."""
     try:
-        return read_user_text(expand_user_path(path))
-    except (UserFileError, UserPathError):
-        raise
-    except FileNotFoundError:
-        raise _Problem("no such file") from None
-    except UnicodeDecodeError:
-        raise _Problem("the file is not UTF-8 text") from None
-    except (OSError, ValueError) as error:
-        raise _Problem(f"cannot read the file ({getattr(error, 'strerror', None) or error})") from None
+        return read_text_capped(expand_user_path(path), MAX_SPEC_BYTES)
+    except InputFileError as error:
+        raise _Problem(error.problem) from None
 
 
 def resolve_host(spec: str | None, catalog: Catalog, environ: Mapping[str, str]) -> HostSnapshot:
