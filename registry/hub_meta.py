@@ -10,15 +10,7 @@ from typing import Any
 from registry.errors import short_text
 from registry.hf_config import architecture_fields, context_length_of
 from registry.hub_errors import HubModelError
-from registry.importer import (
-    ConfigOrigin,
-    TensorInfo,
-    _card,
-    _config_dtype,
-    _config_task,
-    _majority_dtype,
-    _with_counts,
-)
+from registry.importer import ConfigOrigin, TensorInfo, config_card
 from registry.schema import MeasuredBlock, MeasuredLayout, ModelCard
 from registry.verify import meta_model, quiet_transformers
 
@@ -52,24 +44,16 @@ def measured_card(
     context = context_length_of(model_type, config) or getattr(hf_config, "max_position_embeddings", None)
     if not isinstance(context, int):
         raise HubModelError(origin.model_id, f"{origin.where}: config.json gives no context length", "")
-    base: dict[str, Any] = {
-        "id": origin.model_id,
-        "family": model_type,
-        "model_type": model_type,
-        "task": _config_task(config, model_type, origin.chat_template),
-        "license": str(config.get("license") or origin.license or "unknown"),
-        "native_dtype": _config_dtype(config) or _majority_dtype(tensors) or "float32",
-        "context_length": context,
-        "params": 1,
-        "params_source": "computed",
-        "weight_format": origin.weight_format,
-        "remote_code": code_folder is not None,
-        "source": origin.source,
-        "description": origin.description,
-        "measured_layout": measured,
-    }
-    stored = sum(t.numel for t in tensors.values()) or None
-    return _with_counts(_card(base, fields, origin.where), stored, "hub-safetensors")
+    return config_card(
+        config,
+        tensors,
+        origin,
+        model_type,
+        fields,
+        context,
+        remote_code=code_folder is not None,
+        measured_layout=measured,
+    )
 
 
 def _hf_config(config: dict[str, Any], origin: ConfigOrigin, code_folder: Path | None) -> Any:

@@ -202,21 +202,34 @@ def card_from_config(
     context = context_length_of(model_type, config)
     if context is None:
         raise ImportModelError(f"{origin.where}: config.json gives no context length")
-    dtype = _config_dtype(config) or _majority_dtype(tensors) or "float32"
+    return config_card(config, tensors, origin, model_type, fields, context, remote_code=False)
+
+
+def config_card(
+    config: dict[str, Any],
+    tensors: dict[str, TensorInfo],
+    origin: ConfigOrigin,
+    model_type: str,
+    fields: dict[str, Any],
+    context: int,
+    **extra: Any,
+) -> ModelCard:
+    """The entry for a config.json with these architecture `fields` and `context`, its parameters counted from
+    the tensors; `extra` adds entry fields (remote_code, measured_layout)."""
     base: dict[str, Any] = {
         "id": origin.model_id,
         "family": model_type,
         "model_type": model_type,
         "task": _config_task(config, model_type, origin.chat_template),
         "license": str(config.get("license") or origin.license or "unknown"),
-        "native_dtype": dtype,
+        "native_dtype": _config_dtype(config) or _majority_dtype(tensors) or "float32",
         "context_length": context,
         "params": 1,
         "params_source": "computed",
         "weight_format": origin.weight_format,
-        "remote_code": False,
         "source": origin.source,
         "description": origin.description,
+        **extra,
     }
     stored = sum(t.numel for t in tensors.values()) or None
     return _with_counts(_card(base, fields, origin.where), stored, "hub-safetensors")
