@@ -377,7 +377,7 @@ def host_from_nodes(nodes: Sequence[NodeSpec], label: str) -> HostSnapshot:
         ram = node.ram_bytes if node.ram_bytes is not None else default_ram_bytes(kinds)
         if any(acc.vendor == "apple" for acc in kinds):
             ram = mac_memory_bytes(ram)
-        gpus.extend(_unified(g, ram) for g in _node_gpus(kinds, len(gpus), number))
+        gpus.extend(_unified(g, ram) for g in node_gpus(kinds, len(gpus), number))
         rams.append(ram)
         disks.append(node.disk_bytes if node.disk_bytes is not None else DEFAULT_DISK_BYTES)
         cores.append(node.cores or max(DEFAULT_CORES, DEFAULT_CORES * len(kinds)))
@@ -396,7 +396,7 @@ def host_from_nodes(nodes: Sequence[NodeSpec], label: str) -> HostSnapshot:
     )
 
 
-def _node_gpus(kinds: Sequence[Accelerator], first: int, node: int) -> list[GpuInfo]:
+def node_gpus(kinds: Sequence[Accelerator], first: int, node: int) -> list[GpuInfo]:
     """One node's GPUs, indexes from `first`; GPUs of one NVLink kind are each other's peers. Each kind's
     index tuple is built once and sliced, so the cost is that of the peer lists (at most 63 per GPU)."""
     groups: dict[str, list[int]] = {}
