@@ -50,6 +50,7 @@ from launcher.run.measure import (
     nvml_used_bytes,
 )
 from launcher.run.source import ModelSource
+from registry.errors import short_text
 from registry.importer import weight_files
 from registry.memory import CUDA_RUNTIME_BYTES
 from registry.params import LINEAR_SUBCLASS_FAMILIES
@@ -648,7 +649,7 @@ def _unpickling_reason(error: BaseException) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     specific = [line for line in lines if not line.startswith(_TORCH_BOILERPLATE)]
     reason = (specific or lines or [type(error).__name__])[0].removeprefix("WeightsUnpickler error:").strip()
-    return reason if len(reason) <= 160 else reason[:159] + "…"
+    return short_text(reason, 160)
 
 
 def _load_tokenizer(source: ModelSource, folder: Path, options: LoadOptions) -> Any:
