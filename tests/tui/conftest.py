@@ -1,11 +1,15 @@
-"""TUI fixtures: a fixed machine, named hardware that resolves without probing, and an app factory."""
+"""TUI fixtures: a fixed machine, named hardware that resolves without probing, an app factory, and the Hub
+stand-in the Browse screen's Hub source searches."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hub_server import FakeRepo, HubServer, bert_tensors, llama_like_tensors, safetensors_repo
 
 from launcher.tui.app import BerthApp, build_app
 from launcher.tui.fake import FakeSessionFactory, MemoryChatStore, TickClock
@@ -43,3 +47,50 @@ def make_app(
         return build_app(catalog, host, **options)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def app_hub() -> Iterator[HubServer]:
+    """The Hub stand-in (a real HTTP server on 127.0.0.1, tests/hub_server.py) with what the app's Hub source
+    lists: a catalog repository, two that are not in the catalog, a gated one, one that needs its own code and
+    an encoder (not text generation, so never listed), by downloads."""
+    server = HubServer()
+    server.add(
+        _qwen("Qwen/Qwen2.5-0.5B-Instruct", downloads=900)
+    )  # in the catalog: its verified entry is used
+    server.add(safetensors_repo("mistralai/Mistral-7B-v0.1", llama_like_tensors, shards=2, downloads=800))
+    server.add(_qwen("acme/Tiny-Qwen-Chat", downloads=700))  # not in the catalog: derived from the Hub
+    server.add(_qwen("gated-org/Gated-Chat", downloads=600, gated=True))
+    server.add(_qwen("custom/Remote-Chat", downloads=500, model_type="my_arch"))
+    server.add(safetensors_repo("google-bert/bert-base-uncased", bert_tensors, pipeline_tag="fill-mask"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def hub_online(app_hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HubServer:
+    """The app's Hub source talks to the stand-in (HF_ENDPOINT), with its own Hugging Face cache."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", app_hub.url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("BERTH_HUB_TIMEOUT", "5")
+    return app_hub
+
+
+def _qwen(name: str, model_type: str | None = None, **kwargs: Any) -> FakeRepo:
+    """Qwen2.5-0.5B-Instruct's published config and tensor names under another name (and model_type: one
+    Berth has no layout rules for, with an auto_map, is a repository that needs its own code)."""
+    repo = safetensors_repo(
+        "Qwen/Qwen2.5-0.5B-Instruct", lambda c: llama_like_tensors(c, qkv_bias=True), **kwargs
+    )
+    repo.repo_id = name
+    if model_type is not None:
+        config = json.loads(repo.files["config.json"])
+        config |= {
+            "model_type": model_type,
+            "auto_map": {"AutoModelForCausalLM": "modeling_my.MyForCausalLM"},
+        }
+        repo.files["config.json"] = json.dumps(config).encode()
+    return repo
