@@ -18,7 +18,7 @@ HUB_PAGE = 20
 FROM_HUB = "Hub, unverified"
 IN_CATALOG = "catalog ✓"
 #: The one line every Hub table carries.
-PROVENANCE = "Hub entries are derived by Berth from each repository's files, not verified by hand"
+PROVENANCE = "Hub entries are derived from each repository's files, not verified by hand"
 
 HUB_COLUMNS: tuple[Column, ...] = (
     Column("fit", "fit"),
@@ -30,13 +30,16 @@ HUB_COLUMNS: tuple[Column, ...] = (
     Column("speed", "tok/s", right=True),
     Column("note", "source / problem"),
 )
-#: Below this many columns of terminal the downloads and dtype columns go and model ids lose their owner.
+#: Below this many columns of terminal the downloads, dtype and speed columns go, model ids lose their owner
+#: and long texts are cut, so that 80 columns hold the rest (the fit, the size and where the entry came from).
 HUB_NARROW_BELOW = 110
 HUB_COLUMNS_NARROW: tuple[Column, ...] = tuple(
-    c for c in HUB_COLUMNS if c.key not in ("downloads", "precision")
+    c for c in HUB_COLUMNS if c.key not in ("downloads", "precision", "speed")
 )
-#: Longest model text in the table (wide, narrow); longer ones end in "…".
-MODEL_CHARS = (44, 28)
+#: Longest model and note texts in the table (wide, narrow); longer ones end in "…" (the note in full is
+#: shown under the table when the row is highlighted).
+MODEL_CHARS = (44, 22)
+NOTE_CHARS = (40, 17)
 #: Badge of a repository that could not be planned (text, Rich colour).
 UNREAD_BADGE = ("unread", "grey50")
 
@@ -47,12 +50,12 @@ def hub_columns_for(width: int) -> tuple[Column, ...]:
 
 
 def count_text(count: int) -> str:
-    """Downloads as people read them: 950, 12.3k, 4.1M."""
-    if count < 1000:
-        return str(count)
-    if count < 1_000_000:
-        return f"{count / 1000:.1f}k"
-    return f"{count / 1_000_000:.1f}M"
+    """Downloads as people read them: 950, 9.5k, 812k, 4.1M, 12M."""
+    for scale, unit in ((1_000_000, "M"), (1000, "k")):
+        if count >= scale:
+            value = count / scale
+            return f"{value:.1f}{unit}" if value < 10 else f"{value:.0f}{unit}"
+    return str(count)
 
 
 def _cut(text: str, limit: int) -> str:
@@ -75,7 +78,7 @@ def hub_cells(hub_row: HubRow, narrow: bool = False) -> dict[str, str]:
         "memory": "-",
         "precision": "-",
         "speed": "-",
-        "note": hub_row.problem or (IN_CATALOG if hub_row.verified else FROM_HUB),
+        "note": _cut(hub_row.problem or (IN_CATALOG if hub_row.verified else FROM_HUB), NOTE_CHARS[narrow]),
     }
     row = hub_row.row
     if row is None:

@@ -40,7 +40,9 @@ class BrowseScreen(Screen[None]):
         Binding("f", "toggle_fits", "Fits only"),
         Binding("h", "hardware", "Hardware"),
         Binding("u", "hub", "Hub", tooltip="Search the Hugging Face Hub instead of the catalog."),
-        Binding("x", "context", "Context"),
+        Binding(
+            "x", "context", "Context", show=False
+        ),  # the context box is in sight; 80 columns hold the rest
         Binding("s", "cycle_sort", "Sort"),
         Binding("r", "reverse_sort", "Reverse sort", show=False),
         Binding("l", "launch", "Launch"),

@@ -102,8 +102,8 @@ class HubScreen(Screen[HubState]):
             )
             yield Checkbox("fits only", id="fits", compact=True)
         yield Static(PROVENANCE, id="hub-note", classes="dim")
-        yield Static(id="hub-message")
         yield ModelTable(id="models", cursor_type="row", zebra_stripes=True)
+        yield Static(id="hub-message")
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -139,6 +139,7 @@ class HubScreen(Screen[HubState]):
         self._generation += 1
         self.state.page = page
         self.searching = True
+        self.refresh_bindings()
         self._show_message("")
         self.refill()
         self._set_status(f"searching the Hub for '{page.query}' (text generation, most downloaded first)…")
@@ -198,6 +199,7 @@ class HubScreen(Screen[HubState]):
             return
         self.searching = False
         self.state.more = more
+        self.refresh_bindings()
         self.state.complete = True
         self._planned_for = (self.berth.host, self.berth.request)
         self._update_status()
@@ -212,6 +214,7 @@ class HubScreen(Screen[HubState]):
             return
         self.searching = False
         self.state.complete = False
+        self.refresh_bindings()
         self._show_message(message)
         self._set_status(
             "the Hub search failed · esc: back to the catalog · enter in the search box: try again"
@@ -304,7 +307,7 @@ class HubScreen(Screen[HubState]):
         """Under the table: why the highlighted repository could not be planned (nothing when it was)."""
         hub_row = self.highlighted()
         if hub_row is not None:
-            self._show_message(f"{hub_row.hit.repo_id}: {hub_row.detail}" if hub_row.problem else "")
+            self._show_message(_why(hub_row) if hub_row.problem else "")
 
     @on(DataTable.RowSelected, "#models")
     def _row_selected(self) -> None:
@@ -312,7 +315,7 @@ class HubScreen(Screen[HubState]):
         if hub_row is None:
             return
         if hub_row.row is None:
-            self.notify(f"{hub_row.hit.repo_id}: {hub_row.detail}", severity="warning", timeout=10)
+            self.notify(_why(hub_row), severity="warning", timeout=10)
             return
         self.berth.open_plan(hub_row.row.card)
 
@@ -333,7 +336,7 @@ class HubScreen(Screen[HubState]):
         if action == "focus_search":
             return self.focused is not self.query_one("#hub-search", Input)
         if action == "more":
-            return True if self.state.more and not self.searching else None
+            return self.state.more and not self.searching
         return True
 
     def action_focus_search(self) -> None:
@@ -380,6 +383,12 @@ class HubScreen(Screen[HubState]):
             ("Switch hardware…", "Plan for this machine or any named spec", self.action_hardware),
             ("Toggle fits only", "Hide repositories that do not fit", self.action_toggle_fits),
         ]
+
+
+def _why(hub_row: HubRow) -> str:
+    """Why a repository could not be planned, naming it once."""
+    repo = hub_row.hit.repo_id
+    return hub_row.detail if repo in hub_row.detail else f"{repo}: {hub_row.detail}"
 
 
 def _unexpected(error: Exception) -> str:
