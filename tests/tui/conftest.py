@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import huggingface_hub.constants
 import pytest
 from hub_server import FakeRepo, HubServer, bert_tensors, llama_like_tensors, safetensors_repo
 
@@ -16,6 +17,10 @@ from launcher.tui.fake import FakeSessionFactory, MemoryChatStore, TickClock
 from registry.catalog import Catalog
 
 from .tui_helpers import TEST_HOST, FakeResolver
+
+# huggingface_hub reads HF_HUB_OFFLINE once, when it is first imported: import it now, at collection, as a `berth`
+# process starts, before the autouse berth_home fixture sets HF_HUB_OFFLINE=1 around each test.
+HUB_LIBRARY_OFFLINE = huggingface_hub.constants.HF_HUB_OFFLINE
 
 
 @pytest.fixture
@@ -71,6 +76,9 @@ def app_hub() -> Iterator[HubServer]:
 @pytest.fixture
 def hub_online(app_hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HubServer:
     """The app's Hub source talks to the stand-in (HF_ENDPOINT), with its own Hugging Face cache."""
+    assert not HUB_LIBRARY_OFFLINE, (
+        "run the tests without HF_HUB_OFFLINE set: huggingface_hub reads it at import"
+    )
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", app_hub.url)

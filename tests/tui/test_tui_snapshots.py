@@ -87,9 +87,8 @@ def test_hub_source(snap_compare, make_app, hub_online):
 
         await browse_ready(pilot)
         await pilot.press("u")
-        await wait_until(
-            pilot, lambda: isinstance(pilot.app.screen, HubScreen) and pilot.app.screen.state.complete
-        )
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, HubScreen))
+        await wait_until(pilot, lambda: not pilot.app.screen.searching)
         await pilot.pause()
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=steady(hub))
