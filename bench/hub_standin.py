@@ -10,44 +10,26 @@ Run: .venv/bin/python -m bench.hub_standin
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from hub_server import (
-    FakeRepo,
     HubServer,
     bert_tensors,
     deepseek_v3_tensors,
     llama_like_tensors,
+    qwen_copy,
     safetensors_repo,
 )
-
-
-def _qwen(name: str, model_type: str | None = None, **kwargs: Any) -> FakeRepo:
-    """Qwen2.5-0.5B-Instruct's config and tensor names under another name (and a model_type with repository code)."""
-    repo = safetensors_repo(
-        "Qwen/Qwen2.5-0.5B-Instruct", lambda c: llama_like_tensors(c, qkv_bias=True), **kwargs
-    )
-    repo.repo_id = name
-    if model_type is not None:
-        config = json.loads(repo.files["config.json"])
-        config |= {
-            "model_type": model_type,
-            "auto_map": {"AutoModelForCausalLM": "modeling_my.MyForCausalLM"},
-        }
-        repo.files["config.json"] = json.dumps(config).encode()
-    return repo
 
 
 def standin() -> HubServer:
     """The server with its repositories (not started)."""
     server = HubServer()
-    server.add(_qwen("Qwen/Qwen2.5-0.5B-Instruct", downloads=9_100_000))
+    server.add(qwen_copy("Qwen/Qwen2.5-0.5B-Instruct", downloads=9_100_000))
     server.add(
         safetensors_repo("mistralai/Mistral-7B-v0.1", llama_like_tensors, shards=2, downloads=4_200_000)
     )
@@ -56,11 +38,11 @@ def standin() -> HubServer:
             "mistralai/Mixtral-8x7B-Instruct-v0.1", llama_like_tensors, shards=3, downloads=1_300_000
         )
     )
-    server.add(_qwen("acme/Tiny-Qwen-Chat", downloads=812_000))
+    server.add(qwen_copy("acme/Tiny-Qwen-Chat", downloads=812_000))
     server.add(safetensors_repo("unsloth/DeepSeek-V3-bf16", deepseek_v3_tensors, shards=4, downloads=450_000))
-    server.add(_qwen("gated-org/Gated-Chat", downloads=120_000, gated=True))
-    server.add(_qwen("custom/Remote-Chat", model_type="my_arch", downloads=9_500))
-    server.add(_qwen("slow/Slow-Chat", downloads=950, delay_s=4.0))
+    server.add(qwen_copy("gated-org/Gated-Chat", downloads=120_000, gated=True))
+    server.add(qwen_copy("custom/Remote-Chat", model_type="my_arch", downloads=9_500))
+    server.add(qwen_copy("slow/Slow-Chat", downloads=950, delay_s=4.0))
     server.add(safetensors_repo("google-bert/bert-base-uncased", bert_tensors, pipeline_tag="fill-mask"))
     return server
 

@@ -3,14 +3,13 @@ stand-in the Browse screen's Hub source searches."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import huggingface_hub.constants
 import pytest
-from hub_server import FakeRepo, HubServer, bert_tensors, llama_like_tensors, safetensors_repo
+from hub_server import HubServer, bert_tensors, llama_like_tensors, qwen_copy, safetensors_repo
 
 from launcher.tui.app import BerthApp, build_app
 from launcher.tui.fake import FakeSessionFactory, MemoryChatStore, TickClock
@@ -61,12 +60,12 @@ def app_hub() -> Iterator[HubServer]:
     an encoder (not text generation, so never listed), by downloads."""
     server = HubServer()
     server.add(
-        _qwen("Qwen/Qwen2.5-0.5B-Instruct", downloads=900)
+        qwen_copy("Qwen/Qwen2.5-0.5B-Instruct", downloads=900)
     )  # in the catalog: its verified entry is used
     server.add(safetensors_repo("mistralai/Mistral-7B-v0.1", llama_like_tensors, shards=2, downloads=800))
-    server.add(_qwen("acme/Tiny-Qwen-Chat", downloads=700))  # not in the catalog: derived from the Hub
-    server.add(_qwen("gated-org/Gated-Chat", downloads=600, gated=True))
-    server.add(_qwen("custom/Remote-Chat", downloads=500, model_type="my_arch"))
+    server.add(qwen_copy("acme/Tiny-Qwen-Chat", downloads=700))  # not in the catalog: derived from the Hub
+    server.add(qwen_copy("gated-org/Gated-Chat", downloads=600, gated=True))
+    server.add(qwen_copy("custom/Remote-Chat", downloads=500, model_type="my_arch"))
     server.add(safetensors_repo("google-bert/bert-base-uncased", bert_tensors, pipeline_tag="fill-mask"))
     server.start()
     yield server
@@ -85,20 +84,3 @@ def hub_online(app_hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     monkeypatch.setenv("BERTH_HUB_TIMEOUT", "5")
     return app_hub
-
-
-def _qwen(name: str, model_type: str | None = None, **kwargs: Any) -> FakeRepo:
-    """Qwen2.5-0.5B-Instruct's published config and tensor names under another name (and model_type: one
-    Berth has no layout rules for, with an auto_map, is a repository that needs its own code)."""
-    repo = safetensors_repo(
-        "Qwen/Qwen2.5-0.5B-Instruct", lambda c: llama_like_tensors(c, qkv_bias=True), **kwargs
-    )
-    repo.repo_id = name
-    if model_type is not None:
-        config = json.loads(repo.files["config.json"])
-        config |= {
-            "model_type": model_type,
-            "auto_map": {"AutoModelForCausalLM": "modeling_my.MyForCausalLM"},
-        }
-        repo.files["config.json"] = json.dumps(config).encode()
-    return repo

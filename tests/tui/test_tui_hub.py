@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from hub_server import HubServer
+from hub_server import HubServer, qwen_copy
 from textual.widgets import Checkbox, DataTable, Input, Static
 
 from launcher.plan.report import verdict
@@ -17,7 +17,6 @@ from launcher.tui.screens.hub import HubScreen
 from launcher.tui.screens.plan import PlanScreen
 from launcher.tui.widgets.device_bar import DeviceBar
 
-from .conftest import _qwen
 from .tui_helpers import browse_ready, wait_until
 
 SIZE = (120, 36)
@@ -182,8 +181,8 @@ async def test_fits_only_and_hardware_replan_without_reading_again(make_app, hub
 def slow_hub(tmp_path, monkeypatch) -> Iterator[HubServer]:
     """A stand-in with one quick repository and one that answers after 1.5 s."""
     server = HubServer()
-    server.add(_qwen("quick/Tiny-Chat", downloads=2))
-    server.add(_qwen("slow/Slow-Chat", downloads=1, delay_s=1.5))
+    server.add(qwen_copy("quick/Tiny-Chat", downloads=2))
+    server.add(qwen_copy("slow/Slow-Chat", downloads=1, delay_s=1.5))
     server.start()
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", server.url)
