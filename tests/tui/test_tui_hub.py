@@ -14,6 +14,7 @@ from launcher.plan.report import verdict
 from launcher.tui import hub_table
 from launcher.tui.screens.help import HelpScreen
 from launcher.tui.screens.hub import HubScreen
+from launcher.tui.screens.launch import LaunchScreen
 from launcher.tui.screens.plan import PlanScreen
 from launcher.tui.widgets.device_bar import DeviceBar
 
@@ -272,3 +273,16 @@ async def test_help_and_footer_name_the_hub_key(make_app):
         assert ("u", "Hub") in sections["Browse"]
         hub_keys = dict(sections["Browse: Hub source (u)"])
         assert hub_keys["m"] == "More" and hub_keys["u"] == "Catalog"
+
+
+async def test_launch_from_a_hub_row_loads_the_derived_entry(make_app, hub_online, factory):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await browse_ready(pilot)
+        screen = await open_hub(pilot)
+        screen.query_one("#models", DataTable).move_cursor(row=LISTED.index("acme/Tiny-Qwen-Chat"))
+        await pilot.press("l")
+        await wait_until(pilot, lambda: isinstance(app.screen, LaunchScreen))
+        assert app.screen.card.id == "acme/Tiny-Qwen-Chat"
+        await wait_until(pilot, lambda: factory.sessions)  # the (fake) loader was handed the Hub entry
+        assert factory.sessions[0].model_id == "acme/Tiny-Qwen-Chat"
