@@ -286,3 +286,27 @@ async def test_launch_from_a_hub_row_loads_the_derived_entry(make_app, hub_onlin
         assert app.screen.card.id == "acme/Tiny-Qwen-Chat"
         await wait_until(pilot, lambda: factory.sessions)  # the (fake) loader was handed the Hub entry
         assert factory.sessions[0].model_id == "acme/Tiny-Qwen-Chat"
+
+
+async def test_leaving_mid_search_drops_its_results_and_coming_back_searches_again(
+    make_app, slow_hub, monkeypatch
+):
+    monkeypatch.setenv("BERTH_HUB_TIMEOUT", "10")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        browse = await browse_ready(pilot)
+        await pilot.press("u")
+        await wait_until(pilot, lambda: isinstance(app.screen, HubScreen))
+        first = app.screen
+        await wait_until(pilot, lambda: "2/2: slow/Slow-Chat" in text_of(first, "#status"))
+        await pilot.press("escape")  # while the slow repository is being read
+        assert app.screen is browse
+        state = browse.hub_state
+        assert state is not None and not state.complete and state.query == ""
+        await pilot.press("u")
+        await wait_until(pilot, lambda: isinstance(app.screen, HubScreen) and app.screen is not first)
+        again = app.screen
+        assert isinstance(again, HubScreen)
+        await wait_until(pilot, lambda: not again.searching)
+        assert hub_ids(again) == ["quick/Tiny-Chat", "slow/Slow-Chat"]
+        assert hub_ids(first) == ["quick/Tiny-Chat"]  # the first search's late row went nowhere

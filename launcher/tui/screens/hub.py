@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from threading import Thread
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Checkbox, DataTable, Footer, Header, Input, Static
-from textual.worker import get_current_worker
 
 from launcher.machine.host import HostSnapshot
 from launcher.plan.hub_rows import HubRow, paragraph, plan_hit, replan
@@ -116,6 +116,9 @@ class HubScreen(Screen[HubState]):
             self.search(self.state.query)
         self.query_one("#models", DataTable).focus()  # `/` goes to the search box, as in the catalog
 
+    def on_unmount(self) -> None:
+        self._generation += 1  # a search still running hands nothing more to a screen that is gone
+
     # ------------------------------------------------------------------ searching
 
     def search(self, query: str) -> None:
@@ -144,28 +147,44 @@ class HubScreen(Screen[HubState]):
         self.refill()
         self._set_status(f"searching the Hub for '{page.query}' (text generation, most downloaded first)…")
         seen = frozenset(r.hit.repo_id for r in self.rows)
-        self._search_worker(page, seen, self._generation)
+        Thread(
+            target=self._search_worker, args=(page, seen, self._generation), name="berth-hub", daemon=True
+        ).start()
 
-    @work(thread=True, exclusive=True, group="hub-search")
     def _search_worker(self, page: HubPage, seen: frozenset[str], generation: int) -> None:
+        """Search, then read and plan each new hit, handing each row to the UI as it is planned. It runs in a
+        daemon thread, not a Textual worker: quitting the app never waits for a slow or unreachable Hub."""
+        try:
+            self._search_and_plan(page, seen, generation)
+        except _Stale:
+            return
+
+    def _search_and_plan(self, page: HubPage, seen: frozenset[str], generation: int) -> None:
         try:
             hits = search_hub(page.query, page.wanted)
         except BerthError as error:
-            self.app.call_from_thread(self._failed, paragraph(error), generation)
+            self._tell(generation, self._failed, paragraph(error), generation)
             return
         except Exception as error:  # never a traceback in the app: say what went wrong and stay usable
-            self.app.call_from_thread(self._failed, _unexpected(error), generation)
+            self._tell(generation, self._failed, _unexpected(error), generation)
             return
         new = [h for h in hits[page.already :] if h.repo_id not in seen]
         for number, hit in enumerate(new, 1):
-            if get_current_worker().is_cancelled:
-                return
-            self.app.call_from_thread(self._reading, number, len(new), hit.repo_id, generation)
+            self._tell(generation, self._reading, number, len(new), hit.repo_id, generation)
             host, request = self.berth.host, self.berth.request
             hub_row = self._plan(hit, host, request)
-            self.app.call_from_thread(self._arrived, hub_row, (host, request), generation)
+            self._tell(generation, self._arrived, hub_row, (host, request), generation)
         more = len(hits) >= page.wanted and page.can_grow
-        self.app.call_from_thread(self._finished, more, generation)
+        self._tell(generation, self._finished, more, generation)
+
+    def _tell(self, generation: int, callback: Callable[..., None], *args: object) -> None:
+        """Run `callback` on the UI thread; _Stale once a newer search, esc or quitting has made this one moot."""
+        if generation != self._generation:
+            raise _Stale
+        try:
+            self.app.call_from_thread(callback, *args)
+        except RuntimeError:  # the app has stopped
+            raise _Stale from None
 
     def _plan(self, hit: HubHit, host: HostSnapshot, request: PlanRequest) -> HubRow:
         app = self.berth
@@ -383,6 +402,10 @@ class HubScreen(Screen[HubState]):
             ("Switch hardware…", "Plan for this machine or any named spec", self.action_hardware),
             ("Toggle fits only", "Hide repositories that do not fit", self.action_toggle_fits),
         ]
+
+
+class _Stale(Exception):
+    """A search thread's results are no longer wanted (a newer search, esc, or the app has quit)."""
 
 
 def _why(hub_row: HubRow) -> str:
