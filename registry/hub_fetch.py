@@ -387,7 +387,7 @@ MAX_SEARCH_RESULTS = 200
 def search_hub(query: str, limit: int, settings: HubSettings | None = None) -> list[HubHit]:
     """Text-generation repositories matching `query`, most downloaded first, at most `limit` (one page)."""
     settings = settings or settings_from_env()
-    ref = RepoRef(f"search/{short_text(query, 60)}")
+    ref = RepoRef(f"the search for '{short_text(query, 60)}'")  # how the errors below name what was asked
     if settings.offline:
         raise HubOfflineError(
             ref.repo_id,

@@ -256,6 +256,23 @@ def safetensors_repo(repo_id: str, shapes_of: Any, shards: int = 1, **kwargs: An
     return repo
 
 
+def qwen_copy(name: str, model_type: str | None = None, **kwargs: Any) -> FakeRepo:
+    """Qwen2.5-0.5B-Instruct's published config and tensor names under another repository name; with a
+    `model_type` Berth has no layout rules for (and an auto_map), a repository that needs its own code."""
+    repo = safetensors_repo(
+        "Qwen/Qwen2.5-0.5B-Instruct", lambda c: llama_like_tensors(c, qkv_bias=True), **kwargs
+    )
+    repo.repo_id = name
+    if model_type is not None:
+        config = json.loads(repo.files["config.json"])
+        config |= {
+            "model_type": model_type,
+            "auto_map": {"AutoModelForCausalLM": "modeling_my.MyForCausalLM"},
+        }
+        repo.files["config.json"] = json.dumps(config).encode()
+    return repo
+
+
 class HubServer:
     """The server, its repositories by id, and every request path it saw."""
 

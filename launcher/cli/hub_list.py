@@ -3,7 +3,6 @@ bounded page), each read without weights and planned for this machine as it arri
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import click
@@ -12,14 +11,12 @@ from launcher import display
 from launcher.cli.context import echo_json
 from launcher.cli.hub_out import say_progress
 from launcher.machine.host import HostSnapshot
-from launcher.plan.errors import PlanRequestError
-from launcher.plan.ladder import make_plan
+from launcher.plan.hub_rows import plan_hit
 from launcher.plan.report import verdict
 from launcher.plan.request import Plan, PlanRequest
 from launcher.plan.rows import Row
 from registry.catalog import Catalog
-from registry.errors import BerthError
-from registry.hub_fetch import HubHit, hub_entry, search_hub
+from registry.hub_fetch import HubHit, search_hub
 
 #: Column widths of the streamed table (rows print one by one, so widths cannot follow the content).
 _COLUMNS = (("model", 44), ("params", 8), ("fit", 14), ("precision", 10), ("needs", 10), ("tok/s", 8))
@@ -44,11 +41,11 @@ def list_hub(
     results: list[dict[str, Any]] = []
     for number, hit in enumerate(hits, 1):
         say_progress(f"[{number}/{len(hits)}] {hit.repo_id}")
-        row, problem = _plan_hit(hit, catalog, host, request)
-        in_catalog = row is not None and _in_catalog(catalog, hit.repo_id)
-        if fits_only and (row is None or not row.fits):
+        planned = plan_hit(hit, catalog, host, request)
+        row, problem = planned.row, planned.problem
+        if fits_only and not planned.fits:
             continue
-        results.append(_as_dict(hit, row, problem) | {"verified": in_catalog})
+        results.append(_as_dict(hit, row, problem) | {"verified": planned.verified})
         if not as_json:
             click.echo(_line(_cells(hit, row, problem)))
     if as_json:
@@ -65,43 +62,6 @@ def list_hub(
         click.echo(
             f"These are the {limit} most downloaded matches; see more with --limit {min(limit * 2, 200)}."
         )
-
-
-def _plan_hit(
-    hit: HubHit, catalog: Catalog, host: HostSnapshot, request: PlanRequest
-) -> tuple[Row | None, str | None]:
-    """The row for one repository (the catalog's verified entry where it has one), or why there is none."""
-    try:
-        try:
-            card = catalog.get(hit.repo_id)
-        except BerthError:
-            card = hub_entry(hit.repo_id).card
-        context = min(request.context, card.context_length) if request.context else None
-        return Row(card, make_plan(card, host, replace(request, context=context), catalog.accelerators)), None
-    except PlanRequestError as error:
-        return None, error.message
-    except BerthError as error:
-        return None, _short_reason(error)
-
-
-def _in_catalog(catalog: Catalog, repo_id: str) -> bool:
-    """Whether the catalog (or the user's overlay) has the repository: its entry is the one listed."""
-    try:
-        catalog.get(repo_id)
-    except BerthError:
-        return False
-    return True
-
-
-def _short_reason(error: BerthError) -> str:
-    name = type(error).__name__
-    reasons = {
-        "GatedRepoError": "gated: log in",
-        "RemoteCodeRequiredError": "needs remote code",
-        "UnsupportedArchitectureError": "architecture unknown",
-        "HubUnreachableError": "Hub did not answer",
-    }
-    return reasons.get(name) or "cannot plan: " + error.message[:60]
 
 
 def _cells(hit: HubHit, row: Row | None, problem: str | None) -> list[str]:

@@ -143,8 +143,8 @@ class BerthApp(App[None]):
     def runtime_request(self, card: ModelCard, request: PlanRequest) -> PlanRequest:
         """For an entry made from a local GGUF file, the request with the file's tensors, so the plan shown is
         the llama.cpp plan a launch runs (as `berth plan` does); other entries unchanged."""
-        if card.weight_format != "gguf":
-            return request
+        if card.weight_format != "gguf" or "://" in (card.source or ""):
+            return request  # an entry on the Hub (one read on demand too): nothing local to read
         try:
             return request_for(resolve_source(card.id, self.catalog), request)
         except (BerthError, OSError):
@@ -177,10 +177,22 @@ class BerthApp(App[None]):
 
     def _replan(self) -> None:
         from launcher.tui.screens.browse import BrowseScreen
+        from launcher.tui.screens.hub import HubScreen
 
         for screen in self.screen_stack:
-            if isinstance(screen, BrowseScreen):
+            if isinstance(screen, (BrowseScreen, HubScreen)):
                 screen.replan()
+
+    def switch_hardware(self, spec: str | None) -> None:
+        """Plan for the hardware a spec names (the hardware switcher's answer; None: keep the current one)."""
+        if spec is None:
+            return
+        try:
+            host = self.resolve_hardware(spec)
+        except Exception as error:  # the resolver's errors carry their message for people
+            self.notify(f"Cannot use '{spec}': {error}", severity="error", timeout=8)
+            return
+        self.set_host(host)
 
     def resolve_hardware(self, spec: str) -> HostSnapshot:
         """A HostSnapshot for a spec; '' is this machine. Raises the resolver's error for a bad spec."""

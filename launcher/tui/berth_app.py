@@ -53,6 +53,9 @@ class BerthAppApi(Protocol):
     def set_context(self, context: int | None) -> None:
         """Plan for another context length from now on."""
 
+    def switch_hardware(self, spec: str | None) -> None:
+        """Plan for the hardware a spec names (None: keep the current one); a bad spec is a notification."""
+
     def resolve_hardware(self, spec: str) -> HostSnapshot:
         """A HostSnapshot for a hardware spec ('' is this machine)."""
         ...

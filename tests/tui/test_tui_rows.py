@@ -188,3 +188,50 @@ def test_transcript_round_trip_and_markdown():
     assert "5 tokens" in markdown
     assert chat_title([Turn("user", " a\nb ")]) == "a b"
     assert chat_title([]) == "(empty chat)"
+
+
+# --------------------------------------------------------------------------- the Hub source's table
+
+
+def test_hub_download_counts_read_as_people_write_them():
+    from launcher.tui.hub_table import count_text
+
+    assert [count_text(n) for n in (0, 950, 9_500, 812_000, 4_150_000, 12_000_000)] == [
+        "0",
+        "950",
+        "9.5k",
+        "812k",
+        "4.2M",
+        "12M",
+    ]
+
+
+def test_hub_pages_grow_the_list_and_stop_at_the_hub_search_bound():
+    from launcher.tui.hub_table import HUB_PAGE, first_page
+    from registry.hub_fetch import MAX_SEARCH_RESULTS
+
+    page = first_page("  qwen coder ")
+    assert (page.query, page.wanted, page.already) == ("qwen coder", HUB_PAGE, 0)
+    following = page.following()
+    assert (following.wanted, following.already) == (2 * HUB_PAGE, HUB_PAGE)
+    while following.can_grow:
+        following = following.following()
+    assert following.wanted == MAX_SEARCH_RESULTS and not following.can_grow
+
+
+def test_hub_cells_of_a_hit_that_could_not_be_read_and_of_a_derived_entry(catalog):
+    from launcher.plan.hub_rows import HubRow, plan_card
+    from launcher.tui.hub_table import FROM_HUB, hub_cells
+    from registry.hub_fetch import HubHit
+
+    hit = HubHit("some-org/A-Very-Long-Repository-Name-Instruct-2507", 1234, True, "text-generation")
+    unread = hub_cells(HubRow(hit, None, "needs remote code", "…"), narrow=True)
+    assert unread["fit"] == "unread" and unread["params"] == "-" and unread["note"] == "needs remote code"
+    assert unread["model"] == "A-Very-Long-Repositor…" and len(unread["model"]) == 22
+    card = catalog.get("Qwen/Qwen2.5-0.5B-Instruct")
+    planned = HubRow(hit, plan_card(card, TEST_HOST, PlanRequest(), catalog))
+    wide = hub_cells(planned)
+    assert wide["fit"] == "GPU" and wide["note"] == FROM_HUB and wide["downloads"] == "1.2k"
+    assert (
+        wide["model"] == hit.repo_id[:43] + "…" and wide["params"] == "494M" and wide["speed"].startswith("~")
+    )

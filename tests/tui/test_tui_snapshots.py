@@ -77,3 +77,18 @@ def test_chat(snap_compare, make_app):
         await pilot.pause()
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=steady(chat))
+
+
+def test_hub_source(snap_compare, make_app, hub_online):
+    """Browse's Hub source after `u`: the stand-in's text-generation repositories planned on the test machine."""
+
+    async def hub(pilot) -> None:
+        from launcher.tui.screens.hub import HubScreen
+
+        await browse_ready(pilot)
+        await pilot.press("u")
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, HubScreen))
+        await wait_until(pilot, lambda: not pilot.app.screen.searching)
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=steady(hub))

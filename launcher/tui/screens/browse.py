@@ -19,23 +19,16 @@ from textual.worker import get_current_worker
 from launcher.plan.rows import Row, plan_all
 from launcher.tui.rows import COLUMNS, BrowseFilter, Column, badge, cells, choices, columns_for, sort_by
 from launcher.tui.widgets.host_header import HostHeader
+from launcher.tui.widgets.model_table import ModelTable
 from launcher.tui.widgets.plan_view import PlanDetails, PlanView
 
 if TYPE_CHECKING:
     from launcher.tui.berth_app import BerthAppApi
+    from launcher.tui.screens.hub import HubState
 
 ANY = Select.NULL
 #: Seconds the highlight must rest on a row before the side panel re-plans it.
 PANEL_DELAY_S = 0.12
-
-
-class ModelTable(DataTable[str | Text]):
-    """The model table: Home and End move to the first and last model (DataTable's own scroll sideways)."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("home", "screen.first_row", "First row", show=False),
-        Binding("end", "screen.last_row", "Last row", show=False),
-    ]
 
 
 class BrowseScreen(Screen[None]):
@@ -46,7 +39,10 @@ class BrowseScreen(Screen[None]):
         Binding("slash", "focus_search", "Search", priority=True),
         Binding("f", "toggle_fits", "Fits only"),
         Binding("h", "hardware", "Hardware"),
-        Binding("x", "context", "Context"),
+        Binding("u", "hub", "Hub", tooltip="Search the Hugging Face Hub instead of the catalog."),
+        Binding(
+            "x", "context", "Context", show=False
+        ),  # the context box is in sight; 80 columns hold the rest
         Binding("s", "cycle_sort", "Sort"),
         Binding("r", "reverse_sort", "Reverse sort", show=False),
         Binding("l", "launch", "Launch"),
@@ -71,6 +67,8 @@ class BrowseScreen(Screen[None]):
         self._panel_timer: Timer | None = None
         self._panel_model: str | None = None
         self.columns: tuple[Column, ...] = ()
+        self.hub_state: HubState | None = None
+        """What the Hub source showed last (`u` returns to it)."""
 
     @property
     def berth(self) -> BerthAppApi:
@@ -410,14 +408,22 @@ class BrowseScreen(Screen[None]):
         self.app.push_screen(HardwareScreen(), self._hardware_chosen)
 
     def _hardware_chosen(self, spec: str | None) -> None:
-        if spec is None:
-            return
-        try:
-            host = self.berth.resolve_hardware(spec)
-        except Exception as error:  # the resolver's errors carry their message for people
-            self.notify(f"Cannot use '{spec}': {error}", severity="error", timeout=8)
-            return
-        self.berth.set_host(host)
+        self.berth.switch_hardware(spec)
+
+    def action_hub(self) -> None:
+        """Switch the source to the Hugging Face Hub: search it (starting from the catalog's search text, or
+        where the Hub was left) and plan each repository found; esc or `u` there comes back here."""
+        from launcher.tui.screens.hub import HubScreen, HubState
+
+        typed = self.query_one("#search", Input).value.strip()
+        state = self.hub_state
+        if state is None or state.opened_with != typed:
+            state = HubState(query=typed, opened_with=typed)
+        self.app.push_screen(HubScreen(state), self._hub_closed)
+
+    def _hub_closed(self, state: HubState | None) -> None:
+        self.hub_state = state
+        self.set_focus(self.query_one("#models", DataTable))
 
     def action_launch(self) -> None:
         """Launch the highlighted model as planned."""
@@ -438,6 +444,7 @@ class BrowseScreen(Screen[None]):
             ("Set context length…", "Re-plan every model for another context", self.action_context),
             ("Toggle fits only", "Hide models that do not fit", self.action_toggle_fits),
             ("Search models", "Filter by id, alias, family or task", self.action_focus_search),
+            ("Search the Hub…", "Any Hub repository, planned on this hardware", self.action_hub),
             ("Launch highlighted model", "Download, load and chat", self.action_launch),
             ("Back to the chat", "The loaded model's conversation", self.action_resume),
             ("Toggle side panel", "The plan beside the table (wide terminals)", self.action_toggle_panel),

@@ -26,6 +26,10 @@ EXTRA_KEYS: dict[str, list[tuple[str, str]]] = {
         ("enter", "open the highlighted model's Plan (reasons, memory per device, alternatives)"),
         ("click a header", "sort by that column (again: reverse)"),
     ],
+    "Browse: Hub source (u)": [
+        ("enter (search box)", "search the Hub for the words typed (text generation, most downloaded first)"),
+        ("enter (table)", "open the repository's Plan (entries from the Hub are not verified by hand)"),
+    ],
     "Tables": [
         ("↑ ↓ pgup pgdn home end", "move"),
         ("enter", "open (plan, alternative, chat)"),
@@ -45,6 +49,7 @@ def _sections() -> list[tuple[str, list[BindingType]]]:
     from launcher.tui.screens.chats import ChatsScreen
     from launcher.tui.screens.fill_mask import FillMaskScreen
     from launcher.tui.screens.hardware import HardwareScreen
+    from launcher.tui.screens.hub import HubScreen
     from launcher.tui.screens.launch import LaunchScreen
     from launcher.tui.screens.plan import PlanScreen
     from launcher.tui.screens.settings import SettingsScreen
@@ -53,6 +58,7 @@ def _sections() -> list[tuple[str, list[BindingType]]]:
     return [
         ("Everywhere", list(APP_BINDINGS)),
         ("Browse", list(BrowseScreen.BINDINGS)),
+        ("Browse: Hub source (u)", list(HubScreen.BINDINGS)),
         ("Plan", list(PlanScreen.BINDINGS)),
         ("Launch", list(LaunchScreen.BINDINGS)),
         ("Chat / completion", list(ChatScreen.BINDINGS)),
