@@ -42,6 +42,7 @@ from launcher.run.errors import (
     UnsafeWeightsError,
 )
 from launcher.run.measure import MemoryGuard, MemoryMeter, PhasePeak, estimated_devices, nvml_used_bytes
+from launcher.run.multimodal import text_only_arguments
 from launcher.run.source import ModelSource
 from registry.importer import weight_files
 from registry.memory import CUDA_RUNTIME_BYTES
@@ -633,6 +634,8 @@ def _load_once(
 ) -> Any:
     auto = AutoModelForMaskedLM if card.task == "fill-mask" else AutoModelForCausalLM
     kwargs = from_pretrained_kwargs(plan, source, options, offload_dir)
+    if source.kind != "gguf":
+        kwargs.update(text_only_arguments(folder, card, options.trust_remote_code))  # Gemma 3 / Llama 4 text
     try:
         with _progress_hook(guard, options), _plain_linear_for(card, plan.precision.quant is not None):
             return auto.from_pretrained(str(folder), **kwargs)

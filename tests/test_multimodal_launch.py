@@ -1,0 +1,222 @@
+"""Multimodal repos (Gemma 3, Llama 4) launch as the language model their plan counts: tiny random-weight
+Gemma3ForConditionalGeneration / Llama4ForConditionalGeneration checkpoints, saved as transformers publishes them,
+loaded through berth's launch path whole in RAM and split between RAM and disk, answering, holding exactly the text
+model's parameters with the checkpoint's own language-model weights."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY_SPECIALS, TINY_VOCAB, cpu_host, save_tiny_tokenizer
+from safetensors import safe_open
+
+from launcher.plan.errors import DoesNotFitError
+from launcher.plan.ladder import plan_or_raise
+from launcher.plan.request import Plan, PlanRequest
+from launcher.run.load import LoadOptions, load_model
+from launcher.run.multimodal import text_only_arguments
+from launcher.run.session import GenerationSettings, open_session
+from launcher.run.source import ModelSource
+from registry.importer import card_from_dir
+from registry.multimodal import is_text_weight, text_model_config
+from registry.schema import ModelCard
+
+GREEDY = GenerationSettings(max_new_tokens=6, temperature=0)
+TEXT = {
+    "vocab_size": TINY_VOCAB,
+    "hidden_size": 64,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "max_position_embeddings": 256,
+}
+VISION = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
+SPECIAL_IDS = {
+    "eos_token_id": TINY_SPECIALS.index("</s>"),
+    "bos_token_id": TINY_SPECIALS.index("<s>"),
+    "pad_token_id": 0,
+}
+
+
+def _gemma3() -> torch.nn.Module:
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration
+
+    config = Gemma3Config(
+        text_config={**TEXT, "intermediate_size": 128, "sliding_window": 16},
+        vision_config={**VISION, "image_size": 28, "patch_size": 14},
+        mm_tokens_per_image=4,
+        **SPECIAL_IDS,
+    )
+    return Gemma3ForConditionalGeneration(config)
+
+
+def _llama4() -> torch.nn.Module:
+    from transformers import Llama4Config, Llama4ForConditionalGeneration
+
+    text = {
+        **TEXT,
+        "intermediate_size": 64,
+        "intermediate_size_mlp": 128,
+        "num_local_experts": 2,
+        "num_experts_per_tok": 1,
+        "interleave_moe_layer_step": 1,
+        "attention_chunk_size": 32,
+    }
+    vision = {
+        **VISION,
+        "image_size": 28,
+        "patch_size": 14,
+        "vision_output_dim": 64,
+        "projector_input_dim": 64,
+        "projector_output_dim": 64,
+    }
+    return Llama4ForConditionalGeneration(Llama4Config(text_config=text, vision_config=vision, **SPECIAL_IDS))
+
+
+BUILDERS: dict[str, Callable[[], torch.nn.Module]] = {"gemma3": _gemma3, "llama4": _llama4}
+
+
+@pytest.fixture(scope="module")
+def multimodal(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """Folder of a tiny random multimodal repo per family (weights, config, chat tokenizer), built once."""
+    built: dict[str, Path] = {}
+
+    def get(family: str) -> Path:
+        if family not in built:
+            torch.manual_seed(0)
+            folder = tmp_path_factory.mktemp(f"tiny-{family}")
+            BUILDERS[family]().save_pretrained(folder)
+            save_tiny_tokenizer(folder, chat=True)
+            built[family] = folder
+        return built[family]
+
+    return get
+
+
+def _checkpoint(folder: Path) -> dict[str, torch.Tensor]:
+    tensors: dict[str, torch.Tensor] = {}
+    for path in folder.glob("*.safetensors"):
+        with safe_open(str(path), "pt") as handle:
+            tensors.update({key: handle.get_tensor(key) for key in handle.keys()})  # noqa: SIM118
+    return tensors
+
+
+def _text_param_count(folder: Path) -> int:
+    """Parameters of the text model transformers builds from the repo's text_config (on the meta device)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(folder).get_text_config()
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def _split_plan(card: ModelCard) -> tuple[Plan, int]:
+    """The plan (and its RAM cap) just under what a whole-in-RAM load needs, so layers split RAM / disk."""
+    host = cpu_host()
+
+    def plan(cap: int) -> Plan | None:
+        try:
+            return plan_or_raise(card, host, PlanRequest(context=64, max_memory={"cpu": cap}))
+        except DoesNotFitError:
+            return None
+
+    low, high = 1, 8 * 2**30
+    while high - low > 1:
+        middle = (low + high) // 2
+        found = plan(middle)
+        low, high = (low, middle) if found is not None and found.strategy == "cpu" else (middle, high)
+    whole = plan(high)
+    assert whole is not None
+    # A third of the weights less than the whole-in-RAM cap: the embedding stays in RAM, some layers go to disk.
+    cap = high - whole.placements[0].weights_bytes // 3
+    split = plan(cap)
+    assert split is not None
+    return split, cap
+
+
+@pytest.mark.parametrize("family", sorted(BUILDERS))
+def test_the_card_plans_the_language_model_and_counts_the_vision_tower_apart(family, multimodal):
+    folder = multimodal(family)
+    config = json.loads((folder / "config.json").read_text())
+    card = card_from_dir(folder)
+    assert card.model_type == {"gemma3": "gemma3_text", "llama4": "llama4_text"}[family]
+    stored = _checkpoint(folder)
+    text_values = sum(t.numel() for k, t in stored.items() if is_text_weight(k))
+    assert card.params == sum(t.numel() for t in stored.values())
+    assert card.stored_extra_params == card.params - text_values > 0
+    assert "multimodal" in (card.stored_extra_note or "")
+    assert text_model_config(config) is not None and text_model_config(config["text_config"]) is None
+    assert card.architecture.num_layers == TEXT["num_hidden_layers"]
+
+
+@pytest.mark.parametrize("family", sorted(BUILDERS))
+def test_launch_loads_only_the_language_model_and_answers(family, multimodal, tmp_path):
+    folder = multimodal(family)
+    card = card_from_dir(folder)
+    loaded = load_model(
+        ModelSource(card, "dir", folder),
+        cpu_host(),
+        PlanRequest(context=64),
+        LoadOptions(show_progress=False),
+    )
+    try:
+        model = loaded.model
+        assert loaded.plan.device_map == {"": "cpu"} and loaded.device_map_differences == ()
+        assert type(model).__name__ == {"gemma3": "Gemma3ForCausalLM", "llama4": "Llama4ForCausalLM"}[family]
+        count = sum(p.numel() for p in model.parameters())
+        assert count == _text_param_count(folder) == card.params - card.stored_extra_params
+        # The language model's weights are the checkpoint's (renamed), not freshly initialised.
+        stored = _checkpoint(folder)
+        state = model.state_dict()
+        for name in (
+            "model.layers.1.self_attn.q_proj.weight",
+            "model.embed_tokens.weight",
+            "model.norm.weight",
+        ):
+            assert torch.equal(state[name], stored[f"language_model.{name}"].to(state[name].dtype))
+        reply = open_session(loaded, settings=GREEDY).send("the cat sat on the mat")
+        assert reply.error is None and reply.new_tokens >= 1
+    finally:
+        loaded.close()
+
+
+@pytest.mark.parametrize("family", sorted(BUILDERS))
+def test_a_plan_split_between_ram_and_disk_loads_as_planned(family, multimodal):
+    folder = multimodal(family)
+    card = card_from_dir(folder)
+    plan, cap = _split_plan(card)
+    layers = {k: v for k, v in plan.device_map.items() if k.startswith("model.layers.")}
+    assert set(layers.values()) == {"cpu", "disk"}, plan.device_map
+    loaded = load_model(
+        ModelSource(card, "dir", folder),
+        cpu_host(),
+        PlanRequest(context=64, max_memory={"cpu": cap}),
+        LoadOptions(show_progress=False),
+    )
+    try:
+        assert loaded.plan.device_map == plan.device_map
+        assert loaded.device_map_differences == ()
+        assert loaded.model.hf_device_map == plan.device_map
+        count = sum(p.numel() for p in loaded.model.parameters())
+        assert count == card.params - card.stored_extra_params
+        reply = open_session(loaded, settings=GREEDY).send("the cat sat on the mat")
+        assert reply.error is None and reply.new_tokens >= 1
+    finally:
+        loaded.close()
+
+
+def test_other_folders_load_as_before(tiny_models, multimodal):
+    plain = tiny_models("mistral")
+    assert text_only_arguments(plain, card_from_dir(plain)) == {}
+    gemma = multimodal("gemma3")
+    arguments = text_only_arguments(gemma, card_from_dir(gemma))
+    assert type(arguments["config"]).__name__ == "Gemma3TextConfig"
+    # A card that plans the whole multimodal model (not the text model) is left to from_pretrained.
+    whole = card_from_dir(gemma).model_copy(update={"model_type": "gemma3"})
+    assert text_only_arguments(gemma, whole) == {}
