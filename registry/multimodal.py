@@ -29,6 +29,10 @@ TEXT_WEIGHT_RENAMES: dict[str, str] = {
 #: model's); every other key of a multimodal repo (vision tower, projector) is not loaded.
 TEXT_WEIGHT_PREFIXES: tuple[str, ...] = ("language_model.", "model.language_model.", "lm_head.")
 
+#: Checkpoint keys of a multimodal repo's vision tower and projector (regular expressions): the values the text
+#: model leaves unread, so loading does not report them as unexpected.
+STORED_EXTRA_PATTERNS: tuple[str, ...] = (r"^(model\.)?(vision_tower|vision_model|multi_modal_projector)\.",)
+
 
 def is_multimodal(config: dict[str, Any]) -> bool:
     """Whether a config.json mapping is a multimodal repo Berth plans as its language model."""

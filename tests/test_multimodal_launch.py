@@ -5,8 +5,10 @@ model's parameters with the checkpoint's own language-model weights."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -98,6 +100,26 @@ def multimodal(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path
     return get
 
 
+@contextlib.contextmanager
+def _transformers_log() -> Iterator[list[str]]:
+    """Every warning transformers logs while inside."""
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    logger = logging.getLogger("transformers")
+    handler, level = Collect(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def _checkpoint(folder: Path) -> dict[str, torch.Tensor]:
     tensors: dict[str, torch.Tensor] = {}
     for path in folder.glob("*.safetensors"):
@@ -156,21 +178,28 @@ def test_the_card_plans_the_language_model_and_counts_the_vision_tower_apart(fam
 
 
 @pytest.mark.parametrize("family", sorted(BUILDERS))
-def test_launch_loads_only_the_language_model_and_answers(family, multimodal, tmp_path):
+def test_launch_loads_only_the_language_model_and_answers(family, multimodal):
+    from transformers import Gemma3ForCausalLM, Llama4ForCausalLM
+
+    text_class = {"gemma3": Gemma3ForCausalLM, "llama4": Llama4ForCausalLM}[family]
+    ignored_before = text_class._keys_to_ignore_on_load_unexpected
     folder = multimodal(family)
     card = card_from_dir(folder)
-    loaded = load_model(
-        ModelSource(card, "dir", folder),
-        cpu_host(),
-        PlanRequest(context=64),
-        LoadOptions(show_progress=False),
-    )
+    source = ModelSource(card, "dir", folder)
+    with _transformers_log() as log:
+        loaded = load_model(source, cpu_host(), PlanRequest(context=64), LoadOptions(show_progress=False))
     try:
         model = loaded.model
         assert loaded.plan.device_map == {"": "cpu"} and loaded.device_map_differences == ()
         assert type(model).__name__ == {"gemma3": "Gemma3ForCausalLM", "llama4": "Llama4ForCausalLM"}[family]
         count = sum(p.numel() for p in model.parameters())
         assert count == _text_param_count(folder) == card.params - card.stored_extra_params
+        # What the plan counted for the weights is what loaded, to the byte.
+        held = sum(p.numel() * p.element_size() for p in model.parameters())
+        assert held == loaded.plan.placements[0].weights_bytes
+        # The vision tower is left unread without a warning per tensor, and the class is as it was.
+        assert not any("UNEXPECTED" in line or "vision_" in line for line in log), log
+        assert text_class._keys_to_ignore_on_load_unexpected == ignored_before
         # The language model's weights are the checkpoint's (renamed), not freshly initialised.
         stored = _checkpoint(folder)
         state = model.state_dict()

@@ -42,7 +42,7 @@ from launcher.run.errors import (
     UnsafeWeightsError,
 )
 from launcher.run.measure import MemoryGuard, MemoryMeter, PhasePeak, estimated_devices, nvml_used_bytes
-from launcher.run.multimodal import text_only_arguments
+from launcher.run.multimodal import text_only
 from launcher.run.source import ModelSource
 from registry.importer import weight_files
 from registry.memory import CUDA_RUNTIME_BYTES
@@ -634,11 +634,15 @@ def _load_once(
 ) -> Any:
     auto = AutoModelForMaskedLM if card.task == "fill-mask" else AutoModelForCausalLM
     kwargs = from_pretrained_kwargs(plan, source, options, offload_dir)
-    if source.kind != "gguf":
-        kwargs.update(text_only_arguments(folder, card, options.trust_remote_code))  # Gemma 3 / Llama 4 text
     try:
-        with _progress_hook(guard, options), _plain_linear_for(card, plan.precision.quant is not None):
-            return auto.from_pretrained(str(folder), **kwargs)
+        with (
+            _progress_hook(guard, options),
+            _plain_linear_for(card, plan.precision.quant is not None),
+            text_only(
+                source, folder, options.trust_remote_code
+            ) as text_model,  # Gemma 3 / Llama 4: text only
+        ):
+            return auto.from_pretrained(str(folder), **kwargs, **text_model)
     except pickle.UnpicklingError as error:  # torch.load(weights_only=True) refused to build something
         files = [p.name for p in weight_files(folder).pickle]
         raise UnsafePickleError(card.id, files, _unpickling_reason(error)) from None

@@ -10,11 +10,14 @@ renames the checkpoint's language-model keys to that model's names; the vision w
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from registry.multimodal import TEXT_MODEL_TYPES, TEXT_WEIGHT_RENAMES, is_multimodal
+from launcher.run.source import ModelSource
+from registry.multimodal import STORED_EXTRA_PATTERNS, TEXT_MODEL_TYPES, TEXT_WEIGHT_RENAMES, is_multimodal
 from registry.schema import ModelCard
 
 
@@ -36,3 +39,31 @@ def text_only_arguments(folder: Path, card: ModelCard, trust_remote_code: bool =
 
     config = AutoConfig.from_pretrained(str(folder), trust_remote_code=trust_remote_code).get_text_config()
     return {"config": config, "key_mapping": dict(TEXT_WEIGHT_RENAMES)}
+
+
+@contextlib.contextmanager
+def text_only(source: ModelSource, folder: Path, trust_remote_code: bool = False) -> Iterator[dict[str, Any]]:
+    """Within: from_pretrained's extra arguments for `source`'s files in `folder` (empty unless it is a
+    multimodal repo planned as its text model), with the vision tower's keys not reported as unexpected."""
+    arguments = {} if source.kind == "gguf" else text_only_arguments(folder, source.card, trust_remote_code)
+    if not arguments:
+        yield arguments
+        return
+    from transformers import AutoModelForCausalLM
+
+    model_class: Any = AutoModelForCausalLM._model_mapping[type(arguments["config"])]
+    before = model_class.__dict__.get("_keys_to_ignore_on_load_unexpected", _UNSET)
+    model_class._keys_to_ignore_on_load_unexpected = [
+        *(model_class._keys_to_ignore_on_load_unexpected or ()),
+        *STORED_EXTRA_PATTERNS,
+    ]
+    try:
+        yield arguments
+    finally:
+        if before is _UNSET:
+            del model_class._keys_to_ignore_on_load_unexpected
+        else:
+            model_class._keys_to_ignore_on_load_unexpected = before
+
+
+_UNSET = object()
