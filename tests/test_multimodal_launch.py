@@ -249,3 +249,42 @@ def test_other_folders_load_as_before(tiny_models, multimodal):
     # A card that plans the whole multimodal model (not the text model) is left to from_pretrained.
     whole = card_from_dir(gemma).model_copy(update={"model_type": "gemma3"})
     assert text_only_arguments(gemma, whole) == {}
+
+
+@pytest.mark.parametrize("family", sorted(BUILDERS))
+def test_berth_launch_of_a_multimodal_folder_answers(family, multimodal, berth):
+    folder = multimodal(family)
+    result = berth(
+        "launch",
+        str(folder),
+        "--hardware",
+        "cpu,ram=16GB,disk=100GB",
+        "--no-tui",
+        "--prompt",
+        "the cat sat",
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "4",
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() and "Loaded local/" in result.stderr
+    assert "device map differs" not in result.stderr and "UNEXPECTED" not in result.stderr
+
+
+def test_a_catalog_entry_loads_its_downloaded_multimodal_files_as_text(multimodal):
+    """A Hub entry (as the catalog's google/gemma-3-*-it) whose downloaded snapshot holds the multimodal repo."""
+    folder = multimodal("gemma3")
+    card = card_from_dir(folder).model_copy(update={"id": "google/gemma-3-tiny-it"})
+    loaded = load_model(
+        ModelSource(card, "hub"),
+        cpu_host(),
+        PlanRequest(context=64),
+        LoadOptions(show_progress=False),
+        files=folder,
+    )
+    try:
+        assert type(loaded.model).__name__ == "Gemma3ForCausalLM" and loaded.device_map_differences == ()
+        assert sum(p.numel() for p in loaded.model.parameters()) == card.params - card.stored_extra_params
+    finally:
+        loaded.close()
