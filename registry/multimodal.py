@@ -1,5 +1,5 @@
 """Multimodal repositories Berth plans as their language model alone: which config types wrap which text model,
-and how the text weights are named in their checkpoints. Imports nothing (pure data and functions).
+and how the text weights are named in their checkpoints. Imports registry.schema only.
 
 Gemma 3 (gemma3, Gemma3ForConditionalGeneration) and Llama 4 (llama4, Llama4ForConditionalGeneration) publish a
 vision tower and a projector beside the language model. The chat is text only, so Berth plans, downloads what it
@@ -10,6 +10,8 @@ other values are the card's `stored_extra_params`.
 from __future__ import annotations
 
 from typing import Any
+
+from registry.schema import ModelCard
 
 #: config.json model_type of a multimodal repo -> model_type of the language model Berth plans.
 TEXT_MODEL_TYPES: dict[str, str] = {"gemma3": "gemma3_text", "llama4": "llama4_text"}
@@ -65,3 +67,9 @@ def multimodal_note(model_type: str, extra: int) -> str:
         f"The repo is multimodal ({model_type}): {extra:,} values of the vision tower and projector are stored "
         "beside the language model Berth plans and loads; they are not loaded"
     )
+
+
+def plans_text_of_multimodal(card: ModelCard) -> bool:
+    """Whether a card plans the language model of a multimodal repo: a text type Berth reads out of a multimodal
+    config, with stored extras (the vision tower). Text-only repos of these types (gemma-3-1b-it) store none."""
+    return card.model_type in TEXT_MODEL_TYPES.values() and card.stored_extra_params > 0

@@ -10,6 +10,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -288,3 +289,31 @@ def test_a_catalog_entry_loads_its_downloaded_multimodal_files_as_text(multimoda
         assert sum(p.numel() for p in loaded.model.parameters()) == card.params - card.stored_extra_params
     finally:
         loaded.close()
+
+
+@pytest.mark.parametrize("family", sorted(BUILDERS))
+def test_the_emitted_python_loads_the_split_plan_as_text_only(family, multimodal, tmp_path, monkeypatch):
+    """`berth plan --emit python` for a multimodal repo: the printed code, run as is, loads what the plan says."""
+    from launcher.plan.emit import python_snippet
+
+    folder = multimodal(family)
+    card = card_from_dir(folder)
+    plan, _ = _split_plan(card)
+    code = python_snippet(card, plan, source=str(folder))
+    assert "config=text_config" in code and "key_mapping=TEXT_WEIGHTS" in code
+    monkeypatch.chdir(tmp_path)  # the snippet offloads to ./offload
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "snippet", "exec"), namespace)  # Berth's own emitted code, run as a user would
+    model = namespace["model"]
+    assert model.hf_device_map == plan.device_map
+    assert sum(p.numel() for p in model.parameters()) == card.params - card.stored_extra_params
+
+
+def test_text_only_repos_of_these_types_emit_the_plain_snippet(catalog):
+    from launcher.plan.emit import python_snippet
+
+    card = catalog.get("google/gemma-3-4b-it")
+    text_only = card.model_copy(update={"stored_extra_params": 0, "stored_extra_note": None})
+    plan = plan_or_raise(text_only, cpu_host(ram_bytes=64 * 10**9))
+    assert "key_mapping" not in python_snippet(text_only, plan)
+    assert "key_mapping" in python_snippet(card, plan_or_raise(card, cpu_host(ram_bytes=64 * 10**9)))
