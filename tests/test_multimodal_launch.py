@@ -317,3 +317,57 @@ def test_text_only_repos_of_these_types_emit_the_plain_snippet(catalog):
     plan = plan_or_raise(text_only, cpu_host(ram_bytes=64 * 10**9))
     assert "key_mapping" not in python_snippet(text_only, plan)
     assert "key_mapping" in python_snippet(card, plan_or_raise(card, cpu_host(ram_bytes=64 * 10**9)))
+
+
+#: google/gemma-3-4b-it's config.json at the catalog's revision (093f9f38…) names few text keys: transformers'
+#: defaults fill the rest (as quoted in public tests; the catalog entry's `source` is the file's address).
+GEMMA3_4B_PUBLISHED = {
+    "architectures": ["Gemma3ForConditionalGeneration"],
+    "boi_token_index": 255999,
+    "eoi_token_index": 256000,
+    "eos_token_id": [1, 106],
+    "image_token_index": 262144,
+    "mm_tokens_per_image": 256,
+    "model_type": "gemma3",
+    "text_config": {
+        "hidden_size": 2560,
+        "intermediate_size": 10240,
+        "model_type": "gemma3_text",
+        "num_hidden_layers": 34,
+        "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
+        "sliding_window": 1024,
+    },
+    "torch_dtype": "bfloat16",
+    "vision_config": {"hidden_size": 1152, "model_type": "siglip_vision_model", "num_hidden_layers": 27},
+}
+
+
+def test_the_published_sparse_gemma3_config_imports_as_the_catalog_entry(catalog):
+    from registry.importer import ConfigOrigin, card_from_config
+
+    origin = ConfigOrigin("google/gemma-3-4b-it", "hub", "safetensors", True, "hub", "d")
+    card = card_from_config(GEMMA3_4B_PUBLISHED, {}, origin)
+    entry = catalog.get("google/gemma-3-4b-it")
+    assert card.model_type == entry.model_type and card.context_length == entry.context_length
+    fields = ("num_layers", "hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads")
+    fields += ("head_dim", "vocab_size", "tie_word_embeddings", "sliding_window", "global_attention_every")
+    for field in fields:
+        assert getattr(card.architecture, field) == getattr(entry.architecture, field), field
+
+
+def test_the_global_layer_pattern_is_read_as_transformers_builds_it():
+    from transformers import Gemma3TextConfig, Llama4TextConfig
+
+    from registry.multimodal import global_attention_every
+
+    gemma = Gemma3TextConfig(num_hidden_layers=12).to_dict()
+    assert global_attention_every(gemma) == 6
+    assert global_attention_every({k: v for k, v in gemma.items() if k != "layer_types"}) == 6
+    llama = Llama4TextConfig(num_hidden_layers=8).to_dict()
+    assert llama["layer_types"][3] == "full_attention" and global_attention_every(llama) == 4
+    assert global_attention_every({"num_hidden_layers": 8, "no_rope_layer_interval": 4}) == 4
+    assert global_attention_every(Gemma3TextConfig(num_hidden_layers=4).to_dict()) is None  # all sliding
+    irregular = {
+        "layer_types": ["full_attention", "sliding_attention", "sliding_attention", "full_attention"]
+    }
+    assert global_attention_every(irregular) is None
