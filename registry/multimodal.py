@@ -110,7 +110,7 @@ def multimodal_note(model_type: str, extra: int) -> str:
     """The card's stored_extra_note for a multimodal repo whose other values number `extra`."""
     return (
         f"The repo is multimodal ({model_type}): {extra:,} values of the vision tower and projector are stored "
-        "beside the language model Berth plans and loads; they are not loaded"
+        "beside the language model Berth plans; berth launch builds only the language model, so they are not loaded"
     )
 
 
