@@ -371,3 +371,28 @@ def test_the_global_layer_pattern_is_read_as_transformers_builds_it():
         "layer_types": ["full_attention", "sliding_attention", "sliding_attention", "full_attention"]
     }
     assert global_attention_every(irregular) is None
+
+
+def test_a_checkpoint_in_transformers_5_names_loads_as_text_too(tmp_path):
+    """Saved with save_original_format=False the keys are `model.language_model.*`: renamed the same way."""
+    torch.manual_seed(0)
+    whole = _gemma3()
+    folder = tmp_path / "gemma3-v5-names"
+    whole.save_pretrained(folder, save_original_format=False)
+    save_tiny_tokenizer(folder, chat=True)
+    assert any(k.startswith("model.language_model.") for k in _checkpoint(folder))
+    card = card_from_dir(folder)
+    loaded = load_model(
+        ModelSource(card, "dir", folder),
+        cpu_host(),
+        PlanRequest(context=64),
+        LoadOptions(show_progress=False),
+    )
+    try:
+        state = loaded.model.state_dict()
+        name = "model.layers.2.mlp.down_proj.weight"
+        expected = whole.state_dict()["model.language_model.layers.2.mlp.down_proj.weight"]
+        assert torch.equal(state[name], expected.to(state[name].dtype))
+        assert sum(p.numel() for p in loaded.model.parameters()) == card.params - card.stored_extra_params
+    finally:
+        loaded.close()
