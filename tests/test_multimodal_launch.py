@@ -39,14 +39,14 @@ TEXT = {
     "max_position_embeddings": 256,
 }
 VISION = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
-SPECIAL_IDS = {
+SPECIAL_IDS: dict[str, Any] = {
     "eos_token_id": TINY_SPECIALS.index("</s>"),
     "bos_token_id": TINY_SPECIALS.index("<s>"),
     "pad_token_id": 0,
 }
 
 
-def _gemma3() -> torch.nn.Module:
+def _gemma3() -> Any:
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration
 
     config = Gemma3Config(
@@ -58,7 +58,7 @@ def _gemma3() -> torch.nn.Module:
     return Gemma3ForConditionalGeneration(config)
 
 
-def _llama4() -> torch.nn.Module:
+def _llama4() -> Any:
     from transformers import Llama4Config, Llama4ForConditionalGeneration
 
     text = {
@@ -81,7 +81,7 @@ def _llama4() -> torch.nn.Module:
     return Llama4ForConditionalGeneration(Llama4Config(text_config=text, vision_config=vision, **SPECIAL_IDS))
 
 
-BUILDERS: dict[str, Callable[[], torch.nn.Module]] = {"gemma3": _gemma3, "llama4": _llama4}
+BUILDERS: dict[str, Callable[[], Any]] = {"gemma3": _gemma3, "llama4": _llama4}
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +182,7 @@ def test_the_card_plans_the_language_model_and_counts_the_vision_tower_apart(fam
 def test_launch_loads_only_the_language_model_and_answers(family, multimodal):
     from transformers import Gemma3ForCausalLM, Llama4ForCausalLM
 
-    text_class = {"gemma3": Gemma3ForCausalLM, "llama4": Llama4ForCausalLM}[family]
+    text_class: Any = {"gemma3": Gemma3ForCausalLM, "llama4": Llama4ForCausalLM}[family]
     ignored_before = text_class._keys_to_ignore_on_load_unexpected
     folder = multimodal(family)
     card = card_from_dir(folder)
@@ -349,7 +349,13 @@ def test_the_published_sparse_gemma3_config_imports_as_the_catalog_entry(catalog
     card = card_from_config(GEMMA3_4B_PUBLISHED, {}, origin)
     entry = catalog.get("google/gemma-3-4b-it")
     assert card.model_type == entry.model_type and card.context_length == entry.context_length
-    fields = ("num_layers", "hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads")
+    fields: tuple[str, ...] = (
+        "num_layers",
+        "hidden_size",
+        "intermediate_size",
+        "num_attention_heads",
+        "num_key_value_heads",
+    )
     fields += ("head_dim", "vocab_size", "tie_word_embeddings", "sliding_window", "global_attention_every")
     for field in fields:
         assert getattr(card.architecture, field) == getattr(entry.architecture, field), field
