@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench._common import ROOT, MiB
+from bench._common import ROOT, MiB, smollm2_gguf
 
 TEXT = {
     "hidden_size": 512,
@@ -37,8 +37,6 @@ def build(family: str, folder: Path) -> None:
     """Save a random multimodal repo of `family` with SmolLM2's tokenizer."""
     import torch
     from transformers import AutoTokenizer
-
-    from bench.launch import smollm2_gguf
 
     gguf = smollm2_gguf()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

@@ -178,12 +178,12 @@ def test_multimodal_extras_are_the_vision_tower(model_id):
     from transformers import AutoConfig, AutoModelForImageTextToText
 
     from registry.hf_config import config_kwargs
-    from registry.verify import _quiet
+    from registry.verify import quiet_transformers
 
     card = next(c for c in CARDS if c.id == model_id)
     model_type, vision = MULTIMODAL[model_id]
     text = dict(config_kwargs(card), model_type=card.model_type)
-    with _quiet():
+    with quiet_transformers():
         config = AutoConfig.for_model(model_type, text_config=text, vision_config=vision)
         with torch.device("meta"):
             model = AutoModelForImageTextToText.from_config(config)
