@@ -19,6 +19,12 @@ from typing import Any
 from registry.errors import ImportModelError, UnsupportedArchitectureError
 from registry.gguf_file import GgufArray, GgufHeader, read_gguf_header
 from registry.hf_config import architecture_fields, context_length_of
+from registry.multimodal import (
+    TEXT_CONFIG_DEFAULTS,
+    global_attention_every,
+    multimodal_note,
+    text_model_config,
+)
 from registry.params import FAMILIES, layout, supported_model_types
 from registry.paths import expand_user_path
 from registry.schema import Dtype, ModelCard, ParamsSource, Task, WeightFormat
@@ -159,7 +165,7 @@ def card_from_dir(folder: Path | str, model_id: str | None = None) -> ModelCard:
         raise ImportModelError(f"{folder} is not a folder")
     config = _read_json(folder / "config.json", required=True)
     assert config is not None
-    _plannable_model_type(config, str(folder))
+    _plannable_model_type(text_model_config(config) or config, str(folder))
     files = weight_files(folder)
     if files.format is None:
         raise ImportModelError(f"{folder} has no weight files (*.safetensors or pytorch_model*.bin)")
@@ -199,7 +205,19 @@ def card_from_config(
     config: dict[str, Any], tensors: dict[str, TensorInfo], origin: ConfigOrigin
 ) -> ModelCard:
     """A catalog entry from a config.json mapping and the safetensors headers' tensors (no file access): the
-    one derivation `catalog add` (a folder) and the Hub on demand (a repository) share."""
+    one derivation `catalog add` (a folder) and the Hub on demand (a repository) share. A multimodal repo
+    (Gemma 3, Llama 4) is described as its language model, the vision tower and projector as stored extras."""
+    text = text_model_config(config)
+    card = _card_from_config(text or config, tensors, origin)
+    if text is not None and card.stored_extra_params:
+        note = multimodal_note(str(config["model_type"]), card.stored_extra_params)
+        card = card.model_copy(update={"stored_extra_note": note})
+    return card
+
+
+def _card_from_config(
+    config: dict[str, Any], tensors: dict[str, TensorInfo], origin: ConfigOrigin
+) -> ModelCard:
     model_type = _plannable_model_type(config, origin.where)
     fields = _dir_fields(model_type, config, tensors)
     context = context_length_of(model_type, config)
@@ -259,6 +277,12 @@ def _dir_fields(model_type: str, config: dict[str, Any], tensors: dict[str, Tens
     fields = architecture_fields(model_type, config)
     if "tie_word_embeddings" not in fields:
         fields["tie_word_embeddings"] = not tensors or not any(n.endswith("lm_head.weight") for n in tensors)
+    if model_type in TEXT_CONFIG_DEFAULTS and (
+        fields.get("sliding_window") or fields.get("attention_chunk_size")
+    ):
+        every = global_attention_every(config)  # Gemma 3 / Llama 4: every Nth layer global, the rest local
+        if every is not None:
+            fields["global_attention_every"] = every
     extras = {k: config[k] for k in _EXTRA_KEYS.get(model_type, ()) if k in config}
     if extras:
         fields["config_extras"] = extras

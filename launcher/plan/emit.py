@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 
 from launcher.plan.request import Plan
+from registry.multimodal import TEXT_WEIGHT_RENAMES, plans_text_of_multimodal
 from registry.params import LINEAR_SUBCLASS_FAMILIES
 from registry.schema import ModelCard
 
@@ -87,6 +88,9 @@ def python_snippet(card: ModelCard, plan: Plan, source: str | None = None) -> st
         args.append("    trust_remote_code=True,  # read the repository's code first")
     if card.revision:
         args.append(f"    revision={_q(card.revision)},")
+    if plans_text_of_multimodal(card):
+        lines += _text_config_lines(repo, card.revision)
+        args[1:1] = ["    config=text_config,", "    key_mapping=TEXT_WEIGHTS,"]
     lines.append(f"model = {auto}.from_pretrained(")
     lines += args
     lines.append(")")
@@ -98,6 +102,19 @@ def python_snippet(card: ModelCard, plan: Plan, source: str | None = None) -> st
     return "\n".join(lines) + "\n"
 
 
+def _text_config_lines(repo: str, revision: str | None) -> list[str]:
+    """A multimodal repo (Gemma 3, Llama 4): its language model's config and the renaming of its weights, so
+    from_pretrained builds only the text model the plan counts and the device map's names match."""
+    pinned = f", revision={_q(revision)}" if revision else ""
+    renames = ", ".join(f'r"{k}": {_q(v)}' for k, v in TEXT_WEIGHT_RENAMES.items())
+    return [
+        "# The repo is multimodal: load only its language model, as planned (the vision tower is not read).",
+        f"text_config = AutoConfig.from_pretrained({_q(repo)}{pinned}).get_text_config()",
+        f"TEXT_WEIGHTS = {{{renames}}}",
+        "",
+    ]
+
+
 def _header(card: ModelCard, plan: Plan, auto: str) -> list[str]:
     """The plan as a comment, the imports, and Falcon's nn.Linear swap when it is quantized; a blank line."""
     quant = plan.precision.quant
@@ -107,6 +124,8 @@ def _header(card: ModelCard, plan: Plan, auto: str) -> list[str]:
         "import torch",
     ]
     imports = [auto, "AutoTokenizer"]
+    if plans_text_of_multimodal(card):
+        imports.insert(0, "AutoConfig")
     if quant:
         imports.append("BitsAndBytesConfig")
     lines.append(f"from transformers import {', '.join(imports)}")

@@ -49,6 +49,7 @@ from launcher.run.measure import (
     launch_measurement,
     nvml_used_bytes,
 )
+from launcher.run.multimodal import text_only
 from launcher.run.source import ModelSource
 from registry.errors import short_text
 from registry.importer import weight_files
@@ -633,8 +634,12 @@ def _load_once(
     auto = AutoModelForMaskedLM if card.task == "fill-mask" else AutoModelForCausalLM
     kwargs = from_pretrained_kwargs(plan, source, options, offload_dir)
     try:
-        with _progress_hook(guard, options), _plain_linear_for(card, plan.precision.quant is not None):
-            return auto.from_pretrained(str(folder), **kwargs)
+        with (
+            _progress_hook(guard, options),
+            _plain_linear_for(card, plan.precision.quant is not None),
+            text_only(source, folder, options.trust_remote_code) as text_model,  # Gemma 3, Llama 4: text
+        ):
+            return auto.from_pretrained(str(folder), **kwargs, **text_model)
     except pickle.UnpicklingError as error:  # torch.load(weights_only=True) refused to build something
         files = [p.name for p in weight_files(folder).pickle]
         raise UnsafePickleError(card.id, files, _unpickling_reason(error)) from None
