@@ -139,7 +139,31 @@ def architecture_fields(model_type: str, config: dict[str, Any]) -> dict[str, An
         key = config_key(model_type, field)
         if config.get(key) is not None:
             fields[field] = config[key]
+    every = _global_every(model_type, config)
+    if every is not None and fields.get("sliding_window"):
+        fields["global_attention_every"] = every
     return fields
+
+
+#: config.json key saying every how many layers one attends globally (the others within sliding_window), per
+#: family: Gemma 3's sliding_window_pattern (transformers' Gemma3TextConfig turns it into layer_types).
+_GLOBAL_EVERY_KEYS: dict[str, str] = {"gemma3_text": "sliding_window_pattern"}
+
+
+def _global_every(model_type: str, config: dict[str, Any]) -> int | None:
+    """global_attention_every from the family's pattern key, or from a regular layer_types list."""
+    key = _GLOBAL_EVERY_KEYS.get(model_type)
+    if key is None:
+        return None
+    every = config.get(key)
+    if isinstance(every, int) and not isinstance(every, bool) and every > 0:
+        return every
+    kinds = config.get("layer_types")
+    if not isinstance(kinds, list) or "full_attention" not in kinds:
+        return None
+    period = kinds.index("full_attention") + 1
+    regular = all((k == "full_attention") == ((i + 1) % period == 0) for i, k in enumerate(kinds))
+    return period if regular else None
 
 
 def context_length_of(model_type: str, config: dict[str, Any]) -> int | None:

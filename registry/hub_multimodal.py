@@ -24,7 +24,7 @@ TEXT_MODEL_TYPES: dict[str, str] = {"gemma3": "gemma3_text", "llama4": "llama4_t
 #: class defaults, transformers 5.24.0 models/gemma3/configuration_gemma3.py ("vocab_size: int = 262_208",
 #: "num_attention_heads: int = 8", "num_key_value_heads: int = 4", "head_dim: int = 256",
 #: "max_position_embeddings: int = 131_072", "tie_word_embeddings: bool = True", "query_pre_attn_scalar: int = 256",
-#: "sliding_window: int | None = 4096"); google/gemma-3-4b-it's text_config sets only hidden_size,
+#: "sliding_window: int | None = 4096", and `kwargs.get("sliding_window_pattern", 6)`); google/gemma-3-4b-it's text_config sets only hidden_size,
 #: intermediate_size, num_hidden_layers, rope_scaling and sliding_window.
 TEXT_DEFAULTS: dict[str, dict[str, Any]] = {
     "gemma3_text": {
@@ -39,6 +39,7 @@ TEXT_DEFAULTS: dict[str, dict[str, Any]] = {
         "tie_word_embeddings": True,
         "query_pre_attn_scalar": 256,
         "sliding_window": 4096,
+        "sliding_window_pattern": 6,
     },
 }
 #: Wrapper keys that describe the whole checkpoint and so also its language model.

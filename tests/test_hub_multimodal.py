@@ -92,6 +92,7 @@ def test_sparse_gemma3_text_config_takes_the_text_config_class_defaults(berth):
     assert (arch["num_attention_heads"], arch["num_key_value_heads"], arch["head_dim"]) == (8, 4, 256)
     assert arch["vocab_size"] == 262_208 and arch["tie_word_embeddings"] is True
     assert (arch["hidden_size"], arch["num_layers"], arch["sliding_window"]) == (32, 2, 1024)
+    assert arch["global_attention_every"] == 6  # 5 local : 1 global, as the catalog's Gemma 3 entries
     assert model["context_length"] == 131_072
     assert model["native_dtype"] == "bfloat16"  # the wrapper's torch_dtype
 
@@ -141,3 +142,20 @@ def test_meta_model_tensors_drop_tied_duplicates():
     config = json.loads((DATA / GEMMA3.replace("/", "--") / "config.json").read_text())
     names = meta_model_tensors(config)
     assert "model.language_model.embed_tokens.weight" in names and "lm_head.weight" not in names
+
+
+def test_gemma3_global_layers_read_back_from_layer_types(catalog):
+    """transformers writes Gemma 3's pattern as layer_types; the importer reads every-Nth-global back from it
+    (and ignores an irregular list)."""
+    from registry.hf_config import architecture_fields, config_kwargs
+
+    cards = [c for c in catalog.models if c.model_type == "gemma3_text"]
+    assert cards
+    for card in cards:
+        fields = architecture_fields(card.model_type, config_kwargs(card))
+        assert fields.get("global_attention_every") == card.architecture.global_attention_every, card.id
+    irregular = {
+        "sliding_window": 512,
+        "layer_types": ["sliding_attention", "full_attention", "full_attention"],
+    }
+    assert "global_attention_every" not in architecture_fields("gemma3_text", irregular)
