@@ -43,7 +43,7 @@ TEXT_DEFAULTS: dict[str, dict[str, Any]] = {
     },
 }
 #: Wrapper keys that describe the whole checkpoint and so also its language model.
-_INHERITED = ("torch_dtype", "dtype", "tie_word_embeddings", "license")
+_INHERITED = ("torch_dtype", "dtype", "tie_word_embeddings", "license", "quantization_config")
 #: Where a wrapper checkpoint keeps its language model's tensors (transformers < 4.52 and >= 4.52 names).
 _TEXT_PREFIXES = ("language_model.", "model.language_model.", "lm_head.")
 #: Names of the other parts, by the first of these words a tensor name contains.
@@ -87,7 +87,7 @@ def text_view(config: dict[str, Any], tensors: dict[str, TensorInfo]) -> TextVie
     if not isinstance(text, dict) or not isinstance(wrapper, str):
         return None
     model_type = text.get("model_type") or TEXT_MODEL_TYPES.get(wrapper)
-    if model_type not in FAMILIES:
+    if not isinstance(model_type, str) or model_type not in FAMILIES:
         return None
     merged: dict[str, Any] = dict(TEXT_DEFAULTS.get(str(model_type), {}))
     merged.update({k: config[k] for k in _INHERITED if k in config})
@@ -120,7 +120,8 @@ def _twin_view(config: dict[str, Any], tensors: dict[str, TensorInfo]) -> TextVi
     """A config whose own model_type Berth has no rules for but whose architecture class is a family it has."""
     declared = config.get("model_type")
     twin = TWINS.get(declared) if isinstance(declared, str) else None
-    if twin is None or twin[1] not in (config.get("architectures") or []):
+    architectures = config.get("architectures")
+    if twin is None or not isinstance(architectures, list) or twin[1] not in architectures:
         return None
     family, cls = twin
     note = (

@@ -159,3 +159,32 @@ def test_gemma3_global_layers_read_back_from_layer_types(catalog):
         "layer_types": ["sliding_attention", "full_attention", "full_attention"],
     }
     assert "global_attention_every" not in architecture_fields("gemma3_text", irregular)
+
+
+def test_odd_wrapper_configs_are_not_read_as_multimodal():
+    """A text_config whose model_type is not a name, or one Berth has no rules for, leaves the config to the
+    other paths; a kimi_k2 config without the DeepSeek-V3 class is no twin."""
+    from registry.hub_multimodal import text_view
+
+    assert text_view({"model_type": "gemma3", "text_config": {"model_type": ["gemma3_text"]}}, {}) is None
+    assert (
+        text_view({"model_type": "qwen2_5_vl", "text_config": {"model_type": "qwen2_5_vl_text"}}, {}) is None
+    )
+    assert text_view({"model_type": "gemma3", "text_config": "gemma3_text"}, {}) is None
+    assert text_view({"model_type": "kimi_k2", "architectures": "DeepseekV3ForCausalLM"}, {}) is None
+    assert text_view({"model_type": "kimi_k2", "architectures": ["KimiForCausalLM"]}, {}) is None
+
+
+@pytest.mark.usefixtures("online")
+def test_quantized_multimodal_checkpoint_is_refused(berth, hub):
+    """The wrapper's quantization_config describes the language model too: refused as for any other model."""
+    repo = hub.repos[GEMMA3]
+    config = json.loads(repo.files["config.json"]) | {
+        "quantization_config": {"quant_method": "awq", "bits": 4}
+    }
+    quantized = FakeRepo("berth-test/tiny-gemma3-mm-awq", files={"config.json": json.dumps(config).encode()})
+    quantized.big = dict(repo.big)
+    hub.add(quantized)
+    result = berth("show", quantized.repo_id)
+    assert result.exit_code == 2, result.output
+    assert "pre-quantized" in result.stderr and "awq" in result.stderr
