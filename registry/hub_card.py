@@ -165,8 +165,7 @@ def entry_from_repo(repo: HubRepo, requested: str | None, trust_remote_code: boo
         "revision": repo.sha,
         "gated": repo.gated,
         "source": f"https://huggingface.co/{repo.repo_id}/tree/{repo.sha}",
-        "description": f"read from the Hugging Face Hub at {repo.sha[:12]}; {NOT_VERIFIED}"
-        + (f". {card.description}" if card.description else ""),
+        "description": f"read from the Hugging Face Hub at {repo.sha[:12]}; {NOT_VERIFIED}",
         "unconfirmed": ["all fields (read from the Hub on demand)"],
     }
     if repo.license and card.license == "unknown":
@@ -254,7 +253,7 @@ def _viewed_card(repo: HubRepo, view: TextView, where: str) -> ModelCard:
     a model planned with a twin family's rules (remote_code kept: running it needs its own code)."""
     card = card_from_config(view.config, view.tensors, _origin(repo, where))
     _check_against_weights(repo, card, view.tensors)
-    update: dict[str, Any] = {"description": view.note}
+    update: dict[str, Any] = {"description": view.summary}
     if view.twin_of is not None:
         update["remote_code"] = True
     if view.extra_values:
@@ -262,7 +261,7 @@ def _viewed_card(repo: HubRepo, view: TextView, where: str) -> ModelCard:
         update["params"] = card.params + view.extra_values
         update["stored_extra_params"] = extra
         update["params_source"] = "hub-safetensors"
-        update["stored_extra_note"] = " ".join(filter(None, [view.note, card.stored_extra_note]))
+        update["stored_extra_note"] = " ".join(filter(None, [view.extras_note, card.stored_extra_note]))
     return card.model_copy(update=update)
 
 

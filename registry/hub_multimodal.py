@@ -61,13 +61,16 @@ TWINS: dict[str, tuple[str, str]] = {"kimi_k2": ("deepseek_v3", "DeepseekV3ForCa
 @dataclass(frozen=True)
 class TextView:
     """What Berth plans of a repository: the language model's config and tensors, the values stored beside them
-    by part, and a note saying so."""
+    by part, and sentences saying so."""
 
     config: dict[str, Any]
     tensors: dict[str, TensorInfo]
     extras: dict[str, int]
     """Values of the other parts ('vision tower', 'multimodal projector' …) from the safetensors headers."""
-    note: str
+    summary: str
+    """How Berth reads the repository, in one sentence (shown by show and plan)."""
+    extras_note: str
+    """What the other parts add (the entry's stored_extra_note); empty when there are none."""
     twin_of: str | None = None
     """The model_type config.json declared, when Berth plans it as another family (Kimi K2 as DeepSeek-V3)."""
 
@@ -99,20 +102,24 @@ def text_view(config: dict[str, Any], tensors: dict[str, TensorInfo]) -> TextVie
         if name not in text_tensors:
             part = next((label for word, label in _PARTS if word in name), "other stored values")
             extras[part] = extras.get(part, 0) + info.numel
-    return TextView(merged, text_tensors, extras, _multimodal_note(wrapper, str(model_type), extras))
+    summary = (
+        f"Multimodal repository (model_type {short_text(wrapper, 40)}): Berth plans its language model "
+        f"({model_type}) with that family's layout rules"
+    )
+    if extras:
+        names = " and ".join(sorted(extras, key=lambda part: -extras[part]))
+        summary += f"; the {names} stored beside it ({sum(extras.values()):,} values) are not in the plan"
+    summary += "."
+    return TextView(merged, text_tensors, extras, summary, _multimodal_note(extras) if extras else "")
 
 
-def _multimodal_note(wrapper: str, model_type: str, extras: dict[str, int]) -> str:
+def _multimodal_note(extras: dict[str, int]) -> str:
+    """What loading the whole repository adds to the language model, part by part (largest first)."""
     total = sum(extras.values())
-    parts = " and ".join(f"the {label} ({n:,})" for label, n in extras.items())
-    if not total:
-        return (
-            f"The repository is multimodal (model_type {short_text(wrapper, 40)}): Berth plans its language model "
-            f"({model_type}); its safetensors files hold no other part."
-        )
+    parts = " and ".join(f"the {label} ({n:,})" for label, n in sorted(extras.items(), key=lambda p: -p[1]))
     return (
-        f"The repository is multimodal (model_type {short_text(wrapper, 40)}): Berth plans its language model "
-        f"({model_type}); {parts} are stored beside it, and loading the whole model adds these {total:,} values."
+        f"The repository is multimodal: {parts} are stored beside the language model Berth plans; loading the "
+        f"whole model adds these {total:,} values."
     )
 
 
@@ -128,4 +135,4 @@ def _twin_view(config: dict[str, Any], tensors: dict[str, TensorInfo]) -> TextVi
         f"config.json says model_type {declared}, but its model class is {cls}: Berth plans it with the "
         f"{family} layout rules; running it loads the repository's own code (--trust-remote-code)."
     )
-    return TextView({**config, "model_type": family}, tensors, {}, note, twin_of=str(declared))
+    return TextView({**config, "model_type": family}, tensors, {}, note, "", twin_of=str(declared))

@@ -107,12 +107,16 @@ def test_llama4_text_fields_and_context(berth):
 
 
 @pytest.mark.usefixtures("online")
-def test_multimodal_repository_plans(berth):
+def test_multimodal_repository_plans(berth, hub, tmp_path):
     result = berth("plan", GEMMA3, "--hardware", CPU)
     assert result.exit_code == 0, result.output
     text = " ".join(result.stdout.split())
-    assert "multimodal (model_type gemma3): Berth plans its language model (gemma3_text)" in text
-    assert "the vision tower" in text and "the multimodal projector" in text
+    assert "Multimodal repository (model_type gemma3): Berth plans its language model (gemma3_text)" in text
+    beside = _header_totals(hub.repos[GEMMA3], tmp_path)[1]
+    assert (
+        f"the vision tower and multimodal projector stored beside it ({beside:,} values) are not in the plan"
+        in text
+    )
 
 
 @pytest.mark.usefixtures("online")
