@@ -25,6 +25,7 @@ from registry.importer import read_safetensors_header
 GEMMA3 = "berth-test/tiny-gemma3-mm"
 GEMMA3_LEGACY = "berth-test/tiny-gemma3-mm-legacy-names"
 LLAMA4 = "berth-test/tiny-llama4-mm"
+MISTRAL3 = "berth-test/tiny-mistral3-mm"
 KIMI = "berth-test/kimi-k2-layout"
 
 
@@ -39,6 +40,7 @@ def hub() -> Iterator[HubServer]:
     server.add(multimodal_repo(GEMMA3))
     server.add(_renamed(multimodal_repo(GEMMA3, legacy_names=True), GEMMA3_LEGACY))
     server.add(multimodal_repo(LLAMA4))
+    server.add(multimodal_repo(MISTRAL3))
     kimi = safetensors_repo("unsloth/DeepSeek-V3-bf16", deepseek_v3_tensors, shards=2)
     config = json.loads(kimi.files["config.json"]) | {"model_type": "kimi_k2"}
     kimi.files["config.json"] = json.dumps(config).encode()
@@ -66,7 +68,7 @@ def _header_totals(repo: FakeRepo, tmp_path) -> tuple[int, int]:
 @pytest.mark.usefixtures("online")
 @pytest.mark.parametrize(
     ("repo_id", "text_type"),
-    [(GEMMA3, "gemma3_text"), (GEMMA3_LEGACY, "gemma3_text"), (LLAMA4, "llama4_text")],
+    [(GEMMA3, "gemma3_text"), (GEMMA3_LEGACY, "gemma3_text"), (LLAMA4, "llama4_text"), (MISTRAL3, "mistral")],
 )
 def test_multimodal_entry_is_the_language_model_plus_the_stored_parts(
     berth, hub, tmp_path, repo_id, text_type
@@ -137,6 +139,9 @@ def test_kimi_k2_is_planned_with_deepseek_v3_rules_and_keeps_remote_code(berth, 
     stored = sum(prod(shape) for shape in shapes.values())
     assert model["params"] == stored
     assert model.get("measured_layout") is None
+    trusted = berth("show", KIMI, "--json", "--trust-remote-code")
+    assert trusted.exit_code == 0, trusted.output
+    assert json.loads(trusted.stdout)["model"]["params"] == stored
 
 
 def test_meta_model_tensors_drop_tied_duplicates():
