@@ -97,6 +97,8 @@ def text_view(config: dict[str, Any], tensors: dict[str, TensorInfo]) -> TextVie
     merged.update(text)
     merged["model_type"] = model_type
     text_tensors = {n: t for n, t in tensors.items() if n.startswith(_TEXT_PREFIXES)}
+    if tensors and not text_tensors:
+        return None  # weights named in a way Berth cannot split: counted whole on the meta device instead
     extras: dict[str, int] = {}
     for name, info in tensors.items():
         if name not in text_tensors:

@@ -20,7 +20,7 @@ from hub_server import (
 )
 from test_hub import CPU, online, small_catalog  # noqa: F401 (fixtures; `online` serves this module's `hub`)
 
-from registry.importer import read_safetensors_header
+from registry.importer import TensorInfo, read_safetensors_header
 
 GEMMA3 = "berth-test/tiny-gemma3-mm"
 GEMMA3_LEGACY = "berth-test/tiny-gemma3-mm-legacy-names"
@@ -180,6 +180,9 @@ def test_odd_wrapper_configs_are_not_read_as_multimodal():
         text_view({"model_type": "qwen2_5_vl", "text_config": {"model_type": "qwen2_5_vl_text"}}, {}) is None
     )
     assert text_view({"model_type": "gemma3", "text_config": "gemma3_text"}, {}) is None
+    unsplittable = {"text_model.embed.weight": TensorInfo("BF16", (8, 4))}  # no language_model.* names
+    assert text_view({"model_type": "gemma3", "text_config": {"hidden_size": 4}}, unsplittable) is None
+    assert text_view({"model_type": "gemma3", "text_config": {"hidden_size": 4}}, {}) is not None
     assert text_view({"model_type": "kimi_k2", "architectures": "DeepseekV3ForCausalLM"}, {}) is None
     assert text_view({"model_type": "kimi_k2", "architectures": ["KimiForCausalLM"]}, {}) is None
 
