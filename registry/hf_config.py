@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from registry.layers import layer_kind
+from registry.multimodal import TEXT_CONFIG_DEFAULTS, global_attention_every
 from registry.schema import Architecture, ModelCard
 
 #: Catalog field -> config.json key, where a family names it differently from Llama.
@@ -139,6 +140,12 @@ def architecture_fields(model_type: str, config: dict[str, Any]) -> dict[str, An
         key = config_key(model_type, field)
         if config.get(key) is not None:
             fields[field] = config[key]
+    if model_type in TEXT_CONFIG_DEFAULTS and (
+        fields.get("sliding_window") or fields.get("attention_chunk_size")
+    ):
+        every = global_attention_every(config)  # Gemma 3 / Llama 4: every Nth layer global, the rest local
+        if every is not None:
+            fields["global_attention_every"] = every
     return fields
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from registry.errors import BerthError, short_text
 from registry.hub_errors import BadRepoIdError, HubError, HubModelError, RemoteCodeRequiredError
+from registry.hub_multimodal import TextView, text_view
 from registry.importer import ConfigOrigin, GgufTable, TensorInfo, card_from_config, card_from_gguf_table
 from registry.params import FAMILIES
 from registry.schema import ModelCard, WeightFormat
@@ -121,6 +122,9 @@ class HubEntry(BaseModel):
     pipeline_tag: str | None = None
     gguf_files: list[HubFileEntry] = []
     note: str = NOT_VERIFIED
+    planned_as: str | None = None
+    """How Berth reads a repository it plans through other rules than its own model_type's (a multimodal
+    repository's language model, Kimi K2 as DeepSeek-V3); None for the rest."""
 
 
 def needs_remote_code(config: dict[str, Any]) -> bool:
@@ -172,6 +176,7 @@ def entry_from_repo(repo: HubRepo, requested: str | None, trust_remote_code: boo
         requested_revision=requested,
         pipeline_tag=repo.pipeline_tag,
         gguf_files=gguf_files(repo.files),
+        planned_as=card.description or None,
     )
 
 
@@ -199,6 +204,9 @@ def _card(repo: HubRepo, trust_remote_code: bool) -> ModelCard:
 
 def _config_card(repo: HubRepo, where: str, trust_remote_code: bool) -> ModelCard:
     assert repo.config is not None
+    view = text_view(repo.config, repo.tensors)
+    if view is not None:
+        return _viewed_card(repo, view, where)
     remote = needs_remote_code(repo.config)
     if remote and not trust_remote_code:
         raise RemoteCodeRequiredError(
@@ -209,18 +217,7 @@ def _config_card(repo: HubRepo, where: str, trust_remote_code: bool) -> ModelCar
             f"Read the code on the Hub first; to run it anyway add --trust-remote-code "
             f"(`berth plan {repo.repo_id} --trust-remote-code`)",
         )
-    weight_format = weight_format_of(repo.files)
-    if weight_format is None or weight_format == "gguf":
-        weight_format = "safetensors" if repo.tensors else weight_format or "safetensors"
-    origin = ConfigOrigin(
-        model_id=repo.repo_id,
-        where=where,
-        weight_format=weight_format,
-        chat_template=repo.chat_template,
-        source=repo.repo_id,
-        description="",
-        license=repo.license,
-    )
+    origin = _origin(repo, where)
     if repo.config.get("model_type") in FAMILIES:
         card = card_from_config(repo.config, repo.tensors, origin)
     elif not isinstance(repo.config.get("model_type"), str):
@@ -236,9 +233,44 @@ def _config_card(repo: HubRepo, where: str, trust_remote_code: bool) -> ModelCar
     return card
 
 
-def _check_against_weights(repo: HubRepo, card: ModelCard) -> None:
-    """Refuse a config whose architecture does not match the stored tensors (a config that lies)."""
-    stored = sum(t.numel for t in repo.tensors.values())
+def _origin(repo: HubRepo, where: str) -> ConfigOrigin:
+    weight_format = weight_format_of(repo.files)
+    if weight_format is None or weight_format == "gguf":
+        weight_format = "safetensors" if repo.tensors else weight_format or "safetensors"
+    return ConfigOrigin(
+        model_id=repo.repo_id,
+        where=where,
+        weight_format=weight_format,
+        chat_template=repo.chat_template,
+        source=repo.repo_id,
+        description="",
+        license=repo.license,
+    )
+
+
+def _viewed_card(repo: HubRepo, view: TextView, where: str) -> ModelCard:
+    """The entry of a multimodal repository's language model (the other parts counted as stored extras), or of
+    a model planned with a twin family's rules (remote_code kept: running it needs its own code)."""
+    card = card_from_config(view.config, view.tensors, _origin(repo, where))
+    _check_against_weights(repo, card, view.tensors)
+    update: dict[str, Any] = {"description": view.summary}
+    if view.twin_of is not None:
+        update["remote_code"] = True
+    if view.extra_values:
+        extra = card.stored_extra_params + view.extra_values
+        update["params"] = card.params + view.extra_values
+        update["stored_extra_params"] = extra
+        update["params_source"] = "hub-safetensors"
+        update["stored_extra_note"] = " ".join(filter(None, [view.extras_note, card.stored_extra_note]))
+    return card.model_copy(update=update)
+
+
+def _check_against_weights(
+    repo: HubRepo, card: ModelCard, tensors: dict[str, TensorInfo] | None = None
+) -> None:
+    """Refuse a config whose architecture does not match the stored tensors (a config that lies); `tensors`:
+    the ones the card describes, where that is not all of the repository's (a multimodal language model)."""
+    stored = sum(t.numel for t in (repo.tensors if tensors is None else tensors).values())
     if not stored:
         return
     built = card.params - card.stored_extra_params

@@ -19,12 +19,7 @@ from typing import Any
 from registry.errors import ImportModelError, UnsupportedArchitectureError
 from registry.gguf_file import GgufArray, GgufHeader, read_gguf_header
 from registry.hf_config import architecture_fields, context_length_of
-from registry.multimodal import (
-    TEXT_CONFIG_DEFAULTS,
-    global_attention_every,
-    multimodal_note,
-    text_model_config,
-)
+from registry.multimodal import multimodal_note, text_model_config
 from registry.params import FAMILIES, layout, supported_model_types
 from registry.paths import expand_user_path
 from registry.schema import Dtype, ModelCard, ParamsSource, Task, WeightFormat
@@ -277,12 +272,6 @@ def _dir_fields(model_type: str, config: dict[str, Any], tensors: dict[str, Tens
     fields = architecture_fields(model_type, config)
     if "tie_word_embeddings" not in fields:
         fields["tie_word_embeddings"] = not tensors or not any(n.endswith("lm_head.weight") for n in tensors)
-    if model_type in TEXT_CONFIG_DEFAULTS and (
-        fields.get("sliding_window") or fields.get("attention_chunk_size")
-    ):
-        every = global_attention_every(config)  # Gemma 3 / Llama 4: every Nth layer global, the rest local
-        if every is not None:
-            fields["global_attention_every"] = every
     extras = {k: config[k] for k in _EXTRA_KEYS.get(model_type, ()) if k in config}
     if extras:
         fields["config_extras"] = extras

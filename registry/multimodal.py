@@ -14,7 +14,7 @@ from typing import Any
 from registry.schema import ModelCard
 
 #: config.json model_type of a multimodal repo -> model_type of the language model Berth plans.
-TEXT_MODEL_TYPES: dict[str, str] = {"gemma3": "gemma3_text", "llama4": "llama4_text"}
+TEXT_MODEL_TYPES: dict[str, str] = {"gemma3": "gemma3_text", "llama4": "llama4_text", "mistral3": "mistral"}
 
 #: Checkpoint key prefixes of the language model -> the text model's own names (regular expressions, the form
 #: transformers' from_pretrained(key_mapping=...) takes). The Hub's files (and transformers' save_pretrained,
@@ -56,6 +56,7 @@ TEXT_CONFIG_DEFAULTS: dict[str, dict[str, Any]] = {
         "max_position_embeddings": 131_072,
         "tie_word_embeddings": True,
         "attention_bias": False,
+        "query_pre_attn_scalar": 256,
         "sliding_window": 4096,
         "sliding_window_pattern": 6,
     },
@@ -92,7 +93,7 @@ def text_model_config(config: dict[str, Any]) -> dict[str, Any] | None:
     if not is_multimodal(config):
         return None
     model_type = TEXT_MODEL_TYPES[config["model_type"]]
-    text = {**TEXT_CONFIG_DEFAULTS[model_type], **config["text_config"], "model_type": model_type}
+    text = {**TEXT_CONFIG_DEFAULTS.get(model_type, {}), **config["text_config"], "model_type": model_type}
     if "tie_word_embeddings" not in config["text_config"] and "tie_word_embeddings" in config:
         text["tie_word_embeddings"] = config["tie_word_embeddings"]
     for key in ("architectures", "license"):
@@ -125,7 +126,6 @@ def global_attention_every(text: dict[str, Any]) -> int | None:
     chunked: from `layer_types` when given, else Gemma 3's sliding_window_pattern or Llama 4's NoPE layers
     (no_rope_layers, else every no_rope_layer_interval-th). None when no layer is global or the pattern is not
     periodic."""
-    layers = text.get("num_hidden_layers")
     kinds = text.get("layer_types")
     if isinstance(kinds, list):
         full = [kind == "full_attention" for kind in kinds]
@@ -134,9 +134,9 @@ def global_attention_every(text: dict[str, Any]) -> int | None:
     else:
         every = text.get("sliding_window_pattern") or text.get("_sliding_window_pattern")
         every = every or text.get("no_rope_layer_interval")
-        if not isinstance(every, int) or not isinstance(layers, int) or every <= 0:
+        if not isinstance(every, int) or isinstance(every, bool) or every <= 0:
             return None
-        full = [(i + 1) % every == 0 for i in range(layers)]
+        return every  # the declared period, even where a model has fewer layers than one period
     if not any(full):
         return None
     first = full.index(True) + 1

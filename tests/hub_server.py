@@ -273,6 +273,55 @@ def qwen_copy(name: str, model_type: str | None = None, **kwargs: Any) -> FakeRe
     return repo
 
 
+def meta_model_tensors(config: dict[str, Any], legacy_names: bool = False) -> Shapes:
+    """The parameters transformers builds for `config` on the meta device (names and shapes as
+    save_pretrained writes them: one name per tied weight). `legacy_names`: the names multimodal checkpoints
+    saved before transformers 4.52 use (language_model.model.…, vision_tower.…, language_model.lm_head)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    hf_config = AutoConfig.for_model(**config)
+    with torch.device("meta"):
+        model = AutoModelForImageTextToText.from_config(hf_config)
+    shapes = {name: tuple(param.shape) for name, param in model.named_parameters()}
+    if not legacy_names:
+        return shapes
+    renames = (
+        ("model.language_model.", "language_model.model."),
+        ("model.vision_tower.", "vision_tower."),
+        ("model.vision_model.", "vision_model."),
+        ("model.multi_modal_projector.", "multi_modal_projector."),
+        ("lm_head.", "language_model.lm_head."),
+    )
+    out: Shapes = {}
+    for name, shape in shapes.items():
+        new = next((new + name[len(old) :] for old, new in renames if name.startswith(old)), name)
+        out[new] = shape
+    return out
+
+
+def safetensors_library_file(shapes: Shapes) -> tuple[bytes, int]:
+    """A safetensors file written by the safetensors library itself (zeros in float16), kept as its header
+    bytes and its full size (only the header is ever read)."""
+    import numpy as np
+    from safetensors.numpy import save
+
+    data = save({name: np.zeros(shape, dtype=np.float16) for name, shape in shapes.items()})
+    (length,) = struct.unpack("<Q", data[:8])
+    return data[: 8 + length], len(data)
+
+
+def multimodal_repo(repo_id: str, legacy_names: bool = False, **kwargs: Any) -> FakeRepo:
+    """A multimodal repository: its fixture config.json and a safetensors file of the parameters
+    transformers' ...ForConditionalGeneration builds for it, written by the safetensors library."""
+    folder = DATA / repo_id.replace("/", "--")
+    config_bytes = (folder / "config.json").read_bytes()
+    repo = FakeRepo(repo_id, files={"config.json": config_bytes}, **kwargs)
+    shapes = meta_model_tensors(json.loads(config_bytes), legacy_names)
+    repo.big["model.safetensors"] = safetensors_library_file(shapes)
+    return repo
+
+
 class HubServer:
     """The server, its repositories by id, and every request path it saw."""
 

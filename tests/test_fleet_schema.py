@@ -135,3 +135,17 @@ def test_unreadable_inputs(tmp_path):
     assert "top level must be a mapping" in p.message
     with pytest.raises(FleetFileError, match="file not found"):
         load_fleet(tmp_path / "missing.yaml", fleet_catalog())
+
+
+def test_context_cap_is_the_model_cards():
+    """A workload may ask for any context a model card may declare (Llama 4 Scout's 10,485,760 tokens is above
+    the old 10,000,000 cap), and no more."""
+    from pydantic import ValidationError
+
+    from launcher.fleet.schema import WorkloadSpec
+    from registry.schema import MAX_CONTEXT
+
+    assert WorkloadSpec(model="m", context=10_485_760, concurrency=1).context == 10_485_760
+    assert WorkloadSpec(model="m", context=MAX_CONTEXT, concurrency=1).context == MAX_CONTEXT
+    with pytest.raises(ValidationError, match="less than or equal to 16777216"):
+        WorkloadSpec(model="m", context=MAX_CONTEXT + 1, concurrency=1)

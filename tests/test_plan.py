@@ -78,6 +78,34 @@ def test_llama_405b_on_one_4090_does_not_fit_and_says_what_would(catalog):
     assert any("--hardware" in s for s in result.suggestions), result.suggestions
 
 
+@pytest.mark.parametrize("gpus", [8, 1])
+def test_full_context_that_fits_in_total_says_what_stops_it(catalog, gpus):
+    """Llama 4 Scout at its 10,485,760 tokens: its weights and KV cache are less than the GPUs and RAM offer
+    together, so 'needs X, Y usable' would contradict itself; the verdict names the device whose activations
+    alone are more than it has."""
+    from launcher.display import gib
+    from launcher.plan.placement import gpu_reserve
+    from launcher.plan.report import does_not_fit_to_dict, render_does_not_fit
+
+    card = catalog.get("meta-llama/Llama-4-Scout-17B-16E-Instruct")
+    host = named_host(catalog.accelerator("h100-sxm"), gpus)
+    context = card.context_length
+    result = make_plan(card, host, PlanRequest(context=context), accelerators=catalog.accelerators)
+    assert isinstance(result, DoesNotFitError)
+    text = render_does_not_fit(result, host.label).splitlines()[0]
+    if result.required_bytes <= result.available_bytes:
+        gpu = host.gpus[0]
+        activations = gpu_reserve(card, gpu, context, 1, "bfloat16")
+        assert activations > gpu.usable_bytes
+        assert f"need {gib(activations)} on GPU 0" in text and f"which has {gib(gpu.usable_bytes)}" in text
+        assert "is usable." not in text and does_not_fit_to_dict(result)["reason"] == result.reason
+    else:
+        assert not result.reason and f"{gib(result.available_bytes)} is usable." in text
+    # the same verdict without the search for ways out (what `berth list` shows)
+    bare = make_plan(card, host, PlanRequest(context=context), explain=False)
+    assert isinstance(bare, DoesNotFitError) and bare.reason == result.reason
+
+
 def test_gpu_plus_cpu_offload_reserves_the_streamed_layer(catalog):
     card = catalog.get("google/gemma-2-9b-it")
     host = named_host(catalog.accelerator("rtx-4090"), 1, ram_bytes=64 * GB)

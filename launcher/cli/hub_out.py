@@ -37,7 +37,7 @@ def hub_lines(source: ModelSource) -> list[str]:
     entry = source.hub
     if entry is None:
         return []
-    lines = []
+    lines = [entry.planned_as] if entry.planned_as else []
     if entry.card.gated:
         lines.append(f"Gated: accept the terms at https://huggingface.co/{entry.card.id} before downloading.")
     if entry.pipeline_tag:
@@ -63,6 +63,7 @@ def hub_json(source: ModelSource) -> dict[str, Any]:
             "requested_revision": entry.requested_revision,
             "verified": False,
             "note": entry.note,
+            "planned_as": entry.planned_as,
             "gated": entry.card.gated,
             "pipeline_tag": entry.pipeline_tag,
             "gguf_files": [{"name": f.name, "size_bytes": f.size} for f in entry.gguf_files],

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from registry.schema import Bytes, Dtype, parse_bytes
+from registry.schema import MAX_CONTEXT, Bytes, Dtype, parse_bytes
 
 
 def _bytes(value: object) -> object:
@@ -83,8 +83,9 @@ class WorkloadSpec(Strict):
     """Catalog id or alias (meta-llama/Llama-3.1-8B-Instruct, mixtral-8x7b-instruct …)."""
     name: Annotated[str, Field(pattern=_SERVED, max_length=128)] | None = None
     """The id clients ask for (OpenAI `model`); default: the catalog id."""
-    context: Annotated[int, Field(gt=0, le=10_000_000)] | None = None
-    """Longest sequence (prompt + output) a request may reach, vLLM's max_model_len; default: the model's."""
+    context: Annotated[int, Field(gt=0, le=MAX_CONTEXT)] | None = None
+    """Longest sequence (prompt + output) a request may reach, vLLM's max_model_len; default: the model's (at
+    most registry.schema.MAX_CONTEXT, the longest a model card may declare)."""
     concurrency: Annotated[int, Field(gt=0, le=10_000_000)] | None = None
     """Sequences in flight at once at peak."""
     requests_per_s: Annotated[float, Field(gt=0, le=1_000_000)] | None = None

@@ -13,7 +13,7 @@ from launcher.display import gib
 from launcher.machine.host import HostSnapshot
 from launcher.machine.hwspec import node_gpus
 from launcher.plan.errors import DoesNotFitError, PlanRequestError
-from launcher.plan.placement import Attempt, describe
+from launcher.plan.placement import Attempt, describe, overhead_shortfalls
 from launcher.plan.request import Plan, PlanRequest
 from launcher.plan.speed import SpeedEstimate
 from launcher.plan.unified import gguf_fit, mps_attempts, raised_limit_fits, unified_gpu, wired_limit_note
@@ -23,13 +23,38 @@ from registry.schema import Accelerator, ModelCard
 PlanFinder = Callable[[ModelCard, HostSnapshot, PlanRequest], Plan | None]
 
 
-def bare_does_not_fit(card: ModelCard, attempts: Sequence[Attempt]) -> DoesNotFitError:
-    """Needed against usable for the rung that came closest without disk (disk space is not memory)."""
+def bare_does_not_fit(
+    card: ModelCard, attempts: Sequence[Attempt], where: tuple[HostSnapshot, int, int] | None = None
+) -> DoesNotFitError:
+    """Needed against usable for the rung that came closest without disk (disk space is not memory); with
+    `where` (the host, context and batch planned), the reason in words when that rung needs less than is usable
+    in all and still does not fit."""
     memory_rungs = [a for a in attempts if not a.rung.disk] or list(attempts)
     smallest = min(memory_rungs, key=lambda a: a.needed - a.available, default=None)
     required = smallest.needed if smallest else 0
     available = smallest.available if smallest else 0
-    return DoesNotFitError(card.id, required, max(available, 0))
+    reason = ""
+    if smallest is not None and where is not None and 0 < smallest.needed <= smallest.available:
+        reason = per_device_reason(card, smallest, *where)
+    return DoesNotFitError(card.id, required, max(available, 0), reason=reason)
+
+
+def per_device_reason(card: ModelCard, attempt: Attempt, host: HostSnapshot, context: int, batch: int) -> str:
+    """Why a rung whose blocks need less than its devices offer in all still does not fit: a device that must
+    compute cannot hold even its runtime and activations, or whole layers do not divide among the devices."""
+    in_all = (
+        f"the {gib(attempt.needed)} of weights and KV cache would fit in the {gib(attempt.available)} usable in "
+        f"all ({describe(attempt)})"
+    )
+    short = overhead_shortfalls(card, host, attempt.rung, context, batch)
+    if short:
+        first = short[0]
+        return (
+            f"at {context:,} tokens of context the runtime and activations alone need {gib(first.overhead_bytes)} "
+            f"on {first.label}, which has {gib(first.budget_bytes)}; {in_all}, but every device that computes "
+            "must hold its own activations"
+        )
+    return f"{in_all}, but not device by device: each device holds whole layers, and they do not divide among them"
 
 
 def does_not_fit(
@@ -43,7 +68,7 @@ def does_not_fit(
     find_plan: PlanFinder,
 ) -> DoesNotFitError:
     """Needed against usable, with the nearest ways out; `find_plan` re-plans to test them."""
-    bare = bare_does_not_fit(card, attempts)
+    bare = bare_does_not_fit(card, attempts, (host, context, max(request.batch, 1)))
     suggestions: list[str] = []
     if context > 512:
         shorter = _largest_fitting_context(card, host, request, context, find_plan)
@@ -62,7 +87,9 @@ def does_not_fit(
         for a in attempts
         if a.rung.strategy in ("gpu", "quantized", "cpu") and len(a.rung.gpus) <= 1
     )
-    return DoesNotFitError(card.id, bare.required_bytes, bare.available_bytes, suggestions, detail)
+    return DoesNotFitError(
+        card.id, bare.required_bytes, bare.available_bytes, suggestions, detail, bare.reason
+    )
 
 
 def _unified_memory_ways(card: ModelCard, host: HostSnapshot, attempts: Sequence[Attempt]) -> list[str]:

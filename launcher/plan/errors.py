@@ -18,12 +18,16 @@ class DoesNotFitError(BerthError):
         available_bytes: int,
         suggestions: Sequence[str] = (),
         detail: str = "",
+        reason: str = "",
     ) -> None:
         self.model_id = model_id
         self.required_bytes = required_bytes
         self.available_bytes = available_bytes
         self.suggestions = list(suggestions)
         self.detail = detail
+        self.reason = reason
+        """Why, in words, where needed against usable does not say it (a device that cannot hold even its
+        runtime and activations, or blocks that fit in total but not device by device)."""
         super().__init__(
             f"{model_id} does not fit: needs {required_bytes} bytes, {available_bytes} free",
             hint="; ".join(self.suggestions),

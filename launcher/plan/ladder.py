@@ -387,7 +387,7 @@ def make_plan(
     if climb.chosen is not None:
         return _plan(card, host, request, context, climb)
     if not explain:
-        return bare_does_not_fit(card, climb.attempts)
+        return bare_does_not_fit(card, climb.attempts, (host, context, max(request.batch, 1)))
     return does_not_fit(
         card, host, request, context, climb.attempts, accelerators, climb.too_slow, find_plan=_plan_quietly
     )

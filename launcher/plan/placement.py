@@ -217,6 +217,35 @@ def _room(card: ModelCard, host: HostSnapshot, rung: Rung, context: int, batch: 
     return _Room(gpus, ram, disk)
 
 
+@dataclass(frozen=True)
+class Shortfall:
+    """A device of a rung that cannot hold even what it needs besides blocks (runtime, activations, headroom)."""
+
+    label: str
+    overhead_bytes: int
+    budget_bytes: int
+
+
+def overhead_shortfalls(
+    card: ModelCard, host: HostSnapshot, rung: Rung, context: int, batch: int
+) -> list[Shortfall]:
+    """The devices of a rung whose own overheads exceed their memory (the `_room` below zero), so that the rung
+    cannot run however its blocks are spread: every GPU computes, and so does RAM when there is no GPU."""
+    dtype = rung.precision.dtype
+    short = [
+        Shortfall(gpu_label(g), gpu_reserve(card, g, context, batch, dtype), g.usable_bytes)
+        for g in rung.gpus
+        if gpu_reserve(card, g, context, batch, dtype) > g.usable_bytes
+    ]
+    if rung.cpu:
+        floor = runtime_bytes("cpu") + (0 if host.ram_capped else RAM_HEADROOM_BYTES)
+        if not rung.gpus:
+            floor += activation_bytes(card, context, batch, dtype, "cpu")
+        if floor > host.ram_available_bytes:
+            short.append(Shortfall("CPU RAM", floor, host.ram_available_bytes))
+    return short
+
+
 def _offloading(rung: Rung) -> bool:
     """Whether some blocks of this rung are streamed to the main device to run (RAM behind GPUs, disk)."""
     return (rung.cpu and bool(rung.gpus)) or rung.disk

@@ -82,6 +82,7 @@ def does_not_fit_to_dict(error: DoesNotFitError) -> dict[str, Any]:
         "available_bytes": error.available_bytes,
         "suggestions": error.suggestions,
         "detail": error.detail,
+        "reason": error.reason or None,
     }
 
 
@@ -153,7 +154,9 @@ def _runtime_line(plan: Plan) -> list[str]:
 def render_does_not_fit(error: DoesNotFitError, host_label: str) -> str:
     """Why it does not fit, and the nearest ways out."""
     lines = [
-        f"{error.model_id} does not fit on {host_label}: it needs at least "
+        f"{error.model_id} does not fit on {host_label}: {error.reason}."
+        if error.reason
+        else f"{error.model_id} does not fit on {host_label}: it needs at least "
         f"{display.gib(error.required_bytes)}, {display.gib(error.available_bytes)} is usable.",
     ]
     if error.detail:

@@ -142,7 +142,9 @@ class PlanView(VerticalScroll):
             facts.append(line)
         else:
             facts.append(
-                f"does not fit on {details.host.label}: needs at least {display.gib(result.required_bytes)}, "
+                f"does not fit on {details.host.label}: {result.reason}"
+                if result.reason
+                else f"does not fit on {details.host.label}: needs at least {display.gib(result.required_bytes)}, "
                 f"{display.gib(result.available_bytes)} usable"
             )
         text.append("\n".join(facts))
