@@ -11,7 +11,6 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from registry import fast_yaml
 from registry.bounded_read import read_text_capped
 from registry.compiled import key_for as compiled_key
 from registry.compiled import load as load_compiled
@@ -24,6 +23,8 @@ from registry.errors import (
     short_repr,
     short_text,
 )
+from registry.fast_yaml import Unsupported as FastYamlUnsupported
+from registry.fast_yaml import load as fast_yaml_load
 from registry.params import supported_model_types
 from registry.paths import expand_user_path
 from registry.safe_yaml import load_yaml_bounded_with_node
@@ -218,8 +219,8 @@ def _read_yaml(path: Path, text: str | None, problems: list[CatalogError]) -> di
     if text is None:
         return None
     try:
-        data, node = fast_yaml.load(text), None
-    except (fast_yaml.Unsupported, RecursionError):
+        data, node = fast_yaml_load(text), None
+    except (FastYamlUnsupported, RecursionError):
         data, node = _UNREAD, None  # outside the subset it reads: PyYAML reads it, and reports its errors
     try:
         if data is _UNREAD:
