@@ -10,6 +10,7 @@ be read, or holds something else, is ignored and rewritten. BERTH_NO_CATALOG_CAC
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import pickle
@@ -72,11 +73,16 @@ def load(key: str) -> Compiled | None:
     """The compiled catalog stored under `key`, or None (missing, unreadable, or not a compiled catalog)."""
     if not enabled():
         return None
+    collecting = gc.isenabled()
+    gc.disable()  # unpickling makes thousands of objects, none garbage: collections would only walk them
     try:
         data = (cache_dir() / f"{key}.pickle").read_bytes()
         value = pickle.loads(data)  # the user's own cache folder, written by save() below
     except Exception:  # any unreadable cache file is only a miss
         return None
+    finally:
+        if collecting:
+            gc.enable()
     if not _well_formed(value):
         return None
     return value
