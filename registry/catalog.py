@@ -6,9 +6,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from registry.bounded_read import read_text_capped
@@ -23,15 +22,14 @@ from registry.errors import (
     short_repr,
     short_text,
 )
-from registry.fast_yaml import Unsupported as FastYamlUnsupported
-from registry.fast_yaml import load as fast_yaml_load
 from registry.params import supported_model_types
 from registry.paths import expand_user_path
-from registry.safe_yaml import load_yaml_bounded_with_node
 from registry.schema import Accelerator, Architecture, CatalogFile, ModelCard
 from registry.suggest import MAX_SUGGEST_CHARS, close_matches
 from registry.userdirs import overlay_path
-from registry.yaml_lines import YamlLines
+
+if TYPE_CHECKING:
+    from registry.yaml_lines import YamlLines
 
 #: Sizes above these are typos, not models (checked after the schema).
 MAX_PARAMS = 10**13
@@ -218,6 +216,13 @@ def _read_yaml(path: Path, text: str | None, problems: list[CatalogError]) -> di
     """The text's top-level mapping ({} for an empty file); None, with the problem noted, when it has none."""
     if text is None:
         return None
+    # Imported here: a catalog served from the compiled cache is never parsed (`berth list` starts sooner).
+    import yaml
+
+    from registry.fast_yaml import Unsupported as FastYamlUnsupported
+    from registry.fast_yaml import load as fast_yaml_load
+    from registry.safe_yaml import load_yaml_bounded_with_node
+
     try:
         data, node = fast_yaml_load(text), None
     except (FastYamlUnsupported, RecursionError):
@@ -516,6 +521,8 @@ def _line_of(path: Path, loc: Sequence[Any]) -> int | None:
             text = read_text_capped(path)
         except BerthError:
             return None
+        from registry.yaml_lines import YamlLines
+
         lines = YamlLines(text)
         _keep_lines(key, lines)
     return lines.line(loc)
@@ -544,4 +551,6 @@ def _remember_lines(path: Path, node: Any) -> None:
     """Keep the node just composed from `path` for line numbers of the errors that follow."""
     key = _file_key(path)
     if key is not None and node is not None:
+        from registry.yaml_lines import YamlLines
+
         _keep_lines(key, YamlLines(None, node))

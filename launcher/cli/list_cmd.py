@@ -10,7 +10,7 @@ from launcher import display
 from launcher.cli.context import echo_json, get_catalog
 from launcher.cli.options import PlanOptions, plan_options, resolve_host_for
 from launcher.machine.host import HostSnapshot
-from launcher.plan.measured import machine_key
+from launcher.plan.measured import Measurement, machine_key
 from launcher.plan.report import verdict
 from launcher.plan.request import Plan
 from launcher.plan.rows import (
@@ -25,7 +25,6 @@ from launcher.plan.rows import (
 )
 from launcher.plan.speed import CORPUS_MEDIAN_ERROR_PCT
 from launcher.plan.unified import wired_limit_note
-from launcher.run.store import latest_measurements
 from registry.catalog import Catalog
 
 
@@ -77,7 +76,7 @@ def list_command(
     rows = sort_rows(plan_all(catalog, host, request), sort_key)
     if fits_only:
         rows = [r for r in rows if r.fits]
-    measured = latest_measurements(machine_key(host)) if host.source == "probe" else {}
+    measured = _measured_here(host)
 
     def rate(row: Row) -> float | None:
         return measured_rate(row, measured)
@@ -107,6 +106,15 @@ def list_command(
         f"(typically ±{CORPUS_MEDIAN_ERROR_PCT}%){note}."
     )
     _unified_notes(rows, host)
+
+
+def _measured_here(host: HostSnapshot) -> dict[tuple[str, str], Measurement]:
+    """Speeds `berth launch` measured on this machine (none for named hardware: its store is not read)."""
+    if host.source != "probe":
+        return {}
+    from launcher.run.store import latest_measurements
+
+    return latest_measurements(machine_key(host))
 
 
 def _unified_notes(rows: list[Row], host: HostSnapshot) -> None:
