@@ -22,6 +22,7 @@ from registry.errors import (
     short_repr,
     short_text,
 )
+from registry.gc_pause import collector_paused
 from registry.params import supported_model_types
 from registry.paths import expand_user_path
 from registry.schema import Accelerator, Architecture, CatalogFile, ModelCard
@@ -154,6 +155,13 @@ def check_catalog_file(path: Path | str) -> list[CatalogError]:
 
 
 def _load(path: Path | str | None, overlay: Path | str | bool | None) -> tuple[Catalog, list[CatalogError]]:
+    with collector_paused():  # parsing and validating build many objects and free few
+        return _load_files(path, overlay)
+
+
+def _load_files(
+    path: Path | str | None, overlay: Path | str | bool | None
+) -> tuple[Catalog, list[CatalogError]]:
     problems: list[CatalogError] = []
     _LINES.clear()  # line numbers come from the text read by this load only
     base_path = _user_path(path, problems) if path is not None else default_catalog_path()

@@ -12,7 +12,7 @@ from launcher.cli.options import PlanOptions, plan_options, resolve_host_for
 from launcher.machine.host import HostSnapshot
 from launcher.plan.measured import Measurement, machine_key
 from launcher.plan.report import verdict
-from launcher.plan.request import Plan
+from launcher.plan.request import Plan, PlanRequest
 from launcher.plan.rows import (
     SORT_KEYS,
     Row,
@@ -26,6 +26,7 @@ from launcher.plan.rows import (
 from launcher.plan.speed import CORPUS_MEDIAN_ERROR_PCT
 from launcher.plan.unified import wired_limit_note
 from registry.catalog import Catalog
+from registry.gc_pause import collector_paused
 
 
 @click.command("list")
@@ -73,6 +74,13 @@ def list_command(
         return
     if search:
         catalog = Catalog(tuple(c for c in catalog.models if matches(c, search)), catalog.accelerators)
+    with collector_paused():  # a row and a plan per model, all kept until printed
+        _list_catalog(catalog, host, request, fits_only, sort_key, as_json)
+
+
+def _list_catalog(
+    catalog: Catalog, host: HostSnapshot, request: PlanRequest, fits_only: bool, sort_key: str, as_json: bool
+) -> None:
     rows = sort_rows(plan_all(catalog, host, request), sort_key)
     if fits_only:
         rows = [r for r in rows if r.fits]
