@@ -56,6 +56,9 @@ def load(text: str) -> Any:
     if not text or _odd(text):
         raise Unsupported
     reader = _Reader(*_lines(text))
+    reader.folds_quoted = (
+        " \n" not in text
+    )  # a quoted scalar folded over lines whose spaces were cut: decline
     if not reader.count or reader.indents[0] != 0:
         raise Unsupported
     value, end = reader.block(0, 0)
@@ -109,6 +112,7 @@ class _Reader:
         self.count = len(texts)
         self.scalars: dict[str, Any] = {}
         self.keys: dict[str, str] = {}
+        self.folds_quoted = True
 
     def block(self, i: int, indent: int, first: str | None = None) -> tuple[Any, int]:
         """The block node starting at line i (indented `indent`; `first` replaces that line's text)."""
@@ -241,7 +245,7 @@ class _Reader:
             if close >= 0:
                 break
             i += 1  # folded over the next line
-            if i >= self.count or self.indents[i] <= indent or self.gaps[i]:
+            if not self.folds_quoted or i >= self.count or self.indents[i] <= indent or self.gaps[i]:
                 raise Unsupported
             start = len(text) + 1
             text = f"{text} {self.texts[i]}"
@@ -253,7 +257,7 @@ class _Reader:
         match = _DOUBLE.match(text)
         while match is None:
             i += 1  # folded over the next line: a space, or nothing after an escaped line break
-            if i >= self.count or self.indents[i] <= indent or self.gaps[i]:
+            if not self.folds_quoted or i >= self.count or self.indents[i] <= indent or self.gaps[i]:
                 raise Unsupported
             trail = len(text) - len(text.rstrip("\\"))
             text = f"{text[:-1]}{self.texts[i]}" if trail % 2 else f"{text} {self.texts[i]}"

@@ -122,6 +122,8 @@ TRICKY = [
     'a: "\\U0010FFFF \\UFFFFFFFF"\n',
     'a: "\\q"\n',
     "a: 'é ü ✓'\nb: 日本\n",
+    'a: "one\\   \n  two"\n',  # an escaped space before the line break: kept, then folded
+    "a: 'one   \n  two'\n",
     f"{'k' * 1000}: 1\n",
     f"{'k' * 1100}: 1\n",  # PyYAML takes at most 1,024 characters as a key written like this
     f"a: {{{'k' * 1100}: 1}}\n",
