@@ -12,6 +12,7 @@ errors. Tests compare the two on real catalogs and on generated and mutated docu
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -53,18 +54,50 @@ _STR = "tag:yaml.org,2002:str"
 
 def load(text: str) -> Any:
     """The document's data, equal to yaml.safe_load(text); Unsupported outside the subset."""
+    return _read(text, track=False)[0]
+
+
+class Lines:
+    """The 1-based line of each value of a document by its path of keys and list indexes, as
+    registry.yaml_lines.YamlLines gives it from PyYAML's nodes (Unsupported outside the subset)."""
+
+    def __init__(self, text: str) -> None:
+        self._root, reader = _read(text, track=True)
+        self._where: dict[int, Any] = reader.where or {}
+        self._numbers = reader.numbers
+
+    def _number(self, index: int) -> int:
+        return (self._numbers[index] if self._numbers is not None else index) + 1
+
+    def line(self, loc: Sequence[Any]) -> int | None:
+        """1-based line of the deepest value found along `loc` (the key's line for mapping entries)."""
+        node, line = self._root, self._number(0)
+        for part in loc:
+            if isinstance(node, dict) and str(part) in node:
+                line = self._number(self._where[id(node)][str(part)])
+                node = node[str(part)]
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                line = self._number(self._where[id(node)][part])
+                node = node[part]
+            else:
+                break
+        return line
+
+
+def _read(text: str, track: bool) -> tuple[Any, _Reader]:
     if not text or _odd(text):
         raise Unsupported
     reader = _Reader(*_lines(text))
-    reader.folds_quoted = (
-        " \n" not in text
-    )  # a quoted scalar folded over lines whose spaces were cut: decline
+    # A quoted scalar folded over lines whose trailing spaces were cut is declined (see _Reader.folds_quoted).
+    reader.folds_quoted = " \n" not in text
+    if track:
+        reader.where = {}
     if not reader.count or reader.indents[0] != 0:
         raise Unsupported
     value, end = reader.block(0, 0)
     if end != reader.count:
         raise Unsupported
-    return value
+    return value, reader
 
 
 def _odd(text: str) -> bool:
@@ -84,9 +117,10 @@ def _has_comment_line(text: str) -> bool:
     return False
 
 
-def _lines(text: str) -> tuple[list[int], list[str], list[bool]]:
+def _lines(text: str) -> tuple[list[int], list[str], list[bool], list[int] | None]:
     """Each line that is not blank or a comment: its indentation, its text without indentation or trailing
-    spaces, and whether blank or comment lines come before it (since the previous such line)."""
+    spaces, whether blank or comment lines come before it (since the previous such line), and its index among
+    all lines (None: the same as among these)."""
     raw = text.split("\n")
     if " \n" in text or text.endswith(" "):
         raw = [line.rstrip(" ") for line in raw]
@@ -95,17 +129,22 @@ def _lines(text: str) -> tuple[list[int], list[str], list[bool]]:
         keep = [n for n, body in enumerate(bodies) if body and body[0] != "#"]
         gaps = [n == 0 or keep[n - 1] != k - 1 for n, k in enumerate(keep)]
         raw, bodies = [raw[k] for k in keep], [bodies[k] for k in keep]
+        numbers: list[int] | None = keep
     else:
         if bodies and not bodies[-1]:
             raw, bodies = raw[:-1], bodies[:-1]
         gaps = [False] * len(bodies)
+        numbers = None
     if text.startswith(("---", "...", "%")) or "\n---" in text or "\n..." in text or "\n%" in text:
         raise Unsupported  # document markers and directives (at the start of a line)
-    return [len(line) - len(body) for line, body in zip(raw, bodies, strict=True)], bodies, gaps
+    return [len(line) - len(body) for line, body in zip(raw, bodies, strict=True)], bodies, gaps, numbers
 
 
 class _Reader:
-    def __init__(self, indents: list[int], texts: list[str], gaps: list[bool]) -> None:
+    def __init__(
+        self, indents: list[int], texts: list[str], gaps: list[bool], numbers: list[int] | None
+    ) -> None:
+        self.numbers = numbers
         self.indents = indents
         self.texts = texts
         self.gaps = gaps
@@ -113,6 +152,8 @@ class _Reader:
         self.scalars: dict[str, Any] = {}
         self.keys: dict[str, str] = {}
         self.folds_quoted = True
+        self.where: dict[int, dict[str, int] | list[int]] | None = None
+        """With line tracking: each container's lines (by id), keys' or items' line indexes."""
 
     def block(self, i: int, indent: int, first: str | None = None) -> tuple[Any, int]:
         """The block node starting at line i (indented `indent`; `first` replaces that line's text)."""
@@ -126,8 +167,11 @@ class _Reader:
     def sequence(self, i: int, indent: int) -> tuple[list[Any], int]:
         out: list[Any] = []
         indents, texts = self.indents, self.texts
+        starts: list[int] | None = self.track(out, [])
         while i < self.count and indents[i] == indent:
             text = texts[i]
+            if starts is not None and (text == "-" or text.startswith("- ")):
+                starts.append(i + 1 if text == "-" and i + 1 < self.count and indents[i + 1] > indent else i)
             if text == "-":
                 value, i = self.nested(i + 1, indent, allow_indentless=False)
             elif text.startswith("- "):
@@ -147,6 +191,7 @@ class _Reader:
         out: dict[Any, Any] = {}
         indents, texts, count, scalars = self.indents, self.texts, self.count, self.scalars
         match_key = _KEY.match
+        key_lines = self.track(out, {})
         while i < count:
             if first is None:
                 if indents[i] != indent:
@@ -163,6 +208,8 @@ class _Reader:
                 raise Unsupported
             name, rest = match.groups()
             key = self.keys.get(name) or self.key(name)
+            if key_lines is not None:
+                key_lines.setdefault(key, i)  # the first of duplicate keys, as a walk over nodes finds it
             if not rest or rest[0] == "#":
                 value, i = self.nested(i + 1, indent, allow_indentless=True)
             elif (
@@ -178,6 +225,13 @@ class _Reader:
                 value, i = self.inline(rest, i, indent)
             out[key] = value
         return out, i
+
+    def track(self, container: Any, lines: Any) -> Any:
+        """With line tracking, `lines` (filled by the caller) kept as the container's; else None."""
+        if self.where is None:
+            return None
+        self.where[id(container)] = lines
+        return lines
 
     def key(self, name: str) -> str:
         key = self.scalar(name)
@@ -203,10 +257,12 @@ class _Reader:
             return self.single_quoted(rest, i, indent)
         if head == '"':
             return self.double_quoted(rest, i, indent)
-        if head == "[":
-            return self.after(rest, self.flow_list(rest), i, indent)
-        if head == "{":
-            return self.after(rest, self.flow_mapping(rest), i, indent)
+        if head in "[{":
+            parsed = self.flow_list(rest) if head == "[" else self.flow_mapping(rest)
+            if self.where is not None:
+                items = parsed[0]
+                self.where[id(items)] = [i] * len(items) if head == "[" else dict.fromkeys(items, i)
+            return self.after(rest, parsed, i, indent)
         if head in _INDICATORS or rest.startswith("- ") or rest == "-":
             raise Unsupported
         cut = rest.find(" #")

@@ -269,3 +269,49 @@ def test_generated_documents_agree_or_are_declined(document, width, flow):
         document, width=width, default_flow_style=None if flow else False, allow_unicode=flow
     )
     _agrees(text)
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path of keys and indexes in the value, and a missing key or index below each container."""
+    found = [prefix]
+    if isinstance(value, dict):
+        found.append((*prefix, "no-such-key"))
+        for key, item in value.items():
+            found += _paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        found += [(*prefix, len(value)), *([(*prefix, -1)] if value else [])]
+        for n, item in enumerate(value):
+            found += _paths(item, (*prefix, n))
+    return found
+
+
+def _documents_with_lines() -> list[str]:
+    from registry.catalog import default_catalog_path as shipped
+
+    folder = Path(__file__).parent / "broken_catalogs"
+    texts = [Path(shipped()).read_text(encoding="utf-8")]
+    texts += [p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.yaml"))]
+    data = yaml.load(texts[0], Loader=_PYYAML)
+    texts.append(yaml.safe_dump({"models": data["models"][:20]}, width=50))
+    texts += [t for t in TRICKY if t]
+    return texts
+
+
+def test_line_numbers_from_the_fast_reader_are_pyyaml_nodes_lines():
+    """registry.yaml_lines.YamlLines answers from fast_yaml where it reads the text: the same line for every
+    path (and for paths that go missing part way) as from PyYAML's composed nodes."""
+    from registry.yaml_lines import YamlLines
+
+    checked = 0
+    for text in _documents_with_lines():
+        try:
+            fast = fast_yaml.Lines(text)
+            root = yaml.compose(text, Loader=_PYYAML)
+        except (fast_yaml.Unsupported, yaml.YAMLError):
+            continue
+        composed = YamlLines(None, root)
+        for path in _paths(yaml.load(text, Loader=_PYYAML)):
+            assert fast.line(path) == composed.line(path), (path, text[:200])
+            checked += 1
+        assert YamlLines(text)._fast is not None  # YamlLines itself takes the fast reader's lines
+    assert checked > 5000
