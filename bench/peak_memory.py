@@ -20,8 +20,8 @@ from pathlib import Path
 
 import yaml
 
+from bench._common import print_table, relative_error, rows_in_catalog
 from registry.catalog import Catalog, load_catalog
-from registry.errors import BerthError
 from registry.memory import ALLOCATOR_SLACK, Precision, activation_bytes, kv_cache_bytes, weight_bytes
 from registry.schema import Dtype
 
@@ -90,11 +90,6 @@ def berth_bytes(row: PeakRow, catalog: Catalog) -> int:
     return allocated_peak_bytes(row, catalog)
 
 
-def relative_error(estimated: int, measured: int) -> float:
-    """|estimate - measured| / measured."""
-    return abs(estimated - measured) / measured
-
-
 @dataclass(frozen=True)
 class Summary:
     rows: int
@@ -107,20 +102,10 @@ def summarize(pairs: Sequence[tuple[PeakRow, int]]) -> Summary:
     return Summary(len(errors), statistics.median(errors), max(errors))
 
 
-def in_catalog(row: PeakRow, catalog: Catalog) -> bool:
-    """Whether the catalog knows the row's model and accelerator."""
-    try:
-        catalog.get(row.model)
-        catalog.accelerator(row.accelerator)
-    except BerthError:
-        return False
-    return True
-
-
 def evaluate(catalog: Catalog | None = None, path: Path = CORPUS) -> list[tuple[PeakRow, int]]:
     """Every row the catalog can describe, with Berth's figure in bytes."""
     catalog = catalog or load_catalog(overlay=False)
-    return [(row, berth_bytes(row, catalog)) for row in load_rows(path) if in_catalog(row, catalog)]
+    return [(row, berth_bytes(row, catalog)) for row in rows_in_catalog(load_rows(path), catalog)]
 
 
 def main() -> None:
@@ -129,17 +114,16 @@ def main() -> None:
     skipped = len(load_rows()) - len(pairs)
     gib = 2**30
     header = f"{'model':<24} {'GPU':<11} {'prompt':>7} {'new':>5} {'measured':>9} {'berth':>9} {'error':>7} {'bound':>6}"
-    print(header)
-    print("-" * len(header))
-    for row, est in pairs:
-        err = (est - row.peak_bytes) / row.peak_bytes
-        print(
+    print_table(
+        header,
+        (
             f"{row.model.split('/')[-1][:24]:<24} {row.accelerator:<11} {row.input_tokens:>7} "
-            f"{row.output_tokens:>5} {row.peak_bytes / gib:>5.2f}GiB {est / gib:>5.2f}GiB {err:>+7.1%} "
-            f"{row.bound:>6.0%}"
-        )
-    if skipped:
-        print(f"({skipped} rows skipped: their model or accelerator is not in this catalog)")
+            f"{row.output_tokens:>5} {row.peak_bytes / gib:>5.2f}GiB {est / gib:>5.2f}GiB "
+            f"{(est - row.peak_bytes) / row.peak_bytes:>+7.1%} {row.bound:>6.0%}"
+            for row, est in pairs
+        ),
+        skipped,
+    )
     for gpu in sorted({r.accelerator for r, _ in pairs}):
         part = summarize([p for p in pairs if p[0].accelerator == gpu])
         print(f"{gpu}: {part.rows} rows, median error {part.median_error:.1%}, worst {part.worst_error:.1%}")

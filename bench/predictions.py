@@ -14,13 +14,13 @@ from pathlib import Path
 
 import yaml
 
+from bench._common import print_table, relative_error, rows_in_catalog
 from launcher.machine.hwspec import resolve_host
 from launcher.plan.errors import DoesNotFitError
 from launcher.plan.ladder import plan_or_raise
 from launcher.plan.request import PlanRequest
 from launcher.plan.speed import VLLM_CUDA_GRAPHS, compute_seconds, vllm_decode_seconds
 from registry.catalog import Catalog, load_catalog
-from registry.errors import BerthError
 from registry.memory import Precision, active_weight_bytes, kv_cache_bytes
 from registry.params import layout
 from registry.schema import Dtype
@@ -105,11 +105,6 @@ def estimate(row: DecodeRow, catalog: Catalog) -> float:
     return row.output_tokens / (ttft + row.output_tokens / decode)
 
 
-def relative_error(estimated: float, measured: float) -> float:
-    """|estimate - measured| / measured."""
-    return abs(estimated - measured) / measured
-
-
 def ratio(estimated: float, measured: float) -> float:
     """How many times off, whichever way (>= 1)."""
     return max(estimated / measured, measured / estimated)
@@ -130,20 +125,20 @@ def summarize(pairs: Sequence[tuple[DecodeRow, float]]) -> Summary:
     return Summary(len(errors), statistics.median(errors), p90, worst)
 
 
-def in_catalog(row: DecodeRow, catalog: Catalog) -> bool:
-    """Whether the catalog knows the row's model and accelerator (rows for entries still to come are skipped)."""
-    try:
-        catalog.get(row.model)
-        catalog.accelerator(row.accelerator)
-    except BerthError:
-        return False
-    return True
-
-
 def evaluate(catalog: Catalog | None = None, path: Path = CORPUS) -> list[tuple[DecodeRow, float]]:
     """Every row the catalog can describe, with Berth's estimate."""
     catalog = catalog or load_catalog(overlay=False)
-    return [(row, estimate(row, catalog)) for row in load_rows(path) if in_catalog(row, catalog)]
+    return [(row, estimate(row, catalog)) for row in rows_in_catalog(load_rows(path), catalog)]
+
+
+def _line(row: DecodeRow, est: float) -> str:
+    err = (est - row.tokens_per_s) / row.tokens_per_s
+    gpu = f"{row.gpus}x{row.accelerator}"
+    name = row.model.split("/")[-1][:28]
+    return (
+        f"{name:<28} {gpu:<12} {row.runtime:<12} {row.input_tokens:>7} {row.tokens_per_s:>9.2f} "
+        f"{est:>9.2f} {err:>+7.1%}"
+    )
 
 
 def main() -> None:
@@ -152,19 +147,8 @@ def main() -> None:
     header = (
         f"{'model':<28} {'GPU':<12} {'runtime':<12} {'prompt':>7} {'measured':>9} {'berth':>9} {'error':>7}"
     )
-    print(header)
-    print("-" * len(header))
-    for row, est in pairs:
-        err = (est - row.tokens_per_s) / row.tokens_per_s
-        gpu = f"{row.gpus}x{row.accelerator}"
-        name = row.model.split("/")[-1][:28]
-        print(
-            f"{name:<28} {gpu:<12} {row.runtime:<12} {row.input_tokens:>7} {row.tokens_per_s:>9.2f} "
-            f"{est:>9.2f} {err:>+7.1%}"
-        )
+    print_table(header, (_line(row, est) for row, est in pairs), skipped)
     s = summarize(pairs)
-    if skipped:
-        print(f"({skipped} rows skipped: their model or accelerator is not in this catalog)")
     for runtime in sorted({r.runtime for r, _ in pairs}):
         part = summarize([p for p in pairs if p[0].runtime == runtime])
         print(

@@ -8,6 +8,8 @@ from registry.errors import InputFileError
 
 #: Largest file Berth reads as input (catalogs, overlays, fleet files, hardware specs): 64 MiB.
 MAX_INPUT_BYTES = 64 * 2**20
+#: Largest hardware spec or fleet file: far above any real one, far below a memory problem.
+MAX_SPEC_BYTES = 16 * 2**20
 
 
 def read_text_capped(path: Path | str, limit: int = MAX_INPUT_BYTES) -> str:
@@ -26,7 +28,7 @@ def read_text_capped(path: Path | str, limit: int = MAX_INPUT_BYTES) -> str:
     if len(data) > limit:
         raise InputFileError(
             path,
-            f"larger than {_size(limit)}, more than any input Berth reads",
+            f"larger than {_size(limit)}, too large for this kind of file",
             "Pass the right file (a catalog, overlay, fleet file or hardware spec is a small text file).",
         )
     try:

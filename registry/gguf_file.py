@@ -168,21 +168,47 @@ class GgufHeader:
         return value if isinstance(value, str) else None
 
 
-class _Reader:
-    """Parses the header straight from a memory map of the file (only the header's pages are read)."""
+class GgufFormatError(ImportModelError):
+    """Bytes that are not a GGUF header Berth reads; `reason` says why without naming the file."""
 
-    def __init__(self, data: mmap.mmap | bytes, path: Path) -> None:
+    def __init__(self, message: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class GgufCutShort(GgufFormatError):
+    """The bytes end before the header does; `needed` is a lower bound on the bytes that hold it."""
+
+    def __init__(self, where: Path | str, needed: int) -> None:
+        self.needed = needed
+        super().__init__(
+            f"{where} is not a readable GGUF file (its header is cut short)", "its header is cut short"
+        )
+
+
+def _unreadable(where: Path | str, reason: str) -> GgufFormatError:
+    return GgufFormatError(f"{where} is not a readable GGUF file ({reason})", reason)
+
+
+class _Reader:
+    """Parses the header straight from a memory map of the file (only the header's pages are read), or from
+    the first bytes of a file fetched elsewhere."""
+
+    def __init__(self, data: mmap.mmap | bytes, path: Path | str, max_bytes: int = MAX_HEADER_BYTES) -> None:
         self.data = data
         self.path = path
+        self.max_bytes = max_bytes
         self.pos = 0
 
-    def _need(self, n: int) -> None:
-        if n < 0 or self.pos + n > len(self.data) or self.pos + n > MAX_HEADER_BYTES:
-            raise ImportModelError(f"{self.path} is not a readable GGUF file (its header is cut short)")
+    def need(self, n: int) -> None:
+        if n < 0 or self.pos + n > self.max_bytes:
+            raise _unreadable(self.path, "its header is cut short")
+        if self.pos + n > len(self.data):
+            raise GgufCutShort(self.path, self.pos + n)
 
     def unpack(self, fmt: str) -> Scalar:
         size = struct.calcsize(fmt)
-        self._need(size)
+        self.need(size)
         value: Scalar = struct.unpack_from(fmt, self.data, self.pos)[0]
         self.pos += size
         return value
@@ -195,7 +221,7 @@ class _Reader:
 
     def string(self) -> str:
         length = self.u64()
-        self._need(length)
+        self.need(length)
         text = bytes(self.data[self.pos : self.pos + length]).decode("utf-8", errors="replace")
         self.pos += length
         return text
@@ -209,25 +235,25 @@ class _Reader:
             element, length = self.u32(), self.u64()
             self.skip_array(element, length)
             return GgufArray(element, length)
-        raise ImportModelError(f"{self.path} is not a readable GGUF file (unknown value type {kind})")
+        raise _unreadable(self.path, f"unknown value type {kind}")
 
     def skip_array(self, element: int, length: int) -> None:
         if element in _SCALARS:
             size = struct.calcsize(_SCALARS[element]) * length
-            self._need(size)
+            self.need(size)
             self.pos += size
         elif element == _STRING:
             unpack_from, data = struct.unpack_from, self.data
             for _ in range(length):
-                self._need(8)
+                self.need(8)
                 self.pos += 8 + unpack_from("<Q", data, self.pos)[0]
-            self._need(0)
+            self.need(0)
         elif element == _ARRAY:
             for _ in range(length):
                 inner, count = self.u32(), self.u64()
                 self.skip_array(inner, count)
         else:
-            raise ImportModelError(f"{self.path} is not a readable GGUF file (unknown array type {element})")
+            raise _unreadable(self.path, f"unknown array type {element}")
 
 
 def read_gguf_header(path: Path | str) -> GgufHeader:
@@ -239,22 +265,29 @@ def read_gguf_header(path: Path | str) -> GgufHeader:
             if size < 4:
                 raise ImportModelError(f"{path} is not a GGUF file (it is {size} bytes long)")
             with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                return _read(_Reader(data, path), size)
+                return gguf_header_from(data, path, size)
     except OSError as error:
         raise ImportModelError(f"cannot read {path}: {error.strerror or error}") from None
 
 
-def _read(reader: _Reader, size: int) -> GgufHeader:
-    path = reader.path
-    if bytes(reader.data[:4]) != GGUF_MAGIC:
-        raise ImportModelError(f"{path} is not a GGUF file (it does not start with 'GGUF')")
+def gguf_header_from(
+    data: mmap.mmap | bytes, where: Path | str, file_bytes: int, max_bytes: int = MAX_HEADER_BYTES
+) -> GgufHeader:
+    """The header at the start of `data`, the first bytes of a file of `file_bytes` (`where` names it in
+    errors). GgufCutShort when `data` ends inside the header; GgufFormatError when the bytes are not GGUF."""
+    reader = _Reader(data, where, max_bytes)
+    reader.need(4)
+    if bytes(data[:4]) != GGUF_MAGIC:
+        reason = "it does not start with 'GGUF'"
+        raise GgufFormatError(f"{where} is not a GGUF file ({reason})", reason)
     reader.pos = 4
     version = reader.u32()
     if version not in (2, 3):
-        raise ImportModelError(f"{path} is GGUF version {version}; Berth reads versions 2 and 3")
+        reason = f"version {version}; Berth reads versions 2 and 3"
+        raise GgufFormatError(f"{where} is GGUF {reason}", reason)
     n_tensors, n_kv = reader.u64(), reader.u64()
     if n_tensors > 10**6 or n_kv > 10**6:
-        raise ImportModelError(f"{path} is not a readable GGUF file ({n_tensors} tensors, {n_kv} keys)")
+        raise _unreadable(where, f"{n_tensors} tensors, {n_kv} keys")
     metadata: dict[str, Scalar | GgufArray] = {}
     for _ in range(n_kv):
         key = reader.string()
@@ -264,13 +297,13 @@ def _read(reader: _Reader, size: int) -> GgufHeader:
         name = reader.string()
         n_dims = reader.u32()
         if n_dims > 8:
-            raise ImportModelError(f"{path} is not a readable GGUF file (a tensor of {n_dims} dimensions)")
+            raise _unreadable(where, f"a tensor of {n_dims} dimensions")
         dims = tuple(reader.u64() for _ in range(n_dims))
         raw.append((name, reader.u32(), dims, reader.u64()))
     alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
     align = alignment if isinstance(alignment, int) and alignment > 0 else DEFAULT_ALIGNMENT
     data_offset = -(-reader.pos // align) * align
-    return GgufHeader(version, metadata, _tensors(raw, size - data_offset), data_offset, size)
+    return GgufHeader(version, metadata, _tensors(raw, file_bytes - data_offset), data_offset, file_bytes)
 
 
 def _tensors(raw: list[tuple[str, int, tuple[int, ...], int]], data_bytes: int) -> tuple[GgufTensor, ...]:

@@ -32,6 +32,9 @@ _RENAMES: dict[str, dict[str, str]] = {
     "falcon": {"num_key_value_heads": "num_kv_heads", "intermediate_size": "ffn_hidden_size"},
     "mixtral": {"num_experts": "num_local_experts", "experts_per_token": "num_experts_per_tok"},
     "qwen3_moe": {"experts_per_token": "num_experts_per_tok"},
+    "llama4_text": {"num_experts": "num_local_experts", "experts_per_token": "num_experts_per_tok"},
+    "glm4_moe": {"num_experts": "n_routed_experts"},
+    "stablelm": {"attention_bias": "use_qkv_bias"},
     "gpt_oss": {"num_experts": "num_local_experts", "experts_per_token": "num_experts_per_tok"},
     "deepseek_v3": {
         "num_experts": "n_routed_experts",

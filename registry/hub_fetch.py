@@ -189,29 +189,28 @@ def _code_folder(api: Any, ref: RepoRef, code_files: list[str], settings: HubSet
     """The snapshot folder holding config.json and the repository's Python files (for transformers)."""
     folder = None
     for filename in ["config.json", *code_files]:
-        with hub_errors(ref, settings):
-            path = api.hf_hub_download(
+        folder = _download(api, ref, filename, settings).parent
+    assert folder is not None
+    return folder
+
+
+def _download(api: Any, ref: RepoRef, filename: str, settings: HubSettings) -> Path:
+    """One file of the repository at its pinned revision, downloaded into the Hugging Face cache."""
+    with hub_errors(ref, settings):
+        return Path(
+            api.hf_hub_download(
                 ref.repo_id,
                 filename,
                 revision=ref.revision,
                 cache_dir=settings.hf_cache,
                 etag_timeout=settings.timeout_s,
             )
-        folder = Path(path).parent
-    assert folder is not None
-    return folder
+        )
 
 
 def _json_file(api: Any, ref: RepoRef, filename: str, settings: HubSettings) -> dict[str, Any]:
     """A small JSON file of the repository, downloaded into the Hugging Face cache and read."""
-    with hub_errors(ref, settings):
-        path = api.hf_hub_download(
-            ref.repo_id,
-            filename,
-            revision=ref.revision,
-            cache_dir=settings.hf_cache,
-            etag_timeout=settings.timeout_s,
-        )
+    path = _download(api, ref, filename, settings)
     try:
         if Path(path).stat().st_size > MAX_JSON_BYTES:
             raise ValueError(f"larger than {MAX_JSON_BYTES >> 20} MiB")

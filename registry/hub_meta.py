@@ -4,25 +4,15 @@ The only Hub module that imports torch and transformers, and only inside `measur
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 from pathlib import Path
 from typing import Any
 
 from registry.errors import short_text
 from registry.hf_config import architecture_fields, context_length_of
 from registry.hub_errors import HubModelError
-from registry.importer import (
-    ConfigOrigin,
-    TensorInfo,
-    _card,
-    _config_dtype,
-    _config_task,
-    _majority_dtype,
-    _with_counts,
-)
+from registry.importer import ConfigOrigin, TensorInfo, config_card
 from registry.schema import MeasuredBlock, MeasuredLayout, ModelCard
+from registry.verify import meta_model, quiet_transformers
 
 #: Architecture fields every entry needs, and the transformers config attribute that holds each.
 _REQUIRED = {
@@ -54,31 +44,23 @@ def measured_card(
     context = context_length_of(model_type, config) or getattr(hf_config, "max_position_embeddings", None)
     if not isinstance(context, int):
         raise HubModelError(origin.model_id, f"{origin.where}: config.json gives no context length", "")
-    base: dict[str, Any] = {
-        "id": origin.model_id,
-        "family": model_type,
-        "model_type": model_type,
-        "task": _config_task(config, model_type, origin.chat_template),
-        "license": str(config.get("license") or origin.license or "unknown"),
-        "native_dtype": _config_dtype(config) or _majority_dtype(tensors) or "float32",
-        "context_length": context,
-        "params": 1,
-        "params_source": "computed",
-        "weight_format": origin.weight_format,
-        "remote_code": code_folder is not None,
-        "source": origin.source,
-        "description": origin.description,
-        "measured_layout": measured,
-    }
-    stored = sum(t.numel for t in tensors.values()) or None
-    return _with_counts(_card(base, fields, origin.where), stored, "hub-safetensors")
+    return config_card(
+        config,
+        tensors,
+        origin,
+        model_type,
+        fields,
+        context,
+        remote_code=code_folder is not None,
+        measured_layout=measured,
+    )
 
 
 def _hf_config(config: dict[str, Any], origin: ConfigOrigin, code_folder: Path | None) -> Any:
     from transformers import AutoConfig
 
     try:
-        with _quiet():
+        with quiet_transformers():
             if code_folder is not None:
                 return AutoConfig.from_pretrained(code_folder, trust_remote_code=True)
             kwargs = {k: v for k, v in config.items() if k != "model_type"}
@@ -95,14 +77,9 @@ def _hf_config(config: dict[str, Any], origin: ConfigOrigin, code_folder: Path |
 
 
 def _meta_model(hf_config: Any, config: dict[str, Any], origin: ConfigOrigin, trusted: bool) -> Any:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
-
     masked = any("MaskedLM" in str(a) for a in config.get("architectures") or [])
-    auto = AutoModelForMaskedLM if masked else AutoModelForCausalLM
     try:
-        with _quiet(), torch.device("meta"):
-            return auto.from_config(hf_config, trust_remote_code=trusted)
+        return meta_model(hf_config, masked, trust_remote_code=trusted)
     except Exception as error:  # an architecture transformers has no class for, or code that fails
         raise HubModelError(
             origin.model_id,
@@ -208,15 +185,3 @@ def _block(
         active=active,
         tied_to=tied_to,
     )
-
-
-@contextlib.contextmanager
-def _quiet() -> Any:
-    logger = logging.getLogger("transformers")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            yield
-    finally:
-        logger.setLevel(level)

@@ -1,8 +1,8 @@
 """Build a catalog entry from files on disk: a model folder (config.json + safetensors headers) or a GGUF file.
 
 No torch: parameter counts come from the safetensors headers' tensor shapes (the JSON at the start of each file)
-or from the GGUF tensor table, and architecture fields from config.json through `hf_config`'s mapping. The
-`gguf` package is imported only when a GGUF file is read.
+or from the GGUF tensor table (registry.gguf_file's reader), and architecture fields from config.json through
+`hf_config`'s mapping.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.errors import ImportModelError, UnsupportedArchitectureError
+from registry.gguf_file import GgufArray, GgufHeader, read_gguf_header
 from registry.hf_config import architecture_fields, context_length_of
 from registry.params import FAMILIES, layout, supported_model_types
 from registry.paths import expand_user_path
@@ -42,6 +43,9 @@ _EXTRA_KEYS: dict[str, tuple[str, ...]] = {
     "mpt": ("expansion_ratio",),
     "bert": ("type_vocab_size",),
     "gpt2": ("n_positions",),
+    "glm4_moe": ("use_qk_norm",),
+    "llama4_text": ("interleave_moe_layer_step", "intermediate_size_mlp"),
+    "qwen3_next": ("shared_expert_intermediate_size", "decoder_sparse_step"),
 }
 #: GGUF `general.architecture` -> transformers model_type, for the families Berth can size.
 GGUF_ARCHITECTURES: dict[str, str] = {
@@ -201,21 +205,34 @@ def card_from_config(
     context = context_length_of(model_type, config)
     if context is None:
         raise ImportModelError(f"{origin.where}: config.json gives no context length")
-    dtype = _config_dtype(config) or _majority_dtype(tensors) or "float32"
+    return config_card(config, tensors, origin, model_type, fields, context, remote_code=False)
+
+
+def config_card(
+    config: dict[str, Any],
+    tensors: dict[str, TensorInfo],
+    origin: ConfigOrigin,
+    model_type: str,
+    fields: dict[str, Any],
+    context: int,
+    **extra: Any,
+) -> ModelCard:
+    """The entry for a config.json with these architecture `fields` and `context`, its parameters counted from
+    the tensors; `extra` adds entry fields (remote_code, measured_layout)."""
     base: dict[str, Any] = {
         "id": origin.model_id,
         "family": model_type,
         "model_type": model_type,
         "task": _config_task(config, model_type, origin.chat_template),
         "license": str(config.get("license") or origin.license or "unknown"),
-        "native_dtype": dtype,
+        "native_dtype": _config_dtype(config) or _majority_dtype(tensors) or "float32",
         "context_length": context,
         "params": 1,
         "params_source": "computed",
         "weight_format": origin.weight_format,
-        "remote_code": False,
         "source": origin.source,
         "description": origin.description,
+        **extra,
     }
     stored = sum(t.numel for t in tensors.values()) or None
     return _with_counts(_card(base, fields, origin.where), stored, "hub-safetensors")
@@ -261,14 +278,7 @@ def card_from_gguf(path: Path | str, model_id: str | None = None) -> ModelCard:
     path = expand_user_path(path)
     if not path.is_file():
         raise ImportModelError(f"{path} is not a file")
-    reader = _gguf_reader(path)
-    tokens_field = reader.fields.get("tokenizer.ggml.tokens")
-    table = GgufTable(
-        meta={name: _gguf_value(field) for name, field in reader.fields.items()},
-        tensor_names=frozenset(t.name for t in reader.tensors),
-        token_count=len(tokens_field.data) if tokens_field is not None else None,
-        values=sum(int(t.n_elements) for t in reader.tensors),
-    )
+    table = gguf_table(read_gguf_header(path))
     return card_from_gguf_table(
         table,
         model_id or local_model_id(path.stem),
@@ -287,6 +297,17 @@ class GgufTable:
     tensor_names: frozenset[str]
     token_count: int | None
     values: int
+
+
+def gguf_table(header: GgufHeader) -> GgufTable:
+    """The part of a GGUF header Berth builds a catalog entry from (arrays are kept only as the token count)."""
+    tokens = header.metadata.get("tokenizer.ggml.tokens")
+    return GgufTable(
+        meta={key: value for key, value in header.metadata.items() if not isinstance(value, GgufArray)},
+        tensor_names=frozenset(t.name for t in header.tensors),
+        token_count=tokens.length if isinstance(tokens, GgufArray) else None,
+        values=sum(prod(t.shape) for t in header.tensors),
+    )
 
 
 def card_from_gguf_table(
@@ -318,18 +339,6 @@ def card_from_gguf_table(
         "description": description,
     }
     return _with_counts(_card(base, fields, where), table.values, "computed")
-
-
-def _gguf_reader(path: Path) -> Any:
-    """The gguf package's reader for `path` (the package is imported here, only when a GGUF file is read)."""
-    try:
-        import gguf
-    except ImportError:
-        raise ImportModelError("reading GGUF files needs the gguf package: pip install gguf") from None
-    try:
-        return gguf.GGUFReader(str(path))
-    except Exception as error:  # the gguf package raises ValueError, struct and OS errors alike
-        raise ImportModelError(f"{path} is not a readable GGUF file ({error})") from None
 
 
 def _gguf_architecture(path: Path | str, meta: dict[str, Any]) -> tuple[str, str]:
@@ -421,16 +430,3 @@ def _majority_dtype(tensors: dict[str, TensorInfo]) -> Dtype | None:
         if dtype in _SAFETENSORS_DTYPES:
             return _SAFETENSORS_DTYPES[dtype]
     return None
-
-
-def _gguf_value(field: Any) -> Any:
-    """A GGUF metadata value as a Python scalar or string (arrays are left out: tokens, merges …)."""
-    try:
-        if len(field.types) != 1:
-            return None
-        value = field.contents()
-    except Exception:  # an unexpected layout in one field should not stop the import
-        return None
-    if hasattr(value, "item"):
-        value = value.item()
-    return value if isinstance(value, (int, float, str, bool)) else None

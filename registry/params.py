@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from registry.errors import UnsupportedArchitectureError
+from registry.layers import layer_kind
 from registry.schema import Architecture, ModelCard
 
 BlockRole = Literal["embedding", "layer", "norm", "head"]
@@ -114,6 +115,13 @@ class _Family:
     attention_sinks: bool = False  # one learned sink logit per query head (gpt-oss)
     expert_bias: bool = False  # routed experts carry biases (gpt-oss: gate_up and down)
     router_bias: bool = False  # the MoE router has a bias
+    qk_norm_key: str | None = (
+        None  # config.json switch that turns the head q/k norm on (glm4_moe: use_qk_norm)
+    )
+    gated_attention: bool = False  # q_proj also yields an output gate: twice the query rows (Qwen3-Next)
+    shared_expert: Literal["none", "expert", "gated"] = "none"
+    """One always-on expert beside the routed ones, whatever num_shared_experts says: "expert" as wide as a routed
+    expert (Llama 4), "gated" as wide as shared_expert_intermediate_size with a sigmoid gate (Qwen3-Next)."""
 
 
 def _llama_like(no_split: str, **differences: Any) -> _Family:
@@ -139,7 +147,9 @@ FAMILIES: dict[str, _Family] = {
     "gemma2": _llama_like("Gemma2DecoderLayer", norms_per_layer=4),
     "gemma3_text": _llama_like("Gemma3DecoderLayer", norms_per_layer=4, qk_norm="head"),
     "olmo2": _llama_like("Olmo2DecoderLayer", qk_norm="full"),
-    "stablelm": _llama_like("StableLmDecoderLayer", norm="layer"),
+    # StableLM: use_qkv_bias puts biases on q/k/v only; o_proj never has one (StableLmAttention).
+    "stablelm": _llama_like("StableLmDecoderLayer", norm="layer", output_bias=False),
+    "smollm3": _llama_like("SmolLM3DecoderLayer"),
     "starcoder2": _llama_like(
         "Starcoder2DecoderLayer",
         norm="layer",
@@ -163,6 +173,12 @@ FAMILIES: dict[str, _Family] = {
     "mixtral": _llama_like("MixtralDecoderLayer"),
     "qwen3_moe": _llama_like("Qwen3MoeDecoderLayer", qk_norm="head"),
     "deepseek_v3": _llama_like("DeepseekV3DecoderLayer"),
+    # GLM-4.5: attention_bias puts biases on q/k/v only (o_proj has none); use_qk_norm adds head q/k norms.
+    "glm4_moe": _llama_like("Glm4MoeDecoderLayer", output_bias=False, qk_norm_key="use_qk_norm"),
+    "llama4_text": _llama_like("Llama4TextDecoderLayer", shared_expert="expert"),
+    "qwen3_next": _llama_like(
+        "Qwen3NextDecoderLayer", qk_norm="head", gated_attention=True, shared_expert="gated"
+    ),
     "gpt_oss": _llama_like(
         "GptOssDecoderLayer",
         attention_bias=True,
@@ -277,13 +293,17 @@ def _attention(arch: Architecture, model_type: str, fam: _Family) -> _Part:
     if model_type == "deepseek_v3":
         return _mla(arch)
     qk_norm = _Part()
-    if fam.qk_norm == "head":
+    if fam.qk_norm_key is not None:
+        if _extra(arch, fam.qk_norm_key, False):
+            qk_norm = _Part(other=2 * hd)
+    elif fam.qk_norm == "head":
         qk_norm = _Part(other=2 * hd)
     elif fam.qk_norm == "full":
         qk_norm = _Part(other=heads * hd + kv * hd)
     sinks = _Part(other=heads if fam.attention_sinks else 0)
+    query_rows = heads * hd * (2 if fam.gated_attention else 1)
     return _sum(
-        _linear(h, heads * hd, bias),
+        _linear(h, query_rows, bias),
         _linear(h, kv * hd, bias),
         _linear(h, kv * hd, bias),
         _linear(heads * hd, h, out_bias),
@@ -324,13 +344,27 @@ def _dense_mlp(arch: Architecture, model_type: str, fam: _Family, width: int | N
     return _linear(h, i, bias) + _linear(i, h, bias)
 
 
-def _moe_mlp(arch: Architecture, model_type: str, fam: _Family, layer: int) -> _Part:
+def is_moe_layer(arch: Architecture, model_type: str, layer: int) -> bool:
+    """Whether layer `layer` (0-based) routes to experts: all but the first `first_dense_layers` (DeepSeek, GLM),
+    every `interleave_moe_layer_step`th (Llama 4 Maverick: 2), every `decoder_sparse_step`th not in
+    `mlp_only_layers` (Qwen3-Next)."""
+    if not arch.is_moe:
+        return False
+    if layer < (arch.first_dense_layers or 0):
+        return False
+    if model_type == "llama4_text":
+        step = int(_extra(arch, "interleave_moe_layer_step", 1))  # type: ignore[call-overload]
+        return (layer + 1) % step == 0
+    if model_type == "qwen3_next":
+        step = int(_extra(arch, "decoder_sparse_step", 1))  # type: ignore[call-overload]
+        return (layer + 1) % step == 0
+    return True
+
+
+def _moe_mlp(arch: Architecture, model_type: str, fam: _Family) -> _Part:
     """Routed experts are fused 3D tensors in transformers 5 (not nn.Linear): they stay 16-bit under bnb."""
     assert arch.num_experts and arch.experts_per_token
     h = arch.hidden_size
-    first_dense = arch.first_dense_layers or 0
-    if layer < first_dense:
-        return _dense_mlp(arch, model_type, fam)
     width = arch.moe_intermediate_size or _ffn_width(arch, model_type)
     per_expert = 3 * h * width + (2 * width + h if fam.expert_bias else 0)
     routed = _Part(
@@ -339,12 +373,35 @@ def _moe_mlp(arch: Architecture, model_type: str, fam: _Family, layer: int) -> _
     )
     router = _Part(other=arch.num_experts * (h + 1 if fam.router_bias else h))
     shared = _Part()
-    if arch.num_shared_experts:
+    if fam.shared_expert == "expert":
+        shared = _dense_mlp(arch, model_type, fam, width=width)
+    elif fam.shared_expert == "gated":
+        shared_width = int(_extra(arch, "shared_expert_intermediate_size", width))  # type: ignore[call-overload]
+        shared = _dense_mlp(arch, model_type, fam, width=shared_width) + _linear(h, 1)
+    elif arch.num_shared_experts:
         shared = _dense_mlp(arch, model_type, fam, width=width * arch.num_shared_experts)
     return routed + router + shared
 
 
-def _layer(arch: Architecture, model_type: str, fam: _Family, index: int) -> _Part:
+def _linear_attention(arch: Architecture) -> _Part:
+    """A Gated DeltaNet layer (Qwen3-Next): fused q/k/v/z and b/a projections, a depthwise causal convolution
+    over q/k/v, per-head dt bias and A, a gated RMSNorm over the value head width, and the output projection."""
+    assert arch.linear_num_key_heads and arch.linear_num_value_heads and arch.linear_key_head_dim
+    assert arch.linear_value_head_dim and arch.linear_conv_kernel_dim
+    h = arch.hidden_size
+    key_dim = arch.linear_num_key_heads * arch.linear_key_head_dim
+    value_dim = arch.linear_num_value_heads * arch.linear_value_head_dim
+    conv_dim = 2 * key_dim + value_dim
+    return _sum(
+        _linear(h, 2 * key_dim + 2 * value_dim),
+        _linear(h, 2 * arch.linear_num_value_heads),
+        _Part(other=conv_dim * arch.linear_conv_kernel_dim),
+        _Part(other=2 * arch.linear_num_value_heads + arch.linear_value_head_dim),
+        _linear(value_dim, h),
+    )
+
+
+def _layer(arch: Architecture, model_type: str, fam: _Family, moe: bool, linear: bool) -> _Part:
     h = arch.hidden_size
     norms_per_layer = fam.norms_per_layer
     if model_type == "falcon":
@@ -355,8 +412,15 @@ def _layer(arch: Architecture, model_type: str, fam: _Family, index: int) -> _Pa
         else:
             norms_per_layer = 1 if parallel else 2
     norms = _Part(other=_norm(h, fam.norm).other * norms_per_layer)
-    mlp = _moe_mlp(arch, model_type, fam, index) if arch.is_moe else _dense_mlp(arch, model_type, fam)
-    return _attention(arch, model_type, fam) + mlp + norms
+    if moe:
+        mlp = _moe_mlp(arch, model_type, fam)
+    elif model_type == "llama4_text":
+        dense_width = int(_extra(arch, "intermediate_size_mlp", 16384))  # type: ignore[call-overload]
+        mlp = _dense_mlp(arch, model_type, fam, width=dense_width)
+    else:
+        mlp = _dense_mlp(arch, model_type, fam)
+    attention = _linear_attention(arch) if linear else _attention(arch, model_type, fam)
+    return attention + mlp + norms
 
 
 def _block(name: str, role: BlockRole, part: _Part, tied_to: str | None = None) -> Block:
@@ -412,15 +476,13 @@ def layout(card: ModelCard) -> Layout:
     if fam.learned_positions:
         positions = int(_extra(arch, "n_positions", card.context_length))  # type: ignore[call-overload]
         blocks.append(_block(f"{root}.{fam.learned_positions}", "embedding", _Part(other=positions * h)))
-    # Layers differ only where MoE models keep their first layers dense: size each kind once.
-    first_dense = arch.first_dense_layers or 0
-    kinds = {
-        dense: _layer(arch, model_type, fam, 0 if dense else first_dense)
-        for dense in {i < first_dense for i in range(arch.num_layers)}
-    }
-    blocks += [
-        _block(f"{root}.{fam.layers}.{i}", "layer", kinds[i < first_dense]) for i in range(arch.num_layers)
+    # Layers differ only in whether they route to experts and whether they are linear attention: size each
+    # kind once.
+    shapes = [
+        (is_moe_layer(arch, model_type, i), layer_kind(arch, i) == "linear") for i in range(arch.num_layers)
     ]
+    kinds = {shape: _layer(arch, model_type, fam, *shape) for shape in set(shapes)}
+    blocks += [_block(f"{root}.{fam.layers}.{i}", "layer", kinds[shape]) for i, shape in enumerate(shapes)]
     if fam.final_norm:
         blocks.append(_block(f"{root}.{fam.final_norm}", "norm", _norm(h, fam.norm)))
     head_bias = _Part(other=arch.vocab_size if fam.head_bias else 0)

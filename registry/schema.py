@@ -50,6 +50,8 @@ Bytes = Annotated[int, BeforeValidator(parse_bytes), Field(ge=0, le=MAX_BYTES)]
 #: Bytes per second (memory or link bandwidth), at most 1 PB/s.
 Rate = Annotated[int, BeforeValidator(parse_bytes), Field(gt=0, le=MAX_BYTES)]
 PositiveInt = Annotated[int, Field(gt=0)]
+#: Longest context a model card may declare: 2**24 tokens, above Llama 4 Scout's 10,485,760 (10M) positions.
+MAX_CONTEXT = 2**24
 #: Largest config.json integer kept verbatim: what a float holds exactly, so arithmetic on it cannot overflow.
 MAX_EXTRA_INT = 2**53
 
@@ -281,7 +283,7 @@ class ModelCard(Strict):
     native_quant_block: Annotated[int, Field(gt=0, le=4096)] | None = None
     """FP8 block size (weight_block_size, e.g. 128 for 128x128 tiles with one float32 scale each); None means
     the format's default (fp8: per-tensor scale; mxfp4: 32-element blocks with one E8M0 scale byte)."""
-    context_length: Annotated[int, Field(gt=0, le=10_000_000)]
+    context_length: Annotated[int, Field(gt=0, le=MAX_CONTEXT)]
     """Longest context the model supports (max_position_embeddings or the documented window)."""
     params: Annotated[int, StrictValue(), Field(gt=0, le=10**13)]
     """Published parameter count (the Hub's safetensors total where published), exact."""

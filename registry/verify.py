@@ -28,19 +28,23 @@ def build_config(card: ModelCard) -> Any:
     """The transformers PretrainedConfig for a card."""
     from transformers import AutoConfig
 
-    with _quiet():
+    with quiet_transformers():
         return AutoConfig.for_model(card.model_type, **config_kwargs(card))
 
 
 def build_meta_model(card: ModelCard) -> Any:
     """The real transformers model class for the card's task, with every tensor on the meta device."""
+    return meta_model(build_config(card), masked=card.task == "fill-mask")
+
+
+def meta_model(config: Any, masked: bool, trust_remote_code: bool = False) -> Any:
+    """transformers' masked-LM or causal-LM class built from a PretrainedConfig, every tensor on the meta device."""
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
-    config = build_config(card)
-    auto = AutoModelForMaskedLM if card.task == "fill-mask" else AutoModelForCausalLM
-    with _quiet(), torch.device("meta"):
-        return auto.from_config(config)
+    auto = AutoModelForMaskedLM if masked else AutoModelForCausalLM
+    with quiet_transformers(), torch.device("meta"):
+        return auto.from_config(config, trust_remote_code=trust_remote_code)
 
 
 def meta_counts(card: ModelCard, block_names: list[str] | None = None) -> MetaCounts:
@@ -95,7 +99,7 @@ def _is_linear_subclass(module: Any) -> bool:
 
 
 @contextlib.contextmanager
-def _quiet() -> Any:
+def quiet_transformers() -> Any:
     """Silence transformers' config warnings about token ids while building throwaway configs."""
     logger = logging.getLogger("transformers")
     level = logger.level

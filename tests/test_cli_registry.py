@@ -21,6 +21,23 @@ def test_show_prints_memory_table(berth):
     assert "per 1,000 tokens" in result.output
 
 
+def test_show_names_layer_patterns_fixed_state_and_stored_extras(berth, catalog):
+    """Qwen3-Next's linear layers keep a fixed state apart from the per-token cache; Llama 4's chunked layers are
+    named; a multimodal repo says what its vision tower adds beside the planned language model."""
+    from registry.layers import recurrent_state_bytes
+
+    nxt = catalog.get("qwen3-next")
+    fixed = 36 * recurrent_state_bytes(nxt.architecture, 2)
+    text = " ".join(berth("show", "qwen3-next").output.split())
+    assert "36 of 48 layers linear attention" in text
+    assert f"KV cache: {12 * 1000 * 2 * 2 * 256 * 2 / 2**20:.0f} MiB per 1,000 tokens" in text
+    assert f"+ {fixed / 2**20:.0f} MiB fixed recurrent state per sequence" in text
+    scout = " ".join(berth("show", "llama-4-scout").output.split())
+    assert "chunked attention 8,192, every 4th layer global" in scout
+    gemma = " ".join(berth("show", "gemma-3-4b-it").output.split())
+    assert "also stored: The repo is multimodal: the SigLIP vision tower (416,866,032)" in gemma
+
+
 def test_show_json_has_integer_bytes(berth, catalog):
     result = berth("show", "mistralai/Mistral-7B-v0.1", "--json")
     data = json.loads(result.output)

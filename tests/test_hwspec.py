@@ -178,7 +178,7 @@ def test_bad_yaml_files(cat: Catalog, tmp_path: Path, text: str, expected: str):
 
 
 def test_missing_yaml_file(cat: Catalog, tmp_path: Path):
-    assert "no such file" in spec_error(str(tmp_path / "nope.yaml"), cat).problem
+    assert "file not found" in spec_error(str(tmp_path / "nope.yaml"), cat).problem
 
 
 # --------------------------------------------------------------------------- bad specs

@@ -157,3 +157,15 @@ def test_inconsistent_layer_patterns_are_refused(fields, message):
     )
     with pytest.raises(ValidationError, match=message):
         Architecture.model_validate(base | fields)
+
+
+def test_catalog_hybrids_keep_caches_only_in_their_attention_layers(catalog):
+    """Qwen3-Next: 12 of 48 layers keep a KV cache (2 heads of 256), the 36 others a fixed state; Llama 4 Scout:
+    12 global layers keep every token, 36 chunked ones at most 8192 (8 KV heads of 128)."""
+    nxt = catalog.get("Qwen/Qwen3-Next-80B-A3B-Instruct")
+    assert attention_layers(nxt.architecture) == 12
+    state = recurrent_state_bytes(nxt.architecture, 2)
+    assert kv_cache_bytes(nxt, 262_144) == 12 * 262_144 * (2 * 2 * 256 * 2) + 36 * state
+    scout = catalog.get("meta-llama/Llama-4-Scout-17B-16E-Instruct")
+    per_token = 2 * 8 * 128 * 2
+    assert kv_cache_bytes(scout, 1_000_000) == 12 * 1_000_000 * per_token + 36 * 8192 * per_token

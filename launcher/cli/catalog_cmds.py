@@ -16,6 +16,7 @@ from launcher.plan.request import DEFAULT_CONTEXT
 from launcher.run.source import resolve_source
 from registry.catalog import check_catalog, default_catalog_path
 from registry.errors import CatalogError, ImportModelError, short_text
+from registry.layers import attention_layers, recurrent_state_bytes
 from registry.memory import (
     SHOWN_PRECISIONS,
     estimate_memory,
@@ -133,10 +134,36 @@ def _card_text(card: ModelCard, kv_1k: int) -> str:
         f" ({arch.kv_heads} key/value), head_dim {arch.head_width}, vocab {arch.vocab_size:,}"
         + (f", {arch.num_experts} experts ({arch.experts_per_token} per token)" if arch.is_moe else "")
         + (f", MLA latent {arch.kv_lora_rank}+{arch.qk_rope_head_dim}" if arch.is_mla else "")
-        + (f", sliding window {arch.sliding_window:,}" if arch.sliding_window else ""),
-        f"  KV cache: {display.gib(kv_1k, 2)} per 1,000 tokens (bf16)",
+        + (f", sliding window {arch.sliding_window:,}" if arch.sliding_window else "")
+        + _pattern_text(card),
+        _kv_text(card, kv_1k),
+        f"  also stored: {card.stored_extra_note}" if card.stored_extra_note else None,
     ]
     return "\n".join(line for line in lines if line is not None)
+
+
+def _pattern_text(card: ModelCard) -> str:
+    """Chunked attention (Llama 4) and linear-attention layers (Qwen3-Next), for the architecture line."""
+    arch = card.architecture
+    if arch.attention_chunk_size:
+        every = f", every {arch.global_attention_every}th layer global" if arch.global_attention_every else ""
+        return f", chunked attention {arch.attention_chunk_size:,}{every}"
+    if arch.full_attention_interval:
+        linear = arch.num_layers - attention_layers(arch)
+        return f", {linear} of {arch.num_layers} layers linear attention"
+    return ""
+
+
+def _kv_text(card: ModelCard, kv_1k: int) -> str:
+    """The KV cache line: what grows with the context, and the fixed state linear-attention layers keep."""
+    arch = card.architecture
+    fixed = recurrent_state_bytes(arch, 2) * (arch.num_layers - attention_layers(arch))
+    if not fixed:
+        return f"  KV cache: {display.gib(kv_1k, 2)} per 1,000 tokens (bf16)"
+    return (
+        f"  KV cache: {display.gib(kv_1k - fixed, 2)} per 1,000 tokens (bf16)"
+        f" + {display.gib(fixed, 2)} fixed recurrent state per sequence"
+    )
 
 
 def _native_line(card: ModelCard) -> str | None:

@@ -30,7 +30,7 @@ from launcher.cli.options import (
 )
 from launcher.machine.host import HostSnapshot
 from launcher.machine.hwspec import MAX_SIZE_BYTES, parse_size
-from launcher.machine.numbers import shown
+from launcher.machine.numbers import SHOWN_CHARS
 from launcher.machine.paths import check_folder
 from launcher.plan.errors import DoesNotFitError
 from launcher.plan.ladder import make_plan
@@ -42,6 +42,7 @@ from launcher.run.runtime import request_for
 from launcher.run.session import DEFAULT_MAX_NEW_TOKENS, GenerationSettings
 from launcher.run.source import ModelSource, resolve_source
 from launcher.run.store import Store
+from registry.errors import short_text
 from registry.userdirs import data_dir
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ def parse_max_memory(text: str | None) -> dict[int | str, int] | None:
         index = gpu_index(device)
         if not sep or not (index is not None or device in ("cpu", "disk")):
             raise click.BadParameter(
-                f"'{shown(item)}': give DEVICE=SIZE with DEVICE a GPU index (0-1023), cpu or disk "
+                f"'{short_text(item, SHOWN_CHARS)}': give DEVICE=SIZE with DEVICE a GPU index (0-1023), cpu or disk "
                 "(cpu=8GiB,0=20GB)",
                 param_hint="--max-memory",
             )
@@ -100,7 +101,7 @@ def parse_max_memory(text: str | None) -> dict[int | str, int] | None:
             raise click.BadParameter(str(error), param_hint="--max-memory") from None
         if value > MAX_SIZE_BYTES:
             raise click.BadParameter(
-                f"{device}={shown(size.strip())} is more than any machine holds (at most 1 EB)",
+                f"{device}={short_text(size.strip(), SHOWN_CHARS)} is more than any machine holds (at most 1 EB)",
                 param_hint="--max-memory",
             )
         caps[index if index is not None else device] = value

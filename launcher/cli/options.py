@@ -12,9 +12,10 @@ import click
 
 from launcher.cli.context import get_catalog
 from launcher.machine.host import HostSnapshot
-from launcher.machine.numbers import ascii_int, shown
+from launcher.machine.numbers import SHOWN_CHARS, ascii_int
 from launcher.plan.errors import PlanRequestError
 from launcher.plan.request import KvCacheType, PlanRequest, Runtime
+from registry.errors import short_text
 from registry.memory import Quant
 from registry.schema import Dtype
 
@@ -40,9 +41,15 @@ class WholeNumber(click.ParamType):
         else:
             number = ascii_int(str(value), self.high)
         if number is None:
-            self.fail(f"'{shown(str(value))}' is not a whole number (digits 0-9)", param, ctx)
+            self.fail(
+                f"'{short_text(str(value), SHOWN_CHARS)}' is not a whole number (digits 0-9)", param, ctx
+            )
         if not self.low <= number <= self.high:
-            self.fail(f"{shown(str(value))} is not between {self.low} and {self.high:,}", param, ctx)
+            self.fail(
+                f"{short_text(str(value), SHOWN_CHARS)} is not between {self.low} and {self.high:,}",
+                param,
+                ctx,
+            )
         return number
 
     def __repr__(self) -> str:

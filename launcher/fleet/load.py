@@ -18,9 +18,10 @@ from launcher.fleet.errors import FleetFileError, FleetProblem
 from launcher.fleet.schema import SECTIONS, FleetFile, WorkloadSpec
 from launcher.fleet.sizing import native_fleet_quant
 from launcher.fleet.types import EngineSettings, FleetRequest, NodeGroup, Workload
-from launcher.machine.paths import read_user_text
+from registry.bounded_read import MAX_SPEC_BYTES, read_text_capped
 from registry.catalog import Catalog
 from registry.errors import (
+    InputFileError,
     UnknownAcceleratorError,
     UnknownModelError,
     UnsupportedArchitectureError,
@@ -346,12 +347,7 @@ def load_fleet(path: Path | str, catalog: Catalog) -> FleetRequest:
     """A FleetRequest from a fleet.yaml file."""
     path = expand_user_path(path)
     try:
-        text = read_user_text(path)
-    except FileNotFoundError:
-        raise FleetFileError(path, [FleetProblem("file not found")]) from None
-    except UnicodeDecodeError:
-        raise FleetFileError(path, [FleetProblem("the file is not UTF-8 text")]) from None
-    except (OSError, ValueError) as err:
-        reason = getattr(err, "strerror", None) or err
-        raise FleetFileError(path, [FleetProblem(f"cannot read the file ({reason})")]) from None
+        text = read_text_capped(path, MAX_SPEC_BYTES)
+    except InputFileError as error:
+        raise FleetFileError(path, [FleetProblem(error.problem)]) from None
     return load_fleet_text(text, catalog, path)

@@ -33,6 +33,7 @@ from registry.memory import (
     kv_bytes_per_token_per_layer,
     kv_cache_bytes_per_layer,
     native_precision,
+    routed_expert_params,
 )
 from registry.params import Block, layout
 from registry.schema import Architecture, Dtype, ModelCard
@@ -230,14 +231,6 @@ class ModelWeights:
         return total, routed[stop] - routed[start]
 
 
-def _routed_params(block: Block, arch: Architecture) -> int:
-    """Parameters of the routed experts in a layer: the inactive share scaled back up to all experts."""
-    inactive = block.total - block.active
-    if not inactive or not arch.num_experts or not arch.experts_per_token:
-        return 0
-    return inactive * arch.num_experts // (arch.num_experts - arch.experts_per_token)
-
-
 def _block_bytes(
     block: Block, card: ModelCard, dtype: Dtype, quant: FleetQuant | None, routed: int
 ) -> tuple[int, int]:
@@ -266,7 +259,7 @@ def model_weights(card: ModelCard, dtype: Dtype, quant: FleetQuant | None) -> Mo
     embed = token_embed = head = 0
     tied = False
     for block in lay.blocks:
-        size, routed_size = _block_bytes(block, card, dtype, quant, _routed_params(block, arch))
+        size, routed_size = _block_bytes(block, card, dtype, quant, routed_expert_params(block, arch))
         if block.role == "layer":
             layers.append(size)
             routed.append(routed_size)

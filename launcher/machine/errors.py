@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from registry.errors import EXIT_USAGE, BerthError
+from registry.errors import EXIT_USAGE, BerthError, short_text
 
 #: Specs shown whenever one cannot be read, so the message always holds something to copy.
 SPEC_EXAMPLES = (
@@ -68,7 +68,7 @@ class HardwareSpecError(BerthError, ValueError):
     def __str__(self) -> str:
         where = f"{self.origin}=" if self.origin else ""
         hint = f" Did you mean {', '.join(self.suggestions)}?" if self.suggestions else ""
-        spec = self.spec if len(self.spec) <= _SHOWN_SPEC_CHARS else self.spec[: _SHOWN_SPEC_CHARS - 1] + "…"
+        spec = short_text(self.spec, _SHOWN_SPEC_CHARS)
         return (
             f"cannot use hardware spec {where}'{spec}': {self.problem}.{hint}"
             f" Valid specs look like {', '.join(repr(e) for e in SPEC_EXAMPLES)}."

@@ -10,12 +10,12 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from launcher.machine.apple import working_set_limit
-from launcher.machine.errors import HardwareSpecError, UserFileError
+from launcher.machine.errors import HardwareSpecError
 from launcher.machine.host import CpuInfo, GpuInfo, HostSnapshot
-from launcher.machine.numbers import ascii_int, shown
-from launcher.machine.paths import read_user_text
+from launcher.machine.numbers import SHOWN_CHARS, ascii_int
+from registry.bounded_read import MAX_SPEC_BYTES, read_text_capped
 from registry.catalog import Catalog
-from registry.errors import UnknownAcceleratorError, UserPathError
+from registry.errors import InputFileError, UnknownAcceleratorError, short_text
 from registry.paths import expand_user_path
 from registry.schema import Accelerator
 from registry.suggest import close_matches
@@ -81,7 +81,9 @@ def parse_size(text: str, what: str) -> int:
     match = _SIZE.match(cleaned)
     if not match:
         hint = "write a unit" if ascii_int(cleaned, 0) is not None else "write a number and a unit"
-        raise _Problem(f"{what}={shown(cleaned)} is not a size ({hint}: 64GB, 64GiB, 68719476736B)")
+        raise _Problem(
+            f"{what}={short_text(cleaned, SHOWN_CHARS)} is not a size ({hint}: 64GB, 64GiB, 68719476736B)"
+        )
     whole, fraction, prefix, binary = match.groups()
     if len(whole.lstrip("0")) > len(str(MAX_SIZE_BYTES)):
         return MAX_SIZE_BYTES + 1
@@ -92,9 +94,13 @@ def parse_size(text: str, what: str) -> int:
 def _bounded(value: int, low: int, high: int, what: str, text: str) -> int:
     show = str if what == "cores" else _show
     if value < low:
-        raise _Problem(f"{what}={shown(text)} is less than any machine has (at least {show(low)})")
+        raise _Problem(
+            f"{what}={short_text(text, SHOWN_CHARS)} is less than any machine has (at least {show(low)})"
+        )
     if value > high:
-        raise _Problem(f"{what}={shown(text)} is more than one machine holds (at most {show(high)})")
+        raise _Problem(
+            f"{what}={short_text(text, SHOWN_CHARS)} is more than one machine holds (at most {show(high)})"
+        )
     return value
 
 
@@ -112,7 +118,7 @@ def _option(key: str, value: str) -> int:
         return _bounded(parse_size(value, key), 0, MAX_DISK_BYTES, key, value)
     cores = ascii_int(value, MAX_CORES)
     if cores is None:
-        raise _Problem(f"cores={shown(value)} is not a whole number (digits 0-9)")
+        raise _Problem(f"cores={short_text(value, SHOWN_CHARS)} is not a whole number (digits 0-9)")
     return _bounded(cores, 1, MAX_CORES, key, value)
 
 
@@ -131,7 +137,7 @@ def _accelerator(name: str, catalog: Catalog) -> Accelerator:
         known = sorted(a.id for a in catalog.accelerators)
         listed = ", ".join(known[:30]) + (" …" if len(known) > 30 else "")
         raise _Problem(
-            f"unknown GPU '{shown(name)}' (known GPUs: {listed or 'none in this catalog'}; or write cpu)",
+            f"unknown GPU '{short_text(name, SHOWN_CHARS)}' (known GPUs: {listed or 'none in this catalog'}; or write cpu)",
             suggestions,
         ) from None
 
@@ -143,10 +149,10 @@ def _gpu_entry(item: str, catalog: Catalog) -> tuple[Accelerator, int]:
     count = ascii_int(written.removeprefix("-"), MAX_GPUS_PER_NODE)
     if written.startswith("-") or not count:
         raise _Problem(
-            f"{shown(written)} × {acc.id} is no GPU at all (leave it out, or write cpu for no GPUs)"
+            f"{short_text(written, SHOWN_CHARS)} × {acc.id} is no GPU at all (leave it out, or write cpu for no GPUs)"
         )
     if count > MAX_GPUS_PER_NODE:
-        raise _too_many_gpus(f"{shown(written)} × {acc.id}")
+        raise _too_many_gpus(f"{short_text(written, SHOWN_CHARS)} × {acc.id}")
     return acc, count
 
 
@@ -178,7 +184,8 @@ def parse_spec_nodes(text: str, catalog: Catalog) -> list[NodeSpec]:
         except _Problem as problem:
             if len(parts) > 1:
                 raise _Problem(
-                    f"node {number} ('{shown(part.strip())}'): {problem.problem}", problem.suggestions
+                    f"node {number} ('{short_text(part.strip(), SHOWN_CHARS)}'): {problem.problem}",
+                    problem.suggestions,
                 ) from None
             raise
     return nodes
@@ -225,7 +232,9 @@ def _setting(item: str, options: dict[str, int]) -> None:
     key = key.strip().lower()
     if key not in _KEYS:
         close = close_matches(key, _KEYS, n=1, cutoff=0.5)
-        raise _Problem(f"unknown setting '{shown(key)}' (settings: {', '.join(_KEYS)})", close)
+        raise _Problem(
+            f"unknown setting '{short_text(key, SHOWN_CHARS)}' (settings: {', '.join(_KEYS)})", close
+        )
     if key in options:
         raise _Problem(f"{key}= is given twice")
     options[key] = _option(key, value.strip())
@@ -290,7 +299,9 @@ def parse_spec_yaml(text: str, catalog: Catalog) -> list[NodeSpec]:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None)
-        raise _Problem(f"not valid YAML{where}" + (f" ({shown(problem, 160)})" if problem else "")) from None
+        raise _Problem(
+            f"not valid YAML{where}" + (f" ({short_text(problem, 160)})" if problem else "")
+        ) from None
     except (ValueError, RecursionError):  # a number of thousands of digits; nesting thousands deep
         raise _Problem("not a hardware file (a number too long, or nesting too deep)") from None
     if not isinstance(raw, dict):
@@ -367,7 +378,7 @@ def host_from_nodes(nodes: Sequence[NodeSpec], label: str) -> HostSnapshot:
         ram = node.ram_bytes if node.ram_bytes is not None else default_ram_bytes(kinds)
         if any(acc.vendor == "apple" for acc in kinds):
             ram = mac_memory_bytes(ram)
-        gpus.extend(_unified(g, ram) for g in _node_gpus(kinds, len(gpus), number))
+        gpus.extend(_unified(g, ram) for g in node_gpus(kinds, len(gpus), number))
         rams.append(ram)
         disks.append(node.disk_bytes if node.disk_bytes is not None else DEFAULT_DISK_BYTES)
         cores.append(node.cores or max(DEFAULT_CORES, DEFAULT_CORES * len(kinds)))
@@ -386,7 +397,7 @@ def host_from_nodes(nodes: Sequence[NodeSpec], label: str) -> HostSnapshot:
     )
 
 
-def _node_gpus(kinds: Sequence[Accelerator], first: int, node: int) -> list[GpuInfo]:
+def node_gpus(kinds: Sequence[Accelerator], first: int, node: int) -> list[GpuInfo]:
     """One node's GPUs, indexes from `first`; GPUs of one NVLink kind are each other's peers. Each kind's
     index tuple is built once and sliced, so the cost is that of the peer lists (at most 63 per GPU)."""
     groups: dict[str, list[int]] = {}
@@ -457,21 +468,15 @@ def parse_hardware_spec(text: str, catalog: Catalog) -> HostSnapshot:
             nodes = parse_spec_nodes(label, catalog)
     except _Problem as problem:
         raise HardwareSpecError(label, problem.problem, problem.suggestions) from None
-    return host_from_nodes(nodes, shown(label, MAX_LABEL_CHARS))
+    return host_from_nodes(nodes, short_text(label, MAX_LABEL_CHARS))
 
 
 def _read_spec_file(path: str) -> str:
-    """The file's text, at most MAX_INPUT_BYTES; UserFileError for '~nosuchuser', _Problem otherwise."""
+    """The file's text, at most MAX_SPEC_BYTES; UserPathError for '~nosuchuser', _Problem otherwise."""
     try:
-        return read_user_text(expand_user_path(path))
-    except (UserFileError, UserPathError):
-        raise
-    except FileNotFoundError:
-        raise _Problem("no such file") from None
-    except UnicodeDecodeError:
-        raise _Problem("the file is not UTF-8 text") from None
-    except (OSError, ValueError) as error:
-        raise _Problem(f"cannot read the file ({getattr(error, 'strerror', None) or error})") from None
+        return read_text_capped(expand_user_path(path), MAX_SPEC_BYTES)
+    except InputFileError as error:
+        raise _Problem(error.problem) from None
 
 
 def resolve_host(spec: str | None, catalog: Catalog, environ: Mapping[str, str]) -> HostSnapshot:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
-#: Longest text shown back to the user for a value that cannot be used.
+#: Longest text shown back to the user for a value that cannot be used (registry.errors.short_text cuts it).
 SHOWN_CHARS = 40
 
 
@@ -20,8 +20,3 @@ def ascii_int(text: str, high: int) -> int | None:
     if len(digits) > len(str(high)):
         return high + 1
     return min(int(digits), high + 1)
-
-
-def shown(text: str, limit: int = SHOWN_CHARS) -> str:
-    """`text` as it may appear in a message: at most `limit` characters, '…' where cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"

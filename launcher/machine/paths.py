@@ -1,5 +1,6 @@
-"""Files a user names: reads capped in size, writes atomic (never a partial file); `~user` is expanded by
-registry.paths.expand_user_path, the one expander every layer uses."""
+"""Files a user names: writes atomic (never a partial file), folders checked before slow work (reads capped in
+size are registry.bounded_read's); `~user` is expanded by registry.paths.expand_user_path, the one expander
+every layer uses."""
 
 from __future__ import annotations
 
@@ -10,19 +11,6 @@ from pathlib import Path
 
 from launcher.machine.errors import UserFileError
 from registry.errors import EXIT_FAILURE
-
-#: The most a spec, fleet or other input file may hold: far above any real one, far below a memory problem.
-MAX_INPUT_BYTES = 16 * 2**20
-
-
-def read_user_text(path: Path, limit: int = MAX_INPUT_BYTES) -> str:
-    """The UTF-8 text of `path`, reading at most `limit` bytes; ValueError when the file holds more
-    (/dev/zero, a log), OSError or UnicodeDecodeError as reading raises them."""
-    with path.open("rb") as handle:
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise ValueError(f"larger than {limit // 2**20} MiB, too large for this kind of file")
-    return data.decode("utf-8")
 
 
 def write_user_text(path: Path, text: str, what: str = "output file", private: bool = False) -> None:

@@ -10,7 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from launcher.display import gib
-from launcher.machine.host import GpuInfo, HostSnapshot
+from launcher.machine.host import HostSnapshot
+from launcher.machine.hwspec import node_gpus
 from launcher.plan.errors import DoesNotFitError, PlanRequestError
 from launcher.plan.placement import Attempt, describe
 from launcher.plan.request import Plan, PlanRequest
@@ -145,23 +146,7 @@ NAMED_GPU_COUNTS = (1, 2, 4, 8)
 
 def named_host(acc: Accelerator, count: int, ram_bytes: int | None = None) -> HostSnapshot:
     """A HostSnapshot for `count` GPUs of a catalog accelerator on one machine, entirely free."""
-    cc = tuple(int(x) for x in acc.compute_capability.split("."))
-    peers = tuple(range(count)) if acc.interconnect == "nvlink" else ()
-    gpus = tuple(
-        GpuInfo(
-            index=i,
-            name=acc.name,
-            total_bytes=acc.total_bytes,
-            free_bytes=acc.total_bytes,
-            compute_capability=(cc[0], cc[1]),
-            vendor=acc.vendor,
-            accelerator_id=acc.id,
-            bandwidth_bytes_per_s=acc.bandwidth_bytes_per_s,
-            bf16_tflops=acc.bf16_tflops,
-            nvlink_peers=tuple(p for p in peers if p != i),
-        )
-        for i in range(count)
-    )
+    gpus = tuple(node_gpus([acc] * count, 0, 0))
     ram = ram_bytes or max(2 * acc.total_bytes * count, 16 * 10**9)
     spec = f"{count}x{acc.id}" if count > 1 else acc.id
     return HostSnapshot(label=spec, gpus=gpus, ram_total_bytes=ram, ram_available_bytes=ram, source="spec")

@@ -32,10 +32,10 @@ from typing import Any
 from launcher.machine.host import HostSnapshot
 from launcher.plan.ladder import plan_or_raise
 from launcher.plan.llamacpp import LLAMACPP_LIBRARY_BYTES, compute_resident_bytes, context_bytes
-from launcher.plan.measured import Measurement, machine_key
+from launcher.plan.measured import Measurement
 from launcher.plan.request import Plan, PlanRequest
 from launcher.run.errors import LlamaCppLoadError, LlamaCppMissingError, SessionInputError
-from launcher.run.measure import MemoryMeter, PhasePeak, nvml_used_bytes, rss_bytes
+from launcher.run.measure import MemoryMeter, PhasePeak, launch_measurement, nvml_used_bytes, rss_bytes
 from launcher.run.session import Emit, Finished, FinishReason, Piece, Prompt, Turn
 from launcher.run.source import ModelSource
 from registry.schema import Task
@@ -206,24 +206,14 @@ class LlamaCppModel:
         llama.cpp allocates the whole KV cache for the context when it loads, so the estimate does not scale
         with `tokens_used` as a transformers cache does."""
         measured = self.measured_growth()
-        estimated = self.estimated_growth(tokens_used)
-        devices = dict(measured)
-        devices["cpu.process_peak"] = self.meter.peak().devices.get("cpu", 0)
-        devices.update({f"{k}.load_peak": v for k, v in self.load_peak.devices.items()})
-        return Measurement(
-            model_id=self.card.id,
-            precision=self.plan.precision.label,
-            strategy=self.plan.strategy,
-            context=self.plan.context,
-            tokens_used=tokens_used,
-            machine_key=machine_key(self.host),
-            host_label=self.host.label,
-            peak_bytes=sum(measured.values()),
-            estimated_bytes=sum(v for k, v in estimated.items() if k in measured),
-            devices=devices,
-            load_seconds=self.load_seconds,
-            time_to_first_token_s=time_to_first_token_s,
-            tokens_per_s=tokens_per_s,
+        return launch_measurement(
+            self,
+            tokens_used,
+            measured,
+            self.estimated_growth(tokens_used),
+            {"cpu.process_peak": self.meter.peak().devices.get("cpu", 0)},
+            time_to_first_token_s,
+            tokens_per_s,
         )
 
     def close(self) -> None:

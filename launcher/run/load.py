@@ -30,7 +30,7 @@ from launcher import display
 from launcher.machine.host import HostSnapshot
 from launcher.plan.errors import DoesNotFitError
 from launcher.plan.ladder import plan_or_raise
-from launcher.plan.measured import Measurement, machine_key
+from launcher.plan.measured import Measurement
 from launcher.plan.placement import RAM_HEADROOM_BYTES
 from launcher.plan.request import Plan, PlanRequest
 from launcher.run.errors import (
@@ -41,8 +41,16 @@ from launcher.run.errors import (
     UnsafePickleError,
     UnsafeWeightsError,
 )
-from launcher.run.measure import MemoryGuard, MemoryMeter, PhasePeak, estimated_devices, nvml_used_bytes
+from launcher.run.measure import (
+    MemoryGuard,
+    MemoryMeter,
+    PhasePeak,
+    estimated_devices,
+    launch_measurement,
+    nvml_used_bytes,
+)
 from launcher.run.source import ModelSource
+from registry.errors import short_text
 from registry.importer import weight_files
 from registry.memory import CUDA_RUNTIME_BYTES
 from registry.params import LINEAR_SUBCLASS_FAMILIES
@@ -127,24 +135,15 @@ class LoadedModel:
         peak = self.meter.peak()
         estimated = estimated_devices(self.card, self.plan, tokens_used)
         measured = {k: v for k, v in peak.devices.items() if k in estimated}
-        devices = dict(measured)
-        devices.update({f"{k}.load_peak": v for k, v in self.load_peak.devices.items()})
-        if self.plan.uses_gpu:
-            devices.update({f"cuda:{i}.nvml_used": v for i, v in nvml_used_bytes().items()})
-        return Measurement(
-            model_id=self.card.id,
-            precision=self.plan.precision.label,
-            strategy=self.plan.strategy,
-            context=self.plan.context,
-            tokens_used=tokens_used,
-            machine_key=machine_key(self.host),
-            host_label=self.host.label,
-            peak_bytes=sum(measured.values()),
-            estimated_bytes=sum(v for k, v in estimated.items() if k in measured),
-            devices=devices,
-            load_seconds=self.load_seconds,
-            time_to_first_token_s=time_to_first_token_s,
-            tokens_per_s=tokens_per_s,
+        nvml = nvml_used_bytes() if self.plan.uses_gpu else {}
+        return launch_measurement(
+            self,
+            tokens_used,
+            measured,
+            estimated,
+            {f"cuda:{i}.nvml_used": v for i, v in nvml.items()},
+            time_to_first_token_s,
+            tokens_per_s,
             estimated_tokens_per_s=self.plan.speed.decode_tokens_per_s,
         )
 
@@ -650,7 +649,7 @@ def _unpickling_reason(error: BaseException) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     specific = [line for line in lines if not line.startswith(_TORCH_BOILERPLATE)]
     reason = (specific or lines or [type(error).__name__])[0].removeprefix("WeightsUnpickler error:").strip()
-    return reason if len(reason) <= 160 else reason[:159] + "…"
+    return short_text(reason, 160)
 
 
 def _load_tokenizer(source: ModelSource, folder: Path, options: LoadOptions) -> Any:

@@ -17,8 +17,10 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from launcher.machine.host import HostSnapshot
+from launcher.plan.measured import Measurement, machine_key
 from launcher.plan.request import Plan
 from launcher.run.errors import MemoryBudgetExceeded
 from registry.memory import DeviceKind, activation_bytes, estimate_memory, runtime_bytes
@@ -210,3 +212,51 @@ def estimated_total(card: ModelCard, plan: Plan, tokens: int) -> int:
     """The registry's whole-process estimate at `tokens` tokens for a plan that runs on one device."""
     device: DeviceKind = "cpu" if not plan.uses_gpu else "cuda"
     return estimate_memory(card, plan.precision, max(tokens, 1), plan.batch, device=device).total
+
+
+class Launched(Protocol):
+    """What a loaded model (transformers' or llama.cpp's) offers for its measurement."""
+
+    @property
+    def card(self) -> ModelCard: ...
+    @property
+    def plan(self) -> Plan: ...
+    @property
+    def host(self) -> HostSnapshot: ...
+    @property
+    def load_seconds(self) -> float: ...
+    @property
+    def load_peak(self) -> PhasePeak: ...
+
+
+def launch_measurement(
+    loaded: Launched,
+    tokens_used: int,
+    measured: Mapping[str, int],
+    estimated: Mapping[str, int],
+    extra_devices: Mapping[str, int],
+    time_to_first_token_s: float | None,
+    tokens_per_s: float | None,
+    estimated_tokens_per_s: float | None = None,
+) -> Measurement:
+    """The Measurement of a launch: `measured` beside `estimated` on the same devices, and in `devices` the
+    measured figures, the load's peak per device ('….load_peak') and the runtime's `extra_devices`."""
+    devices = dict(measured)
+    devices.update({f"{k}.load_peak": v for k, v in loaded.load_peak.devices.items()})
+    devices.update(extra_devices)
+    return Measurement(
+        model_id=loaded.card.id,
+        precision=loaded.plan.precision.label,
+        strategy=loaded.plan.strategy,
+        context=loaded.plan.context,
+        tokens_used=tokens_used,
+        machine_key=machine_key(loaded.host),
+        host_label=loaded.host.label,
+        peak_bytes=sum(measured.values()),
+        estimated_bytes=sum(v for k, v in estimated.items() if k in measured),
+        devices=devices,
+        load_seconds=loaded.load_seconds,
+        time_to_first_token_s=time_to_first_token_s,
+        tokens_per_s=tokens_per_s,
+        estimated_tokens_per_s=estimated_tokens_per_s,
+    )

