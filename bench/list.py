@@ -3,12 +3,14 @@
 
 Each figure is one `berth` process run as users run it (python -c 'from launcher.entry import main; main()'),
 timed by wall clock and by the CPU seconds it used, since on a shared machine wall time includes waiting for a
-core. "cold" runs with an empty compiled-catalog cache, "warm" runs again with the cache the cold run wrote.
+core. Python's bytecode is cached (in the run's temporary folder) as for an installed berth. "cold" runs with
+an empty compiled-catalog cache, "warm" runs again with the cache the cold run wrote.
 When llmfit is installed (on PATH, or in /tmp/llmfit-venv), its `fit --json` on its own database is timed in
 the same run for comparison. Prints the figures; nothing is asserted.
 
 `--baseline DIR` also times the list runs with the code of another checkout (e.g. a worktree of the commit
-before a change), in the same run and on the same generated catalog; `--list-only` skips the validate runs and the cold list runs.
+before a change), in the same run and on the same generated catalog; `--list-only` skips the validate runs and
+the cold list runs.
 
     python -m bench.list [--models 10000] [--broken 3000] [--overlay 30000] [--baseline DIR] [--list-only]
 """
@@ -57,12 +59,20 @@ def _write(path: Path, data: dict) -> Path:
     return path
 
 
+#: Where the berth processes keep their compiled bytecode (set by main: a folder of the run's temporary one).
+_PYCACHE: dict[str, str] = {}
+
+
 def _berth(
     args: list[str], home: Path, extra_env: dict[str, str] | None = None, root: Path = ROOT
 ) -> tuple[float, float, int, str]:
-    """(wall s, CPU s, exit code, last line of output) of one `berth ARGS` process (code from `root`)."""
-    env = dict(os.environ, BERTH_HOME=str(home), PYTHONPATH=str(root), **(extra_env or {}))
+    """(wall s, CPU s, exit code, last line of output) of one `berth ARGS` process (code from `root`).
+
+    Its bytecode is cached as an installed package's is (pip compiles it), in the run's temporary folder
+    rather than beside the sources, even where PYTHONDONTWRITEBYTECODE is set."""
+    env = dict(os.environ, BERTH_HOME=str(home), PYTHONPATH=str(root), **_PYCACHE, **(extra_env or {}))
     env.pop("BERTH_HARDWARE", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     # From `root`: `python -c` puts the working folder first on sys.path, before PYTHONPATH.
     return _timed([sys.executable, "-c", "from launcher.entry import main; main()", *args], env, root)
 
@@ -123,6 +133,7 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory(prefix="berth-bench-list-") as tmp:
         folder = Path(tmp)
+        _PYCACHE["PYTHONPYCACHEPREFIX"] = str(folder / "pycache")
         big = _write(
             folder / "catalog-big.yaml",
             {"schema_version": 1, "models": _entries(args.models), "accelerators": shipped["accelerators"]},
@@ -133,25 +144,30 @@ def main() -> None:
         for home in (shipped_home, big_home, valid_home):
             home.mkdir()
         no_cache = {"BERTH_NO_CATALOG_CACHE": "1"}
+        for root in (ROOT, *([args.baseline.resolve()] if args.baseline else [])):
+            _berth(
+                ["list", "--json", "--hardware", HARDWARE[0]], shipped_home, root=root
+            )  # compiles bytecode
         for hw in HARDWARE:
             _line(
                 f"list --json, shipped catalog, {hw}",
                 _berth(["list", "--json", "--hardware", hw], shipped_home),
             )
         roots = [("", ROOT)] + ([("baseline ", args.baseline.resolve())] if args.baseline else [])
-        written = False
+        written: set[Path] = set()
         for hw in HARDWARE:
             cmd = ["--catalog", str(big), "list", "--json", "--hardware", hw]
             for tag, root in roots:
                 label = f"{tag}list --json, {args.models:,} models, {hw}"
                 if not args.list_only:
                     _line(f"{label}, cold", _berth(cmd, big_home, no_cache, root), "1.0 s")
-                if not written:
-                    _berth(cmd, big_home, root=root)  # writes the compiled catalog (all runs share it)
-                    written = True
+                if root not in written:
+                    _berth(cmd, big_home, root=root)  # writes its compiled catalog (its code's own key)
+                    written.add(root)
                 _line(f"{label}, warm", _berth(cmd, big_home, root=root), "1.0 s")
         if args.list_only:
             _llmfit()
+            print(f"load average at the end {os.getloadavg()[0]:.1f}")
             return
         _line(
             f"catalog validate, {args.broken:,} broken entries",
@@ -176,6 +192,7 @@ def main() -> None:
             "3 s",
         )
     _llmfit()
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

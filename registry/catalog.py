@@ -6,9 +6,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from registry.bounded_read import read_text_capped
@@ -23,13 +22,15 @@ from registry.errors import (
     short_repr,
     short_text,
 )
+from registry.gc_pause import collector_paused
 from registry.params import supported_model_types
 from registry.paths import expand_user_path
-from registry.safe_yaml import load_yaml_bounded_with_node
-from registry.schema import Accelerator, CatalogFile, ModelCard
+from registry.schema import Accelerator, Architecture, CatalogFile, ModelCard
 from registry.suggest import MAX_SUGGEST_CHARS, close_matches
 from registry.userdirs import overlay_path
-from registry.yaml_lines import YamlLines
+
+if TYPE_CHECKING:
+    from registry.yaml_lines import YamlLines
 
 #: Sizes above these are typos, not models (checked after the schema).
 MAX_PARAMS = 10**13
@@ -154,6 +155,13 @@ def check_catalog_file(path: Path | str) -> list[CatalogError]:
 
 
 def _load(path: Path | str | None, overlay: Path | str | bool | None) -> tuple[Catalog, list[CatalogError]]:
+    with collector_paused():  # parsing and validating build many objects and free few
+        return _load_files(path, overlay)
+
+
+def _load_files(
+    path: Path | str | None, overlay: Path | str | bool | None
+) -> tuple[Catalog, list[CatalogError]]:
     problems: list[CatalogError] = []
     _LINES.clear()  # line numbers come from the text read by this load only
     base_path = _user_path(path, problems) if path is not None else default_catalog_path()
@@ -209,12 +217,27 @@ def _overlay_file(overlay: Path | str | bool | None, problems: list[CatalogError
     return None
 
 
+_UNREAD = object()
+
+
 def _read_yaml(path: Path, text: str | None, problems: list[CatalogError]) -> dict[str, Any] | None:
     """The text's top-level mapping ({} for an empty file); None, with the problem noted, when it has none."""
     if text is None:
         return None
+    # Imported here: a catalog served from the compiled cache is never parsed (`berth list` starts sooner).
+    import yaml
+
+    from registry.fast_yaml import Unsupported as FastYamlUnsupported
+    from registry.fast_yaml import load as fast_yaml_load
+    from registry.safe_yaml import load_yaml_bounded_with_node
+
     try:
-        data, node = load_yaml_bounded_with_node(text)
+        data, node = fast_yaml_load(text), None
+    except (FastYamlUnsupported, RecursionError):
+        data, node = _UNREAD, None  # outside the subset it reads: PyYAML reads it, and reports its errors
+    try:
+        if data is _UNREAD:
+            data, node = load_yaml_bounded_with_node(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -224,7 +247,8 @@ def _read_yaml(path: Path, text: str | None, problems: list[CatalogError]) -> di
     except (ValueError, TypeError, RecursionError, OverflowError) as err:
         problems.append(CatalogError(f"invalid YAML: {short_text(str(err), 200)}", path))
         return None
-    _remember_lines(path, node)
+    if node is not None:
+        _remember_lines(path, node)  # else composed again only if an error needs a line number
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -324,8 +348,9 @@ def _validated_models(
 ) -> list[ModelCard]:
     entries = _merged_entries(raw, path, overlay, overlay_path_, "models", problems)
     valid: list[tuple[ModelCard, Path, tuple[Any, ...]]] = []
+    architectures: dict[str, Architecture | None] = {}
     for item, where, loc in entries:
-        card = _validate_item(ModelCard, item, where, loc, problems)
+        card = _validate_item(ModelCard, _with_architecture(item, architectures), where, loc, problems)
         if isinstance(card, ModelCard):
             valid.append((card, where, loc))
     owners: dict[str, str] = {}
@@ -343,6 +368,24 @@ def _validated_models(
         for key in _model_keys(card):
             owners.setdefault(key.lower(), card.id)
     return [card for n, (card, _, _) in enumerate(valid) if n not in rejected]
+
+
+def _with_architecture(item: Any, seen: dict[str, Architecture | None]) -> Any:
+    """The entry with its `architecture` mapping validated once per distinct mapping (a large catalog repeats a
+    few architectures): ModelCard keeps an Architecture instance as it is, and cards with equal mappings
+    share one object. An entry whose architecture does not validate is returned as it is, so its errors are
+    reported exactly as before."""
+    raw = item.get("architecture") if isinstance(item, dict) else None
+    if not isinstance(raw, dict):
+        return item
+    key = repr(raw)  # by type and order as well as value: 1, 1.0 and true stay apart
+    if key not in seen:
+        try:
+            seen[key] = Architecture.model_validate(raw)
+        except (ValidationError, ValueError, TypeError, RecursionError):
+            seen[key] = None
+    found = seen[key]
+    return item if found is None else {**item, "architecture": found}
 
 
 def _base_first(sources: Sequence[Path], base: Path) -> list[int]:
@@ -486,6 +529,8 @@ def _line_of(path: Path, loc: Sequence[Any]) -> int | None:
             text = read_text_capped(path)
         except BerthError:
             return None
+        from registry.yaml_lines import YamlLines
+
         lines = YamlLines(text)
         _keep_lines(key, lines)
     return lines.line(loc)
@@ -514,4 +559,6 @@ def _remember_lines(path: Path, node: Any) -> None:
     """Keep the node just composed from `path` for line numbers of the errors that follow."""
     key = _file_key(path)
     if key is not None and node is not None:
+        from registry.yaml_lines import YamlLines
+
         _keep_lines(key, YamlLines(None, node))

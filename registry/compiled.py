@@ -1,6 +1,6 @@
 """A compiled catalog cache: validated models and accelerators stored by the content of the files they came
-from, so a large catalog or overlay is parsed and validated once. Imports only the standard library and
-registry.schema.
+from, so a large catalog or overlay is parsed and validated once. Imports only the standard library,
+registry.gc_pause and registry.schema.
 
 The key is a SHA-256 over the text of every source file (with its path), the Python version and the source of
 the modules that decide what a valid entry is; any change to a file or to that code is a new key. Only loads
@@ -16,6 +16,7 @@ import pickle
 import sys
 from pathlib import Path
 
+from registry.gc_pause import collector_paused
 from registry.schema import Accelerator, ModelCard
 
 #: Compiled catalogs kept; older ones are removed when a new one is written.
@@ -23,7 +24,7 @@ KEEP = 4
 #: Format of the stored value; bump when it changes.
 FORMAT = 1
 #: Modules whose code decides what loads: a change to any of them invalidates every compiled catalog.
-_CODE = ("schema.py", "catalog.py", "params.py", "compiled.py")
+_CODE = ("schema.py", "catalog.py", "params.py", "compiled.py", "fast_yaml.py", "safe_yaml.py")
 
 Compiled = tuple[tuple[ModelCard, ...], tuple[Accelerator, ...]]
 
@@ -74,7 +75,8 @@ def load(key: str) -> Compiled | None:
         return None
     try:
         data = (cache_dir() / f"{key}.pickle").read_bytes()
-        value = pickle.loads(data)  # the user's own cache folder, written by save() below
+        with collector_paused():  # thousands of objects, none of them garbage
+            value = pickle.loads(data)  # the user's own cache folder, written by save() below
     except Exception:  # any unreadable cache file is only a miss
         return None
     if not _well_formed(value):

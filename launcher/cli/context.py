@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
+from launcher.cli.json_text import dumps as json_dumps
 from registry.catalog import Catalog, load_catalog
 
 
@@ -22,5 +22,5 @@ def get_catalog(ctx: click.Context) -> Catalog:
 
 
 def echo_json(value: Any) -> None:
-    """Print a JSON document on stdout."""
-    click.echo(json.dumps(value, indent=2, sort_keys=False))
+    """Print a JSON document on stdout (json.dumps(value, indent=2)'s text, see launcher.cli.json_text)."""
+    click.echo(json_dumps(value))

@@ -10,9 +10,9 @@ from launcher import display
 from launcher.cli.context import echo_json, get_catalog
 from launcher.cli.options import PlanOptions, plan_options, resolve_host_for
 from launcher.machine.host import HostSnapshot
-from launcher.plan.measured import machine_key
+from launcher.plan.measured import Measurement, machine_key
 from launcher.plan.report import verdict
-from launcher.plan.request import Plan
+from launcher.plan.request import Plan, PlanRequest
 from launcher.plan.rows import (
     SORT_KEYS,
     Row,
@@ -25,8 +25,8 @@ from launcher.plan.rows import (
 )
 from launcher.plan.speed import CORPUS_MEDIAN_ERROR_PCT
 from launcher.plan.unified import wired_limit_note
-from launcher.run.store import latest_measurements
 from registry.catalog import Catalog
+from registry.gc_pause import collector_paused
 
 
 @click.command("list")
@@ -74,10 +74,17 @@ def list_command(
         return
     if search:
         catalog = Catalog(tuple(c for c in catalog.models if matches(c, search)), catalog.accelerators)
+    with collector_paused():  # a row and a plan per model, all kept until printed
+        _list_catalog(catalog, host, request, fits_only, sort_key, as_json)
+
+
+def _list_catalog(
+    catalog: Catalog, host: HostSnapshot, request: PlanRequest, fits_only: bool, sort_key: str, as_json: bool
+) -> None:
     rows = sort_rows(plan_all(catalog, host, request), sort_key)
     if fits_only:
         rows = [r for r in rows if r.fits]
-    measured = latest_measurements(machine_key(host)) if host.source == "probe" else {}
+    measured = _measured_here(host)
 
     def rate(row: Row) -> float | None:
         return measured_rate(row, measured)
@@ -107,6 +114,15 @@ def list_command(
         f"(typically ±{CORPUS_MEDIAN_ERROR_PCT}%){note}."
     )
     _unified_notes(rows, host)
+
+
+def _measured_here(host: HostSnapshot) -> dict[tuple[str, str], Measurement]:
+    """Speeds `berth launch` measured on this machine (none for named hardware: its store is not read)."""
+    if host.source != "probe":
+        return {}
+    from launcher.run.store import latest_measurements
+
+    return latest_measurements(machine_key(host))
 
 
 def _unified_notes(rows: list[Row], host: HostSnapshot) -> None:

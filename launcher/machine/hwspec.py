@@ -7,19 +7,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from launcher.machine.apple import working_set_limit
 from launcher.machine.errors import HardwareSpecError
 from launcher.machine.host import CpuInfo, GpuInfo, HostSnapshot
 from launcher.machine.numbers import SHOWN_CHARS, ascii_int
-from launcher.machine.probe import probe_host
 from registry.bounded_read import MAX_SPEC_BYTES, read_text_capped
 from registry.catalog import Catalog
 from registry.errors import InputFileError, UnknownAcceleratorError, short_text
 from registry.paths import expand_user_path
-from registry.safe_yaml import load_yaml_bounded
 from registry.schema import Accelerator
 from registry.suggest import close_matches
 
@@ -258,7 +255,7 @@ def _option_field(key: str) -> Any:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, defer_build=True)
 
 
 class GpuGroupFile(_Strict):
@@ -292,6 +289,10 @@ class HardwareFile(_Strict):
 
 def parse_spec_yaml(text: str, catalog: Catalog) -> list[NodeSpec]:
     """The nodes of a YAML hardware file's text."""
+    import yaml  # here, not at the top: a spec given inline (`--hardware rtx-4090`) parses no YAML
+
+    from registry.safe_yaml import load_yaml_bounded
+
     try:
         raw = load_yaml_bounded(text)
     except yaml.YAMLError as error:
@@ -488,4 +489,6 @@ def resolve_host(spec: str | None, catalog: Catalog, environ: Mapping[str, str])
             return parse_hardware_spec(from_env, catalog)
         except HardwareSpecError as error:
             raise error.with_origin("BERTH_HARDWARE") from None
+    from launcher.machine.probe import probe_host  # here: planning for named hardware probes nothing
+
     return probe_host(catalog, environ=environ)

@@ -15,6 +15,7 @@ from launcher.plan.ladder import make_plan
 from launcher.plan.measured import Measurement
 from launcher.plan.report import verdict
 from launcher.plan.request import Plan, PlanRequest
+from launcher.plan.sharing import Signature, planning_signature, relabel, shareable
 from launcher.plan.unified import GgufFit, gguf_fit
 from registry.catalog import Catalog
 from registry.schema import ModelCard
@@ -98,20 +99,45 @@ def plan_all(
     host: HostSnapshot,
     request: PlanRequest,
     planner: Callable[..., Plan | DoesNotFitError] = make_plan,
+    share: bool = True,
 ) -> list[Row]:
     """A verdict for every catalog model (contexts above a model's maximum are capped to it).
 
-    `planner` has make_plan's signature (the TUI passes the one it was built with)."""
+    `planner` has make_plan's signature (the TUI passes the one it was built with) and, like make_plan, plans
+    from the card's planning fields alone: with `share`, cards of one planning signature (launcher.plan.sharing)
+    are planned once and the others get that plan under their own id."""
     rows = []
+    done: dict[Signature, Plan | DoesNotFitError | None] = {}
+    arch_keys: dict[int, tuple[object, ...]] = {}
     for card in catalog.models:
+        key = _signature(card, arch_keys) if share else None
+        if key is not None and key in done:
+            first = done[key]
+            if first is not None:
+                rows.append(Row(card, relabel(first, card.id)))
+            continue
         context = min(request.context, card.context_length) if request.context else None
         asked = request if context == request.context else replace(request, context=context)
         try:
             result = planner(card, host, asked, explain=False)
         except PlanRequestError:
+            if key is not None:
+                done[key] = None
             continue
         rows.append(Row(card, result))
+        if key is not None and shareable(result, card.id):
+            done[key] = result
     return rows
+
+
+def _signature(card: ModelCard, arch_keys: dict[int, tuple[object, ...]]) -> Signature | None:
+    """The card's planning signature, None when a field cannot be hashed (that card is planned on its own)."""
+    key = planning_signature(card, arch_keys)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 def sort_rows(rows: list[Row], key: str) -> list[Row]:
