@@ -228,11 +228,11 @@ def _read_yaml(path: Path, text: str | None, problems: list[CatalogError]) -> di
     import yaml
 
     from registry.fast_yaml import Unsupported as FastYamlUnsupported
-    from registry.fast_yaml import load as fast_yaml_load
     from registry.safe_yaml import load_yaml_bounded_with_node
+    from registry.yaml_halves import load_large
 
     try:
-        data, node = fast_yaml_load(text), None
+        data, node = load_large(text), None
     except (FastYamlUnsupported, RecursionError):
         data, node = _UNREAD, None  # outside the subset it reads: PyYAML reads it, and reports its errors
     try:

@@ -24,7 +24,15 @@ KEEP = 4
 #: Format of the stored value; bump when it changes.
 FORMAT = 1
 #: Modules whose code decides what loads: a change to any of them invalidates every compiled catalog.
-_CODE = ("schema.py", "catalog.py", "params.py", "compiled.py", "fast_yaml.py", "safe_yaml.py")
+_CODE = (
+    "schema.py",
+    "catalog.py",
+    "params.py",
+    "compiled.py",
+    "fast_yaml.py",
+    "yaml_halves.py",
+    "safe_yaml.py",
+)
 
 Compiled = tuple[tuple[ModelCard, ...], tuple[Accelerator, ...]]
 
