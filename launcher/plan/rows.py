@@ -16,7 +16,7 @@ from launcher.plan.measured import Measurement
 from launcher.plan.report import verdict
 from launcher.plan.request import Plan, PlanRequest
 from launcher.plan.sharing import Signature, planning_signature, relabel, shareable
-from launcher.plan.unified import GgufFit, gguf_fit
+from launcher.plan.unified import GgufFit, gguf_fit, unified_gpu
 from registry.catalog import Catalog
 from registry.schema import ModelCard
 
@@ -85,6 +85,8 @@ def runtime(plan: Plan | None) -> str | None:
 def gguf_only(rows: list[Row], host: HostSnapshot) -> list[tuple[Row, GgufFit]]:
     """On a Mac: the rows that do not run on its GPU as they are (they do not fit, or only on the CPU or from
     disk) but fit there as a llama.cpp GGUF quant with Metal."""
+    if unified_gpu(host) is None:
+        return []  # not a Mac: no row is a Metal GGUF candidate
     found = []
     for row in rows:
         on_gpu = isinstance(row.result, Plan) and row.result.uses_gpu
