@@ -382,7 +382,10 @@ class _Reader:
             make = SafeConstructor.yaml_constructors.get(tag)
             if make is None or tag.endswith((":merge", ":value")):
                 raise Unsupported
-            value = make(_constructor, yaml.ScalarNode(tag, text))
+            try:
+                value = make(_constructor, yaml.ScalarNode(tag, text))
+            except (ValueError, OverflowError) as err:  # e.g. an int past Python's 4,300-digit limit
+                raise Unsupported from err  # PyYAML reads it again and the caller reports what it raises
         self.scalars[text] = value
         return value
 

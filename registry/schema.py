@@ -84,9 +84,7 @@ Text = Annotated[str, Field(max_length=2000)]
 class Strict(BaseModel):
     """Base: unknown keys are errors and values are never silently coerced to another meaning."""
 
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, use_attribute_docstrings=True, allow_inf_nan=False, defer_build=True
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
 
 class Architecture(Strict):

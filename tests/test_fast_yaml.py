@@ -315,3 +315,15 @@ def test_line_numbers_from_the_fast_reader_are_pyyaml_nodes_lines():
             checked += 1
         assert YamlLines(text)._fast is not None  # YamlLines itself takes the fast reader's lines
     assert checked > 5000
+
+
+def test_a_value_pyyaml_cannot_construct_is_declined_not_raised():
+    """An int past Python's 4,300-digit conversion limit: PyYAML raises ValueError constructing it, so the
+    reader declines the document (the caller reads it with PyYAML and reports that error as it always did)."""
+    text = "ram: " + "9" * 5000 + "\n"
+    with pytest.raises(ValueError):
+        yaml.safe_load(text)
+    with pytest.raises(fast_yaml.Unsupported):
+        fast_yaml.load(text)
+    with pytest.raises(fast_yaml.Unsupported):
+        fast_yaml.Lines(text)

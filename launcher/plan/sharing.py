@@ -86,7 +86,7 @@ def shareable(result: Plan | DoesNotFitError, model_id: str) -> bool:
     """Whether a result can be handed to other cards under their id: it names the card only in its id field
     (no reason, warning, suggestion or file name mentions it)."""
     if isinstance(result, DoesNotFitError):
-        texts: tuple[str, ...] = (*result.suggestions, result.detail)
+        texts: tuple[str, ...] = (*result.suggestions, result.detail, result.reason)
     else:
         texts = (*result.reasons, *result.warnings)
         if result.llama_cpp is not None:
@@ -100,7 +100,12 @@ def relabel(result: Plan | DoesNotFitError, model_id: str) -> Plan | DoesNotFitE
         if result.model_id == model_id:
             return result
         return DoesNotFitError(
-            model_id, result.required_bytes, result.available_bytes, result.suggestions, result.detail
+            model_id,
+            result.required_bytes,
+            result.available_bytes,
+            result.suggestions,
+            result.detail,
+            result.reason,
         )
     if result.model_id == model_id:
         return result
