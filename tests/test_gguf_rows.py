@@ -85,7 +85,9 @@ def test_listing_a_gguf_entry_imports_no_torch(berth, smollm2_gguf):
 
 
 @pytest.mark.slow  # reads the real SmolLM2 GGUF's header
-def test_a_gguf_entry_whose_file_is_gone_is_listed_as_transformers_would_load_it(berth, smollm2_gguf, tmp_path):
+def test_a_gguf_entry_whose_file_is_gone_is_listed_as_transformers_would_load_it(
+    berth, smollm2_gguf, tmp_path
+):
     copy = tmp_path / smollm2_gguf.name
     copy.write_bytes(smollm2_gguf.read_bytes())
     model_id = _add(berth, copy)

@@ -18,8 +18,8 @@ from textual.screen import Screen
 from launcher.machine.host import HostSnapshot
 from launcher.plan.emit import python_snippet
 from launcher.plan.errors import DoesNotFitError, PlanRequestError
-from launcher.plan.ladder import make_plan
 from launcher.plan.gguf import GgufWeights
+from launcher.plan.ladder import make_plan
 from launcher.plan.request import Plan, PlanRequest
 from launcher.run.runtime import entry_gguf, gguf_entries
 from launcher.run.session import GenerationSettings

@@ -22,7 +22,10 @@ SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 def _cells(table: DataTable, model_id: str) -> dict[str, str]:
     values = table.get_row(model_id)
-    return {str(column.key.value): str(value).strip() for column, value in zip(table.ordered_columns, values)}
+    return {
+        str(column.key.value): str(value).strip()
+        for column, value in zip(table.ordered_columns, values, strict=True)
+    }
 
 
 @pytest.mark.slow  # reads the real SmolLM2 GGUF and drives the app
