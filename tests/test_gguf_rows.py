@@ -146,3 +146,35 @@ def test_a_request_with_its_own_gguf_file_keeps_it(catalog, smollm2_gguf):
     small = Catalog((_gguf_card(catalog, "me/smol"),), catalog.accelerators)
     (row,) = plan_all(small, host, PlanRequest(gguf=q4), gguf={"me/smol": other})
     assert row.as_dict()["gguf_file"] == smollm2_gguf.name
+
+
+@pytest.mark.slow  # reads the real SmolLM2 GGUF's header and probes this machine
+def test_a_llamacpp_launchs_measured_speed_shows_on_the_gguf_row(berth, smollm2_gguf):
+    """A launch through llama.cpp stores its speed under the file's quantization (Q4_1); the row, now planned
+    as that launch, finds it (planned as fp32 transformers, it never did)."""
+    from launcher.machine.probe import probe_host
+    from launcher.plan.measured import Measurement, machine_key
+    from launcher.run.store import Store
+    from registry.catalog import load_catalog
+
+    model_id = _add(berth, smollm2_gguf)
+    rows = {r["id"]: r for r in json.loads(berth("list", "--json").stdout)["models"]}
+    assert rows[model_id]["runtime"] == "llama.cpp" and rows[model_id]["measured_tokens_per_s"] is None
+    with Store() as store:
+        store.record_measurement(
+            Measurement(
+                model_id=model_id,
+                precision="Q4_1",
+                strategy=rows[model_id]["strategy"],
+                context=rows[model_id]["context"],
+                tokens_used=40,
+                machine_key=machine_key(probe_host(load_catalog())),
+                host_label="this machine",
+                peak_bytes=300 * 2**20,
+                estimated_bytes=310 * 2**20,
+                devices={"cpu": 300 * 2**20},
+                tokens_per_s=131.0,
+            )
+        )
+    rows = {r["id"]: r for r in json.loads(berth("list", "--json").stdout)["models"]}
+    assert rows[model_id]["measured_tokens_per_s"] == 131.0
