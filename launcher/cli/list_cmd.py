@@ -10,6 +10,7 @@ from launcher import display
 from launcher.cli.context import echo_json, get_catalog
 from launcher.cli.options import PlanOptions, plan_options, resolve_host_for
 from launcher.machine.host import HostSnapshot
+from launcher.plan.gguf import GgufWeights
 from launcher.plan.measured import Measurement, machine_key
 from launcher.plan.report import verdict
 from launcher.plan.request import Plan, PlanRequest
@@ -21,6 +22,7 @@ from launcher.plan.rows import (
     matches,
     measured_rate,
     plan_all,
+    precision_text,
     sort_rows,
 )
 from launcher.plan.speed import CORPUS_MEDIAN_ERROR_PCT
@@ -81,7 +83,7 @@ def list_command(
 def _list_catalog(
     catalog: Catalog, host: HostSnapshot, request: PlanRequest, fits_only: bool, sort_key: str, as_json: bool
 ) -> None:
-    rows = sort_rows(plan_all(catalog, host, request), sort_key)
+    rows = sort_rows(plan_all(catalog, host, request, gguf=_gguf_files(catalog)), sort_key)
     if fits_only:
         rows = [r for r in rows if r.fits]
     measured = _measured_here(host)
@@ -114,6 +116,16 @@ def _list_catalog(
         f"(typically ±{CORPUS_MEDIAN_ERROR_PCT}%){note}."
     )
     _unified_notes(rows, host)
+
+
+def _gguf_files(catalog: Catalog) -> dict[str, GgufWeights]:
+    """The tensor tables of the local GGUF files entries run from (`berth catalog add FILE.gguf`), so their rows
+    show the llama.cpp plan that `berth plan` and a launch use; the runtime module is imported only for them."""
+    if not any(card.weight_format == "gguf" for card in catalog.models):
+        return {}
+    from launcher.run.runtime import gguf_entries
+
+    return gguf_entries(catalog.models)
 
 
 def _measured_here(host: HostSnapshot) -> dict[tuple[str, str], Measurement]:
@@ -151,7 +163,7 @@ def _table(rows: list[Row], rate: Callable[[Row], float | None]) -> str:
                 r.card.task,
                 display.params(r.card.params),
                 verdict(r.result),
-                plan.precision.label if plan else "-",
+                precision_text(plan) if plan else "-",
                 display.gib(r.needed_bytes),
                 f"{display.rate(measured)}*" if measured is not None else display.rate(r.tokens_per_s),
             ]

@@ -11,6 +11,7 @@ from typing import Any
 from launcher import display
 from launcher.machine.host import HostSnapshot
 from launcher.plan.errors import DoesNotFitError, PlanRequestError
+from launcher.plan.gguf import GgufWeights
 from launcher.plan.ladder import make_plan
 from launcher.plan.measured import Measurement
 from launcher.plan.report import verdict
@@ -60,19 +61,24 @@ class Row:
             "strategy": plan.strategy if plan else None,
             "dtype": plan.precision.dtype if plan else None,
             "quantization": plan.precision.quant if plan else None,
+            "precision": plan.precision.label if plan else None,
             "context": plan.context if plan else None,
             "needed_bytes": self.needed_bytes,
             "available_bytes": None if plan else self.result.available_bytes,  # type: ignore[union-attr]
             "decode_tokens_per_s": round(plan.speed.decode_tokens_per_s, 3) if plan else None,
             "speed_basis": plan.speed.basis if plan else None,
             "runtime": runtime(plan),
+            "gguf_file": plan.llama_cpp.file_name if plan and plan.llama_cpp else None,
         }
 
 
 def runtime(plan: Plan | None) -> str | None:
-    """Which runtime runs the plan: torch on CUDA, ROCm, MPS or the CPU (transformers)."""
+    """Which runtime runs the plan: llama.cpp (a GGUF file), else torch on CUDA, ROCm, MPS or the CPU
+    (transformers)."""
     if plan is None:
         return None
+    if plan.runtime == "llama.cpp":
+        return "llama.cpp"
     devices = {p.device for p in plan.placements if p.blocks}
     if "mps" in devices:
         return "torch mps"
@@ -80,6 +86,13 @@ def runtime(plan: Plan | None) -> str | None:
     if gpus:
         return "torch cuda/rocm"
     return "torch cpu"
+
+
+def precision_text(plan: Plan) -> str:
+    """The precision column: bf16, nf4 … for transformers; the file's quantization and "llama.cpp" for a GGUF
+    file run with llama.cpp (Q4_1 llama.cpp)."""
+    label = plan.precision.label
+    return f"{label} llama.cpp" if plan.runtime == "llama.cpp" else label
 
 
 def gguf_only(rows: list[Row], host: HostSnapshot) -> list[tuple[Row, GgufFit]]:
@@ -102,24 +115,28 @@ def plan_all(
     request: PlanRequest,
     planner: Callable[..., Plan | DoesNotFitError] = make_plan,
     share: bool = True,
+    gguf: Mapping[str, GgufWeights] | None = None,
 ) -> list[Row]:
     """A verdict for every catalog model (contexts above a model's maximum are capped to it).
 
     `planner` has make_plan's signature (the TUI passes the one it was built with) and, like make_plan, plans
     from the card's planning fields alone: with `share`, cards of one planning signature (launcher.plan.sharing)
-    are planned once and the others get that plan under their own id."""
+    are planned once and the others get that plan under their own id. `gguf` holds, by model id, the tensor
+    table of the local GGUF file an entry runs from (launcher.run.runtime.gguf_entries): those entries are
+    planned for llama.cpp, as `berth plan` and a launch plan them, and share only with the same weights."""
     rows = []
     done: dict[Signature, Plan | DoesNotFitError | None] = {}
     arch_keys: dict[int, tuple[object, ...]] = {}
+    files = gguf or {}
     for card in catalog.models:
-        key = _signature(card, arch_keys) if share else None
+        weights = files.get(card.id) if files else None
+        key = _signature(card, arch_keys, weights) if share else None
         if key is not None and key in done:
             first = done[key]
             if first is not None:
                 rows.append(Row(card, relabel(first, card.id)))
             continue
-        context = min(request.context, card.context_length) if request.context else None
-        asked = request if context == request.context else replace(request, context=context)
+        asked = _request_for(card, request, weights)
         try:
             result = planner(card, host, asked, explain=False)
         except PlanRequestError:
@@ -132,9 +149,21 @@ def plan_all(
     return rows
 
 
-def _signature(card: ModelCard, arch_keys: dict[int, tuple[object, ...]]) -> Signature | None:
-    """The card's planning signature, None when a field cannot be hashed (that card is planned on its own)."""
+def _request_for(card: ModelCard, request: PlanRequest, weights: GgufWeights | None) -> PlanRequest:
+    """The request for one card: its context capped at the model's maximum, and its GGUF file's weights."""
+    context = min(request.context, card.context_length) if request.context else None
+    asked = request if context == request.context else replace(request, context=context)
+    return asked if weights is None or asked.gguf is not None else replace(asked, gguf=weights)
+
+
+def _signature(
+    card: ModelCard, arch_keys: dict[int, tuple[object, ...]], weights: GgufWeights | None = None
+) -> Signature | None:
+    """The card's planning signature (with its GGUF file's weights, which the llama.cpp plan reads), None when a
+    field cannot be hashed (that card is planned on its own)."""
     key = planning_signature(card, arch_keys)
+    if weights is not None:
+        key = (*key, weights)
     try:
         hash(key)
     except TypeError:

@@ -3,23 +3,26 @@ bitsandbytes and offload; llama.cpp (launcher.run.llamacpp) for a local GGUF fil
 
 Light: torch, transformers and llama_cpp are imported only by the loader that is used. `request_for` puts a
 GGUF file's tensor table into the PlanRequest (the planner then chooses llama.cpp, unless transformers is asked
-for), so `berth plan`, `berth launch` and the app plan the same thing.
+for), so `berth plan`, `berth launch` and the app plan the same thing; `entry_gguf` reads the same table for a
+catalog entry added from a local GGUF file, so `berth list` and Browse rows show that llama.cpp plan too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from launcher.machine.host import HostSnapshot
-from launcher.plan.gguf import weights_from_header
+from launcher.plan.gguf import GgufWeights, weights_from_header
 from launcher.plan.ladder import plan_or_raise
 from launcher.plan.request import Plan, PlanRequest
-from launcher.run.source import ModelSource
+from launcher.run.source import ModelSource, local_files
+from registry.errors import BerthError
 from registry.gguf_file import read_gguf_header
-from registry.schema import Accelerator
+from registry.schema import Accelerator, ModelCard
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -37,6 +40,37 @@ def request_for(source: ModelSource, request: PlanRequest) -> PlanRequest:
         return request
     weights = weights_from_header(read_gguf_header(source.path), source.path.name)
     return replace(request, gguf=weights)
+
+
+def entry_gguf(card: ModelCard) -> GgufWeights | None:
+    """The tensor table of the GGUF file a catalog entry added from a local file points at (what `request_for`
+    reads when that entry is launched); None for other entries, or when the file is gone or unreadable (the
+    launch then says why). Read once per file while its size and modification time stay the same."""
+    if card.weight_format != "gguf":
+        return None
+    path = local_files(card)
+    if path is None or not path.is_file():
+        return None
+    try:
+        stat = path.stat()
+        return _file_weights(path, stat.st_size, stat.st_mtime_ns)
+    except (BerthError, OSError):
+        return None
+
+
+def gguf_entries(cards: Iterable[ModelCard]) -> dict[str, GgufWeights]:
+    """`entry_gguf` for every card that has a readable local GGUF file, by id (what `plan_all` takes)."""
+    found = {}
+    for card in cards:
+        weights = entry_gguf(card) if card.weight_format == "gguf" else None
+        if weights is not None:
+            found[card.id] = weights
+    return found
+
+
+@lru_cache(maxsize=64)
+def _file_weights(path: Path, size: int, mtime_ns: int) -> GgufWeights:  # noqa: ARG001 (the cache's key)
+    return weights_from_header(read_gguf_header(path), path.name)
 
 
 def plan_for(

@@ -97,7 +97,7 @@ def resolve_source(
         if not looks_like_repo_id(model):
             raise
         return _hub_or_suggest(model, catalog, trust_remote_code, progress)
-    local = _local_files(entry)
+    local = local_files(entry)
     if local is not None:
         return ModelSource(entry, "gguf" if local.is_file() else "dir", local)
     return ModelSource(entry, "hub")
@@ -119,7 +119,7 @@ def _local_source(model: str) -> ModelSource | None:
     return None
 
 
-def _local_files(card: ModelCard) -> Path | None:
+def local_files(card: ModelCard) -> Path | None:
     """The folder or GGUF file an entry added with `berth catalog add` points at, if it is still there."""
     if not card.source or "://" in card.source:
         return None

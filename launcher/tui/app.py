@@ -18,11 +18,11 @@ from textual.screen import Screen
 from launcher.machine.host import HostSnapshot
 from launcher.plan.emit import python_snippet
 from launcher.plan.errors import DoesNotFitError, PlanRequestError
+from launcher.plan.gguf import GgufWeights
 from launcher.plan.ladder import make_plan
 from launcher.plan.request import Plan, PlanRequest
-from launcher.run.runtime import request_for
+from launcher.run.runtime import entry_gguf, gguf_entries
 from launcher.run.session import GenerationSettings
-from launcher.run.source import resolve_source
 from launcher.tui.backend import (
     ChatRecord,
     ChatStore,
@@ -37,7 +37,6 @@ from launcher.tui.commands import ModelCommands
 from launcher.tui.rows import alternatives
 from launcher.tui.widgets.plan_view import PlanDetails
 from registry.catalog import Catalog
-from registry.errors import BerthError
 from registry.schema import ModelCard
 
 
@@ -142,13 +141,15 @@ class BerthApp(App[None]):
 
     def runtime_request(self, card: ModelCard, request: PlanRequest) -> PlanRequest:
         """For an entry made from a local GGUF file, the request with the file's tensors, so the plan shown is
-        the llama.cpp plan a launch runs (as `berth plan` does); other entries unchanged."""
-        if card.weight_format != "gguf" or "://" in (card.source or ""):
-            return request  # an entry on the Hub (one read on demand too): nothing local to read
-        try:
-            return request_for(resolve_source(card.id, self.catalog), request)
-        except (BerthError, OSError):
-            return request  # the file moved or is unreadable: the launch will say so
+        the llama.cpp plan a launch runs (as `berth plan` does); other entries, an entry on the Hub, or a file
+        moved or unreadable (the launch will say so): unchanged."""
+        weights = entry_gguf(card) if request.gguf is None else None
+        return request if weights is None else replace(request, gguf=weights)
+
+    def gguf_files(self) -> dict[str, GgufWeights]:
+        """The tensor tables of the local GGUF files catalog entries run from, by id: Browse plans those rows
+        for llama.cpp with them, as the Plan screen (`runtime_request`) and a launch do."""
+        return gguf_entries(self.catalog.models)
 
     def measured_speed(self, model_id: str) -> float | None:
         """Decode tokens/s measured for a model on the current host, if the store has one (cached)."""

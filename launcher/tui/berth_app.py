@@ -10,6 +10,7 @@ from textual.binding import Binding, BindingType
 
 from launcher.machine.host import HostSnapshot
 from launcher.plan.errors import DoesNotFitError
+from launcher.plan.gguf import GgufWeights
 from launcher.plan.request import Plan, PlanRequest
 from launcher.tui.backend import ChatRecord, ChatStore, Launched, Planner, SessionFactory
 from launcher.tui.widgets.plan_view import PlanDetails
@@ -45,6 +46,10 @@ class BerthAppApi(Protocol):
 
     def plan_details(self, card: ModelCard, request: PlanRequest | None = None) -> PlanDetails:
         """The full plan for one model, its alternatives and its snippet."""
+        ...
+
+    def gguf_files(self) -> dict[str, GgufWeights]:
+        """The tensor tables of the local GGUF files catalog entries run from, by id (planned for llama.cpp)."""
         ...
 
     def set_host(self, host: HostSnapshot) -> None:

@@ -13,7 +13,7 @@ from launcher.machine.host import HostSnapshot
 from launcher.plan.errors import DoesNotFitError, PlanRequestError
 from launcher.plan.report import verdict
 from launcher.plan.request import Plan, PlanRequest
-from launcher.plan.rows import FIT_ORDER, Row, matches, sort_rows
+from launcher.plan.rows import FIT_ORDER, Row, matches, precision_text, sort_rows
 from registry.schema import ModelCard
 
 #: Badge text and colour name for each verdict (colour names are Rich's).
@@ -156,7 +156,8 @@ def _short_name(model_id: str) -> str:
 
 def cells(row: Row, measured: SpeedLookup, narrow: bool = False) -> dict[str, str]:
     """Plain texts of a row's cells by column key (the fit cell is the badge text); `narrow` drops the
-    organisation from the model id and the free figure from the memory cell."""
+    organisation from the model id, the free figure from the memory cell and "llama.cpp" from the precision
+    cell of a GGUF file's plan (Q4_1 llama.cpp)."""
     plan = row.result if isinstance(row.result, Plan) else None
     speed, was_measured = speed_of(row, measured)
     speed_text = (
@@ -169,7 +170,7 @@ def cells(row: Row, measured: SpeedLookup, narrow: bool = False) -> dict[str, st
         "task": row.card.task,
         "params": display.params(row.card.params),
         "memory": memory if narrow else f"{memory} / {display.gib(free_bytes(row.result))}",
-        "precision": plan.precision.label if plan else "-",
+        "precision": "-" if plan is None else plan.precision.label if narrow else precision_text(plan),
         "speed": speed_text,
     }
 

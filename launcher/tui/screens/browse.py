@@ -134,7 +134,7 @@ class BrowseScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="browse-plan")
     def _plan_rows(self, generation: int) -> None:
         app = self.berth
-        rows = plan_all(app.catalog, app.host, app.request, planner=app.planner)
+        rows = plan_all(app.catalog, app.host, app.request, planner=app.planner, gguf=app.gguf_files())
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._rows_ready, rows, generation)
 
