@@ -1,7 +1,7 @@
 """Seconds until Berth gives up on a Hub it cannot reach, for the search (`berth list --hub`, the app's Hub source)
 and for reading one repository (`berth show|plan OWNER/NAME`, not cached): a closed port on 127.0.0.1 (connection
-refused), a host name that does not resolve (.invalid) and a socket that accepts but never answers, with a
-per-request timeout of TIMEOUT_S. A call still running after GUARD_S is reported as such and left behind.
+refused), a host name that does not resolve (.invalid), a socket that accepts but never answers, and (reading
+only) the test Hub server answering the model info at once but no file, with a per-request timeout of TIMEOUT_S. A call still running after GUARD_S is reported as such and left behind.
 
 Run: .venv/bin/python -m bench.hub_unreachable
 (or, to time another checkout's registry/: PYTHONPATH=/that/checkout .venv/bin/python bench/hub_unreachable.py)
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -18,6 +19,10 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from hub_server import HubServer, llama_like_tensors, safetensors_repo
 
 TIMEOUT_S = 3.0
 GUARD_S = 90.0
@@ -61,13 +66,21 @@ def main() -> None:
             "name does not resolve": "http://no-such-hub.invalid",
             "accepts, never answers": f"http://127.0.0.1:{silent.getsockname()[1]}",
         }
+        stalls = safetensors_repo("Qwen/Qwen2.5-0.5B-Instruct", llama_like_tensors, files_delay_s=2 * GUARD_S)
+        stalls.repo_id = "acme/Stalls"
+        server = HubServer()
+        server.add(stalls)
+        server.start()
+        cases["model info only"] = server.url
         for case, endpoint in cases.items():
             settings = hub_fetch.HubSettings(
                 endpoint=endpoint, timeout_s=TIMEOUT_S, hf_cache=Path(home) / "hf"
             )
-            search = _timed(partial(hub_fetch.search_hub, "qwen", 20, settings))
-            print(f"{case:23} timeout {TIMEOUT_S:g} s  search:    {search}")
-            read = _timed(partial(hub_fetch.hub_entry, "someone/anything", settings))
+            if case != "model info only":
+                search = _timed(partial(hub_fetch.search_hub, "qwen", 20, settings))
+                print(f"{case:23} timeout {TIMEOUT_S:g} s  search:    {search}")
+            repo = "acme/Stalls" if case == "model info only" else "someone/anything"
+            read = _timed(partial(hub_fetch.hub_entry, repo, settings))
             print(f"{case:23} timeout {TIMEOUT_S:g} s  read repo: {read}")
 
 

@@ -209,13 +209,13 @@ def _download(api: Any, ref: RepoRef, filename: str, settings: HubSettings) -> P
 
 
 def _json_file(api: Any, ref: RepoRef, filename: str, settings: HubSettings) -> dict[str, Any]:
-    """A small JSON file of the repository, downloaded into the Hugging Face cache and read."""
-    path = _download(api, ref, filename, settings)
+    """A small JSON file of the repository (config.json, tokenizer_config.json, a safetensors index), read."""
     try:
-        if Path(path).stat().st_size > MAX_JSON_BYTES:
+        text = _small_file(api, ref, filename, settings)
+        if text is None:
             raise ValueError(f"larger than {MAX_JSON_BYTES >> 20} MiB")
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
+        data = json.loads(text)
+    except ValueError as error:
         raise HubModelError(
             ref.repo_id,
             f"{ref.repo_id}'s {filename} is not readable JSON ({short_text(str(error), 120)})",
@@ -226,6 +226,29 @@ def _json_file(api: Any, ref: RepoRef, filename: str, settings: HubSettings) -> 
             ref.repo_id, f"{ref.repo_id}'s {filename} is not a JSON object", "Nothing was cached"
         )
     return data
+
+
+def _small_file(api: Any, ref: RepoRef, filename: str, settings: HubSettings) -> bytes | None:
+    """A file of the repository at its pinned revision, or None past MAX_JSON_BYTES: one GET through
+    huggingface_hub's session with Berth's timeout. Not hf_hub_download: when its first HEAD fails (a Hub that
+    stops answering after the model info) and nothing is cached, it asks 5 more times, 60 s each, with pauses."""
+    from huggingface_hub import hf_hub_url
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    url = hf_hub_url(ref.repo_id, filename, revision=ref.revision, endpoint=api.endpoint)
+    chunks: list[bytes] = []
+    size = 0
+    with (
+        hub_errors(ref, settings),
+        get_session().stream("GET", url, headers=build_hf_headers(), timeout=settings.timeout_s) as response,
+    ):
+        hf_raise_for_status(response)
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > MAX_JSON_BYTES:
+                return None
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _safetensors_tensors(

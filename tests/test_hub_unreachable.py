@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hub_server import HubServer, llama_like_tensors, safetensors_repo
 
 CPU = "cpu,ram=64GB,disk=2000GB"
 HANG_GUARD_S = 60
@@ -149,3 +150,34 @@ def test_an_endpoint_that_is_not_a_hub_says_so(berth, hub_env):
         server.server_close()
     assert result.exit_code == 1, result.output
     assert "did not answer with a list of models" in _one_paragraph(result.stderr)
+
+
+@pytest.fixture
+def stalls_after_model_info() -> Iterator[HubServer]:
+    """A Hub whose model info answers at once, then never answers for a file (within the test)."""
+    repo = safetensors_repo(
+        "Qwen/Qwen2.5-0.5B-Instruct",
+        lambda c: llama_like_tensors(c, qkv_bias=True),
+        files_delay_s=3 * HANG_GUARD_S,
+    )
+    repo.repo_id = "acme/Stalls"  # not in the catalog
+    server = HubServer()
+    server.add(repo)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_hub_that_stops_answering_after_the_model_info(berth, hub_env, stalls_after_model_info, caplog):
+    """config.json is asked for once with the timeout: hf_hub_download, when its first HEAD times out and nothing
+    is cached, asks 5 more times with a 60 s timeout each."""
+    hub_env.setenv("HF_ENDPOINT", stalls_after_model_info.url)
+    hub_env.setenv("BERTH_HUB_TIMEOUT", "0.5")
+    caplog.set_level(logging.WARNING, logger="huggingface_hub")
+    result = _returns(lambda: berth("show", "acme/Stalls"))
+    assert result.exit_code == 1, result.output
+    text = _one_paragraph(result.stderr)
+    assert "did not answer within 0.5 s while reading acme/Stalls" in text
+    assert _retries(caplog) == []
+    files = [(method, path) for method, path in stalls_after_model_info.requests if "/resolve/" in path]
+    assert len(files) == 1 and files[0][0] == "GET" and files[0][1].endswith("/config.json"), files
