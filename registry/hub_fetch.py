@@ -209,13 +209,13 @@ def _download(api: Any, ref: RepoRef, filename: str, settings: HubSettings) -> P
 
 
 def _json_file(api: Any, ref: RepoRef, filename: str, settings: HubSettings) -> dict[str, Any]:
-    """A small JSON file of the repository, downloaded into the Hugging Face cache and read."""
-    path = _download(api, ref, filename, settings)
+    """A small JSON file of the repository (config.json, tokenizer_config.json, a safetensors index), read."""
     try:
-        if Path(path).stat().st_size > MAX_JSON_BYTES:
+        text = _small_file(api, ref, filename, settings)
+        if text is None:
             raise ValueError(f"larger than {MAX_JSON_BYTES >> 20} MiB")
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
+        data = json.loads(text)
+    except ValueError as error:
         raise HubModelError(
             ref.repo_id,
             f"{ref.repo_id}'s {filename} is not readable JSON ({short_text(str(error), 120)})",
@@ -226,6 +226,29 @@ def _json_file(api: Any, ref: RepoRef, filename: str, settings: HubSettings) -> 
             ref.repo_id, f"{ref.repo_id}'s {filename} is not a JSON object", "Nothing was cached"
         )
     return data
+
+
+def _small_file(api: Any, ref: RepoRef, filename: str, settings: HubSettings) -> bytes | None:
+    """A file of the repository at its pinned revision, or None past MAX_JSON_BYTES: one GET through
+    huggingface_hub's session with Berth's timeout. Not hf_hub_download: when its first HEAD fails (a Hub that
+    stops answering after the model info) and nothing is cached, it asks 5 more times, 60 s each, with pauses."""
+    from huggingface_hub import hf_hub_url
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    url = hf_hub_url(ref.repo_id, filename, revision=ref.revision, endpoint=api.endpoint)
+    chunks: list[bytes] = []
+    size = 0
+    with (
+        hub_errors(ref, settings),
+        get_session().stream("GET", url, headers=build_hf_headers(), timeout=settings.timeout_s) as response,
+    ):
+        hf_raise_for_status(response)
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > MAX_JSON_BYTES:
+                return None
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _safetensors_tensors(
@@ -350,16 +373,8 @@ def hub_errors(ref: RepoRef, settings: HubSettings) -> Iterator[None]:
         ConnectionError,
         TimeoutError,
     ) as error:
-        kind = (
-            "did not answer within"
-            if isinstance(error, httpx.TimeoutException)
-            else "could not be reached in"
-        )
-        raise HubUnreachableError(
-            ref.repo_id,
-            f"the Hub at {settings.endpoint} {kind} {settings.timeout_s:g} s while reading {ref.repo_id}",
-            "Check your connection (or HF_ENDPOINT), raise the wait with BERTH_HUB_TIMEOUT=SECONDS, or work "
-            "offline with HF_HUB_OFFLINE=1 from entries read before",
+        raise unreachable_error(
+            ref, settings, error, timed_out=isinstance(error, httpx.TimeoutException)
         ) from None
     except OSError as error:
         raise HubError(
@@ -368,6 +383,46 @@ def hub_errors(ref: RepoRef, settings: HubSettings) -> Iterator[None]:
             f"({error.strerror or error})",
             "Free some space there, or point HF_HUB_CACHE at a folder you can write",
         ) from None
+
+
+def unreachable_error(
+    ref: RepoRef, settings: HubSettings, error: BaseException, timed_out: bool
+) -> HubUnreachableError:
+    """The paragraph for a Hub that did not answer in time (raise the wait) or could not be connected to at all
+    (connection refused, a host name that does not resolve, no network: waiting longer would not help)."""
+    where = f"the Hub at {settings.endpoint}"
+    if timed_out or isinstance(error, TimeoutError):
+        return HubUnreachableError(
+            ref.repo_id,
+            f"{where} did not answer within {settings.timeout_s:g} s while reading {ref.repo_id}",
+            "Check your connection (or HF_ENDPOINT), raise the wait with BERTH_HUB_TIMEOUT=SECONDS, or work "
+            "offline with HF_HUB_OFFLINE=1 from entries read before",
+        )
+    return HubUnreachableError(
+        ref.repo_id,
+        f"{where} could not be reached ({_why_unreachable(error)}) while reading {ref.repo_id}",
+        "Check your connection and HF_ENDPOINT (unset it for https://huggingface.co), or work offline with "
+        "HF_HUB_OFFLINE=1 from entries read before",
+    )
+
+
+#: How getaddrinfo's failures read on Linux, macOS and Windows (httpx keeps the OSError's text only).
+_NAME_NOT_RESOLVED = ("name or service", "nodename", "name resolution", "getaddrinfo", "no address", "11001")
+
+
+def _why_unreachable(error: BaseException) -> str:
+    """A few words on why a connection failed, from the socket error's text (httpx keeps only its text)."""
+    text = str(error)
+    lowered = text.lower()
+    if "refused" in lowered:
+        return "connection refused"
+    if any(words in lowered for words in _NAME_NOT_RESOLVED):
+        return "its host name does not resolve"
+    if "unreachable" in lowered:
+        return "network unreachable"
+    if "offline" in lowered:
+        return "offline mode is on"
+    return short_text(text, 100) or type(error).__name__
 
 
 @dataclass(frozen=True)
@@ -394,12 +449,54 @@ def search_hub(query: str, limit: int, settings: HubSettings | None = None) -> l
             f"searching the Hub for '{short_text(query, 60)}' needs the Hub, and HF_HUB_OFFLINE is set",
             "Unset HF_HUB_OFFLINE to search, or list the catalog with `berth list --search TEXT`",
         )
-    from huggingface_hub import HfApi
-
-    api = HfApi(endpoint=settings.endpoint)
     bounded = max(1, min(limit, MAX_SEARCH_RESULTS))
     with hub_errors(ref, settings):
-        found = list(
-            api.list_models(search=query, pipeline_tag="text-generation", sort="downloads", limit=bounded)
+        found = _search_page(query, bounded, settings)
+    hits = [_hit(item) for item in found if isinstance(item, dict)]
+    return [hit for hit in hits if hit is not None][:bounded]
+
+
+def _search_page(query: str, limit: int, settings: HubSettings) -> Any:
+    """The first page of the Hub's model search (`GET /api/models`, the request `HfApi.list_models` sends), asked
+    once with Berth's timeout through huggingface_hub's own session (its headers, token, proxies and client
+    factory). Not `list_models` itself: it sends no timeout (a Hub that accepts but never answers is waited for
+    forever) and retries a failed connection 5 times with 1+2+4+8+8 s pauses, so an unreachable Hub took 24 s."""
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    params: dict[str, Any] = {"pipeline_tag": "text-generation", "sort": "downloads", "limit": limit}
+    if query:
+        params["search"] = query
+    response = get_session().get(
+        f"{settings.endpoint}/api/models",
+        params=params,
+        headers=build_hf_headers(),
+        timeout=settings.timeout_s,
+    )
+    hf_raise_for_status(response)
+    try:
+        found = response.json()
+    except ValueError:
+        found = None
+    if not isinstance(found, list):
+        raise HubError(
+            f"the search for '{short_text(query, 60)}'",
+            f"{settings.endpoint}/api/models did not answer with a list of models; HF_ENDPOINT may not point at a "
+            "Hugging Face Hub",
+            "Check HF_ENDPOINT (unset it for https://huggingface.co)",
         )
-    return [HubHit(m.id, int(m.downloads or 0), bool(m.gated), m.pipeline_tag) for m in found[:bounded]]
+    return found
+
+
+def _hit(item: dict[str, Any]) -> HubHit | None:
+    """One search result as a HubHit (None without a repository id)."""
+    repo_id = item.get("id") or item.get("modelId")
+    if not isinstance(repo_id, str) or not repo_id:
+        return None
+    downloads = item.get("downloads")
+    tag = item.get("pipeline_tag")
+    return HubHit(
+        repo_id,
+        downloads if isinstance(downloads, int) else 0,
+        bool(item.get("gated")),
+        tag if isinstance(tag, str) else None,
+    )

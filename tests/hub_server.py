@@ -210,6 +210,9 @@ class FakeRepo:
     downloads: int = 0
     delay_s: float = 0.0
     """Seconds the server waits before answering anything about this repository (a slow Hub)."""
+    files_delay_s: float = 0.0
+    """Seconds it waits before answering for a file only (the model info comes at once: a Hub that stops
+    answering halfway through reading a repository)."""
     revisions: tuple[str, ...] = ("main",)
 
     @property
@@ -393,6 +396,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(404, "RepoNotFound", "Repository not found")
         if repo.delay_s:
             time.sleep(repo.delay_s)
+        if resolve and repo.files_delay_s:
+            time.sleep(repo.files_delay_s)
         if info:
             return self._info(repo, info.group(2))
         assert resolve is not None

@@ -448,11 +448,14 @@ def test_a_damaged_cache_file_is_ignored(berth, online, berth_home, monkeypatch)
 
 
 def test_an_unwritable_hugging_face_cache_is_one_paragraph(berth, online, tmp_path, monkeypatch, berth_home):
+    """Reading a repository writes nothing there (its JSON files are read with one request each); a trusted
+    repository's own code is downloaded into it for transformers, and that is where it can fail."""
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("HF_HUB_CACHE", str(blocker / "hub"))
-    result = berth("show", "mistralai/Mistral-7B-v0.1")
+    assert berth("show", "mistralai/Mistral-7B-v0.1").exit_code == 0
+    result = berth("show", "custom/remote-code", "--trust-remote-code")
     assert result.exit_code == 1
     text = _one_paragraph(result.stderr)
     assert "Hugging Face cache" in text and "HF_HUB_CACHE" in text
-    assert _cached(berth_home) == []
+    assert [p.parent.name for p in _cached(berth_home)] == ["mistralai--Mistral-7B-v0.1"]
