@@ -19,15 +19,6 @@ from registry.errors import short_text
 from registry.importer import TensorInfo
 from registry.params import FAMILIES
 
-#: Wrapper model_type -> the language model's model_type, where its text_config does not name one; and the
-#: defaults of text config classes whose published text_config lists only what differs (registry.multimodal's,
-#: which the launcher's text-only load and a local folder's import use too).
-TEXT_MODEL_TYPES = multimodal.TEXT_MODEL_TYPES
-TEXT_DEFAULTS = multimodal.TEXT_CONFIG_DEFAULTS
-#: Wrapper keys that describe the whole checkpoint and so also its language model.
-_INHERITED = ("torch_dtype", "dtype", "tie_word_embeddings", "license", "quantization_config")
-#: Where a wrapper checkpoint keeps its language model's tensors (transformers < 4.52 and >= 4.52 names).
-_TEXT_PREFIXES = multimodal.TEXT_WEIGHT_PREFIXES
 #: Names of the other parts, by the first of these words a tensor name contains.
 _PARTS = (
     ("multi_modal_projector", "multimodal projector"),
@@ -71,14 +62,11 @@ def text_view(config: dict[str, Any], tensors: dict[str, TensorInfo]) -> TextVie
     wrapper = config.get("model_type")
     if not isinstance(text, dict) or not isinstance(wrapper, str):
         return None
-    model_type = text.get("model_type") or TEXT_MODEL_TYPES.get(wrapper)
+    model_type = text.get("model_type") or multimodal.TEXT_MODEL_TYPES.get(wrapper)
     if not isinstance(model_type, str) or model_type not in FAMILIES:
         return None
-    merged: dict[str, Any] = dict(TEXT_DEFAULTS.get(str(model_type), {}))
-    merged.update({k: config[k] for k in _INHERITED if k in config})
-    merged.update(text)
-    merged["model_type"] = model_type
-    text_tensors = {n: t for n, t in tensors.items() if n.startswith(_TEXT_PREFIXES)}
+    merged = multimodal.merged_text_config(config, model_type)
+    text_tensors = {n: t for n, t in tensors.items() if multimodal.is_text_weight(n)}
     if tensors and not text_tensors:
         return None  # weights named in a way Berth cannot split: counted whole on the meta device instead
     extras: dict[str, int] = {}

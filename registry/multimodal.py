@@ -86,20 +86,34 @@ def is_multimodal(config: dict[str, Any]) -> bool:
     return config.get("model_type") in TEXT_MODEL_TYPES and isinstance(config.get("text_config"), dict)
 
 
+#: Wrapper keys that describe the whole checkpoint, and so also its language model where text_config is silent.
+INHERITED_KEYS = (
+    "torch_dtype",
+    "dtype",
+    "tie_word_embeddings",
+    "license",
+    "quantization_config",
+    "architectures",
+)
+
+
+def merged_text_config(config: dict[str, Any], model_type: str) -> dict[str, Any]:
+    """The language model's config.json mapping of a wrapper config: transformers' defaults for `model_type`,
+    then the wrapper's checkpoint-wide keys, then text_config's own values, with model_type set."""
+    return {
+        **TEXT_CONFIG_DEFAULTS.get(model_type, {}),
+        **{key: config[key] for key in INHERITED_KEYS if key in config},
+        **config["text_config"],
+        "model_type": model_type,
+    }
+
+
 def text_model_config(config: dict[str, Any]) -> dict[str, Any] | None:
-    """The language model's config.json mapping of a multimodal one: its model_type filled in, transformers'
-    defaults where the text config is silent (the top level's tie_word_embeddings first); None for any other
+    """The language model's config.json mapping of a multimodal one (merged_text_config); None for any other
     config."""
     if not is_multimodal(config):
         return None
-    model_type = TEXT_MODEL_TYPES[config["model_type"]]
-    text = {**TEXT_CONFIG_DEFAULTS.get(model_type, {}), **config["text_config"], "model_type": model_type}
-    if "tie_word_embeddings" not in config["text_config"] and "tie_word_embeddings" in config:
-        text["tie_word_embeddings"] = config["tie_word_embeddings"]
-    for key in ("architectures", "license"):
-        if key in config:
-            text.setdefault(key, config[key])
-    return text
+    return merged_text_config(config, TEXT_MODEL_TYPES[config["model_type"]])
 
 
 def is_text_weight(key: str) -> bool:
