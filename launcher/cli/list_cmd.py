@@ -8,6 +8,7 @@ import click
 
 from launcher import display
 from launcher.cli.context import echo_json, get_catalog
+from launcher.cli.json_text import Joined, Written, written
 from launcher.cli.options import PlanOptions, plan_options, resolve_host_for
 from launcher.machine.host import HostSnapshot
 from launcher.plan.gguf import GgufWeights
@@ -27,6 +28,7 @@ from launcher.plan.rows import (
 )
 from launcher.plan.speed import CORPUS_MEDIAN_ERROR_PCT
 from launcher.plan.unified import wired_limit_note
+from launcher.run.figures_cache import kept_figures
 from registry.catalog import Catalog
 from registry.gc_pause import collector_paused
 
@@ -83,7 +85,9 @@ def list_command(
 def _list_catalog(
     catalog: Catalog, host: HostSnapshot, request: PlanRequest, fits_only: bool, sort_key: str, as_json: bool
 ) -> None:
-    rows = sort_rows(plan_all(catalog, host, request, gguf=_gguf_files(catalog)), sort_key)
+    with kept_figures():
+        planned = plan_all(catalog, host, request, gguf=_gguf_files(catalog))
+    rows = sort_rows(planned, sort_key)
     if fits_only:
         rows = [r for r in rows if r.fits]
     measured = _measured_here(host)
@@ -92,17 +96,7 @@ def _list_catalog(
         return measured_rate(row, measured)
 
     if as_json:
-        gguf = {row.card.id: f"{fit.quant} via llama.cpp Metal" for row, fit in gguf_only(rows, host)}
-        echo_json(
-            {
-                "host": host.label,
-                "host_warnings": list(host.warnings),
-                "models": [
-                    r.as_dict() | {"measured_tokens_per_s": rate(r), "gguf_only": gguf.get(r.card.id)}
-                    for r in rows
-                ],
-            }
-        )
+        _echo_rows_json(rows, host, rate)
         return
     click.echo(host_line(host))
     for warning in host.warnings:
@@ -116,6 +110,33 @@ def _list_catalog(
         f"(typically ±{CORPUS_MEDIAN_ERROR_PCT}%){note}."
     )
     _unified_notes(rows, host)
+
+
+def _echo_rows_json(rows: list[Row], host: HostSnapshot, rate: Callable[[Row], float | None]) -> None:
+    """The rows as JSON: each row's card fields, plan fields and what was measured here. Rows of one plan_group
+    share the plan fields' text, encoded once (most of a row; thousands of catalog entries share a few plans)."""
+    gguf = {row.card.id: f"{fit.quant} via llama.cpp Metal" for row, fit in gguf_only(rows, host)}
+    shared: dict[int, Written] = {}
+
+    def plan_part(row: Row) -> Written:
+        if row.plan_group is None:
+            return written(row.plan_fields())
+        part = shared.get(row.plan_group)
+        if part is None:
+            part = shared[row.plan_group] = written(row.plan_fields())
+        return part
+
+    models = [
+        Joined(
+            (
+                r.card_fields(),
+                plan_part(r),
+                {"measured_tokens_per_s": rate(r), "gguf_only": gguf.get(r.card.id)},
+            )
+        )
+        for r in rows
+    ]
+    echo_json({"host": host.label, "host_warnings": list(host.warnings), "models": models})
 
 
 def _gguf_files(catalog: Catalog) -> dict[str, GgufWeights]:

@@ -234,5 +234,86 @@ def figures_for(card: ModelCard, context: int, batch: int) -> tuple[Layout, Mode
     if found is None:
         if len(_figures) >= CACHE_LIMIT:
             _figures.clear()
-        found = _figures[full] = ModelFigures(card, lay, context, batch)
+        kept = _kept.pop(full, None)
+        found = _figures[full] = (
+            ModelFigures(card, lay, context, batch)
+            if kept is None
+            else _restored(card, lay, context, batch, kept)
+        )
     return lay, found
+
+
+# --------------------------------------------------------------------------- kept between runs
+
+
+@dataclass(frozen=True)
+class KeptFigures:
+    """A ModelFigures' computed fields without its card (they follow from the shape, context and batch)."""
+
+    kv: dict[Dtype, list[int]]
+    totals: dict[Precision, Totals]
+    sums: dict[tuple[Precision, tuple[str, ...]], BlockSums]
+    names: tuple[str, ...]
+    layer_positions: tuple[int, ...]
+    tied_positions: tuple[int, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.kv) + len(self.totals) + len(self.sums)
+
+
+@dataclass(frozen=True)
+class FiguresState:
+    """The layouts and computed figures of every shape planned so far, without the cards: what
+    launcher.run.figures_cache keeps between runs (all of it follows from the shape key and this code)."""
+
+    layouts: dict[tuple[object, ...], Layout]
+    figures: dict[tuple[object, ...], KeptFigures]
+
+
+#: Figures of earlier runs (import_figures) by (shape, context, batch), made whole again by figures_for when a
+#: card of that shape is planned.
+_kept: dict[tuple[object, ...], KeptFigures] = {}
+
+
+def _kept_of(found: ModelFigures) -> KeptFigures:
+    return KeptFigures(
+        found._kv, found._totals, found._sums, found._names, found._layer_positions, found._tied_positions
+    )
+
+
+def _restored(card: ModelCard, lay: Layout, context: int, batch: int, kept: KeptFigures) -> ModelFigures:
+    return ModelFigures(
+        card,
+        lay,
+        context,
+        batch,
+        _kv=kept.kv,
+        _totals=kept.totals,
+        _sums=kept.sums,
+        _names=kept.names,
+        _layer_positions=kept.layer_positions,
+        _tied_positions=kept.tied_positions,
+    )
+
+
+def export_figures() -> FiguresState:
+    """What has been computed, in this run and kept from earlier ones."""
+    computed = {full: _kept_of(found) for full, found in _figures.items()}
+    return FiguresState(dict(_layouts), _kept | computed)
+
+
+def import_figures(state: FiguresState) -> None:
+    """Take figures computed by an earlier run (what this run has computed itself stays)."""
+    for key, lay in list(state.layouts.items())[:CACHE_LIMIT]:
+        if isinstance(lay, Layout):
+            _layouts.setdefault(key, lay)
+    for full, kept in list(state.figures.items())[:CACHE_LIMIT]:
+        if full not in _figures and isinstance(kept, KeptFigures):
+            _kept[full] = kept
+
+
+def figures_count() -> int:
+    """How many figures have been computed or kept (grows when a run computes something new)."""
+    computed = sum(_kept_of(found).count for found in _figures.values())
+    return len(_layouts) + computed + sum(kept.count for kept in _kept.values())

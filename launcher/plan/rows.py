@@ -29,10 +29,12 @@ FIT_ORDER = ("fits on GPU", "sharded", "quantized", "offloaded", "CPU", "disk of
 
 @dataclass(frozen=True)
 class Row:
-    """One model's verdict on one host."""
+    """One model's verdict on one host. Rows with the same `plan_group` hold one plan (relabelled for each
+    card: launcher.plan.sharing), so their `plan_fields` are equal."""
 
     card: ModelCard
     result: Plan | DoesNotFitError
+    plan_group: int | None = None
 
     @property
     def fits(self) -> bool:
@@ -47,15 +49,25 @@ class Row:
         return self.result.speed.decode_tokens_per_s if isinstance(self.result, Plan) else None
 
     def as_dict(self) -> dict[str, Any]:
+        """The row as `berth list --json` writes it: the card's fields, then the plan's."""
+        return self.card_fields() | self.plan_fields()
+
+    def card_fields(self) -> dict[str, Any]:
+        card = self.card
+        return {
+            "id": card.id,
+            "aliases": list(card.aliases),
+            "family": card.family,
+            "task": card.task,
+            "license": card.license,
+            "gated": card.gated,
+            "params": card.params,
+        }
+
+    def plan_fields(self) -> dict[str, Any]:
+        """The verdict and plan (the same for every row of one plan_group)."""
         plan = self.result if isinstance(self.result, Plan) else None
         return {
-            "id": self.card.id,
-            "aliases": list(self.card.aliases),
-            "family": self.card.family,
-            "task": self.card.task,
-            "license": self.card.license,
-            "gated": self.card.gated,
-            "params": self.card.params,
             "fits": self.fits,
             "verdict": verdict(self.result),
             "strategy": plan.strategy if plan else None,
@@ -125,7 +137,7 @@ def plan_all(
     table of the local GGUF file an entry runs from (launcher.run.runtime.gguf_entries): those entries are
     planned for llama.cpp, as `berth plan` and a launch plan them, and share only with the same weights."""
     rows = []
-    done: dict[Signature, Plan | DoesNotFitError | None] = {}
+    done: dict[Signature, tuple[Plan | DoesNotFitError, int] | None] = {}
     arch_keys: dict[int, tuple[object, ...]] = {}
     files = gguf or {}
     for card in catalog.models:
@@ -134,7 +146,7 @@ def plan_all(
         if key is not None and key in done:
             first = done[key]
             if first is not None:
-                rows.append(Row(card, relabel(first, card.id)))
+                rows.append(Row(card, relabel(first[0], card.id), first[1]))
             continue
         asked = _request_for(card, request, weights)
         try:
@@ -143,9 +155,10 @@ def plan_all(
             if key is not None:
                 done[key] = None
             continue
-        rows.append(Row(card, result))
-        if key is not None and shareable(result, card.id):
-            done[key] = result
+        group = len(rows) if key is not None and shareable(result, card.id) else None
+        rows.append(Row(card, result, group))
+        if key is not None and group is not None:
+            done[key] = (result, group)
     return rows
 
 

@@ -17,6 +17,7 @@ from textual.widgets import Checkbox, DataTable, Footer, Header, Input, Select, 
 from textual.worker import get_current_worker
 
 from launcher.plan.rows import Row, plan_all
+from launcher.run.figures_cache import kept_figures
 from launcher.tui.rows import COLUMNS, BrowseFilter, Column, badge, cells, choices, columns_for, sort_by
 from launcher.tui.widgets.host_header import HostHeader
 from launcher.tui.widgets.model_table import ModelTable
@@ -134,7 +135,8 @@ class BrowseScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="browse-plan")
     def _plan_rows(self, generation: int) -> None:
         app = self.berth
-        rows = plan_all(app.catalog, app.host, app.request, planner=app.planner, gguf=app.gguf_files())
+        with kept_figures():  # shapes sized by earlier runs are not sized again
+            rows = plan_all(app.catalog, app.host, app.request, planner=app.planner, gguf=app.gguf_files())
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._rows_ready, rows, generation)
 
