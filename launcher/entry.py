@@ -19,6 +19,7 @@ from launcher.cli.context import get_catalog
 from launcher.cli.options import host_option, resolve_host_for
 from launcher.machine.host import HostSnapshot
 from registry.catalog import Catalog
+from registry.gc_pause import freeze_bulk_work
 
 if TYPE_CHECKING:
     from launcher.cli.launch_cmd import AppLaunch
@@ -134,5 +135,6 @@ def berth() -> click.Group:
 
 def main() -> None:
     """Console entry point (pyproject's [project.scripts] berth)."""
+    freeze_bulk_work()  # this process ends with its command: a catalog or a listing is never garbage
     berth()
     cli_main()

@@ -30,3 +30,29 @@ def test_restored_after_an_error_and_left_off_when_it_was_off():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_command_process_freezes_what_an_outermost_block_built(monkeypatch: pytest.MonkeyPatch):
+    """After freeze_bulk_work (launcher.entry.main), the objects a block leaves are in the permanent generation;
+    without it (a test runner, a library caller) nothing is frozen."""
+    from registry import gc_pause
+
+    gc.unfreeze()
+    with collector_paused():
+        kept = [[i] for i in range(1000)]
+    assert gc.get_freeze_count() == 0
+    monkeypatch.setattr(gc_pause, "_freeze", False)
+    gc_pause.freeze_bulk_work()
+    try:
+        gc.disable()
+        with collector_paused():  # not outermost: the collector was already off
+            more = [[i] for i in range(1000)]
+        gc.enable()
+        assert gc.get_freeze_count() == 0
+        with collector_paused():
+            more = [[i] for i in range(1000)]
+        assert gc.get_freeze_count() >= len(kept) + len(more)
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+        gc.enable()
