@@ -176,14 +176,14 @@ def _table(rows: list[Row], rate: Callable[[Row], float | None]) -> str:
     """The list as a text table; a speed measured here (`rate`) wins over the estimate and is starred."""
     table_rows = []
     for r in rows:
-        plan = r.result if isinstance(r.result, Plan) else None
+        plan = r.planned if isinstance(r.planned, Plan) else None
         measured = rate(r)
         table_rows.append(
             [
                 r.card.id,
                 r.card.task,
                 display.params(r.card.params),
-                verdict(r.result),
+                verdict(r.planned),
                 precision_text(plan) if plan else "-",
                 display.gib(r.needed_bytes),
                 f"{display.rate(measured)}*" if measured is not None else display.rate(r.tokens_per_s),

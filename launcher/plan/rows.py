@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from launcher import display
@@ -29,24 +30,29 @@ FIT_ORDER = ("fits on GPU", "sharded", "quantized", "offloaded", "CPU", "disk of
 
 @dataclass(frozen=True)
 class Row:
-    """One model's verdict on one host. Rows with the same `plan_group` hold one plan (relabelled for each
-    card: launcher.plan.sharing), so their `plan_fields` are equal."""
+    """One model's verdict on one host. Rows with the same `plan_group` hold one plan, made for the group's
+    first card: `result` is that plan relabelled for this card (launcher.plan.sharing), on first use, so a
+    listing that only prints rows never copies thousands of plans; their `plan_fields` are equal."""
 
     card: ModelCard
-    result: Plan | DoesNotFitError
+    planned: Plan | DoesNotFitError
     plan_group: int | None = None
+
+    @cached_property
+    def result(self) -> Plan | DoesNotFitError:
+        return relabel(self.planned, self.card.id)
 
     @property
     def fits(self) -> bool:
-        return isinstance(self.result, Plan)
+        return isinstance(self.planned, Plan)
 
     @property
     def needed_bytes(self) -> int:
-        return self.result.required_bytes
+        return self.planned.required_bytes
 
     @property
     def tokens_per_s(self) -> float | None:
-        return self.result.speed.decode_tokens_per_s if isinstance(self.result, Plan) else None
+        return self.planned.speed.decode_tokens_per_s if isinstance(self.planned, Plan) else None
 
     def as_dict(self) -> dict[str, Any]:
         """The row as `berth list --json` writes it: the card's fields, then the plan's."""
@@ -66,17 +72,18 @@ class Row:
 
     def plan_fields(self) -> dict[str, Any]:
         """The verdict and plan (the same for every row of one plan_group)."""
-        plan = self.result if isinstance(self.result, Plan) else None
+        result = self.planned
+        plan = result if isinstance(result, Plan) else None
         return {
             "fits": self.fits,
-            "verdict": verdict(self.result),
+            "verdict": verdict(result),
             "strategy": plan.strategy if plan else None,
             "dtype": plan.precision.dtype if plan else None,
             "quantization": plan.precision.quant if plan else None,
             "precision": plan.precision.label if plan else None,
             "context": plan.context if plan else None,
             "needed_bytes": self.needed_bytes,
-            "available_bytes": None if plan else self.result.available_bytes,  # type: ignore[union-attr]
+            "available_bytes": None if plan else result.available_bytes,  # type: ignore[union-attr]
             "decode_tokens_per_s": round(plan.speed.decode_tokens_per_s, 3) if plan else None,
             "speed_basis": plan.speed.basis if plan else None,
             "runtime": runtime(plan),
@@ -146,7 +153,7 @@ def plan_all(
         if key is not None and key in done:
             first = done[key]
             if first is not None:
-                rows.append(Row(card, relabel(first[0], card.id), first[1]))
+                rows.append(Row(card, first[0], first[1]))
             continue
         asked = _request_for(card, request, weights)
         try:
@@ -192,7 +199,17 @@ def sort_rows(rows: list[Row], key: str) -> list[Row]:
         return sorted(rows, key=lambda r: r.card.params)
     if key == "speed":
         return sorted(rows, key=lambda r: -(r.tokens_per_s or -1.0))
-    return sorted(rows, key=lambda r: (FIT_ORDER.index(verdict(r.result)), -(r.tokens_per_s or 0.0)))
+    by_group: dict[int, tuple[int, float]] = {}
+
+    def fit_key(row: Row) -> tuple[int, float]:
+        found = by_group.get(row.plan_group) if row.plan_group is not None else None
+        if found is None:
+            found = (FIT_ORDER.index(verdict(row.planned)), -(row.tokens_per_s or 0.0))
+            if row.plan_group is not None:
+                by_group[row.plan_group] = found
+        return found
+
+    return sorted(rows, key=fit_key)
 
 
 def matches(card: ModelCard, text: str) -> bool:
@@ -219,6 +236,6 @@ def host_line(host: HostSnapshot) -> str:
 
 def measured_rate(row: Row, measured: Mapping[tuple[str, str], Measurement]) -> float | None:
     """Decode tokens/s measured here for the row's model in its planned precision (None when never launched)."""
-    plan = row.result if isinstance(row.result, Plan) else None
-    found = measured.get((row.card.id, plan.precision.label)) if plan else None
+    plan = row.planned if isinstance(row.planned, Plan) else None
+    found = measured.get((row.card.id, plan.precision.label)) if plan and measured else None
     return found.tokens_per_s if found else None
