@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from launcher.cli.json_text import Joined, dumps, written
+from launcher.cli.json_text import dumps
 from launcher.machine.hwspec import parse_hardware_spec
 from launcher.plan.request import PlanRequest
 from launcher.plan.rows import plan_all
@@ -81,37 +81,20 @@ def test_list_rows_give_json_dumps_text(catalog):
     assert dumps(document) == json.dumps(document, indent=2)
 
 
-_parts = st.lists(
-    st.tuples(st.dictionaries(st.text(max_size=4), _values, max_size=4), st.booleans()),
-    max_size=4,
-)
+_flat_values = st.one_of(_scalars, st.just([]), st.just({}))
+_flat_dicts = st.dictionaries(st.one_of(st.text(max_size=6), st.integers(), st.booleans(), st.none()), _flat_values)
 
 
 @settings(max_examples=500, deadline=None)
-@given(_parts, st.integers(min_value=0, max_value=3))
-def test_joined_objects_give_the_text_of_their_merged_dict(parts, depth):
-    """Parts with keys in common, containers among the values and Written parts reused at any depth."""
-    joined = Joined(tuple(written(part) if encoded else part for part, encoded in parts))
-    merged: dict[str, object] = {}
-    for part, _ in parts:
-        merged.update(part)
-    value: object = joined
-    plain: object = merged
+@given(st.lists(_flat_dicts, max_size=4), st.integers(min_value=0, max_value=4))
+def test_flat_dicts_written_by_the_c_encoder_give_json_dumps_text(rows, depth):
+    """Dicts of scalars and empty containers (written by json's C encoder at their depth), any key json takes."""
+    value: object = rows
     for _ in range(depth):
-        value, plain = [value, {"again": value}], [plain, {"again": plain}]
-    assert dumps(value) == json.dumps(plain, indent=2)
+        value = {"level": value, "beside": [value]}
+    assert dumps(value) == json.dumps(value, indent=2)
 
 
-def test_list_rows_written_from_shared_plan_parts_are_the_rows_text(catalog):
-    """`berth list --json` writes each row from its card fields and its plan group's encoded plan fields."""
-    host = parse_hardware_spec("cpu,ram=64GB", catalog)
-    rows = plan_all(catalog, host, PlanRequest())
-    assert any(row.plan_group is not None and row.plan_group != i for i, row in enumerate(rows))
-    shared = {}
-    joined = [
-        Joined((row.card_fields(), shared.setdefault(row.plan_group, written(row.plan_fields()))))
-        if row.plan_group is not None
-        else Joined((row.card_fields(), row.plan_fields()))
-        for row in rows
-    ]
-    assert dumps({"models": joined}) == json.dumps({"models": [row.as_dict() for row in rows]}, indent=2)
+def test_a_flat_dict_with_a_key_json_refuses_gets_json_dumps_error():
+    with pytest.raises(TypeError, match="keys must be str"):
+        dumps([{(1, 2): "tuple key"}])

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import click
 
 from launcher import display
 from launcher.cli.context import echo_json, get_catalog
-from launcher.cli.json_text import Joined, Written, written
 from launcher.cli.options import PlanOptions, plan_options, resolve_host_for
 from launcher.machine.host import HostSnapshot
 from launcher.plan.gguf import GgufWeights
@@ -114,26 +114,20 @@ def _list_catalog(
 
 def _echo_rows_json(rows: list[Row], host: HostSnapshot, rate: Callable[[Row], float | None]) -> None:
     """The rows as JSON: each row's card fields, plan fields and what was measured here. Rows of one plan_group
-    share the plan fields' text, encoded once (most of a row; thousands of catalog entries share a few plans)."""
+    share their plan fields, computed once (thousands of catalog entries share a few plans)."""
     gguf = {row.card.id: f"{fit.quant} via llama.cpp Metal" for row, fit in gguf_only(rows, host)}
-    shared: dict[int, Written] = {}
+    shared: dict[int, dict[str, Any]] = {}
 
-    def plan_part(row: Row) -> Written:
+    def plan_part(row: Row) -> dict[str, Any]:
         if row.plan_group is None:
-            return written(row.plan_fields())
+            return row.plan_fields()
         part = shared.get(row.plan_group)
         if part is None:
-            part = shared[row.plan_group] = written(row.plan_fields())
+            part = shared[row.plan_group] = row.plan_fields()
         return part
 
     models = [
-        Joined(
-            (
-                r.card_fields(),
-                plan_part(r),
-                {"measured_tokens_per_s": rate(r), "gguf_only": gguf.get(r.card.id)},
-            )
-        )
+        r.card_fields() | plan_part(r) | {"measured_tokens_per_s": rate(r), "gguf_only": gguf.get(r.card.id)}
         for r in rows
     ]
     echo_json({"host": host.label, "host_warnings": list(host.warnings), "models": models})
