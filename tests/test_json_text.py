@@ -82,7 +82,9 @@ def test_list_rows_give_json_dumps_text(catalog):
 
 
 _flat_values = st.one_of(_scalars, st.just([]), st.just({}))
-_flat_dicts = st.dictionaries(st.one_of(st.text(max_size=6), st.integers(), st.booleans(), st.none()), _flat_values)
+_flat_dicts = st.dictionaries(
+    st.one_of(st.text(max_size=6), st.integers(), st.booleans(), st.none()), _flat_values
+)
 
 
 @settings(max_examples=500, deadline=None)
