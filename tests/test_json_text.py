@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from launcher.cli.json_text import dumps
+from launcher.cli.json_text import EncodedObject, dumps, members_text, object_text
 from launcher.machine.hwspec import parse_hardware_spec
 from launcher.plan.request import PlanRequest
-from launcher.plan.rows import plan_all
+from launcher.plan.rows import plan_all, sort_rows
 
 _scalars = st.one_of(
     st.none(),
@@ -100,3 +100,45 @@ def test_flat_dicts_written_by_the_c_encoder_give_json_dumps_text(rows, depth):
 def test_a_flat_dict_with_a_key_json_refuses_gets_json_dumps_error():
     with pytest.raises(TypeError, match="keys must be str"):
         dumps([{(1, 2): "tuple key"}])
+
+
+_object_parts = st.lists(st.dictionaries(st.text(max_size=4), _values, max_size=4), max_size=4)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_object_parts, st.integers(min_value=0, max_value=4), st.integers(min_value=0, max_value=3))
+def test_encoded_objects_give_the_text_of_their_merged_dict(parts, level, elsewhere):
+    """An object written from members_text pieces at its depth is the merged dict's text there; placed at
+    another depth, or in a document only json.dumps writes, it is written as that merged dict."""
+    keys = [key for part in parts for key in part]
+    if len(keys) != len(set(keys)):
+        return  # parts of one object have distinct keys (members_text's contract)
+    merged: dict[str, object] = {}
+    for part in parts:
+        merged.update(part)
+    text = object_text([members_text(part, level) for part in parts], level)
+    assert text == dumps(merged, level)
+    encoded = EncodedObject(text, level, tuple(parts))
+    wrapped: object = encoded
+    plain: object = merged
+    for _ in range(level):
+        wrapped, plain = [wrapped], [plain]
+    assert dumps(wrapped) == json.dumps(plain, indent=2)
+    for _ in range(elsewhere):
+        wrapped, plain = {"deeper": wrapped}, {"deeper": plain}
+    assert dumps(wrapped) == json.dumps(plain, indent=2)
+    # beside a value only json.dumps writes (a str Enum), the whole document goes to json.dumps
+    assert dumps([wrapped, Colour.RED]) == json.dumps([plain, Colour.RED], indent=2)
+
+
+def test_list_json_rows_are_the_rows_as_dicts(berth, catalog):
+    """`berth list --json` writes each row from encoded parts (its plan group's encoded once): the document is
+    json.dumps(indent=2) of the rows as dicts, in the fit order."""
+    spec = "rtx-4090,ram=64GB,disk=1TB"
+    result = berth("list", "--json", "--hardware", spec)
+    document = json.loads(result.output)
+    assert result.output.rstrip("\n") == json.dumps(document, indent=2)
+    rows = sort_rows(plan_all(catalog, parse_hardware_spec(spec, catalog), PlanRequest()), "fit")
+    expected = [row.as_dict() | {"measured_tokens_per_s": None, "gguf_only": None} for row in rows]
+    assert document["models"] == expected
+    assert len({row.plan_group for row in rows}) < len(rows)  # some rows shared their plan

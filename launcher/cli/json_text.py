@@ -8,7 +8,11 @@ itself, so the output and the errors are always the standard library's.
 
 A flat dict (every value a str, int, float, bool, None or an empty list or dict: a `berth list --json` row) is
 written by json's own C encoder, with the separators that put each member on its own line at the dict's depth:
-the same text, several times faster."""
+the same text, several times faster.
+
+An `EncodedObject` is an object whose members were written before (`members_text`, `object_text`), so parts
+that thousands of objects share (the plan half of `berth list` rows of one plan group) are encoded once. It is
+written as the merge of its parts, and json.dumps (the fallback) is given that merge."""
 
 from __future__ import annotations
 
@@ -30,14 +34,56 @@ class _Fallback(Exception):
     """Something only json.dumps should write."""
 
 
-def dumps(value: Any) -> str:
-    """json.dumps(value, indent=2), the same text."""
+class EncodedObject:
+    """A JSON object already written for depth `level` (object_text), with the mappings it was written from.
+    Written elsewhere (another depth), or by json.dumps, it is the merge of those mappings."""
+
+    __slots__ = ("level", "parts", "text")
+
+    def __init__(self, text: str, level: int, parts: tuple[dict[str, Any], ...]) -> None:
+        self.text, self.level, self.parts = text, level, parts
+
+    def merged(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for part in self.parts:
+            out.update(part)
+        return out
+
+
+def members_text(mapping: dict[str, Any], level: int) -> str:
+    """The members of `mapping` as they stand inside an object at depth `level` ('"a": 1,\n    "b": 2'; "" when
+    empty), to join with object_text. Keys must be str, and the parts of one object must not share a key."""
+    if not mapping:
+        return ""
+    flat = _c_text(mapping, level + 1) if _is_flat(mapping) else None
+    if flat is not None:
+        return flat[1:-1]
+    return dumps(mapping, level)[2 + len(INDENT) * (level + 1) : -(2 + len(INDENT) * level)]
+
+
+def object_text(members: list[str], level: int) -> str:
+    """An object at depth `level` made of members_text pieces (empty ones left out)."""
+    inner = "\n" + INDENT * (level + 1)
+    joined = ("," + inner).join([m for m in members if m])
+    return "{" + inner + joined + "\n" + INDENT * level + "}" if joined else "{}"
+
+
+def dumps(value: Any, level: int = 0) -> str:
+    """json.dumps(value, indent=2), the same text (`level`: as if nested that deep)."""
     out: list[str] = []
     try:
-        _encode(value, 0, out)
+        _encode(value, level, out)
     except _Fallback:
-        return json.dumps(value, indent=2)
+        text = json.dumps(value, indent=2, default=_merged)
+        return text.replace("\n", "\n" + INDENT * level) if level else text
     return "".join(out)
+
+
+def _merged(value: Any) -> Any:
+    """json.dumps' `default`: an EncodedObject as its merged dict; anything else is json's own TypeError."""
+    if isinstance(value, EncodedObject):
+        return value.merged()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _float(value: float) -> str:
@@ -63,7 +109,7 @@ def _scalar(value: Any) -> str | None:
         return int.__repr__(value)
     if kind is float:
         return _float(value)
-    if kind is dict or kind is list or kind is tuple:
+    if kind is dict or kind is list or kind is tuple or kind is EncodedObject:
         return None
     raise _Fallback
 
@@ -74,6 +120,8 @@ def _encode(value: Any, level: int, out: list[str]) -> None:
         out.append(text)
     elif level >= MAX_DEPTH:
         raise _Fallback
+    elif type(value) is EncodedObject:
+        out.append(value.text if value.level == level else dumps(value.merged(), level))
     elif not value:
         out.append("{}" if type(value) is dict else "[]")
     elif type(value) is dict:
@@ -91,25 +139,36 @@ def _no_default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def _flat_text(value: dict[Any, Any], level: int) -> str | None:
-    """A flat dict's text at `level` from the C encoder; None when a value is not flat (or C is missing)."""
+def _is_flat(value: dict[Any, Any]) -> bool:
+    """Every value a str, int, float, bool, None, or an empty list or dict."""
     for item in value.values():
         kind = type(item)
         if kind not in _FLAT and ((kind is not list and kind is not dict) or item):
-            return None
+            return False
+    return True
+
+
+def _c_text(value: dict[Any, Any], level: int) -> str | None:
+    """json's C encoder's text of a flat dict with each member after ",\n" and the indent of `level` (None
+    without the C encoder, or for a key json does not take: the general path hands that to json.dumps)."""
     encoder = _flat_encoders.get(level)
     if encoder is None:
         if c_make_encoder is None:
             return None
-        separator = ",\n" + INDENT * (level + 1)
+        separator = ",\n" + INDENT * level
         encoder = _flat_encoders[level] = c_make_encoder(
             None, _no_default, encode_basestring_ascii, None, ": ", separator, False, False, True
         )
     try:
-        text = "".join(encoder(value, 0))  # '{"a": 1,\n    "b": 2}': members already one per line
-    except TypeError:  # a key json does not take: the general path hands it to json.dumps for its error
+        return "".join(encoder(value, 0))  # '{"a": 1,\n    "b": 2}': members already one per line
+    except TypeError:
         return None
-    return "{\n" + INDENT * (level + 1) + text[1:-1] + "\n" + INDENT * level + "}"
+
+
+def _flat_text(value: dict[Any, Any], level: int) -> str | None:
+    """A flat dict's text at `level` from the C encoder; None when a value is not flat (or C is missing)."""
+    text = _c_text(value, level + 1) if _is_flat(value) else None
+    return None if text is None else "{\n" + INDENT * (level + 1) + text[1:-1] + "\n" + INDENT * level + "}"
 
 
 def _mapping(value: dict[Any, Any], level: int, out: list[str]) -> None:

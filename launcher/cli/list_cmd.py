@@ -9,6 +9,7 @@ import click
 
 from launcher import display
 from launcher.cli.context import echo_json, get_catalog
+from launcher.cli.json_text import EncodedObject, members_text, object_text
 from launcher.cli.options import PlanOptions, plan_options, resolve_host_for
 from launcher.machine.host import HostSnapshot
 from launcher.plan.gguf import GgufWeights
@@ -112,24 +113,39 @@ def _list_catalog(
     _unified_notes(rows, host)
 
 
+#: Depth of a row in the --json document ({"models": [row, ...]}).
+ROW_LEVEL = 2
+
+
 def _echo_rows_json(rows: list[Row], host: HostSnapshot, rate: Callable[[Row], float | None]) -> None:
     """The rows as JSON: each row's card fields, plan fields and what was measured here. Rows of one plan_group
-    share their plan fields, computed once (thousands of catalog entries share a few plans)."""
+    share their plan fields, computed and encoded once (thousands of catalog entries share a few plans)."""
     gguf = {row.card.id: f"{fit.quant} via llama.cpp Metal" for row, fit in gguf_only(rows, host)}
-    shared: dict[int, dict[str, Any]] = {}
+    plans: dict[int, tuple[dict[str, Any], str]] = {}
+    nothing_measured: dict[str, Any] = {"measured_tokens_per_s": None, "gguf_only": None}
+    nothing_text = members_text(nothing_measured, ROW_LEVEL)
 
-    def plan_part(row: Row) -> dict[str, Any]:
-        if row.plan_group is None:
-            return row.plan_fields()
-        part = shared.get(row.plan_group)
-        if part is None:
-            part = shared[row.plan_group] = row.plan_fields()
-        return part
+    def plan_part(row: Row) -> tuple[dict[str, Any], str]:
+        found = plans.get(row.plan_group) if row.plan_group is not None else None
+        if found is None:
+            fields = row.plan_fields()
+            found = (fields, members_text(fields, ROW_LEVEL))
+            if row.plan_group is not None:
+                plans[row.plan_group] = found
+        return found
 
-    models = [
-        r.card_fields() | plan_part(r) | {"measured_tokens_per_s": rate(r), "gguf_only": gguf.get(r.card.id)}
-        for r in rows
-    ]
+    models = []
+    for row in rows:
+        card = row.card_fields()
+        plan, plan_text = plan_part(row)
+        measured, only = rate(row), gguf.get(row.card.id)
+        extra = nothing_measured
+        extra_text = nothing_text
+        if measured is not None or only is not None:
+            extra = {"measured_tokens_per_s": measured, "gguf_only": only}
+            extra_text = members_text(extra, ROW_LEVEL)
+        text = object_text([members_text(card, ROW_LEVEL), plan_text, extra_text], ROW_LEVEL)
+        models.append(EncodedObject(text, ROW_LEVEL, (card, plan, extra)))
     echo_json({"host": host.label, "host_warnings": list(host.warnings), "models": models})
 
 
