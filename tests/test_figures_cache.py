@@ -125,3 +125,17 @@ def test_a_second_list_process_reads_the_file_and_prints_the_same(tmp_path: Path
     second = subprocess.run(command, env=env, capture_output=True, text=True, check=True, cwd=ROOT)
     assert json.loads(second.stdout) == json.loads(first.stdout)
     assert kept[0].stat().st_mtime_ns == stamp  # read, nothing new to write
+
+
+def test_the_file_keeps_what_the_last_run_used_first_up_to_the_limit(catalog: Catalog):
+    with kept_figures():
+        _rows(catalog, HOSTS[0], REQUESTS[0])
+    first = set(pickle.loads(figures_file().read_bytes()).figures)
+    _forget()
+    with kept_figures():
+        _rows(catalog, HOSTS[0], REQUESTS[1])  # another context: its figures, and the earlier ones kept
+    state = figures.export_figures(limit=len(first))
+    assert not set(state.figures) & first  # the run's own figures come first: the earlier ones did not fit
+    assert {full[0] for full in state.figures} == set(state.layouts)
+    both = pickle.loads(figures_file().read_bytes())
+    assert first < set(both.figures)

@@ -297,10 +297,22 @@ def _restored(card: ModelCard, lay: Layout, context: int, batch: int, kept: Kept
     )
 
 
-def export_figures() -> FiguresState:
-    """What has been computed, in this run and kept from earlier ones."""
-    computed = {full: _kept_of(found) for full, found in _figures.items()}
-    return FiguresState(dict(_layouts), _kept | computed)
+#: At most this many (shape, context, batch) figures are exported: those this run used first, then kept ones
+#: it did not use (a run at a new context would otherwise make every later run read a larger file).
+EXPORT_LIMIT = 1024
+
+
+def export_figures(limit: int = EXPORT_LIMIT) -> FiguresState:
+    """What this run used, then what was kept from earlier runs and not used, up to `limit` figures, with the
+    layouts of their shapes."""
+    figures = {full: _kept_of(found) for full, found in list(_figures.items())[:limit]}
+    for full, kept in _kept.items():
+        if len(figures) >= limit:
+            break
+        figures.setdefault(full, kept)
+    shapes = {full[0] for full in figures}
+    layouts = {key: lay for key, lay in _layouts.items() if key in shapes}
+    return FiguresState(layouts, figures)
 
 
 def import_figures(state: FiguresState) -> None:
