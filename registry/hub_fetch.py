@@ -38,6 +38,7 @@ from registry.hub_errors import (
     RepoNotFoundError,
     RevisionNotFoundError,
 )
+from registry.hub_retry import retry_after_s, with_retries
 from registry.importer import TensorInfo
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -142,8 +143,11 @@ def read_repo(
 
     api = HfApi(endpoint=settings.endpoint)
     with hub_errors(ref, settings):
-        info = api.model_info(
-            ref.repo_id, revision=ref.revision, files_metadata=True, timeout=settings.timeout_s
+        info = with_retries(
+            lambda: api.model_info(
+                ref.repo_id, revision=ref.revision, files_metadata=True, timeout=settings.timeout_s
+            ),
+            settings.timeout_s,
         )
     sha = str(info.sha or ref.revision or "")
     if known_sha and sha == known_sha:
@@ -236,19 +240,23 @@ def _small_file(api: Any, ref: RepoRef, filename: str, settings: HubSettings) ->
     from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
     url = hf_hub_url(ref.repo_id, filename, revision=ref.revision, endpoint=api.endpoint)
-    chunks: list[bytes] = []
-    size = 0
-    with (
-        hub_errors(ref, settings),
-        get_session().stream("GET", url, headers=build_hf_headers(), timeout=settings.timeout_s) as response,
-    ):
-        hf_raise_for_status(response)
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > MAX_JSON_BYTES:
-                return None
-            chunks.append(chunk)
-    return b"".join(chunks)
+
+    def read() -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        with get_session().stream(
+            "GET", url, headers=build_hf_headers(), timeout=settings.timeout_s
+        ) as response:
+            hf_raise_for_status(response)
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > MAX_JSON_BYTES:
+                    return None
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    with hub_errors(ref, settings):
+        return with_retries(read, settings.timeout_s)
 
 
 def _safetensors_tensors(
@@ -268,8 +276,11 @@ def _safetensors_tensors(
 
     def header(shard: str) -> Any:
         with hub_errors(ref, settings):
-            return api.parse_safetensors_file_metadata(
-                ref.repo_id, shard, revision=ref.revision, timeout=settings.timeout_s
+            return with_retries(
+                lambda: api.parse_safetensors_file_metadata(
+                    ref.repo_id, shard, revision=ref.revision, timeout=settings.timeout_s
+                ),
+                settings.timeout_s,
             )
 
     tensors: dict[str, TensorInfo] = {}
@@ -297,14 +308,19 @@ def _gguf_header(api: Any, ref: RepoRef, filename: str, settings: HubSettings, s
     url = hf_hub_url(ref.repo_id, filename, revision=ref.revision, endpoint=api.endpoint)
     size = 1 << 20
     while True:
-        with hub_errors(ref, settings):
+
+        def ranged(wanted: int = size) -> Any:
             response = get_session().get(
                 url,
-                headers={**build_hf_headers(), "range": f"bytes=0-{size - 1}"},
+                headers={**build_hf_headers(), "range": f"bytes=0-{wanted - 1}"},
                 timeout=settings.timeout_s,
                 follow_redirects=True,
             )
             hf_raise_for_status(response)
+            return response
+
+        with hub_errors(ref, settings):
+            response = with_retries(ranged, settings.timeout_s)
         data = response.content
         try:
             return parse_gguf_header(data)
@@ -360,6 +376,16 @@ def hub_errors(ref: RepoRef, settings: HubSettings) -> Iterator[None]:
                 ref.repo_id,
                 f"the Hub refused access to {ref.repo_id} (HTTP {status})",
                 "Log in with `hf auth login` or set HF_TOKEN to a token that can read it, then run the command again",
+            ) from None
+        if status == 429:
+            asked = retry_after_s(error)
+            later = f" and asks to wait {asked:g} s" if asked is not None else ""
+            raise HubUnreachableError(
+                ref.repo_id,
+                f"the Hub is limiting requests from this machine (HTTP 429{later}) while reading {ref.repo_id}; "
+                "Berth asked again and was refused each time",
+                "Wait and run the command again; logged-in requests get higher limits (`hf auth login`, or set "
+                "HF_TOKEN), and HF_HUB_OFFLINE=1 uses entries read before",
             ) from None
         raise HubUnreachableError(
             ref.repo_id,
@@ -451,7 +477,7 @@ def search_hub(query: str, limit: int, settings: HubSettings | None = None) -> l
         )
     bounded = max(1, min(limit, MAX_SEARCH_RESULTS))
     with hub_errors(ref, settings):
-        found = _search_page(query, bounded, settings)
+        found = with_retries(lambda: _search_page(query, bounded, settings), settings.timeout_s)
     hits = [_hit(item) for item in found if isinstance(item, dict)]
     return [hit for hit in hits if hit is not None][:bounded]
 

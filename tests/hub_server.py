@@ -214,6 +214,10 @@ class FakeRepo:
     """Seconds it waits before answering for a file only (the model info comes at once: a Hub that stops
     answering halfway through reading a repository)."""
     revisions: tuple[str, ...] = ("main",)
+    busy: list[tuple[int, str | None]] = field(default_factory=list)
+    """Answers given before any real one, one per request about this repository: (status, Retry-After)."""
+    files_busy: dict[str, list[tuple[int, str | None]]] = field(default_factory=dict)
+    """The same for requests for one file, by name (the model info and other files are answered)."""
 
     @property
     def sha(self) -> str:
@@ -331,6 +335,8 @@ class HubServer:
     def __init__(self) -> None:
         self.repos: dict[str, FakeRepo] = {}
         self.requests: list[tuple[str, str]] = []
+        self.search_busy: list[tuple[int, str | None]] = []
+        """Answers given to searches before a real one: (status, Retry-After)."""
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.hub = self
         self._server.daemon_threads = True
@@ -388,12 +394,18 @@ class _Handler(BaseHTTPRequestHandler):
         path = unquote(url.path)
         hub.requests.append((self.command, self.path))
         if path == "/api/models":
+            if hub.search_busy:
+                return self._busy(*hub.search_busy.pop(0))
             return self._search(parse_qs(url.query))
         info, resolve = _INFO.match(path), _RESOLVE.match(path)
         found = info or resolve
         repo = hub.repos.get(found.group(1)) if found else None
         if repo is None:
             return self._error(404, "RepoNotFound", "Repository not found")
+        if repo.busy:
+            return self._busy(*repo.busy.pop(0))
+        if resolve and repo.files_busy.get(resolve.group(3)):
+            return self._busy(*repo.files_busy[resolve.group(3)].pop(0))
         if repo.delay_s:
             time.sleep(repo.delay_s)
         if resolve and repo.files_delay_s:
@@ -489,6 +501,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _busy(self, status: int, retry_after: str | None) -> None:
+        body = b'{"error": "busy"}'
+        self.send_response(status)
+        if retry_after is not None:
+            self.send_header("Retry-After", retry_after)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def _error(self, status: int, code: str, message: str) -> None:
         body = json.dumps({"error": message}).encode()
