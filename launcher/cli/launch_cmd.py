@@ -33,12 +33,12 @@ from launcher.machine.hwspec import MAX_SIZE_BYTES, parse_size
 from launcher.machine.numbers import SHOWN_CHARS
 from launcher.machine.paths import check_folder
 from launcher.plan.errors import DoesNotFitError
-from launcher.plan.ladder import make_plan
+from launcher.plan.gguf import part_names
 from launcher.plan.measured import Measurement
 from launcher.plan.report import render_does_not_fit, render_plan
 from launcher.plan.request import Plan, PlanRequest
 from launcher.run.errors import LoadError, RemoteCodeRefusedError, UnsafeWeightsError
-from launcher.run.runtime import request_for
+from launcher.run.runtime import hub_gguf_listing, local_gguf_source, plan_source, request_for
 from launcher.run.session import DEFAULT_MAX_NEW_TOKENS, GenerationSettings
 from launcher.run.source import ModelSource, resolve_source
 from launcher.run.store import Store
@@ -179,10 +179,11 @@ def launch_command(
     if source.provenance:
         _err(source.provenance)
     caps = parse_max_memory(max_memory)
-    request = replace(options.request(), max_memory=caps, allow_disk=source.kind != "gguf")
-    request = request_for(source, request)  # a GGUF file's tensors: the plan then runs it with llama.cpp
+    gguf_repo = bool(hub_gguf_listing(source))
+    request = replace(options.request(), max_memory=caps, allow_disk=source.kind != "gguf" and not gguf_repo)
     host = resolve_host_for(ctx, options.hardware)
-    planned = make_plan(source.card, host, request, catalog.accelerators)
+    # a GGUF file's tensors, or a Hub GGUF repository's best quant file: the plan runs it with llama.cpp
+    planned = plan_source(source, host, request, catalog.accelerators)
     if isinstance(planned, DoesNotFitError):
         click.echo(render_does_not_fit(planned, host.label), err=not dry_run)
         ctx.exit(EXIT_FAILURE)
@@ -190,6 +191,14 @@ def launch_command(
     if dry_run:
         _dry_run(source, planned, trust_remote_code, allow_pickle)
         return
+    if gguf_repo:  # only the chosen quant file is downloaded, then planned from its own tensors
+        source = local_gguf_source(source, planned)
+        planned = plan_source(source, host, request, catalog.accelerators)
+        if isinstance(planned, DoesNotFitError):
+            click.echo(render_does_not_fit(planned, host.label), err=True)
+            ctx.exit(EXIT_FAILURE)
+        assert isinstance(planned, Plan)
+    request = request_for(source, request)
     check_folder(data_dir(), "Berth's data folder (history and measurements)", "BERTH_HOME")
     settings = GenerationSettings(max_new_tokens, temperature, top_p, seed)
     hook = None if no_tui or prompt is not None else app_launcher(ctx)
@@ -248,6 +257,47 @@ def _chat_or_answer(
 # --------------------------------------------------------------------------- dry run
 
 
+def _echo_hub_download(source: ModelSource, trust_remote_code: bool, allow_pickle: bool) -> None:
+    """What a launch of a Hub repository downloads (its config, tokenizer and one copy of the weights)."""
+    from launcher.run.download import plan_download
+
+    try:
+        fetch_plan = plan_download(source.card, allow_pickle, trust_remote_code)
+    except LoadError as error:
+        click.echo(
+            f"  download list unavailable: {error.message}" + (f" ({error.hint})" if error.hint else "")
+        )
+        return
+    rows = [
+        [
+            f.path,
+            display.gib(f.size) if f.size is not None else "?",
+            "cached" if f.path in fetch_plan.cached else "",
+        ]
+        for f in fetch_plan.selection.files
+    ]
+    click.echo(display.table(["file", "size", ""], rows, right=(1,)))
+    click.echo(
+        f"  {display.gib(fetch_plan.bytes_to_download)} to download into the Hugging Face cache"
+        + (" (offline: cache only)" if fetch_plan.offline else "")
+    )
+    if fetch_plan.selection.skipped:
+        click.echo(f"  left out: {', '.join(fetch_plan.selection.skipped)}")
+
+
+def _echo_gguf_download(listing: list[tuple[str, int]], chosen: str) -> None:
+    """What a launch of a Hub GGUF repository downloads: the chosen quant file's parts, nothing else."""
+    wanted = set(part_names(chosen))
+    parts = [(name, size) for name, size in listing if name in wanted]
+    rows = [[name, display.gib(size), ""] for name, size in parts]
+    click.echo(display.table(["file", "size", ""], rows, right=(1,)))
+    others = len(listing) - len(parts)
+    click.echo(
+        f"  {display.gib(sum(size for _, size in parts))} to download into the Hugging Face cache"
+        + (f"; the repository's {others} other GGUF file(s) are left out" if others else "")
+    )
+
+
 def _dry_run(source: ModelSource, plan: Plan, trust_remote_code: bool, allow_pickle: bool) -> None:
 
     click.echo(render_plan(plan))
@@ -256,31 +306,11 @@ def _dry_run(source: ModelSource, plan: Plan, trust_remote_code: bool, allow_pic
     refusal: str | None = None
     if source.card.remote_code and not trust_remote_code:
         refusal = RemoteCodeRefusedError(source.card.id).message
-    if source.kind == "hub":
-        from launcher.run.download import plan_download
-
-        try:
-            fetch_plan = plan_download(source.card, allow_pickle, trust_remote_code)
-        except LoadError as error:
-            click.echo(
-                f"  download list unavailable: {error.message}" + (f" ({error.hint})" if error.hint else "")
-            )
-        else:
-            rows = [
-                [
-                    f.path,
-                    display.gib(f.size) if f.size is not None else "?",
-                    "cached" if f.path in fetch_plan.cached else "",
-                ]
-                for f in fetch_plan.selection.files
-            ]
-            click.echo(display.table(["file", "size", ""], rows, right=(1,)))
-            click.echo(
-                f"  {display.gib(fetch_plan.bytes_to_download)} to download into the Hugging Face cache"
-                + (" (offline: cache only)" if fetch_plan.offline else "")
-            )
-            if fetch_plan.selection.skipped:
-                click.echo(f"  left out: {', '.join(fetch_plan.selection.skipped)}")
+    listing = hub_gguf_listing(source)
+    if listing and plan.llama_cpp is not None:
+        _echo_gguf_download(listing, plan.llama_cpp.file_name)
+    elif source.kind == "hub":
+        _echo_hub_download(source, trust_remote_code, allow_pickle)
     elif source.kind == "dir" and source.path is not None:
         from registry.importer import weight_files
 

@@ -13,7 +13,6 @@ from launcher.cli.options import PlanOptions, plan_options, resolve_host_for
 from launcher.machine.host import HostSnapshot
 from launcher.plan.calibration import calibrated, calibration_for
 from launcher.plan.errors import DoesNotFitError
-from launcher.plan.ladder import make_plan
 from launcher.plan.measured import Measurement, machine_key
 from launcher.plan.report import (
     does_not_fit_to_dict,
@@ -23,7 +22,7 @@ from launcher.plan.report import (
     render_measured,
     render_plan,
 )
-from launcher.run.runtime import request_for
+from launcher.run.runtime import plan_source
 from launcher.run.source import resolve_source
 from launcher.run.store import latest_measurement, speed_measurements
 
@@ -53,9 +52,9 @@ def plan_command(
     catalog = get_catalog(ctx)
     source = resolve_source(model, catalog, trust_remote_code=trust_remote_code, progress=say_progress)
     card = source.card
-    request = request_for(source, options.request())  # a GGUF file's tensors: planned for llama.cpp
     host = resolve_host_for(ctx, options.hardware)
-    result = make_plan(card, host, request, catalog.accelerators)
+    # a GGUF file's tensors, or a Hub GGUF repository's best quant file: planned for llama.cpp
+    result = plan_source(source, host, options.request(), catalog.accelerators)
     if isinstance(result, DoesNotFitError):
         if as_json:
             echo_json(does_not_fit_to_dict(result) | {"host": host.label} | hub_json(source))

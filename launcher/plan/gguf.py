@@ -138,6 +138,16 @@ class QuantFile:
     parts: int = 1
 
 
+def part_names(file_name: str) -> list[str]:
+    """Every part of a split GGUF file named by its first (NAME-00001-of-00003.gguf: parts 1 to 3), or the file."""
+    split = _SPLIT.search(file_name)
+    if split is None:
+        return [file_name]
+    total, digits = int(split.group(2)), len(split.group(1))
+    prefix, suffix = file_name[: split.start()], file_name[split.end() - len(".gguf") :]
+    return [f"{prefix}-{n:0{digits}d}-of-{split.group(2)}{suffix}" for n in range(1, total + 1)]
+
+
 def quant_files(files: Sequence[tuple[str, int]]) -> list[QuantFile]:
     """The model weight files of a repository listing, split parts joined, largest first."""
     groups: dict[str, list[tuple[str, int]]] = {}

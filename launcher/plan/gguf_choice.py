@@ -8,7 +8,7 @@ picked and why.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from launcher.display import gib
@@ -29,14 +29,17 @@ def choose_quant_file(
     host: HostSnapshot,
     request: PlanRequest | None = None,
     accelerators: Sequence[Accelerator] = (),
+    planner: Callable[..., Plan | DoesNotFitError] = make_plan,
+    explain: bool = False,
 ) -> tuple[QuantFile, Plan] | DoesNotFitError:
-    """The quant file to download and its plan, or why none fits."""
+    """The quant file to download and its plan, or why none fits. `planner` has make_plan's signature (the
+    app passes its own); `explain` asks it for the plan's alternatives and reasons."""
     request = request or PlanRequest()
     candidates = quant_files(files)
     fitting: list[tuple[QuantFile, Plan]] = []
     for candidate in candidates:
         weights = weights_from_size(card, candidate.file_name, candidate.size_bytes)
-        result = make_plan(card, host, replace(request, gguf=weights), accelerators, explain=False)
+        result = planner(card, host, replace(request, gguf=weights), accelerators, explain=explain)
         if isinstance(result, Plan):
             fitting.append((candidate, result))
     if not fitting:

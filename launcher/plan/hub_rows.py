@@ -6,11 +6,12 @@ Imports registry (the Hub entry is read through registry.hub_fetch, which does t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from launcher.machine.host import HostSnapshot
 from launcher.plan.errors import DoesNotFitError, PlanRequestError
+from launcher.plan.gguf_choice import choose_quant_file
 from launcher.plan.ladder import make_plan
 from launcher.plan.request import Plan, PlanRequest
 from launcher.plan.rows import Row
@@ -44,6 +45,8 @@ class HubRow:
     """The whole message and what to do next, for people who ask."""
     verified: bool = False
     """The row is the catalog's verified entry (the repository is in the catalog)."""
+    gguf_files: tuple[tuple[str, int], ...] = ()
+    """The repository's GGUF files (name, bytes), from which a repository of GGUF files picks its quant file."""
 
     @property
     def fits(self) -> bool:
@@ -69,10 +72,16 @@ def plan_card(
     request: PlanRequest,
     catalog: Catalog,
     planner: PlannerFn = make_plan,
+    gguf_files: Sequence[tuple[str, int]] = (),
 ) -> Row:
-    """The row of one card, the context capped at the model's maximum (as `berth list` does)."""
+    """The row of one card, the context capped at the model's maximum (as `berth list` does); a repository of
+    GGUF files (`gguf_files`, name and bytes) is planned for its best quant file with llama.cpp."""
     context = min(request.context, card.context_length) if request.context else None
-    return Row(card, planner(card, host, replace(request, context=context), catalog.accelerators))
+    asked = replace(request, context=context)
+    if gguf_files and card.weight_format == "gguf":
+        picked = choose_quant_file(card, gguf_files, host, asked, catalog.accelerators, planner=planner)
+        return Row(card, picked if isinstance(picked, DoesNotFitError) else picked[1])
+    return Row(card, planner(card, host, asked, catalog.accelerators))
 
 
 def plan_hit(
@@ -87,8 +96,11 @@ def plan_hit(
     `read_entry` reads the derived entry (default: registry.hub_fetch.hub_entry, cached, no weights)."""
     known = catalog_card(catalog, hit.repo_id)
     try:
-        card = known or (read_entry or hub_entry)(hit.repo_id).card
-        return HubRow(hit, plan_card(card, host, request, catalog, planner), verified=known is not None)
+        entry = None if known else (read_entry or hub_entry)(hit.repo_id)
+        card = known or entry.card  # type: ignore[union-attr]
+        files = tuple((f.name, f.size) for f in entry.gguf_files if f.size) if entry is not None else ()
+        row = plan_card(card, host, request, catalog, planner, gguf_files=files)
+        return HubRow(hit, row, verified=known is not None, gguf_files=files)
     except PlanRequestError as error:
         return HubRow(hit, None, error.message, error.message)
     except BerthError as error:
@@ -103,7 +115,8 @@ def replan(
     if hub_row.row is None:
         return hub_row
     try:
-        return replace(hub_row, row=plan_card(hub_row.row.card, host, request, catalog, planner))
+        row = plan_card(hub_row.row.card, host, request, catalog, planner, gguf_files=hub_row.gguf_files)
+        return replace(hub_row, row=row)
     except PlanRequestError as error:
         return replace(hub_row, row=None, problem=error.message, detail=error.message)
 

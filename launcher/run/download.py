@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from launcher.machine.probe import hf_cache_dir
+from launcher.plan.gguf import part_names
 from launcher.run.errors import DownloadError, GatedModelError, UnsafeWeightsError
 from registry.schema import ModelCard
 
@@ -208,6 +209,32 @@ def fetch(
             offline=plan.offline,
         )
     return path, plan.selection
+
+
+def fetch_gguf(
+    card: ModelCard, file_name: str, environ: Mapping[str, str] | None = None, tqdm_class: Any = None
+) -> Path:
+    """Download one quant file of a GGUF repository (every part of a split one: NAME-00001-of-00003.gguf and
+    its siblings) into the Hugging Face cache at the card's revision, resuming partial files; the path of its
+    first part."""
+    from huggingface_hub import hf_hub_download
+
+    paths = []
+    for name in part_names(file_name):
+        try:
+            paths.append(
+                hf_hub_download(
+                    card.id,
+                    name,
+                    revision=card.revision,
+                    cache_dir=hub_cache(),
+                    local_files_only=is_offline(environ),
+                    tqdm_class=tqdm_class if tqdm_class is not None else download_bar_class(),
+                )
+            )
+        except Exception as error:
+            raise translate_hub_error(card, error) from error
+    return Path(paths[0])
 
 
 def hub_cache() -> Path:

@@ -5,6 +5,8 @@ Light: torch, transformers and llama_cpp are imported only by the loader that is
 GGUF file's tensor table into the PlanRequest (the planner then chooses llama.cpp, unless transformers is asked
 for), so `berth plan`, `berth launch` and the app plan the same thing; `entry_gguf` reads the same table for a
 catalog entry added from a local GGUF file, so `berth list` and Browse rows show that llama.cpp plan too.
+`plan_source` plans a Hub repository of GGUF files for its best quant file, and `local_gguf_source` downloads
+only that file before the launch loads it as a local one.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from launcher.machine.host import HostSnapshot
+from launcher.plan.errors import DoesNotFitError
 from launcher.plan.gguf import GgufWeights, weights_from_header
-from launcher.plan.ladder import plan_or_raise
+from launcher.plan.gguf_choice import choose_quant_file
+from launcher.plan.ladder import make_plan, plan_or_raise
 from launcher.plan.request import Plan, PlanRequest
 from launcher.run.source import ModelSource, local_files
 from registry.errors import BerthError
@@ -71,6 +75,41 @@ def gguf_entries(cards: Iterable[ModelCard]) -> dict[str, GgufWeights]:
 @lru_cache(maxsize=64)
 def _file_weights(path: Path, size: int, mtime_ns: int) -> GgufWeights:  # noqa: ARG001 (the cache's key)
     return weights_from_header(read_gguf_header(path), path.name)
+
+
+def hub_gguf_listing(source: ModelSource) -> list[tuple[str, int]]:
+    """The GGUF files (name, bytes) of a Hub repository read on demand that holds only GGUF weights, for
+    choose_quant_file; [] for every other source."""
+    if source.kind != "hub" or source.hub is None or source.card.weight_format != "gguf":
+        return []
+    return [(f.name, f.size) for f in source.hub.gguf_files if f.size]
+
+
+def plan_source(
+    source: ModelSource,
+    host: HostSnapshot,
+    request: PlanRequest,
+    accelerators: Sequence[Accelerator] = (),
+    explain: bool = True,
+) -> Plan | DoesNotFitError:
+    """The plan for a source: a Hub GGUF repository runs its best quant file with llama.cpp (the largest that
+    fits, planned from the file sizes: launcher.plan.gguf_choice), a local GGUF file its own tensors (read from
+    its header), anything else what its card says."""
+    files = hub_gguf_listing(source)
+    if files:
+        picked = choose_quant_file(source.card, files, host, request, accelerators, explain=explain)
+        return picked if isinstance(picked, DoesNotFitError) else picked[1]
+    return make_plan(source.card, host, request_for(source, request), accelerators, explain=explain)
+
+
+def local_gguf_source(source: ModelSource, plan: Plan, tqdm_class: Any = None) -> ModelSource:
+    """A Hub GGUF repository's source with the plan's quant file (every part of a split file) downloaded into
+    the Hugging Face cache: a local GGUF source, loaded and measured like `--gguf FILE`."""
+    from launcher.run.download import fetch_gguf
+
+    assert plan.llama_cpp is not None, "a Hub GGUF plan names its quant file"
+    path = fetch_gguf(source.card, plan.llama_cpp.file_name, tqdm_class=tqdm_class)
+    return replace(source, kind="gguf", path=path)
 
 
 def plan_for(

@@ -165,7 +165,7 @@ class LaunchStackFactory:
     ) -> Launched:
         """Fetch, load as planned (stepping down on out-of-memory), and open the session."""
         from launcher.run.load import LoadOptions, fetch_files
-        from launcher.run.runtime import load  # transformers or llama.cpp, as the plan picks
+        from launcher.run.runtime import load, local_gguf_source  # transformers or llama.cpp, as planned
         from launcher.run.session import open_session
 
         def on_progress(what: str, done: int, total: int | None) -> None:
@@ -192,6 +192,10 @@ class LaunchStackFactory:
         source, request = self._source_and_request(card, plan)
         on_event(Note(f"fetching {source.label}"))
         try:
+            if source.kind == "hub" and plan.llama_cpp is not None:  # a Hub GGUF repository: its chosen file
+                bar = download_progress_class(on_event, cancel)
+                source = local_gguf_source(source, plan, tqdm_class=bar)
+                request = launch_request(plan, source, self.memory_limits)
             folder = fetch_files(source, options, tqdm_class=download_progress_class(on_event, cancel))
             if cancel.is_set():
                 raise LaunchCancelledError(card.id)
