@@ -306,7 +306,8 @@ def test_whole_model_on_a_gpu_moves_the_head_too(smollm2):
     # the tied head is a copy of token_embd on the GPU; token_embd itself stays in RAM
     assert gpu.weights_bytes == sum(weights.layer_bytes) + weights.head_bytes
     assert cpu.weights_bytes == weights.input_bytes and cpu.blocks == ("token_embd",)
-    assert plan.speed.bottleneck == "GPU memory bandwidth"
+    # 96 MiB over 30 layers: llama.cpp's per-layer floor on a GPU (19 µs a layer), not the bandwidth, bounds it
+    assert plan.speed.bottleneck.startswith("per-layer overhead")
 
 
 def test_a_small_gpu_takes_the_last_layers_that_fit(smollm2):

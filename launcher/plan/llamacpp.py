@@ -367,6 +367,7 @@ def _speed(
                 bandwidth_bytes_per_s=gpu.bandwidth_bytes_per_s or 400 * 10**9,
                 flops=(gpu.bf16_tflops or 50.0) * 1e12,
                 active_params=int(gpu_read * params_per_byte),
+                layers=split.gpu_layers,
             )
         )
     if cpu_read:
@@ -377,6 +378,7 @@ def _speed(
                 bandwidth_bytes_per_s=host.cpu.memory_bandwidth_bytes_per_s,
                 flops=float(host.cpu.flops),
                 active_params=int(cpu_read * params_per_byte),
+                layers=first_gpu,
             )
         )
     speed = estimate_speed(

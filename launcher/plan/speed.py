@@ -358,9 +358,14 @@ def estimate_speed(
 #: Q4_1 GGUF at about 133 tokens/s on 2 threads" on this project's CI machine (2 AMD EPYC cores, 40 GB/s
 #: assumed bandwidth): 133 × 108 MB read per token (96.6 MB of tensors, the tied head included, and the KV cache
 #: at 512 tokens) = 14.4 GB/s, 0.36 of it. bench/results/launch-gguf.txt has Berth's own measurement.
+#: GPU floor: a small model is not bandwidth-bound. https://github.com/geerlingguy/ai-benchmarks/issues/43
+#: (RTX 4090, llama.cpp build 086a63e3a, Vulkan): "| llama 1B Q4_K - Medium | 636.18 MiB | 1.10 B | Vulkan | 99 |
+#: tg128 | 762.37 ± 4.41 |" (TinyLlama, 22 layers). With the 7B Q8_0 row above (32 layers) and time per token =
+#: bytes / (bandwidth × e) + layers × t: e = 0.74 and t = 19 µs per layer, added to the reading (kernels run
+#: one after another on the GPU). Without it a 135M model on a 4090 was estimated at 6,400 tokens/s.
 LLAMACPP_BATCH1 = OffloadEngineEfficiency(
     engine="llama.cpp, batch 1",
-    gpu_decode=0.7,
+    gpu_decode=0.74,
     gpu_prefill=0.6,
     cpu_decode=0.36,
     cpu_prefill=0.4,
@@ -368,6 +373,8 @@ LLAMACPP_BATCH1 = OffloadEngineEfficiency(
     pcie=0.7,
     disk=0.7,
     quant_decode={None: 1.0},
+    gpu_layer_overhead_s=0.000019,
+    gpu_overlapped=False,
 )
 #: Seconds before llama.cpp reads weights: importing llama_cpp and building the context (no torch).
 LLAMACPP_LOAD_FIXED_SECONDS = 0.5

@@ -21,6 +21,7 @@ from typing import Any
 from launcher.machine.probe import hf_cache_dir
 from launcher.plan.gguf import part_names
 from launcher.run.errors import DownloadError, GatedModelError, UnsafeWeightsError
+from registry.hub_fetch import settings_from_env
 from registry.schema import ModelCard
 
 #: Model configuration files transformers reads.
@@ -192,6 +193,7 @@ def fetch(
         folder = snapshot_download(
             card.id,
             revision=card.revision,
+            endpoint=settings_from_env().endpoint,
             allow_patterns=patterns,
             cache_dir=hub_cache(),
             local_files_only=plan.offline,
@@ -227,6 +229,7 @@ def fetch_gguf(
                     card.id,
                     name,
                     revision=card.revision,
+                    endpoint=settings_from_env().endpoint,
                     cache_dir=hub_cache(),
                     local_files_only=is_offline(environ),
                     tqdm_class=tqdm_class if tqdm_class is not None else download_bar_class(),
