@@ -100,3 +100,38 @@ def test_launch_downloads_the_chosen_file_only_and_answers(berth, online, tmp_pa
     downloaded = sorted(p.name for p in (tmp_path / "hf-cache").rglob("*.gguf"))
     assert downloaded == [SMALL]
     assert not _huge_body_asked(online)
+
+
+def test_the_apps_launch_stack_downloads_the_chosen_file_and_chats(online, tmp_path, catalog):
+    """The app's Hub source launches through LaunchStackFactory: it downloads the plan's quant file (with the
+    app's progress events), loads it with llama.cpp and chats."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python (the gguf extra) is not installed")
+    import threading
+
+    from launcher.machine.probe import probe_host
+    from launcher.plan.request import Plan, PlanRequest
+    from launcher.run.runtime import plan_source
+    from launcher.run.session import GenerationSettings, Turn
+    from launcher.run.source import resolve_source
+    from launcher.tui.adapters import LaunchStackFactory
+
+    host = probe_host(catalog)
+    source = resolve_source(REPO, catalog)
+    plan = plan_source(source, host, PlanRequest(context=2048), catalog.accelerators)
+    assert isinstance(plan, Plan) and plan.llama_cpp is not None and plan.llama_cpp.file_name == SMALL
+    events: list[object] = []
+    launched = LaunchStackFactory(catalog)(source.card, plan, host, events.append, threading.Event())
+    try:
+        assert launched.plan.runtime == "llama.cpp"
+        assert sorted(p.name for p in (tmp_path / "hf-cache").rglob("*.gguf")) == [SMALL]
+        assert any(type(e).__name__ == "DownloadProgress" for e in events)
+        reply = launched.session.chat(
+            [Turn("user", "What is the capital of France?")],
+            GenerationSettings(temperature=0.0, max_new_tokens=12),
+            "You are a helpful assistant.",
+            lambda _piece: None,
+        )
+        assert "Paris" in reply.text
+    finally:
+        launched.session.close()
+    assert not _huge_body_asked(online)
