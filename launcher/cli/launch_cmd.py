@@ -191,18 +191,11 @@ def launch_command(
     if dry_run:
         _dry_run(source, planned, trust_remote_code, allow_pickle)
         return
-    if gguf_repo:  # only the chosen quant file is downloaded, then planned from its own tensors
-        source = local_gguf_source(source, planned)
-        planned = plan_source(source, host, request, catalog.accelerators)
-        if isinstance(planned, DoesNotFitError):
-            click.echo(render_does_not_fit(planned, host.label), err=True)
-            ctx.exit(EXIT_FAILURE)
-        assert isinstance(planned, Plan)
     request = request_for(source, request)
     check_folder(data_dir(), "Berth's data folder (history and measurements)", "BERTH_HOME")
     settings = GenerationSettings(max_new_tokens, temperature, top_p, seed)
     hook = None if no_tui or prompt is not None else app_launcher(ctx)
-    if hook is not None:
+    if hook is not None:  # a Hub GGUF repository's file is downloaded on the app's Launch screen
         hook(
             ctx,
             AppLaunch(
@@ -210,6 +203,14 @@ def launch_command(
             ),
         )
         return
+    if gguf_repo:  # only the chosen quant file is downloaded, then planned from its own tensors
+        source = local_gguf_source(source, planned)
+        request = request_for(source, request)
+        planned = plan_source(source, host, request, catalog.accelerators)
+        if isinstance(planned, DoesNotFitError):
+            click.echo(render_does_not_fit(planned, host.label), err=True)
+            ctx.exit(EXIT_FAILURE)
+        assert isinstance(planned, Plan)
     text = _read_prompt(prompt)
     _err(render_plan(planned))
     _err("")
