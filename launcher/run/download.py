@@ -3,8 +3,9 @@
 `select_files` is pure: from a repository's file list it picks config and tokenizer files and exactly one copy
 of the weights (safetensors shards; pickle only when allowed), never both. `fetch` lists the repository (or the
 cached snapshot when offline), selects, and downloads through `snapshot_download` with only those files allowed:
-resumable, progress in bytes with speed and ETA, HF_HUB_OFFLINE respected (read when called), gated repositories
-and missing tokens turned into messages that say how to log in.
+resumable, progress in bytes with speed and ETA, HF_HUB_OFFLINE and HF_ENDPOINT respected (read when called),
+gated repositories and missing tokens turned into messages that say how to log in. `fetch_gguf` downloads one
+quant file of a GGUF repository (all parts of a split one) and nothing else.
 """
 
 from __future__ import annotations
