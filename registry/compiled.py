@@ -14,6 +14,7 @@ import hashlib
 import os
 import pickle
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from registry.gc_pause import collector_paused
@@ -51,15 +52,20 @@ def enabled() -> bool:
     return os.environ.get("BERTH_NO_CATALOG_CACHE", "0") in ("", "0")
 
 
-def _code_digest() -> bytes:
-    here = Path(__file__).resolve().parent
-    digest = hashlib.sha256(f"{FORMAT}:{sys.version}".encode())
-    for name in _CODE:
+def code_digest(folder: Path, names: Sequence[str], version: int) -> bytes:
+    """SHA-256 over a format `version`, the Python version and the bytes of each named file under `folder` (a
+    file that cannot be read by its name): what a cache of values computed by that code is keyed by."""
+    digest = hashlib.sha256(f"{version}:{sys.version}".encode())
+    for name in names:
         try:
-            digest.update((here / name).read_bytes())
+            digest.update((folder / name).read_bytes())
         except OSError:
             digest.update(name.encode())
     return digest.digest()
+
+
+def _code_digest() -> bytes:
+    return code_digest(Path(__file__).resolve().parent, _CODE, FORMAT)
 
 
 _CODE_DIGEST: bytes | None = None

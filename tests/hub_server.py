@@ -329,6 +329,16 @@ def multimodal_repo(repo_id: str, legacy_names: bool = False, **kwargs: Any) -> 
     return repo
 
 
+def use_hub(monkeypatch: Any, url: str, hf_cache: Path, timeout_s: str = "5") -> None:
+    """Point Berth and huggingface_hub at the Hub at `url` for one test: online, no token, a Hugging Face cache
+    of the test's own, and a short wait."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(hf_cache))
+    monkeypatch.setenv("BERTH_HUB_TIMEOUT", timeout_s)
+
+
 class HubServer:
     """The server, its repositories by id, and every request path it saw."""
 
@@ -503,21 +513,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _busy(self, status: int, retry_after: str | None) -> None:
-        body = b'{"error": "busy"}'
-        self.send_response(status)
-        if retry_after is not None:
-            self.send_header("Retry-After", retry_after)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        self._json_error(status, {"error": "busy"}, headers)
 
     def _error(self, status: int, code: str, message: str) -> None:
-        body = json.dumps({"error": message}).encode()
+        self._json_error(status, {"error": message}, {"X-Error-Code": code, "X-Error-Message": message})
+
+    def _json_error(self, status: int, value: Any, headers: dict[str, str]) -> None:
+        body = json.dumps(value).encode()
         self.send_response(status)
-        self.send_header("X-Error-Code", code)
-        self.send_header("X-Error-Message", message)
+        for name, text in headers.items():
+            self.send_header(name, text)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

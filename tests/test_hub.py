@@ -21,6 +21,7 @@ from hub_server import (
     llama_like_tensors,
     olmoe_tensors,
     safetensors_repo,
+    use_hub,
 )
 
 from bench._common import smollm2_gguf_path
@@ -106,11 +107,7 @@ def small_catalog(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def online(hub: HubServer, small_catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HubServer:
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.setenv("HF_ENDPOINT", hub.url)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setenv("BERTH_HUB_TIMEOUT", "5")
+    use_hub(monkeypatch, hub.url, tmp_path / "hf-cache")
     monkeypatch.setenv("BERTH_CATALOG", str(small_catalog))
     return hub
 

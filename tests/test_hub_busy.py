@@ -11,7 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from hub_server import HubServer, llama_like_tensors, safetensors_repo
+from hub_server import HubServer, llama_like_tensors, safetensors_repo, use_hub
 
 from registry.hub_retry import MAX_RETRIES, with_retries
 
@@ -22,11 +22,7 @@ CPU = "cpu,ram=64GB,disk=2000GB"
 def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HubServer]:
     server = HubServer()
     server.start()
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.setenv("HF_ENDPOINT", server.url)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setenv("BERTH_HUB_TIMEOUT", "5")
+    use_hub(monkeypatch, server.url, tmp_path / "hf-cache")
     yield server
     server.stop()
 

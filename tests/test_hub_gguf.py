@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hub_server import FakeRepo, HubServer
+from hub_server import FakeRepo, HubServer, use_hub
 
 from bench._common import smollm2_gguf_path
 
@@ -38,11 +38,7 @@ def hub() -> Iterator[HubServer]:
 
 @pytest.fixture
 def online(hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HubServer:
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.setenv("HF_ENDPOINT", hub.url)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setenv("BERTH_HUB_TIMEOUT", "5")
+    use_hub(monkeypatch, hub.url, tmp_path / "hf-cache")
     hub.requests.clear()
     return hub
 

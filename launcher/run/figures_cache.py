@@ -8,10 +8,8 @@ be read, or holds something else, is ignored and rewritten. BERTH_NO_CATALOG_CAC
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,14 +35,8 @@ KEEP = 2
 
 def figures_file() -> Path:
     """Where this code's figures are kept."""
-    root = Path(__file__).resolve().parents[2]
-    digest = hashlib.sha256(f"{FORMAT}:{sys.version}".encode())
-    for name in _CODE:
-        try:
-            digest.update((root / name).read_bytes())
-        except OSError:
-            digest.update(name.encode())
-    return compiled.cache_dir().parent / "figures" / f"{digest.hexdigest()[:32]}.pickle"
+    digest = compiled.code_digest(Path(__file__).resolve().parents[2], _CODE, FORMAT)
+    return compiled.cache_dir().parent / "figures" / f"{digest.hex()[:32]}.pickle"
 
 
 @contextmanager
