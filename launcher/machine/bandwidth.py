@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -106,6 +105,8 @@ def measure_bandwidth(
     budget_s: float = MEASURE_BUDGET_S,
 ) -> int:
     """Sustained copy bandwidth in bytes/s (bytes read plus bytes written), best of a few rounds."""
+    from concurrent.futures import ThreadPoolExecutor  # here: only a measurement needs threads (and logging)
+
     try:
         import numpy as np
     except ImportError as error:
