@@ -327,5 +327,5 @@ def import_figures(state: FiguresState) -> None:
 
 def figures_count() -> int:
     """How many figures have been computed or kept (grows when a run computes something new)."""
-    computed = sum(_kept_of(found).count for found in _figures.values())
+    computed = sum(len(f._kv) + len(f._totals) + len(f._sums) for f in _figures.values())
     return len(_layouts) + computed + sum(kept.count for kept in _kept.values())

@@ -96,9 +96,12 @@ def plan_hit(
     `read_entry` reads the derived entry (default: registry.hub_fetch.hub_entry, cached, no weights)."""
     known = catalog_card(catalog, hit.repo_id)
     try:
-        entry = None if known else (read_entry or hub_entry)(hit.repo_id)
-        card = known or entry.card  # type: ignore[union-attr]
-        files = tuple((f.name, f.size) for f in entry.gguf_files if f.size) if entry is not None else ()
+        files: tuple[tuple[str, int], ...] = ()
+        if known is None:
+            entry = (read_entry or hub_entry)(hit.repo_id)
+            card, files = entry.card, tuple((f.name, f.size) for f in entry.gguf_files if f.size)
+        else:
+            card = known
         row = plan_card(card, host, request, catalog, planner, gguf_files=files)
         return HubRow(hit, row, verified=known is not None, gguf_files=files)
     except PlanRequestError as error:

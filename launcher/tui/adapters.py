@@ -192,11 +192,11 @@ class LaunchStackFactory:
         source, request = self._source_and_request(card, plan)
         on_event(Note(f"fetching {source.label}"))
         try:
+            bar = download_progress_class(on_event, cancel)
             if source.kind == "hub" and plan.llama_cpp is not None:  # a Hub GGUF repository: its chosen file
-                bar = download_progress_class(on_event, cancel)
                 source = local_gguf_source(source, plan, tqdm_class=bar)
                 request = launch_request(plan, source, self.memory_limits)
-            folder = fetch_files(source, options, tqdm_class=download_progress_class(on_event, cancel))
+            folder = fetch_files(source, options, tqdm_class=bar)
             if cancel.is_set():
                 raise LaunchCancelledError(card.id)
             on_event(Note(f"loading {card.id}: {plan.summary}"))
